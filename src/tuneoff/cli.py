@@ -1,0 +1,209 @@
+"""The command line: thin; it parses, builds a config and calls the same functions as the Python API."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tuneoff.config import ConfigError, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+                  help="tuneoff: which way of adapting a language model works best with a few labels, and at what cost.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {msg}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _split_args(config: Optional[str], overrides: Optional[list[str]]) -> tuple[Optional[str], list[str]]:
+    overrides = list(overrides or [])
+    if config and "=" in config and not Path(config).is_file():
+        return None, [config, *overrides]
+    return config, overrides
+
+
+def _load(config: Optional[str], overrides: Optional[list[str]]):
+    path, ov = _split_args(config, overrides)
+    try:
+        cfg = load_config(path, ov)
+        from tuneoff.tasks import get_task
+
+        get_task(cfg.task)  # an unknown task is an error before any run starts
+        return cfg
+    except (ConfigError, ValueError, KeyError) as e:
+        _fail(str(e))
+
+
+class _Progress:
+    """Adapts runner progress callbacks to a rich progress bar."""
+
+    def __init__(self, progress: Progress):
+        self.p, self.tasks = progress, {}
+
+    def __call__(self, phase: str, done: int, total: int, loss: float | None = None) -> None:
+        if phase not in self.tasks:
+            self.tasks[phase] = self.p.add_task(phase, total=total)
+        desc = f"{phase}" + (f" loss {loss:.4f}" if loss is not None else "")
+        self.p.update(self.tasks[phase], completed=done, total=total, description=desc)
+
+    def reset(self) -> None:
+        for t in self.tasks.values():
+            self.p.remove_task(t)
+        self.tasks = {}
+
+
+@app.command()
+def run(
+    config: Optional[str] = typer.Argument(None, help="YAML config (optional); then key=value overrides"),
+    overrides: Optional[list[str]] = typer.Argument(None, help="e.g. task=mnli shots=16 train.lr=1e-4"),
+    force: bool = typer.Option(False, help="rerun runs that are already done"),
+):
+    """Run the comparison runs of a config (default: the built-in demo task), record and print them."""
+    from tuneoff.runner import execute
+    from tuneoff.store import Store
+    from tuneoff.summary import rich_table, summarise, write_summary
+
+    cfg = _load(config, overrides)
+    runs = cfg.expand()
+    store = Store(cfg.output_dir)
+    console.print(f"[bold]{len(runs)} run(s)[/]: task={cfg.task} model={cfg.model} method={cfg.method.name} "
+                  f"→ {cfg.output_dir}/")
+    records = []
+    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        cb = _Progress(progress)
+        for i, rc in enumerate(runs, 1):
+            label = f"[{i}/{len(runs)}] shots={rc.shots} data_seed={rc.data_seed} seed={rc.seed}"
+            rec = execute(rc, store, progress=cb, force=force)
+            cb.reset()
+            state = "skipped (done)" if rec.get("skipped") else rec["status"]
+            line = f"{label}: {state}"
+            if rec["status"] == "failed":
+                line += f" — [red]{rec['error']}[/]"
+            console.print(line, highlight=False)
+            records.append(rec)
+    rows = summarise(records)
+    failed = [r for r in records if r["status"] != "done"]
+    console.print(rich_table(rows, failed))
+    md, csv_path = write_summary(rows, Path(cfg.output_dir))
+    console.print(f"written: {md}, {csv_path}, {store.path}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(
+    config: str = typer.Argument(..., help="YAML config"),
+    overrides: Optional[list[str]] = typer.Argument(None),
+):
+    """Check a config (types, keys, task, method options) without running it."""
+    import json
+
+    cfg = _load(config, overrides)
+    console.print_json(json.dumps(cfg.resolved()))
+    console.print(f"[green]valid[/]: {len(cfg.expand())} run(s)")
+
+
+@app.command("ls")
+def ls(what: str = typer.Argument(..., help="tasks | methods | models")):
+    """List the registered tasks, methods or models."""
+    if what == "tasks":
+        from tuneoff.tasks import list_tasks
+
+        t = Table(title="tasks")
+        for c in ("name", "labels", "eval sets (domain)", "patterns", "description"):
+            t.add_column(c)
+        for task in list_tasks():
+            evals = ", ".join(f"{e.name} ({e.domain}{', per ' + '/'.join(e.subset_fields) if e.subset_fields else ''})"
+                              for e in task.eval_sets)
+            t.add_row(task.name, ", ".join(task.label_names), evals, ", ".join(task.patterns), task.description)
+    elif what == "methods":
+        from tuneoff.methods import list_methods
+
+        t = Table(title="methods")
+        for c in ("name", "trains", "head", "options", "description"):
+            t.add_column(c)
+        for m in list_methods():
+            opts = ", ".join(f"{k}={f.default}" for k, f in m.Options.model_fields.items())
+            t.add_row(m.name, "yes" if m.trains else "no", m.head, opts, m.description)
+    elif what == "models":
+        from tuneoff.models import EMBEDDED, MODEL_DESCRIPTIONS
+
+        t = Table(title="models (or any hub id / local folder)")
+        for c in ("alias", "installed", "description"):
+            t.add_column(c)
+        import importlib.util
+
+        for alias, desc in MODEL_DESCRIPTIONS.items():
+            emb = EMBEDDED.get(alias)
+            ok = "yes" if emb is None or importlib.util.find_spec(emb.package) else f"no: {emb.install}"
+            t.add_row(alias, ok, desc)
+    else:
+        _fail(f"unknown list {what!r}; use one of: tasks, methods, models")
+    console.print(t)
+
+
+@app.command()
+def show(results_dir: str = typer.Argument(..., help="a results folder")):
+    """Print the results table of a results folder."""
+    from tuneoff.store import open_store
+    from tuneoff.summary import rich_table, summarise
+
+    try:
+        store = open_store(results_dir, must_exist=True)
+    except FileNotFoundError as e:
+        _fail(str(e))
+    records = store.records()
+    console.print(rich_table(summarise(records), [r for r in records if r["status"] != "done"]))
+    console.print(f"runs: {store.counts()}")
+
+
+@app.command()
+def evaluate(run_dir: str = typer.Argument(..., help="a run folder saved with save=true")):
+    """Re-evaluate a saved run and compare with its recorded metrics."""
+    from tuneoff.runner import evaluate_saved
+
+    try:
+        before, after = evaluate_saved(run_dir)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    t = Table(title=f"re-evaluation of {run_dir}")
+    for c in ("eval set", "recorded accuracy", "now accuracy", "same"):
+        t.add_column(c)
+    same_all = True
+    for name, m in after.items():
+        old = before.get(name, {}).get("overall", {}).get("accuracy")
+        new = m["overall"]["accuracy"]
+        same = old is not None and abs(old - new) < 1e-9
+        same_all &= same
+        t.add_row(name, f"{old:.4f}" if old is not None else "–", f"{new:.4f}", "yes" if same else "NO")
+    console.print(t)
+    if not same_all:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # load reports go to the run record, not the terminal
+    hf_logging.disable_progress_bar()
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted; finished runs are in the results store")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

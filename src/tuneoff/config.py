@@ -1,0 +1,224 @@
+"""Typed configuration: YAML file < key.sub=value overrides, validated; unknown keys are errors.
+
+An *experiment* config may list several shot sizes and seeds; `expand()` turns it into one
+`RunConfig` per combination. A run's id is the hash of its resolved config, so the same run is
+never computed twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the key and what to do."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TrainConfig(_Strict):
+    lr: float = Field(5e-5, gt=0, description="peak learning rate of AdamW")
+    batch_size: int = Field(8, ge=1, description="examples per optimizer micro-batch")
+    grad_accum: int = Field(1, ge=1, description="micro-batches accumulated per optimizer step")
+    epochs: float = Field(15, gt=0, description="passes over the few-shot set (ignored if max_steps is set)")
+    max_steps: int | None = Field(None, ge=1, description="optimizer steps; overrides epochs")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="fraction of steps with linear warm-up")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not on biases/norms)")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping norm; null = off")
+    max_length: int = Field(256, ge=8, description="tokens per input after truncation")
+
+
+class EvalConfig(_Strict):
+    batch_size: int = Field(32, ge=1, description="examples per evaluation batch")
+    max_examples: int | None = Field(
+        None, ge=1, description="cap per eval set (stratified, fixed seed, same for every run); null = all"
+    )
+    sets: list[str] | None = Field(None, description="eval sets to use; null = all of the task's")
+
+
+class MethodConfig(BaseModel):
+    """`name` picks a registered method; every other key is one of that method's options."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "finetune"
+
+
+class RunConfig(_Strict):
+    """One run. Fields that accept lists (shots, data_seed, seed) make an experiment of several runs."""
+
+    task: str = Field("demo", description="registered task name or path to a task YAML file")
+    data_dir: str | None = Field(None, description="folder of local data files (<task>/<split>.jsonl|csv)")
+    model: str = Field("minilm-l6", description="embedded alias, local path or hub id")
+    method: MethodConfig = Field(default_factory=MethodConfig, description="method name + its options")
+    pattern: str | None = Field(None, description="prompt pattern for LM-scored methods; null = task default")
+    shots: int | list[int] = Field([8, 32], description="training examples per class")
+    data_seed: int | list[int] = Field([0, 1], description="seed of the few-shot split")
+    seed: int | list[int] = Field(0, description="training seed (init, order, dropout)")
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    output_dir: str = Field("results", description="results folder (store + run folders)")
+    save: bool = Field(False, description="save trained weights/adapters in the run folder")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to run")
+    trust_remote_code: bool = Field(False, description="allow model code from the hub (off unless asked)")
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method_from_str(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+    @field_validator("shots")
+    @classmethod
+    def _positive_shots(cls, v: int | list[int]) -> int | list[int]:
+        for s in v if isinstance(v, list) else [v]:
+            if s < 1:
+                raise ValueError(f"shots must be >= 1 per class, got {s}")
+        return v
+
+    @model_validator(mode="after")
+    def _method_options(self) -> "RunConfig":
+        from tuneoff.methods import get_method  # late: methods import config
+
+        cls = get_method(self.method.name)
+        extra = dict(self.method.model_extra or {})
+        try:
+            opts = cls.Options(**extra)
+        except ValidationError as e:
+            raise ValueError(_format_errors(e, prefix="method.", model=cls.Options)) from None
+        object.__setattr__(self, "method", MethodConfig(name=self.method.name, **opts.model_dump()))
+        return self
+
+    # -- experiments ---------------------------------------------------------------------------
+    def expand(self) -> list["RunConfig"]:
+        def as_list(v):
+            return v if isinstance(v, list) else [v]
+
+        runs = []
+        for shots, dseed, seed in itertools.product(
+            as_list(self.shots), as_list(self.data_seed), as_list(self.seed)
+        ):
+            runs.append(self.model_copy(update={"shots": shots, "data_seed": dseed, "seed": seed}))
+        return runs
+
+    @property
+    def is_single(self) -> bool:
+        return not any(isinstance(v, list) for v in (self.shots, self.data_seed, self.seed))
+
+    def resolved(self) -> dict:
+        """Plain dict of the config, as saved with the run."""
+        return json.loads(self.model_dump_json())
+
+    def run_id(self) -> str:
+        """Hash of everything that can change a run's result (not where it is written)."""
+        if not self.is_single:
+            raise ConfigError("run_id() needs a single run: call expand() first")
+        d = self.resolved()
+        for k in ("output_dir", "device", "save"):
+            d.pop(k, None)
+        d["eval"].pop("batch_size", None)
+        blob = json.dumps(d, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`train.lr=1e-4` -> (["train", "lr"], 1e-4). Values are parsed as YAML (safe)."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not key=value (e.g. shots=16 or train.lr=1e-4)")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"override {item!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and _FLOAT.match(value):  # YAML 1.1 reads '1e-4' as a string
+        value = float(value)
+    return key.split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    data = json.loads(json.dumps(data))  # deep copy
+    for item in overrides:
+        path, value = parse_override(item)
+        node = data
+        for p in path[:-1]:
+            nxt = node.get(p)
+            if isinstance(nxt, str) and p == "method":
+                nxt = {"name": nxt}
+            if nxt is None:
+                nxt = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {item!r}: {p!r} is not a section")
+            node[p] = nxt
+            node = nxt
+        last = path[-1]
+        if path == ["method"] and isinstance(node.get("method"), dict) and isinstance(value, str):
+            value = {"name": value}  # switching method drops the old method's options
+        node[last] = value
+    return data
+
+
+def read_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def _allowed(model: type[BaseModel], loc: tuple) -> list[str]:
+    node: Any = model
+    for part in loc[:-1]:
+        field = getattr(node, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        node = field.annotation
+    return sorted(getattr(node, "model_fields", {}).keys())
+
+
+def _format_errors(e: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
+    lines = []
+    for err in e.errors():
+        loc = tuple(str(x) for x in err["loc"] if not str(x).startswith(("function-", "int", "list[")))
+        key = prefix + ".".join(loc)
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed(model, loc) if model else []
+            hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
+            lines.append(f"unknown config key {key!r}{hint}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"config key {key!r}: {msg}" if key else msg)
+    return "\n".join(dict.fromkeys(lines))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Build a validated config from an optional YAML file and key=value overrides."""
+    data = read_yaml(path) if path else {}
+    data = apply_overrides(data, overrides or [])
+    return config_from_dict(data)
+
+
+def config_from_dict(data: dict) -> RunConfig:
+    try:
+        return RunConfig(**data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, model=RunConfig)) from None

@@ -1,0 +1,83 @@
+"""The one evaluator: batched class scores from any method, and the metrics of every eval set.
+
+Per eval set it records the overall metrics, the majority-class baseline, the distribution of
+predicted labels (a model that always says one label shows as such), and metrics per label and
+per value of the set's subset fields (e.g. HANS heuristic), alone and crossed with the label.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from tuneoff.methods import Method
+from tuneoff.methods.base import batch_to
+
+
+@torch.no_grad()
+def predict(method: Method, examples: list[dict], batch_size: int, device: torch.device,
+            progress=None) -> tuple[np.ndarray, int]:
+    """Class probabilities [N, C] and the number of input tokens processed."""
+    method.model.eval()
+    out, tokens = [], 0
+    for i in range(0, len(examples), batch_size):
+        batch = batch_to(method.collate(examples[i:i + batch_size]), device)
+        logits = method.class_logits(batch).float()
+        out.append(torch.softmax(logits, dim=-1).cpu().numpy())
+        if "attention_mask" in batch:
+            tokens += int(batch["attention_mask"].sum())
+        if progress:
+            progress(min(i + batch_size, len(examples)), len(examples))
+    return np.concatenate(out) if out else np.zeros((0, method.task.num_labels)), tokens
+
+
+def scores(y_true, y_pred, num_labels: int) -> dict:
+    """accuracy, MCC and macro-F1 over all the task's labels (sklearn)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    labels = list(range(num_labels))
+    if len(y_true) == 0:
+        return {"n": 0}
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "mcc": float(matthews_corrcoef(y_true, y_pred)) if len(set(y_true) | set(y_pred)) > 1 else 0.0,
+        "f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+    }
+
+
+def majority_baseline(y_true, num_labels: int) -> dict:
+    """Always predicting the eval set's most frequent label."""
+    counts = Counter(int(y) for y in y_true)
+    label = max(range(num_labels), key=lambda k: (counts.get(k, 0), -k))
+    return {"label": label, **scores(y_true, [label] * len(y_true), num_labels)}
+
+
+def _one_label(pred: np.ndarray, label: int) -> dict:
+    """Examples of a single gold label: only accuracy (= recall of that label) is meaningful."""
+    return {"n": int(len(pred)), "accuracy": float(np.mean(pred == label))}
+
+
+def eval_metrics(examples: list[dict], probs: np.ndarray, label_names: tuple[str, ...],
+                 subset_fields: tuple[str, ...] = ()) -> dict:
+    num_labels = len(label_names)
+    y = np.array([ex["label"] for ex in examples])
+    pred = probs.argmax(-1) if len(probs) else np.zeros(0, dtype=int)
+    overall = scores(y, pred, num_labels)
+    overall["pred_dist"] = {label_names[k]: float(np.mean(pred == k)) for k in range(num_labels)}
+    subsets: dict[str, dict] = {}
+    for k, name in enumerate(label_names):
+        mask = y == k
+        if mask.any():
+            subsets[f"label={name}"] = _one_label(pred[mask], k)
+    for f in subset_fields:
+        values = np.array([str(ex.get(f)) for ex in examples])
+        for v in sorted(set(values)):
+            mask = values == v
+            subsets[f"{f}={v}"] = scores(y[mask], pred[mask], num_labels)
+            for k, name in enumerate(label_names):
+                m2 = mask & (y == k)
+                if m2.any():
+                    subsets[f"{f}={v}|label={name}"] = _one_label(pred[m2], k)
+    return {"overall": overall, "majority": majority_baseline(y, num_labels), "subsets": subsets}

@@ -1,0 +1,146 @@
+"""What a method is: typed options plus a small class that decides what trains and how a label is scored.
+
+The one training loop (`tuneoff.train`) calls `collate`, `loss` and `param_groups`; the one evaluator
+(`tuneoff.evaluate`) calls `collate` and `class_logits`. A method changes nothing else, so
+differences between methods in the results come from the methods.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from tuneoff.config import RunConfig
+    from tuneoff.models import Loaded
+    from tuneoff.tasks import Task
+
+
+class MethodError(ValueError):
+    """An option or combination that makes no sense for this model, task or method."""
+
+
+class MethodOptions(BaseModel):
+    """Options of a method; subclasses add fields, each with a one-line description."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class Context:
+    """What a method gets to build itself."""
+
+    task: "Task"
+    config: "RunConfig"
+    loaded: "Loaded"
+    device: torch.device
+
+
+NO_DECAY = ("bias", "LayerNorm.weight", "layernorm", "layer_norm", "norm.weight")
+
+
+class Method:
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[MethodOptions]] = MethodOptions
+    head: ClassVar[str] = "classifier"  # which head `models.load` puts on the backbone: classifier | lm
+    trains: ClassVar[bool] = True  # False: evaluated as loaded (e.g. in-context learning)
+
+    def __init__(self, options: MethodOptions, ctx: Context):
+        self.options = options
+        self.ctx = ctx
+        self.task = ctx.task
+        self.model: torch.nn.Module = ctx.loaded.model
+        self.tokenizer = ctx.loaded.tokenizer
+        self.max_length = ctx.config.train.max_length
+
+    # -- set-up --------------------------------------------------------------------------------
+    def setup(self, train: list[dict], pool: list[dict]) -> None:
+        """Called once before training with the few-shot set and the whole training split (for
+        methods that draw demonstrations or unlabelled inputs). Decides what is trainable."""
+
+    def prompt_example(self, example: dict) -> str | None:
+        """The exact text the model sees for one example (logged with the run), if templated."""
+        return None
+
+    # -- the two calls the shared loop and evaluator make --------------------------------------
+    def collate(self, examples: list[dict]) -> dict:
+        raise NotImplementedError
+
+    def class_logits(self, batch: dict) -> torch.Tensor:
+        """Unnormalised scores, shape [batch, num_labels]."""
+        raise NotImplementedError
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        return F.cross_entropy(self.class_logits(batch), batch["labels"])
+
+    def param_groups(self, lr: float, weight_decay: float) -> list[dict]:
+        """AdamW groups of trainable parameters; no decay on biases and norms."""
+        decay, no_decay = [], []
+        for n, p in self.model.named_parameters():
+            if p.requires_grad:
+                (no_decay if any(k in n for k in NO_DECAY) else decay).append(p)
+        groups = [{"params": decay, "weight_decay": weight_decay, "lr": lr},
+                  {"params": no_decay, "weight_decay": 0.0, "lr": lr}]
+        return [g for g in groups if g["params"]]
+
+    # -- saving --------------------------------------------------------------------------------
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().cpu().contiguous() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def save(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file(self.trainable_state(), str(folder / "trainable.safetensors"))
+
+    def load(self, folder: Path) -> None:
+        from safetensors.torch import load_file
+
+        state = load_file(str(folder / "trainable.safetensors"))
+        missing = set(state) - {n for n, _ in self.model.named_parameters()}
+        if missing:
+            raise MethodError(f"saved weights in {folder} do not fit this model: {sorted(missing)[:5]}")
+        self.model.load_state_dict(state, strict=False)
+
+
+def batch_to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+class ClassifierMethod(Method):
+    """The input's text fields go to the model as a (pair of) segment(s); a classification head scores."""
+
+    head = "classifier"
+
+    def texts(self, examples: list[dict]) -> tuple[list[str], list[str] | None]:
+        fields = self.task.text_fields
+        first = [ex[fields[0]] for ex in examples]
+        second = [" ".join(ex[f] for f in fields[1:]) for ex in examples] if len(fields) > 1 else None
+        return first, second
+
+    def collate(self, examples: list[dict]) -> dict:
+        first, second = self.texts(examples)
+        enc = self.tokenizer(first, second, padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="pt")
+        enc = dict(enc)
+        enc["labels"] = torch.tensor([ex["label"] for ex in examples])
+        return enc
+
+    def class_logits(self, batch: dict) -> torch.Tensor:
+        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        return self.model(**inputs).logits
+
+
+def classifier_head(model: torch.nn.Module) -> list[str]:
+    """Names of the parameters of the new classification head (`score`, `classifier`, ...)."""
+    names = [n for n, _ in model.named_parameters()
+             if n.split(".")[0] in ("classifier", "score", "pre_classifier")
+             or n.startswith(("classifier.", "score."))]
+    if not names:
+        raise MethodError(f"could not find the classification head of {type(model).__name__}")
+    return names

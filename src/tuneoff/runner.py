@@ -1,0 +1,206 @@
+"""One run, top to bottom: config -> task -> split -> model -> method -> train -> evaluate -> record.
+
+`execute` never lets one run's failure take down its caller: a bad input or a NaN loss becomes a
+`failed` record with the reason, and everything already recorded stays.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import traceback
+from pathlib import Path
+
+import torch
+
+from tuneoff import data as data_mod
+from tuneoff import models
+from tuneoff.config import RunConfig
+from tuneoff.evaluate import eval_metrics, predict
+from tuneoff.methods import Context, Method, get_method
+from tuneoff.resources import PeakMemory, Timer, approx_flops, count_parameters
+from tuneoff.store import Store
+from tuneoff.tasks import Task, get_task
+from tuneoff.train import train
+
+_DATA_CACHE: dict[tuple, object] = {}
+
+
+def _cached(key: tuple, fn):
+    if key not in _DATA_CACHE:
+        _DATA_CACHE[key] = fn()
+    return _DATA_CACHE[key]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda but no CUDA GPU is visible; use device=auto or device=cpu")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+_ACCELERATORS: dict = {}
+
+
+def accelerator_for(device: torch.device):
+    from accelerate import Accelerator
+
+    key = device.type
+    if key not in _ACCELERATORS:
+        _ACCELERATORS[key] = Accelerator(cpu=device.type == "cpu")
+    return _ACCELERATORS[key]
+
+
+def environment(device: torch.device) -> dict:
+    import accelerate
+    import peft
+    import transformers
+
+    env = {"python": platform.python_version(), "torch": torch.__version__,
+           "transformers": transformers.__version__, "peft": peft.__version__,
+           "accelerate": accelerate.__version__, "platform": platform.platform(),
+           "cpu": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(),
+           "device": str(device)}
+    if device.type == "cuda":
+        env["cuda"] = torch.cuda.get_device_name(device)
+    return env
+
+
+class Prepared:
+    """Everything a run needs before training: data, split, model and method."""
+
+    def __init__(self, cfg: RunConfig, task: Task, pool: list[dict], few: list[dict],
+                 evals: dict[str, list[dict]], method: Method, device: torch.device, notes: list[str]):
+        self.cfg, self.task, self.pool, self.few, self.evals = cfg, task, pool, few, evals
+        self.method, self.device, self.notes = method, device, notes
+
+
+def prepare(cfg: RunConfig) -> Prepared:
+    task = get_task(cfg.task)
+    key = (cfg.task, cfg.data_dir)
+    pool = _cached(key + ("train",), lambda: data_mod.load_train(task, cfg.data_dir))
+    few = data_mod.sample_few_shot(pool, cfg.shots, cfg.data_seed, task)
+    notes: list[str] = []
+    evals: dict[str, list[dict]] = {}
+    wanted = cfg.eval.sets or [es.name for es in task.eval_sets]
+    for name in wanted:
+        es = task.eval_set(name)
+        exs = _cached(key + ("eval", name), lambda es=es: data_mod.load_eval(task, es, cfg.data_dir))
+        if exs is None:
+            notes.append(f"optional eval set {name!r} not found under data_dir; skipped")
+            continue
+        evals[name] = data_mod.cap_eval(exs, cfg.eval.max_examples, es.subset_fields)
+    method_cls = get_method(cfg.method.name)
+    options = method_cls.Options(**(cfg.method.model_extra or {}))
+    vocab = [" ".join(ex[f] for f in task.text_fields) for ex in pool]
+    vocab += [" ".join(ex[f] for f in task.text_fields) for exs in evals.values() for ex in exs]
+    vocab += [p.template + " " + " ".join(p.verbalizer.values()) for p in task.patterns.values()]
+    vocab += [task.instruction, " ".join(task.label_names)]
+    loaded = models.load(cfg.model, method_cls.head, task.num_labels, vocab_texts=vocab, seed=cfg.seed,
+                         trust_remote_code=cfg.trust_remote_code)
+    if loaded.info.get("warning"):
+        notes.append(loaded.info["warning"])
+    device = pick_device(cfg.device)
+    loaded.model.to(device)
+    method = method_cls(options, Context(task=task, config=cfg, loaded=loaded, device=device))
+    method.setup(few, pool)
+    return Prepared(cfg, task, pool, few, evals, method, device, notes)
+
+
+def evaluate_all(prep: Prepared, progress=None) -> tuple[dict, int, float]:
+    """Metrics for every eval set; returns (metrics, tokens, seconds)."""
+    metrics, tokens = {}, 0
+    with Timer() as t:
+        for name, exs in prep.evals.items():
+            es = prep.task.eval_set(name)
+            cb = (lambda done, total, name=name: progress(f"eval {name}", done, total)) if progress else None
+            probs, tok = predict(prep.method, exs, prep.cfg.eval.batch_size, prep.device, cb)
+            tokens += tok
+            m = eval_metrics(exs, probs, prep.task.label_names, es.subset_fields)
+            metrics[name] = {"domain": es.domain, "n": len(exs), **m}
+    return metrics, tokens, t.seconds
+
+
+def _run(cfg: RunConfig, store: Store, progress=None) -> dict:
+    device = pick_device(cfg.device)
+    with PeakMemory(device) as mem:
+        prep = prepare(cfg)
+        method = prep.method
+        out: dict = {"notes": prep.notes, "model_info": {k: v for k, v in method.ctx.loaded.info.items()
+                                                         if k != "newly_initialised"}}
+        out["model_info"]["newly_initialised"] = len(method.ctx.loaded.info.get("newly_initialised", []))
+        out["split"] = {"ids": [ex["id"] for ex in prep.few], "checksum": data_mod.checksum([ex["id"] for ex in prep.few]),
+                        "n": len(prep.few), "train_pool": len(prep.pool)}
+        out["prompt"] = method.prompt_example(prep.few[0])
+        params = count_parameters(method.model)
+        train_stats = None
+        with Timer() as t_train:
+            if method.trains:
+                cb = (lambda s, total, loss: progress("train", s, total, loss)) if progress else None
+                train_stats = train(method, prep.few, cfg.train, cfg.seed, accelerator_for(prep.device), cb)
+        metrics, eval_tokens, eval_s = evaluate_all(prep, progress)
+        if cfg.save:
+            method.save(store.run_dir(cfg.run_id()) / "weights")
+    ntok = train_stats.tokens if train_stats else 0
+    out["metrics"] = metrics
+    out["train"] = {"losses": train_stats.losses if train_stats else []}
+    out["resources"] = {
+        **params, **mem.result(),
+        "train_time_s": round(t_train.seconds, 3), "eval_time_s": round(eval_s, 3),
+        "train_steps": train_stats.steps if train_stats else 0,
+        "train_examples": train_stats.examples if train_stats else 0, "train_tokens": ntok,
+        "eval_examples": sum(len(v) for v in prep.evals.values()), "eval_tokens": eval_tokens,
+        "train_flops_approx": approx_flops(params["params_total"], params["params_trainable"], ntok, True),
+        "eval_flops_approx": approx_flops(params["params_total"], 0, eval_tokens, False),
+    }
+    out["env"] = environment(prep.device)
+    return out
+
+
+def base_record(cfg: RunConfig) -> dict:
+    return {
+        "run_id": cfg.run_id(), "status": "running", "error": None,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": cfg.resolved(), "task": cfg.task, "model": cfg.model, "method": cfg.method.name,
+        "method_options": dict(cfg.method.model_extra or {}), "shots": cfg.shots,
+        "data_seed": cfg.data_seed, "seed": cfg.seed, "pattern": cfg.pattern,
+    }
+
+
+def execute(cfg: RunConfig, store: Store, progress=None, force: bool = False) -> dict:
+    """Run one config (skipping it if its id is already done) and record the outcome."""
+    run_id = cfg.run_id()
+    wants_weights = cfg.save and not (store.run_dir(run_id) / "weights").is_dir()
+    if not force and not wants_weights and store.is_done(run_id):
+        rec = store.get(run_id)
+        rec["skipped"] = True
+        return rec
+    record = base_record(cfg)
+    try:
+        record.update(_run(cfg, store, progress))
+        record["status"] = "done"
+    except Exception as e:  # noqa: BLE001 - a failed run is recorded, not raised
+        record["status"] = "failed"
+        record["error"] = f"{type(e).__name__}: {e}"
+        record["traceback"] = traceback.format_exc(limit=6)
+    store.put(record)
+    return record
+
+
+def evaluate_saved(run_dir: str | Path, progress=None) -> tuple[dict, dict]:
+    """Re-evaluate a run saved with save=true: (recorded metrics, new metrics)."""
+    from tuneoff.config import config_from_dict
+
+    run_dir = Path(run_dir)
+    manifest = run_dir / "manifest.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{str(run_dir)!r} is not a run folder (no manifest.json)")
+    record = json.loads(manifest.read_text())
+    if not (run_dir / "weights").is_dir():
+        raise FileNotFoundError(f"{str(run_dir)!r} has no saved weights: run it again with save=true")
+    cfg = config_from_dict(record["config"])
+    prep = prepare(cfg)
+    prep.method.load(run_dir / "weights")
+    metrics, _, _ = evaluate_all(prep, progress)
+    return record.get("metrics", {}), metrics

@@ -1,0 +1,87 @@
+"""The one training loop: every gradient-based method is trained here, the same way."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import get_linear_schedule_with_warmup
+
+from tuneoff.config import TrainConfig
+from tuneoff.methods import Method
+from tuneoff.methods.base import batch_to
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run is recorded as failed with this message."""
+
+
+@dataclass
+class TrainStats:
+    steps: int = 0
+    examples: int = 0
+    tokens: int = 0
+    losses: list[float] = field(default_factory=list)  # mean loss per optimizer step
+
+
+def total_steps(n_examples: int, cfg: TrainConfig) -> int:
+    if cfg.max_steps:
+        return cfg.max_steps
+    per_epoch = math.ceil(math.ceil(n_examples / cfg.batch_size) / cfg.grad_accum)
+    return max(1, math.ceil(per_epoch * cfg.epochs))
+
+
+def train(method: Method, examples: list[dict], cfg: TrainConfig, seed: int,
+          accelerator: Accelerator, progress=None) -> TrainStats:
+    """AdamW with linear warm-up/decay, gradient accumulation and clipping; `method.loss` decides
+    what is minimised. `progress` is an optional callable(step, total, loss)."""
+    set_seed(seed)
+    model = method.model
+    groups = method.param_groups(cfg.lr, cfg.weight_decay)
+    if not groups:
+        raise TrainingDiverged("no trainable parameters: the method froze everything")
+    steps = total_steps(len(examples), cfg)
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    method.model = model
+    params = [p for g in groups for p in g["params"]]
+    order = torch.Generator().manual_seed(seed)
+    stats = TrainStats()
+    model.train()
+
+    def micro_batches():
+        while True:
+            perm = torch.randperm(len(examples), generator=order).tolist()
+            for i in range(0, len(perm), cfg.batch_size):
+                yield [examples[j] for j in perm[i:i + cfg.batch_size]]
+
+    stream = micro_batches()
+    while stats.steps < steps:
+        step_loss = 0.0
+        for _ in range(cfg.grad_accum):
+            chunk = next(stream)
+            batch = batch_to(method.collate(chunk), accelerator.device)
+            loss = method.loss(batch)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"loss is {loss.item()} at step {stats.steps + 1}; lower train.lr "
+                                       f"(now {cfg.lr}) or enable gradient clipping (train.max_grad_norm)")
+            accelerator.backward(loss / cfg.grad_accum)
+            step_loss += loss.item() / cfg.grad_accum
+            stats.examples += len(chunk)
+            if "attention_mask" in batch:
+                stats.tokens += int(batch["attention_mask"].sum())
+        if cfg.max_grad_norm:
+            accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        stats.steps += 1
+        stats.losses.append(step_loss)
+        if progress:
+            progress(stats.steps, steps, step_loss)
+    model.eval()
+    method.model = accelerator.unwrap_model(model)
+    return stats
