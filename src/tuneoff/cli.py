@@ -37,7 +37,10 @@ def _load(config: Optional[str], overrides: Optional[list[str]]):
         cfg = load_config(path, ov)
         from tuneoff.tasks import get_task
 
-        get_task(cfg.task)  # an unknown task is an error before any run starts
+        from tuneoff.models import check_spec
+
+        get_task(cfg.task)  # an unknown task or model is an error before any run starts
+        check_spec(cfg.model)
         return cfg
     except (ConfigError, ValueError, KeyError) as e:
         _fail(str(e))
@@ -96,6 +99,148 @@ def run(
     failed = [r for r in records if r["status"] != "done"]
     console.print(rich_table(rows, failed))
     md, csv_path = write_summary(rows, Path(cfg.output_dir))
+    console.print(f"written: {md}, {csv_path}, {store.path}")
+    if failed:
+        raise typer.Exit(1)
+
+
+class _SweepDisplay:
+    """Draws a sweep: runs done/failed/left with the time left, the run(s) in progress and, for the
+    local executor, the current run's train/eval bars. One line per finished run (kept in logs)."""
+
+    def __init__(self, progress: Progress, plan, parallel: int, label):
+        self.p, self.label, self.parallel = progress, label, parallel
+        self.total, self.done, self.failed, self.durations = len(plan.todo), 0, 0, []
+        self.overall = progress.add_task("", total=self.total)
+        self.now = progress.add_task("", total=None, nobar=True)
+        self.running: dict[str, str] = {}
+        self.inner = _Progress(progress)
+        self.progress = self.inner  # runner callbacks (local executor only)
+        self._refresh()
+
+    def _counts(self) -> str:
+        from tuneoff.sweep import eta_seconds
+
+        left = self.total - self.done - self.failed
+        eta = eta_seconds(self.durations, left, self.parallel)
+        return (f"{self.done} done, {self.failed} failed, {left} left"
+                + (f", about {_duration(eta)} to go" if eta is not None else ""))
+
+    def _refresh(self) -> None:
+        self.p.update(self.overall, description=f"runs: {self._counts()}",
+                      completed=self.done + self.failed)
+        names = list(self.running.values())
+        now = "; ".join(names[:3]) + (f"; +{len(names) - 3} more" if len(names) > 3 else "")
+        self.p.update(self.now, description=f"now: {now}" if names else "", visible=bool(names))
+
+    def started(self, run) -> None:
+        self.running[run.run_id()] = self.label(run)
+        self._refresh()
+
+    def finished(self, run, record, seconds) -> None:
+        self.running.pop(run.run_id(), None)
+        self.inner.reset()
+        ok = record["status"] == "done"
+        self.done += ok
+        self.failed += not ok
+        self.durations.append(seconds)
+        line = (f"[{self.done + self.failed}/{self.total}] {self.label(run)}: "
+                + ("[green]done[/]" if ok else f"[red]failed[/] — {(record.get('error') or '')[:300]}")
+                + f" ({_duration(seconds)}); {self._counts()}")
+        self.p.console.print(line, highlight=False)
+        self._refresh()
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class _Bar(BarColumn):
+    def render(self, task):
+        return "" if task.fields.get("nobar") else super().render(task)
+
+
+class _Count(TextColumn):
+    def __init__(self):
+        super().__init__("")
+
+    def render(self, task):
+        from rich.text import Text
+
+        return Text("" if task.total is None else f"{int(task.completed)}/{int(task.total)}")
+
+
+@app.command()
+def sweep(
+    config: str = typer.Argument(..., help="sweep YAML (defaults, grid, methods); then key=value overrides"),
+    overrides: Optional[list[str]] = typer.Argument(
+        None, help="grid.train.lr=[1e-4] or methods=[finetune] edit the sweep; any other key (e.g. "
+                   "train.max_steps=5) is set on every run, last"),
+    executor: str = typer.Option("local", help="local (here, one run at a time) | ray (Ray tasks)"),
+    address: Optional[str] = typer.Option(None, help="ray: address of an existing cluster (default: start one here)"),
+    num_cpus: Optional[int] = typer.Option(None, help="ray: CPUs of the local cluster (default: all)"),
+    cpus_per_run: int = typer.Option(1, help="ray: CPUs each run asks for when it gets no GPU"),
+    retry_failed: bool = typer.Option(False, help="rerun runs recorded as failed (default: skip them)"),
+    dry_run: bool = typer.Option(False, help="list the runs and their status; run nothing"),
+):
+    """Run a grid of runs (methods x grid values x shots x seeds) into one results store; resumable."""
+    from tuneoff.executors import ExecutorError, make_executor
+    from tuneoff.store import Store
+    from tuneoff.summary import rich_table, summarise, write_summary
+    from tuneoff.sweep import describe, listing_keys, load_sweep, make_plan, run_label, run_sweep
+    from tuneoff.tasks import get_task
+
+    try:
+        sw = load_sweep(config, overrides)
+        for task in dict.fromkeys(r.task for r in sw.runs):
+            get_task(task)  # an unknown task is an error before any run starts
+    except (ConfigError, ValueError, KeyError) as e:
+        _fail(str(e))
+    out = Path(sw.output_dir)
+    exists = (out / "results.sqlite").is_file()
+    store = Store(out) if exists or not dry_run else None
+    plan = make_plan(sw.runs, store.statuses() if store else {}, retry_failed,
+                     store.run_dir if store else None)
+    dup = f" ({sw.duplicates} duplicate(s) merged)" if sw.duplicates else ""
+    console.print(f"[bold]sweep {config}[/]: {len(sw.runs)} run(s){dup} → {out}/", highlight=False)
+    failed_note = ("rerunning them (--retry-failed)" if retry_failed
+                   else "skipped; --retry-failed reruns them") if plan.failed else ""
+    console.print(f"already done: {len(plan.done)}; failed: {len(plan.failed)}"
+                  + (f" ({failed_note})" if failed_note else "") + f"; to run now: {len(plan.todo)}",
+                  highlight=False)
+    label = lambda r: run_label(r, sw.varying)  # noqa: E731
+    if dry_run:
+        keys = listing_keys(sw)
+        t = Table(title=f"runs of {config}")
+        for c in ("#", "run_id", "status", *keys):
+            t.add_column(c.removeprefix("method.") if c == "method.name" else c)
+        status = {**{r: "done" for r in plan.done}, **{r: "failed" for r in plan.failed}}
+        for i, run in enumerate(sw.runs, 1):
+            rid = run.run_id()
+            t.add_row(str(i), rid, status.get(rid, "to run"), *[str(v) for v in describe(run, keys).values()])
+        console.print(t)
+        return
+    if plan.todo:
+        try:
+            ex = make_executor(executor, address, num_cpus, cpus_per_run)
+        except ExecutorError as e:
+            _fail(str(e))
+        columns = [TextColumn("{task.description}"), _Bar(), _Count(), TimeElapsedColumn()]
+        try:
+            with Progress(*columns, console=console, transient=True) as progress:
+                display = _SweepDisplay(progress, plan, ex.slots, label)
+                records = run_sweep(plan, store, ex, display)
+        finally:
+            ex.close()
+    else:
+        from tuneoff.sweep import sweep_records
+
+        records = sweep_records(store, sw.runs)
+    rows = summarise(records)
+    failed = [r for r in records if r["status"] != "done"]
+    console.print(rich_table(rows, failed))
+    md, csv_path = write_summary(rows, out)
     console.print(f"written: {md}, {csv_path}, {store.path}")
     if failed:
         raise typer.Exit(1)

@@ -127,6 +127,16 @@ def resolve(spec: str) -> str:
     return spec
 
 
+def check_spec(spec: str) -> None:
+    """Fail fast, before any run starts, on a model that cannot be found (loads nothing)."""
+    if spec in TINY:
+        return
+    if spec in EMBEDDED:
+        _package_dir(spec)
+        return
+    resolve(spec)
+
+
 def is_decoder_config(config) -> bool:
     return config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES or getattr(config, "is_decoder", False)
 

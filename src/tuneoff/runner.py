@@ -122,7 +122,7 @@ def evaluate_all(prep: Prepared, progress=None) -> tuple[dict, int, float]:
     return metrics, tokens, t.seconds
 
 
-def _run(cfg: RunConfig, store: Store, progress=None) -> dict:
+def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
     device = pick_device(cfg.device)
     with PeakMemory(device) as mem:
         prep = prepare(cfg)
@@ -138,10 +138,11 @@ def _run(cfg: RunConfig, store: Store, progress=None) -> dict:
         with Timer() as t_train:
             if method.trains:
                 cb = (lambda s, total, loss: progress("train", s, total, loss)) if progress else None
-                train_stats = train(method, prep.few, cfg.train, cfg.seed, accelerator_for(prep.device), cb)
+                train_stats = train(method, method.train_examples(prep.few), cfg.train, cfg.seed,
+                                    accelerator_for(prep.device), cb)
         metrics, eval_tokens, eval_s = evaluate_all(prep, progress)
         if cfg.save:
-            method.save(store.run_dir(cfg.run_id()) / "weights")
+            method.save(run_dir / "weights")
     ntok = train_stats.tokens if train_stats else 0
     out["metrics"] = metrics
     out["train"] = {"losses": train_stats.losses if train_stats else []}
@@ -158,11 +159,18 @@ def _run(cfg: RunConfig, store: Store, progress=None) -> dict:
     return out
 
 
+def _task_name(spec: str) -> str:
+    try:
+        return get_task(spec).name  # a custom task's name, not the path of its YAML file
+    except ValueError:
+        return spec
+
+
 def base_record(cfg: RunConfig) -> dict:
     return {
         "run_id": cfg.run_id(), "status": "running", "error": None,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "config": cfg.resolved(), "task": cfg.task, "model": cfg.model, "method": cfg.method.name,
+        "config": cfg.resolved(), "task": _task_name(cfg.task), "model": cfg.model, "method": cfg.method.name,
         "method_options": dict(cfg.method.model_extra or {}), "shots": cfg.shots,
         "data_seed": cfg.data_seed, "seed": cfg.seed, "pattern": cfg.pattern,
     }
@@ -176,15 +184,23 @@ def execute(cfg: RunConfig, store: Store, progress=None, force: bool = False) ->
         rec = store.get(run_id)
         rec["skipped"] = True
         return rec
+    record = run_record(cfg, store.run_dir(run_id), progress)
+    store.put(record)
+    return record
+
+
+def run_record(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
+    """Run one config and return its record (`done` or `failed`, never raises); writes nothing
+    but the weights (under `run_dir`, when cfg.save). The sweep's executors call this, then the
+    driver stores the record."""
     record = base_record(cfg)
     try:
-        record.update(_run(cfg, store, progress))
+        record.update(_run(cfg, Path(run_dir), progress))
         record["status"] = "done"
     except Exception as e:  # noqa: BLE001 - a failed run is recorded, not raised
         record["status"] = "failed"
         record["error"] = f"{type(e).__name__}: {e}"
         record["traceback"] = traceback.format_exc(limit=6)
-    store.put(record)
     return record
 
 

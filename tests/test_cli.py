@@ -1,0 +1,56 @@
+"""The CLI end to end on a tiny model."""
+import json
+
+from typer.testing import CliRunner
+
+from tuneoff.cli import app
+
+runner = CliRunner()
+
+
+def _args(toy_task, out):
+    return [f"task={toy_task}", "model=tiny-bert", "shots=[4,8]", "data_seed=[0,1]", "train.max_steps=3",
+            f"output_dir={out}"]
+
+
+def test_run_show_and_rerun_skips(toy_task, tmp_path):
+    out = tmp_path / "res"
+    r = runner.invoke(app, ["run", *_args(toy_task, out)])
+    assert r.exit_code == 0, r.output
+    assert "4 run(s)" in r.output and r.output.count(": done") == 4
+    assert (out / "results.sqlite").is_file() and (out / "summary.md").is_file()
+    md = (out / "summary.md").read_text()
+    assert "| toy | tiny-bert | finetune |  | 4 | test | in | accuracy |" in md
+    assert "shifted | out" in md  # the out-of-domain set is reported beside in-domain
+    manifests = list((out / "runs").glob("*/manifest.json"))
+    assert len(manifests) == 4 and json.loads(manifests[0].read_text())["status"] == "done"
+    again = runner.invoke(app, ["run", *_args(toy_task, out)])
+    assert again.output.count("skipped (done)") == 4
+    shown = runner.invoke(app, ["show", str(out)])
+    assert shown.exit_code == 0 and "'done': 4" in shown.output
+
+
+def test_config_file_plus_overrides_and_validate(toy_task, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"task: {toy_task}\nmodel: tiny-bert\nshots: 4\ndata_seed: 0\ntrain:\n  max_steps: 2\n")
+    r = runner.invoke(app, ["validate", str(cfg), "seed=[0,1]"])
+    assert r.exit_code == 0 and "2 run(s)" in r.output
+
+
+def test_bad_input_exits_with_a_clear_message(tmp_path):
+    r = runner.invoke(app, ["run", "task=nope", f"output_dir={tmp_path}"])
+    assert r.exit_code == 2 and "unknown task 'nope'" in r.output
+    r = runner.invoke(app, ["run", "train.lrr=1"])
+    assert r.exit_code == 2 and "unknown config key 'train.lrr'" in r.output
+    r = runner.invoke(app, ["run", "model=/does/not/exist", "shots=2", "data_seed=0", f"output_dir={tmp_path}"])
+    assert r.exit_code == 2 and "model path '/does/not/exist' does not exist" in " ".join(r.output.split())
+    r = runner.invoke(app, ["show", str(tmp_path / "nothing")])
+    assert r.exit_code == 2 and "no results" in r.output
+
+
+def test_ls_lists_registries():
+    assert "mnli-3way" in runner.invoke(app, ["ls", "tasks"]).output
+    assert "finetune" in runner.invoke(app, ["ls", "methods"]).output
+    out = runner.invoke(app, ["ls", "models"]).output
+    assert "smollm2-135m" in out and "minilm-l6" in out
+    assert runner.invoke(app, ["ls", "things"]).exit_code == 2

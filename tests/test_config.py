@@ -1,0 +1,76 @@
+import pytest
+
+from tuneoff.config import ConfigError, load_config, parse_override
+
+
+def test_defaults_are_an_experiment_of_several_runs():
+    cfg = load_config()
+    runs = cfg.expand()
+    assert cfg.task == "demo" and cfg.method.name == "finetune"
+    assert len(runs) == 4
+    assert {(r.shots, r.data_seed) for r in runs} == {(8, 0), (8, 1), (32, 0), (32, 1)}
+    assert len({r.run_id() for r in runs}) == 4
+
+
+def test_overrides_parse_types():
+    assert parse_override("train.lr=1e-4") == (["train", "lr"], 1e-4)
+    assert parse_override("shots=[2, 4]") == (["shots"], [2, 4])
+    assert parse_override("save=true") == (["save"], True)
+    cfg = load_config(None, ["train.lr=3e-4", "shots=16", "data_seed=3", "seed=2"])
+    assert cfg.train.lr == pytest.approx(3e-4) and cfg.is_single
+
+
+def test_unknown_key_names_key_and_allowed_values():
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["train.lrr=1"])
+    msg = str(e.value)
+    assert "train.lrr" in msg and "lr" in msg and "batch_size" in msg
+    with pytest.raises(ConfigError, match="'bogus'"):
+        load_config(None, ["bogus=1"])
+
+
+def test_wrong_type_names_key():
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        load_config(None, ["train.batch_size=many"])
+    with pytest.raises(ConfigError, match="shots"):
+        load_config(None, ["shots=0"])
+
+
+def test_unknown_method_and_method_option():
+    with pytest.raises(ConfigError, match="unknown method 'nope'.*finetune"):
+        load_config(None, ["method=nope"])
+    with pytest.raises(ConfigError, match="method.rank"):
+        load_config(None, ["method.rank=8"])  # finetune has no options
+
+
+def test_override_without_equals_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["shots"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    lst = tmp_path / "list.yaml"
+    lst.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(lst)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_yaml_then_overrides(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("task: demo\nshots: 4\ntrain:\n  lr: 0.001\n  epochs: 2\n")
+    cfg = load_config(f, ["train.lr=0.01"])
+    assert cfg.shots == 4 and cfg.train.lr == 0.01 and cfg.train.epochs == 2
+
+
+def test_run_id_depends_on_result_relevant_fields_only():
+    a = load_config(None, ["shots=8", "data_seed=0"])
+    b = load_config(None, ["shots=8", "data_seed=0", "output_dir=/elsewhere", "eval.batch_size=4"])
+    c = load_config(None, ["shots=8", "data_seed=1"])
+    d = load_config(None, ["shots=8", "data_seed=0", "train.lr=1e-3"])
+    assert a.run_id() == b.run_id()
+    assert len({a.run_id(), c.run_id(), d.run_id()}) == 3
+    with pytest.raises(ConfigError):
+        load_config().run_id()  # an experiment of several runs has no single id

@@ -1,0 +1,74 @@
+"""The shared training loop and a whole run on tiny random models."""
+import pytest
+import torch
+
+from tuneoff.config import load_config
+from tuneoff.runner import execute, prepare
+from tuneoff.store import Store
+from tuneoff.train import TrainingDiverged, total_steps, train
+from tuneoff.runner import accelerator_for
+
+
+def _cfg(toy_task, tmp_path, *extra):
+    return load_config(None, [f"task={toy_task}", "model=tiny-bert", "shots=8", "data_seed=0", "seed=0",
+                              "train.lr=1e-2", "train.max_steps=30", "train.batch_size=8",
+                              f"output_dir={tmp_path / 'res'}", *extra])
+
+
+def test_a_few_steps_lower_the_loss_on_a_learnable_task(toy_task, tmp_path):
+    prep = prepare(_cfg(toy_task, tmp_path))
+    stats = train(prep.method, prep.few, prep.cfg.train, 0, accelerator_for(prep.device))
+    assert stats.steps == 30 and stats.examples == 30 * 8
+    first, last = sum(stats.losses[:5]) / 5, sum(stats.losses[-5:]) / 5
+    assert last < 0.5 * first, stats.losses
+
+
+def test_golden_loss_curve(toy_task, tmp_path):
+    """Catches silent changes to the loop, the sampler, the tokenizer or the init."""
+    prep = prepare(_cfg(toy_task, tmp_path, "train.max_steps=5"))
+    stats = train(prep.method, prep.few, prep.cfg.train, 0, accelerator_for(prep.device))
+    golden = GOLDEN
+    assert stats.losses == pytest.approx(golden, abs=1e-4), stats.losses
+
+
+GOLDEN = [0.68944, 0.73581, 0.69455, 0.69669, 0.72166]  # tiny-bert, toy task, seed 0, lr 1e-2
+
+
+def test_total_steps():
+    cfg = load_config(None, ["train.batch_size=4", "train.epochs=3", "train.grad_accum=2"]).train
+    assert total_steps(16, cfg) == 6  # 4 micro-batches per epoch -> 2 steps, x3
+    assert total_steps(16, cfg.model_copy(update={"max_steps": 7})) == 7
+
+
+def test_run_record_is_complete_and_skipped_when_done(toy_task, tmp_path):
+    cfg = _cfg(toy_task, tmp_path)
+    store = Store(tmp_path / "res")
+    rec = execute(cfg, store)
+    assert rec["status"] == "done", rec.get("error")
+    assert set(rec["metrics"]) == {"test", "shifted"}
+    assert rec["metrics"]["shifted"]["domain"] == "out"
+    assert rec["metrics"]["test"]["overall"]["accuracy"] > 0.9  # the toy task is learnable
+    assert rec["split"]["n"] == 16 and len(rec["split"]["checksum"]) == 16
+    r = rec["resources"]
+    assert r["params_trainable"] == r["params_total"] > 0 and r["train_tokens"] > 0 and r["peak_rss_mb"] > 0
+    assert rec["env"]["torch"] == torch.__version__
+    again = execute(cfg, store)
+    assert again.get("skipped") and again["created_at"] == rec["created_at"]
+    assert store.counts() == {"done": 1}
+
+
+def test_nan_loss_fails_the_run_cleanly(toy_task, tmp_path, monkeypatch):
+    from tuneoff.methods.finetune import Finetune
+
+    monkeypatch.setattr(Finetune, "loss", lambda self, batch: torch.tensor(float("nan"), requires_grad=True))
+    store = Store(tmp_path / "res")
+    store.put({"run_id": "earlier", "status": "done", "config": {}})
+    rec = execute(_cfg(toy_task, tmp_path), store)
+    assert rec["status"] == "failed"
+    assert "TrainingDiverged" in rec["error"] and "loss is nan at step 1" in rec["error"]
+    assert store.status(rec["run_id"]) == "failed" and store.is_done("earlier")
+
+
+def test_bad_input_becomes_a_failed_record(toy_task, tmp_path):
+    rec = execute(_cfg(toy_task, tmp_path, "shots=100"), Store(tmp_path / "res"))
+    assert rec["status"] == "failed" and "shots=100 per class" in rec["error"]
