@@ -28,6 +28,11 @@ def test_run_show_and_rerun_skips(toy_task, tmp_path):
     assert again.output.count("skipped (done)") == 4
     shown = runner.invoke(app, ["show", str(out)])
     assert shown.exit_code == 0 and "'done': 4" in shown.output
+    rep = runner.invoke(app, ["report", str(out), "-o", str(tmp_path / "rep" / "r.html")])
+    assert rep.exit_code == 0, rep.output
+    html = (tmp_path / "rep" / "r.html").read_text()
+    assert "Leaderboard" in html and "tiny-bert" in html and (tmp_path / "rep" / "r.md").is_file()
+    assert len((out / "runs.csv").read_text().splitlines()) > 4
 
 
 def test_config_file_plus_overrides_and_validate(toy_task, tmp_path):

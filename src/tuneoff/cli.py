@@ -188,7 +188,7 @@ def sweep(
     from tuneoff.executors import ExecutorError, make_executor
     from tuneoff.store import Store
     from tuneoff.summary import rich_table, summarise, write_summary
-    from tuneoff.sweep import describe, listing_keys, load_sweep, make_plan, run_label, run_sweep
+    from tuneoff.sweep import load_sweep, make_plan, run_sweep, sweep_records
     from tuneoff.tasks import get_task
 
     try:
@@ -209,16 +209,15 @@ def sweep(
     console.print(f"already done: {len(plan.done)}; failed: {len(plan.failed)}"
                   + (f" ({failed_note})" if failed_note else "") + f"; to run now: {len(plan.todo)}",
                   highlight=False)
-    label = lambda r: run_label(r, sw.varying)  # noqa: E731
     if dry_run:
-        keys = listing_keys(sw)
         t = Table(title=f"runs of {config}")
-        for c in ("#", "run_id", "status", *keys):
-            t.add_column(c.removeprefix("method.") if c == "method.name" else c)
+        for c in ("#", "run_id", "status", "method", *sw.varying):
+            t.add_column(c, no_wrap=c == "run_id", min_width=16 if c == "run_id" else None)
         status = {**{r: "done" for r in plan.done}, **{r: "failed" for r in plan.failed}}
         for i, run in enumerate(sw.runs, 1):
             rid = run.run_id()
-            t.add_row(str(i), rid, status.get(rid, "to run"), *[str(v) for v in describe(run, keys).values()])
+            t.add_row(str(i), rid, status.get(rid, "to run"), sw.method_label(run),
+                      *[str(v) for v in sw.describe(run).values()])
         console.print(t)
         return
     if plan.todo:
@@ -229,13 +228,11 @@ def sweep(
         columns = [TextColumn("{task.description}"), _Bar(), _Count(), TimeElapsedColumn()]
         try:
             with Progress(*columns, console=console, transient=True) as progress:
-                display = _SweepDisplay(progress, plan, ex.slots, label)
+                display = _SweepDisplay(progress, plan, ex.slots, sw.label)
                 records = run_sweep(plan, store, ex, display)
         finally:
             ex.close()
     else:
-        from tuneoff.sweep import sweep_records
-
         records = sweep_records(store, sw.runs)
     rows = summarise(records)
     failed = [r for r in records if r["status"] != "done"]
@@ -311,6 +308,27 @@ def show(results_dir: str = typer.Argument(..., help="a results folder")):
     records = store.records()
     console.print(rich_table(summarise(records), [r for r in records if r["status"] != "done"]))
     console.print(f"runs: {store.counts()}")
+
+
+@app.command()
+def report(
+    results_dir: str = typer.Argument(..., help="a results folder"),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="HTML path (default RESULTS_DIR/report.html)"),
+    markdown: Optional[str] = typer.Option(None, "--md", help="Markdown path (default beside the HTML)"),
+    csv: Optional[str] = typer.Option(None, "--csv", help="CSV of all runs (default RESULTS_DIR/runs.csv)"),
+):
+    """Write the comparison report: self-contained HTML, Markdown with the same tables, CSV of all runs."""
+    from tuneoff.report import write_report
+    from tuneoff.store import open_store
+
+    try:
+        open_store(results_dir, must_exist=True)
+    except FileNotFoundError as e:
+        _fail(str(e))
+    md = markdown or (str(Path(output).with_suffix(".md")) if output else None)
+    paths = write_report(results_dir, html_path=output, md_path=md, csv_path=csv)
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}", highlight=False)
 
 
 @app.command()

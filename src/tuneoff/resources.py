@@ -36,7 +36,7 @@ class PeakMemory:
             self._stop.wait(self.interval)
 
     def __enter__(self) -> "PeakMemory":
-        self.peak_rss = self._proc.memory_info().rss
+        self.peak_rss = self.start_rss = self._proc.memory_info().rss
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -49,7 +49,10 @@ class PeakMemory:
         self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
 
     def result(self) -> dict:
-        out = {"peak_rss_mb": round(self.peak_rss / 2**20, 1)}
+        # peak_rss_mb is the whole process; the delta is what this run added on top of what the
+        # process already held (earlier runs' caches in a sweep), the fairer figure to compare.
+        out = {"peak_rss_mb": round(self.peak_rss / 2**20, 1),
+               "peak_rss_delta_mb": round((self.peak_rss - self.start_rss) / 2**20, 1)}
         if self.device.type == "cuda":
             out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
         return out

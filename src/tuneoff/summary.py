@@ -9,11 +9,9 @@ from pathlib import Path
 
 from rich.table import Table
 
-MAIN_METRIC = {"cola": "mcc"}  # every other task: accuracy
-
-
-def main_metric(task: str) -> str:
-    return MAIN_METRIC.get(task, "accuracy")
+def main_metric(record: dict) -> str:
+    """The task's main metric, as recorded with the run (older records: accuracy)."""
+    return record.get("main_metric", "accuracy")
 
 
 def _fmt(values: list[float]) -> str:
@@ -30,7 +28,7 @@ def summarise(records: list[dict]) -> list[dict]:
     for r in records:
         if r.get("status") != "done":
             continue
-        metric = main_metric(r["task"])
+        metric = main_metric(r)
         opts = ",".join(f"{k}={v}" for k, v in sorted((r.get("method_options") or {}).items()))
         for es, m in r["metrics"].items():
             key = (r["task"], r["model"], r["method"], opts, r["shots"], es, m["domain"], metric)

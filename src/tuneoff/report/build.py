@@ -1,0 +1,153 @@
+"""Assemble the report from run records, and write it: HTML (one self-contained file), Markdown
+(same tables, figures as PNGs beside it), and every run flattened to CSV (and Parquet when pyarrow
+is installed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from tuneoff.report import plots
+from tuneoff.report.blocks import Bullets, Figure, Section, Text
+from tuneoff.report.frame import METRICS, aggregate, eval_sets_in_order, main_metric, runs, to_frame
+from tuneoff.report.protocol import protocol_blocks, warnings
+from tuneoff.report.stats import ALPHA, MIN_PAIRS, N_BOOT, claim_rule, paired_tests
+from tuneoff.report.tables import col_label, leaderboard, paired_table, subset_table, variant_order
+
+SECTIONS = [("summary", "Read this first"), ("leaderboard", "Leaderboard"),
+            ("learning-curves", "Learning curves"), ("in-vs-out", "In-domain vs out-of-domain"),
+            ("cost", "Score vs cost"), ("subsets", "Per-subset results"),
+            ("paired", "Paired comparisons"), ("protocol", "Protocol")]
+
+NO_RUNS = "No finished runs: nothing to show here."
+
+
+def _slug(*parts) -> str:
+    s = "_".join(str(p) for p in parts)
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in s)[:80]
+
+
+def build_sections(records: list[dict], n_boot: int = N_BOOT, seed: int = 0) -> tuple[list[Section], dict]:
+    """The report as format-neutral sections, plus the tables it was built from
+    ({"frame", "aggregate", "paired", "runs"})."""
+    frame = to_frame(records)
+    agg = aggregate(frame)
+    run_df = runs(frame) if len(frame) else frame
+    tests = paired_tests(frame, n_boot=n_boot, seed=seed)
+    sec = {sid: Section(sid, title) for sid, title in SECTIONS}
+
+    warn = warnings(frame, agg, run_df) if len(run_df) else ["No runs recorded in this results folder."]
+    sec["summary"].blocks.append(Bullets(warn, kind="warn") if warn else Text("No warnings."))
+    tasks = sorted(run_df["task"].dropna().unique()) if len(run_df) else []
+    if tasks:
+        sec["summary"].blocks.append(Text("Main metric per task: " + ", ".join(
+            f"{t}: {main_metric(t)}" for t in tasks) + ". Other metrics are in the secondary tables."))
+
+    combos = []
+    if len(agg):
+        combos = [k for k, _ in agg.groupby(["task", "model"], sort=True)]
+    for task, model in combos:
+        _task_blocks(sec, frame, agg, run_df, task, model)
+    if not combos:
+        for sid in ("leaderboard", "learning-curves", "in-vs-out", "cost", "subsets"):
+            sec[sid].blocks.append(Text(NO_RUNS))
+
+    sec["paired"].blocks.append(Text(claim_rule(n_boot, seed, ALPHA, MIN_PAIRS)))
+    if len(tests):
+        n_sig = int(tests["significant"].sum())
+        sec["paired"].blocks.append(Text(f"{len(tests)} comparisons on each task's main metric (overall "
+                                         f"score of each eval set); {n_sig} significant under this rule."))
+        sec["paired"].blocks.append(paired_table(tests))
+    else:
+        sec["paired"].blocks.append(Text("No comparisons: fewer than two methods with finished runs."))
+    sec["protocol"].blocks += protocol_blocks(frame, run_df, records)
+    return list(sec.values()), {"frame": frame, "aggregate": agg, "paired": tests, "runs": run_df}
+
+
+def _task_blocks(sec, frame, agg, run_df, task, model) -> None:
+    a = agg[(agg["task"] == task) & (agg["model"] == model)]
+    f = frame[(frame["task"] == task) & (frame["model"] == model)]
+    r = run_df[(run_df["task"] == task) & (run_df["model"] == model)]
+    metric = main_metric(task)
+    eval_sets = eval_sets_in_order(f)
+    variants = variant_order(a, metric)
+    head = f"{task} · {model}"
+    sec["leaderboard"].blocks.append(leaderboard(a, r, metric, eval_sets, title=f"{head} — {metric}"))
+    for other in (m for m in METRICS if m != metric):
+        sec["leaderboard"].blocks.append(
+            leaderboard(a, r, other, eval_sets, title=f"{head} — secondary metric: {other}", with_costs=False))
+
+    png, notes = plots.learning_curves(a, metric, eval_sets, variants)
+    _figure(sec["learning-curves"], png, notes, _slug("curves", task, model),
+            f"{head}: {metric} vs training examples per class; band = ±1 std over seeds; dashed = majority baseline.")
+    png, notes = plots.in_vs_out(a, metric, eval_sets, variants)
+    _figure(sec["in-vs-out"], png, notes, _slug("in_vs_out", task, model),
+            f"{head}: mean {metric} per method and shots; points under the dotted diagonal lose out of domain.")
+    target = next((e for e, d in eval_sets if d == "in"), eval_sets[0][0] if eval_sets else None)
+    if target is not None:
+        png, notes = plots.score_vs_cost(a, r[r["status"] == "done"], metric, target, variants)
+        _figure(sec["cost"], png, notes, _slug("cost", task, model),
+                f"{head}: {metric} on {target} against cost (mean over seeds, error bar ±1 std; number = shots). "
+                "The line is the Pareto front: no other point has a higher score at a lower cost.")
+    for es, dom in eval_sets:
+        t = subset_table(a, f, es, title=f"{head} — {col_label(es, dom)}")
+        if t is not None:
+            sec["subsets"].blocks.append(t)
+
+
+def _figure(section: Section, png, notes, name: str, caption: str) -> None:
+    if png is None:
+        section.blocks.append(Text(f"{caption.split(':')[0]}: " + "; ".join(notes)))
+        return
+    section.blocks.append(Figure(name, png, caption + (" Note: " + "; ".join(notes) if notes else "")))
+
+
+def _has_pyarrow() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except Exception:  # noqa: BLE001 - missing or broken: skip Parquet
+        return False
+    return True
+
+
+def write_report(results_dir, html_path=None, md_path=None, csv_path=None,
+                 n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Path]:
+    """Write report.html, report.md (+ its PNGs in report_figures/) and runs.csv (+ runs.parquet if
+    pyarrow is importable) for the results folder; returns {kind: path}."""
+    from tuneoff.report.html import render_html
+    from tuneoff.report.markdown import render_markdown
+    from tuneoff.store import open_store
+
+    results_dir = Path(results_dir)
+    records = open_store(results_dir, must_exist=True).records()
+    html_path = Path(html_path) if html_path else results_dir / "report.html"
+    md_path = Path(md_path) if md_path else results_dir / "report.md"
+    csv_path = Path(csv_path) if csv_path else results_dir / "runs.csv"
+    sections, tables = build_sections(records, n_boot=n_boot, seed=seed)
+    title = f"tuneoff report — {results_dir.resolve().name}"
+    written: dict[str, Path] = {}
+
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(render_html(sections, title), encoding="utf-8")
+    written["html"] = html_path
+
+    fig_dir = md_path.parent / f"{md_path.stem}_figures"
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_text, figures = render_markdown(sections, title, fig_dir.name)
+    if figures:
+        fig_dir.mkdir(exist_ok=True)
+        for name, png in figures.items():
+            (fig_dir / name).write_bytes(png)
+        written["figures"] = fig_dir
+    md_path.write_text(md_text, encoding="utf-8")
+    written["md"] = md_path
+
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    frame: pd.DataFrame = tables["frame"]
+    frame.to_csv(csv_path, index=False)
+    written["csv"] = csv_path
+    if _has_pyarrow():
+        pq = csv_path.with_suffix(".parquet")
+        frame.to_parquet(pq, index=False)
+        written["parquet"] = pq
+    return written

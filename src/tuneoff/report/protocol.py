@@ -1,0 +1,156 @@
+"""What was run and on what (the protocol), and the warnings a reader must see before the numbers:
+failed runs, scores at or below the majority baseline, collapsed predictions, splits that do not
+match their seeds, runs pooled into one cell that differ in settings outside the method options."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from tuneoff.report.blocks import Bullets, Table, Text, cells, num
+from tuneoff.report.frame import done_rows, main_metric
+from tuneoff.report.tables import frame_table
+
+MAX_LISTED = 12
+
+
+def _cap(items: list[str]) -> list[str]:
+    return items if len(items) <= MAX_LISTED else items[:MAX_LISTED] + [f"… and {len(items) - MAX_LISTED} more"]
+
+
+def warnings(frame: pd.DataFrame, agg: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    out = []
+    n_done, n_failed = int((runs["status"] == "done").sum()), int((runs["status"] == "failed").sum())
+    if n_done == 0:
+        out.append(f"No run finished ({n_failed} failed, {len(runs) - n_failed} other): there are no "
+                   "results to compare. See the failed runs under Protocol.")
+        return out
+    if n_failed:
+        out.append(f"{n_failed} of {len(runs)} runs failed; they are left out of every number and listed "
+                   "under Protocol.")
+    # at or below the majority baseline
+    below = []
+    for (task, model), a in agg.groupby(["task", "model"]):
+        m = main_metric(task)
+        main = a[(a["metric"] == m) & (a["subset"] == "overall")]
+        maj = a[(a["metric"] == m) & (a["subset"] == "majority")].groupby("eval_set")["mean"].mean()
+        for _, r in main.iterrows():
+            if r["eval_set"] in maj.index and r["mean"] <= maj[r["eval_set"]] + 1e-9:
+                below.append(f"{task}/{model}: {r['variant']} at {int(r['shots'])} shots on {r['eval_set']}: "
+                             f"{m} {num(r['mean'])} vs majority {num(maj[r['eval_set']])}")
+    if below:
+        out.append("At or below the majority baseline (no better than always predicting the most "
+                   "frequent label): " + "; ".join(_cap(below)))
+    # collapsed predictions
+    ov = done_rows(frame)
+    ov = ov[(ov["subset"] == "overall") & ov["pred_dist"].notna()]
+    if len(ov):
+        top = ov["pred_dist"].map(lambda s: max(json.loads(s).values(), default=np.nan) if s else np.nan)
+        share = ov.assign(top=top).groupby(["task", "model", "variant", "shots", "eval_set"])["top"].mean()
+        coll = [f"{t}/{mo}: {v} at {int(s)} shots on {es} ({p:.0%} one label)"
+                for (t, mo, v, s, es), p in share.items() if p >= 0.95]
+        if coll:
+            out.append("Predictions collapsed onto one label (≥95% of predictions): " + "; ".join(_cap(coll)))
+    # splits
+    d = runs[(runs["status"] == "done") & runs["split_checksum"].notna()]
+    if len(d):
+        k = d.groupby(["task", "shots", "data_seed"])["split_checksum"].nunique()
+        bad = [f"{t} {int(s)} shots data_seed {ds}" for (t, s, ds), n in k.items() if n > 1]
+        if bad:
+            out.append("The same (task, shots, data_seed) has different split checksums across runs, so "
+                       "methods did not see the same examples: " + "; ".join(_cap(bad)))
+        k = d.groupby(["task", "shots", "split_checksum"])["data_seed"].nunique()
+        same = [f"{t} {int(s)} shots ({ck})" for (t, s, ck), n in k.items() if n > 1]
+        if same:
+            out.append("Different data seeds drew the identical split (same checksum), so the seeds are not "
+                       "independent: " + "; ".join(_cap(same)))
+    dup = d.groupby(["task", "model", "variant", "shots", "data_seed", "seed"]).size()
+    dup = [f"{t}/{mo}: {v} at {int(s)} shots, data_seed {ds}, seed {sd} ({n} runs)"
+           for (t, mo, v, s, ds, sd), n in dup.items() if n > 1]
+    if dup:
+        out.append("Several runs share a method label and a split (they differ in a setting outside the "
+                   "method options, e.g. train.lr) and are pooled as if they were seeds: " + "; ".join(_cap(dup)))
+    if len(agg) and agg["count"].max() <= 1:
+        out.append("One run per configuration: no standard deviation (shown as –) and no paired test.")
+    return out
+
+
+def _join(values) -> str:
+    """Distinct values, numbers in numeric order and integers without ".0"."""
+    vals = {v for v in values if not pd.isna(v)}
+    if all(isinstance(v, (int, float, np.integer, np.floating)) for v in vals):
+        vals = sorted(vals)
+        out = [str(int(v)) if float(v).is_integer() else f"{v:g}" for v in vals]
+    else:
+        out = sorted(str(v) for v in vals)
+    return ", ".join(out) if out else "–"
+
+
+def protocol_blocks(frame: pd.DataFrame, runs: pd.DataFrame, records: list[dict]) -> list:
+    blocks: list = []
+    n_done = int((runs["status"] == "done").sum())
+    n_failed = int((runs["status"] == "failed").sum())
+    blocks.append(Text(f"{len(runs)} runs: {n_done} done, {n_failed} failed"
+                       + (f", {len(runs) - n_done - n_failed} other" if len(runs) - n_done - n_failed else "")
+                       + f". Tasks: {_join(runs['task'])}. Models: {_join(runs['model'])}. "
+                       f"Shots per class: {_join(runs['shots'])}. Data seeds: {_join(runs['data_seed'])}. "
+                       f"Training seeds: {_join(runs['seed'])}."))
+    if len(runs):
+        per = (runs.groupby(["task", "model", "variant"], dropna=False)["status"].value_counts()
+               .unstack(fill_value=0).reset_index())
+        blocks.append(frame_table(per, "Runs per method"))
+    failed = runs[runs["status"] == "failed"]
+    if len(failed):
+        blocks.append(frame_table(failed[["run_id", "task", "model", "variant", "shots", "data_seed", "seed",
+                                          "error"]], "Failed runs"))
+    ev = done_rows(frame)
+    ov = ev[ev["subset"] == "overall"]
+    if len(ov):
+        sizes = ov.groupby(["task", "eval_set", "domain"])["n"].agg(_join).reset_index(name="examples")
+        blocks.append(frame_table(sizes, "Eval sets"))
+    d = runs[runs["status"] == "done"]
+    if len(d):
+        sp = (d.groupby(["task", "shots", "data_seed"], dropna=False)
+              .agg(split_checksum=("split_checksum", _join), examples=("split_n", _join),
+                   train_pool=("train_pool", _join), runs=("run_id", "count")).reset_index())
+        blocks.append(frame_table(sp, "Few-shot splits",
+                                  note="One checksum per (task, shots, data_seed): every method saw the same examples."))
+    blocks += _methods(runs, records)
+    blocks += _env(records)
+    notes = [n for r in records for n in (r.get("notes") or [])]
+    if notes:
+        counts = pd.Series(notes, dtype=object).value_counts()
+        blocks.append(Bullets([f"{n} ({c} runs)" for n, c in counts.items()]))
+    return blocks
+
+
+def _methods(runs: pd.DataFrame, records: list[dict]) -> list:
+    by_id = {r.get("run_id"): r for r in records}
+    rows, prompts = [], []
+    for (task, variant), g in runs.groupby(["task", "variant"], sort=True):
+        recs = [by_id[i] for i in g["run_id"] if i in by_id]
+        opts = _join(g["method_options"])
+        train = _join(json.dumps((r.get("config") or {}).get("train"), sort_keys=True) for r in recs)
+        rows.append([task, variant, opts, train])
+        prompt = next((r.get("prompt") for r in recs if r.get("prompt")), None)
+        if prompt:
+            prompts.append((f"{task} · {variant}", str(prompt)))
+    blocks: list = [Table(["task", "method", "options", "training settings (config.train)"],
+                          [cells(r) for r in rows], title="Methods")]
+    if prompts:
+        blocks.append(Text("First training example as each templated method saw it (verbatim):"))
+        for name, p in prompts:
+            blocks.append(Text(name))
+            blocks.append(Text(p, kind="pre"))
+    return blocks
+
+
+def _env(records: list[dict]) -> list:
+    envs = [r.get("env") for r in records if r.get("env")]
+    if not envs:
+        return [Text("No environment recorded.")]
+    keys = sorted({k for e in envs for k in e})
+    counts = pd.Series([json.dumps([e.get(k) for k in keys]) for e in envs]).value_counts()
+    rows = [cells(["–" if v is None else v for v in json.loads(s)] + [c]) for s, c in counts.items()]
+    return [Table(keys + ["runs"], rows, title="Environment (library versions, hardware)")]

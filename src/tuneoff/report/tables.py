@@ -1,0 +1,147 @@
+"""The report's tables, built from the aggregate (mean ± std (n) over seeds) as plain blocks."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from tuneoff.report.blocks import Cell, Table, cells, count, heat, msn, num, pval
+
+DOMAIN = {"in": "in-domain", "out": "out-of-domain"}
+
+
+def col_label(es, dom) -> str:
+    return f"{DOMAIN.get(dom, dom)}: {es}"
+
+
+def variant_order(agg: pd.DataFrame, metric: str) -> list[str]:
+    """Variants, best average of the main metric (overall) first."""
+    d = agg[(agg["metric"] == metric) & (agg["subset"] == "overall")]
+    if d.empty:
+        return sorted(agg["variant"].dropna().unique()) if "variant" in agg else []
+    return list(d.groupby("variant")["mean"].mean().sort_values(ascending=False, kind="stable").index)
+
+
+def _cost_by_variant(runs: pd.DataFrame) -> dict:
+    done = runs[runs["status"] == "done"]
+    if done.empty:
+        return {}
+    top = done["shots"].max()
+    params = done.groupby("variant")["params_trainable"].median()
+    t = done[done["shots"] == top].groupby("variant")["train_time_s"].mean()
+    return {"params": params.to_dict(), "time": t.to_dict(), "top": top}
+
+
+def leaderboard(agg: pd.DataFrame, runs: pd.DataFrame, metric: str, eval_sets, title: str = "",
+                with_costs: bool = True) -> Table:
+    """Rows = method variants; columns = shots x eval set (in-domain first) with "mean ± std (n)"
+    of `metric`; a majority-baseline row; the best mean per column in bold; cells at or below the
+    majority baseline marked."""
+    main = agg[(agg["metric"] == metric) & (agg["subset"] == "overall")]
+    maj = agg[(agg["metric"] == metric) & (agg["subset"] == "majority")].groupby("eval_set")["mean"].mean()
+    shots = sorted(int(s) for s in main["shots"].dropna().unique())
+    cols = [(s, es, dom) for s in shots for es, dom in eval_sets]
+    variants = variant_order(agg, metric)
+    cell = main.groupby(["variant", "shots", "eval_set"])[["mean", "std", "count"]].mean()
+    best = {c: main[(main["shots"] == c[0]) & (main["eval_set"] == c[1])]["mean"].max() for c in cols}
+    costs = _cost_by_variant(runs) if with_costs else {}
+    header = ["method"] + [col_label(es, dom) for _, es, dom in cols]
+    if costs:
+        header += ["trainable params", f"train time s ({costs['top']} shots)"]
+    rows, row_cls = [], []
+    for v in variants:
+        row = [Cell(v)]
+        for c in cols:
+            key = (v, c[0], c[1])
+            if key not in cell.index:
+                row.append(Cell("–"))
+                continue
+            r = cell.loc[key]
+            below = c[1] in maj.index and r["mean"] <= maj[c[1]] + 1e-9
+            row.append(Cell(msn(r["mean"], r["std"], r["count"]), bold=bool(np.isclose(r["mean"], best[c])),
+                            cls="below" if below else ""))
+        if costs:
+            row += [Cell(count(costs["params"].get(v))), Cell(num(costs["time"].get(v), 1))]
+        rows.append(row)
+        row_cls.append("")
+    if len(maj):
+        row = [Cell("majority baseline", cls="baseline")]
+        row += [Cell(num(maj.get(c[1])), cls="baseline") for c in cols]
+        row += [Cell(""), Cell("")] if costs else []
+        rows.append(row)
+        row_cls.append("baseline")
+    groups = [(f"{s} shots per class", len(eval_sets)) for s in shots]
+    note = (f"{metric}: mean ± std over seeds (number of runs); bold = best mean in the column; "
+            "red = at or below the majority baseline (always predicting the most frequent label).")
+    return Table(header, rows, title=title, groups=[("", 1)] + groups + ([("cost", 2)] if costs else []),
+                 note=note, row_cls=row_cls)
+
+
+def _subset_key(name: str):
+    return (0 if name.startswith("label=") else 1, name)
+
+
+def _pred_dist(frame: pd.DataFrame) -> dict:
+    """(variant, shots, eval_set) -> mean share of each predicted label over runs."""
+    d = frame[(frame["subset"] == "overall") & frame["pred_dist"].notna()]
+    out: dict = {}
+    for key, g in d.groupby(["variant", "shots", "eval_set"]):
+        dists = [json.loads(s) for s in g["pred_dist"] if s]
+        labels = sorted({k for x in dists for k in x})
+        out[key] = {k: float(np.mean([x.get(k, 0.0) for x in dists])) for k in labels}
+    return out
+
+
+def subset_table(agg: pd.DataFrame, frame: pd.DataFrame, eval_set: str, metric: str = "accuracy",
+                 title: str = "") -> Table | None:
+    """Rows = variant x shots; columns = overall and every subset (per label, per subset field and
+    its crossing with the label) of one eval set, coloured red (0) to green (1); and the share of
+    each predicted label. Accuracy within one label is that label's recall: a model that always
+    says "entailment" shows 1.00 there and 0.00 on the other label."""
+    d = agg[(agg["metric"] == metric) & (agg["eval_set"] == eval_set) & (agg["subset"] != "majority")]
+    subsets = sorted((s for s in d["subset"].unique() if s != "overall"), key=_subset_key)
+    if d.empty or not subsets:
+        return None
+    cell = d.groupby(["variant", "shots", "subset"])[["mean", "std", "count"]].mean()
+    dist = _pred_dist(frame[frame["eval_set"] == eval_set])
+    variants = variant_order(agg, metric)
+    header = ["method", "shots", "runs", "overall"] + subsets + ["predicted labels (share)"]
+    rows = []
+    for v in variants:
+        for s in sorted(d[d["variant"] == v]["shots"].dropna().unique()):
+            if (v, s, "overall") not in cell.index:
+                continue
+            row = [Cell(v), Cell(str(int(s))), Cell(str(int(cell.loc[(v, s, "overall"), "count"])))]
+            for sub in ["overall"] + subsets:
+                if (v, s, sub) in cell.index:
+                    r = cell.loc[(v, s, sub)]
+                    row.append(Cell(msn(r["mean"], r["std"], digits=2), bg=heat(r["mean"])))
+                else:
+                    row.append(Cell("–"))
+            pd_ = dist.get((v, s, eval_set), {})
+            row.append(Cell(", ".join(f"{k} {p:.2f}" for k, p in pd_.items()) or "–"))
+            rows.append(row)
+    note = (f"{metric} (mean ± std over seeds) per subset; within one label it is that label's recall. "
+            "Colour: red = 0, white = 0.5, green = 1.")
+    return Table(header, rows, title=title, note=note)
+
+
+def paired_table(tests: pd.DataFrame) -> Table:
+    header = ["task", "model", "eval set", "shots", "metric", "A", "B", "pairs", "mean A", "mean B",
+              "A − B", "p bootstrap", "p Wilcoxon", "significant", "note"]
+    rows = []
+    for _, t in tests.iterrows():
+        sig = bool(t["significant"])
+        rows.append(cells([t["task"], t["model"], t["eval_set"], int(t["shots"]), t["metric"], t["method_a"],
+                           t["method_b"], int(t["n_pairs"]), num(t["mean_a"]), num(t["mean_b"]),
+                           num(t["mean_diff"]), pval(t["p_bootstrap"]), pval(t["p_wilcoxon"]),
+                           Cell("yes" if sig else "no", bold=sig, cls="yes" if sig else ""), t["note"]]))
+    return Table(header, rows)
+
+
+def frame_table(df: pd.DataFrame, title: str = "", note: str = "") -> Table:
+    """Any small DataFrame as a table (values shown as they are)."""
+    rows = [cells(["–" if (not isinstance(v, (list, dict)) and pd.isna(v)) else v for v in r])
+            for r in df.itertuples(index=False)]
+    return Table([str(c) for c in df.columns], rows, title=title, note=note)
