@@ -21,16 +21,21 @@ def predict(method: Method, examples: list[dict], batch_size: int, device: torch
             progress=None) -> tuple[np.ndarray, int]:
     """Class probabilities [N, C] and the number of input tokens processed."""
     method.model.eval()
-    out, tokens = [], 0
-    for i in range(0, len(examples), batch_size):
-        batch = batch_to(method.collate(examples[i:i + batch_size]), device)
+    # Batches of similar length waste less compute on padding; results go back in input order.
+    fields = method.task.text_fields
+    order = sorted(range(len(examples)), key=lambda i: sum(len(examples[i][f]) for f in fields))
+    probs = np.zeros((len(examples), method.task.num_labels), dtype=np.float32)
+    tokens = 0
+    for i in range(0, len(order), batch_size):
+        idx = order[i:i + batch_size]
+        batch = batch_to(method.collate([examples[j] for j in idx]), device)
         logits = method.class_logits(batch).float()
-        out.append(torch.softmax(logits, dim=-1).cpu().numpy())
+        probs[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
         if "attention_mask" in batch:
             tokens += int(batch["attention_mask"].sum())
         if progress:
             progress(min(i + batch_size, len(examples)), len(examples))
-    return np.concatenate(out) if out else np.zeros((0, method.task.num_labels)), tokens
+    return probs, tokens
 
 
 def scores(y_true, y_pred, num_labels: int) -> dict:

@@ -97,7 +97,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     vocab += [" ".join(ex[f] for f in task.text_fields) for exs in evals.values() for ex in exs]
     vocab += [p.template + " " + " ".join(p.verbalizer.values()) for p in task.patterns.values()]
     vocab += [task.instruction, " ".join(task.label_names)]
-    loaded = models.load(cfg.model, method_cls.head, task.num_labels, vocab_texts=vocab, seed=cfg.seed,
+    loaded = models.load(cfg.model, method_cls.head_for(options), task.num_labels, vocab_texts=vocab, seed=cfg.seed,
                          trust_remote_code=cfg.trust_remote_code)
     if loaded.info.get("warning"):
         notes.append(loaded.info["warning"])
@@ -133,6 +133,8 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
         out["split"] = {"ids": [ex["id"] for ex in prep.few], "checksum": data_mod.checksum([ex["id"] for ex in prep.few]),
                         "n": len(prep.few), "train_pool": len(prep.pool)}
         out["prompt"] = method.prompt_example(prep.few[0])
+        if not method.trains:  # nothing may receive gradients, and none is counted as trainable
+            method.model.requires_grad_(False)
         params = count_parameters(method.model)
         train_stats = None
         with Timer() as t_train:
@@ -166,12 +168,20 @@ def _task_name(spec: str) -> str:
         return spec
 
 
+def _main_metric(spec: str) -> str:
+    try:
+        return get_task(spec).main_metric
+    except ValueError:
+        return "accuracy"
+
+
 def base_record(cfg: RunConfig) -> dict:
     return {
         "run_id": cfg.run_id(), "status": "running", "error": None,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "config": cfg.resolved(), "task": _task_name(cfg.task), "model": cfg.model, "method": cfg.method.name,
         "method_options": dict(cfg.method.model_extra or {}), "shots": cfg.shots,
+        "main_metric": _main_metric(cfg.task),
         "data_seed": cfg.data_seed, "seed": cfg.seed, "pattern": cfg.pattern,
     }
 

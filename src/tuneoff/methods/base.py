@@ -50,6 +50,12 @@ class Method:
     head: ClassVar[str] = "classifier"  # which head `models.load` puts on the backbone: classifier | lm
     trains: ClassVar[bool] = True  # False: evaluated as loaded (e.g. in-context learning)
 
+    @classmethod
+    def head_for(cls, options: MethodOptions) -> str:
+        """The head `models.load` must put on the backbone for these options (`head` unless a method's
+        options choose, e.g. lora's `scoring`); `runner.prepare` calls this, not `head`."""
+        return cls.head
+
     def __init__(self, options: MethodOptions, ctx: Context):
         self.options = options
         self.ctx = ctx
@@ -62,6 +68,11 @@ class Method:
     def setup(self, train: list[dict], pool: list[dict]) -> None:
         """Called once before training with the few-shot set and the whole training split (for
         methods that draw demonstrations or unlabelled inputs). Decides what is trainable."""
+
+    def train_examples(self, few: list[dict]) -> list[dict]:
+        """What the training loop iterates over: the few-shot set, plus any inputs the method adds in
+        `setup` (e.g. unlabelled inputs for distillation, whose "label" is -100)."""
+        return few
 
     def prompt_example(self, example: dict) -> str | None:
         """The exact text the model sees for one example (logged with the run), if templated."""
