@@ -134,6 +134,8 @@ class _SweepDisplay:
         self.p.update(self.now, description=f"now: {now}" if names else "", visible=bool(names))
 
     def started(self, run) -> None:
+        if not self.running:
+            self.p.reset(self.now)  # its clock shows how long the current run has taken
         self.running[run.run_id()] = self.label(run)
         self._refresh()
 
@@ -175,7 +177,7 @@ class _Count(TextColumn):
 def sweep(
     config: str = typer.Argument(..., help="sweep YAML (defaults, grid, methods); then key=value overrides"),
     overrides: Optional[list[str]] = typer.Argument(
-        None, help="grid.train.lr=[1e-4] or methods=[finetune] edit the sweep; any other key (e.g. "
+        None, help=r"grid.train.lr=\[1e-4] or methods=\[finetune] edit the sweep; any other key (e.g. "
                    "train.max_steps=5) is set on every run, last"),
     executor: str = typer.Option("local", help="local (here, one run at a time) | ray (Ray tasks)"),
     address: Optional[str] = typer.Option(None, help="ray: address of an existing cluster (default: start one here)"),
@@ -191,6 +193,10 @@ def sweep(
     from tuneoff.sweep import load_sweep, make_plan, run_sweep, sweep_records
     from tuneoff.tasks import get_task
 
+    if executor not in ("local", "ray"):
+        _fail(f"unknown executor {executor!r}; use local or ray")
+    if address and executor != "ray":
+        _fail("--address is for the ray executor; add --executor ray")
     try:
         sw = load_sweep(config, overrides)
         for task in dict.fromkeys(r.task for r in sw.runs):
@@ -204,10 +210,10 @@ def sweep(
                      store.run_dir if store else None)
     dup = f" ({sw.duplicates} duplicate(s) merged)" if sw.duplicates else ""
     console.print(f"[bold]sweep {config}[/]: {len(sw.runs)} run(s){dup} → {out}/", highlight=False)
-    failed_note = ("rerunning them (--retry-failed)" if retry_failed
-                   else "skipped; --retry-failed reruns them") if plan.failed else ""
+    failed_note = ("run again now (--retry-failed)" if retry_failed
+                   else "skipped: --retry-failed reruns them") if plan.failed else ""
     console.print(f"already done: {len(plan.done)}; failed: {len(plan.failed)}"
-                  + (f" ({failed_note})" if failed_note else "") + f"; to run now: {len(plan.todo)}",
+                  + (f", {failed_note}" if failed_note else "") + f"; to run now: {len(plan.todo)}",
                   highlight=False)
     if dry_run:
         t = Table(title=f"runs of {config}")

@@ -150,25 +150,30 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def set_key(data: dict, path: list[str], value: Any, what: str = "") -> None:
+    """Set `data[path[0]][path[1]]... = value` in place, creating sections; `what` names the
+    setting in errors (e.g. "override 'train.lr=1'")."""
+    node = data
+    for p in path[:-1]:
+        nxt = node.get(p)
+        if isinstance(nxt, str) and p == "method":
+            nxt = {"name": nxt}
+        if nxt is None:
+            nxt = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{what or '.'.join(path)}: {p!r} is not a section")
+        node[p] = nxt
+        node = nxt
+    if path == ["method"] and isinstance(node.get("method"), dict) and isinstance(value, str):
+        value = {"name": value}  # switching method drops the old method's options
+    node[path[-1]] = value
+
+
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     data = json.loads(json.dumps(data))  # deep copy
     for item in overrides:
         path, value = parse_override(item)
-        node = data
-        for p in path[:-1]:
-            nxt = node.get(p)
-            if isinstance(nxt, str) and p == "method":
-                nxt = {"name": nxt}
-            if nxt is None:
-                nxt = {}
-            if not isinstance(nxt, dict):
-                raise ConfigError(f"override {item!r}: {p!r} is not a section")
-            node[p] = nxt
-            node = nxt
-        last = path[-1]
-        if path == ["method"] and isinstance(node.get("method"), dict) and isinstance(value, str):
-            value = {"name": value}  # switching method drops the old method's options
-        node[last] = value
+        set_key(data, path, value, f"override {item!r}")
     return data
 
 

@@ -63,6 +63,11 @@ class Store:
             row = con.execute("SELECT status FROM runs WHERE run_id=?", (run_id,)).fetchone()
         return row[0] if row else None
 
+    def statuses(self) -> dict[str, str]:
+        """run_id -> status of every run in the store (one query, for sweeps of many runs)."""
+        with closing(self._connect()) as con:
+            return dict(con.execute("SELECT run_id, status FROM runs").fetchall())
+
     def is_done(self, run_id: str) -> bool:
         return self.status(run_id) == "done"
 

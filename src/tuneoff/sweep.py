@@ -1,0 +1,344 @@
+"""Sweeps: a grid of runs from one YAML file, run resumably into one results store.
+
+A sweep config has three keys (anything else is an error naming the key):
+
+    defaults:          # any RunConfig keys (nested, or dotted like `train.lr`), shared by every run
+      task: demo
+      shots: [8, 32]   # shots / data_seed / seed may be lists: each value is a run
+      data_seed: [0, 1, 2]
+    grid:              # RunConfig keys (dotted allowed) -> lists of values; the cross product is run
+      train.lr: [1e-5, 3e-5]
+      tasks: [demo]    # plural aliases: tasks, models, patterns, seeds, data_seeds
+    methods:           # the method axis: a name, or {name, <method options>, overrides: {key: value}}
+      - finetune
+      - {name: lora, r: 8}
+      - {name: head, overrides: {train.lr: 1e-3}}
+
+Runs = methods x grid values x shots x data_seed x seed, run split by split (every method at the
+first data seed, then the next). Each run's settings are layered
+defaults < grid value < method entry < the entry's `overrides` < command-line key=value overrides,
+and validated by `tuneoff.config` (the one validator). Runs with the same run_id are kept once.
+
+Running is keyed by run_id: what the store holds as `done` is skipped before anything is submitted,
+`failed` runs are skipped unless asked to retry, and every finished run is written in one SQLite
+transaction by the driver as soon as it is back, so killing a sweep loses only the runs in flight.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from tuneoff.config import (
+    ConfigError,
+    RunConfig,
+    _format_errors,
+    apply_overrides,
+    config_from_dict,
+    parse_override,
+    read_yaml,
+    set_key,
+)
+
+GRID_ALIASES = {"tasks": "task", "models": "model", "patterns": "pattern", "seeds": "seed",
+                "data_seeds": "data_seed"}
+
+
+# -- the sweep config ----------------------------------------------------------------------------
+
+class MethodEntry(BaseModel):
+    """One value of the method axis: `name`, the method's options, and run settings it overrides."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    overrides: dict[str, Any] = {}
+
+    @field_validator("overrides")
+    @classmethod
+    def _flat_overrides(cls, v: dict) -> dict:
+        flat = _flatten(v)
+        bad = [k for k in flat if k == "method" or k.startswith("method.")]
+        if bad:
+            raise ValueError(f"{bad[0]!r} cannot be overridden: give method options in the entry itself "
+                             f"(e.g. {{name: lora, r: 8}})")
+        return flat
+
+    def options(self) -> dict:
+        return dict(self.model_extra or {})
+
+    def label(self) -> str:
+        opts = ",".join(f"{k}={v}" for k, v in self.options().items())
+        return self.name + (f"({opts})" if opts else "")
+
+
+class SweepConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    defaults: dict[str, Any] = {}
+    grid: dict[str, list[Any]] = {}
+    methods: list[MethodEntry] = []
+
+    @field_validator("defaults")
+    @classmethod
+    def _nest_defaults(cls, v: dict) -> dict:
+        out: dict = {}
+        for key, value in _flatten(v).items():  # dotted keys (train.lr: 1e-4) merge into sections
+            if value != {}:
+                set_key(out, key.split("."), value, f"defaults key {key!r}")
+        return out
+
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _grid_keys(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        out = {}
+        for key, values in v.items():
+            key = GRID_ALIASES.get(str(key), str(key))
+            if key in out:
+                raise ValueError(f"grid key {key!r} is given twice (once by its plural alias)")
+            if key == "method" or key.startswith("method."):
+                raise ValueError(f"grid key {key!r}: list methods (with their options) under `methods:`")
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"grid key {key!r} needs a non-empty list of values, got {values!r}")
+            out[key] = values
+        return out
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _method_strings(cls, v: Any) -> Any:
+        if isinstance(v, (str, dict)):
+            v = [v]
+        if isinstance(v, list):
+            return [{"name": m} if isinstance(m, str) else m for m in v]
+        return v
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    """{"train": {"lr": 1}} -> {"train.lr": 1}; keys already dotted stay as they are."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def parse_sweep(data: dict, source: str = "sweep config") -> SweepConfig:
+    try:
+        return SweepConfig(**data)
+    except ValidationError as e:
+        msg = _format_errors(e, model=SweepConfig).replace("config key", "sweep key")
+        raise ConfigError(f"{source}: {msg}\n(a sweep config holds `defaults:`, `grid:` and `methods:`; "
+                          f"run settings go under `defaults:`)") from None
+
+
+# -- expansion -----------------------------------------------------------------------------------
+
+@dataclass
+class Sweep:
+    runs: list[RunConfig]          # unique runs, in expansion order
+    output_dir: str
+    expanded: int                  # runs before duplicates were merged
+    varying: list[str] = field(default_factory=list)  # config keys (not method.*) that differ between runs
+    method_options: dict[str, list[str]] = field(default_factory=dict)  # method -> options that differ
+
+    @property
+    def duplicates(self) -> int:
+        return self.expanded - len(self.runs)
+
+    def method_label(self, run: RunConfig) -> str:
+        """The method and those of its options that differ between its runs, e.g. `lora(r=8)`."""
+        opts = run.method.model_extra or {}
+        shown = ",".join(f"{k}={opts.get(k)}" for k in self.method_options.get(run.method.name, []))
+        return run.method.name + (f"({shown})" if shown else "")
+
+    def describe(self, run: RunConfig) -> dict[str, Any]:
+        """The values of the varying keys for one run (for listings)."""
+        flat = _flat_config(run)
+        return {k: flat.get(k, "–") for k in self.varying}
+
+    def label(self, run: RunConfig) -> str:
+        """A short name for a run: method(options) and the values of the other varying keys."""
+        return " ".join([self.method_label(run), *(f"{k}={v}" for k, v in self.describe(run).items())])
+
+
+def split_overrides(overrides: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Command-line key=value items: those naming a sweep key (defaults./grid./methods) edit the
+    sweep config; any other is a run setting applied last, to every run."""
+    sweep_level, run_level = [], []
+    for item in overrides:
+        path, _ = parse_override(item)
+        (sweep_level if path[0] in SweepConfig.model_fields else run_level).append(item)
+    return sweep_level, run_level
+
+
+def _apply_sweep_overrides(data: dict, items: list[str]) -> dict:
+    data = json.loads(json.dumps(data))
+    for item in items:
+        path, value = parse_override(item)
+        if path[0] == "grid" and len(path) > 1:  # grid keys are dotted names, not sections
+            grid = data.setdefault("grid", {}) or {}
+            data["grid"] = grid
+            grid[".".join(path[1:])] = value if isinstance(value, list) else [value]
+        elif path == ["methods"] and not isinstance(value, list):
+            data["methods"] = [value]
+        else:
+            set_key(data, path, value, f"override {item!r}")
+    return data
+
+
+def expand_sweep(sc: SweepConfig, run_overrides: list[str] | None = None) -> Sweep:
+    """Every run of the sweep, validated, duplicates (same run_id) kept once."""
+    grid_keys = list(sc.grid)
+    methods: list[MethodEntry | None] = list(sc.methods) or [None]  # None: the method in defaults
+    runs: dict[str, RunConfig] = {}
+    out_dirs: set[str] = set()
+    expanded = 0
+    for entry, values in itertools.product(methods, itertools.product(*(sc.grid[k] for k in grid_keys))):
+        data = json.loads(json.dumps(sc.defaults))
+        where = []
+        for key, value in zip(grid_keys, values):
+            set_key(data, key.split("."), value, f"grid key {key!r}")
+            where.append(f"{key}={value}")
+        if entry is not None:
+            data["method"] = {"name": entry.name, **entry.options()}
+            for key, value in entry.overrides.items():
+                set_key(data, key.split("."), value, f"method {entry.name!r} override {key!r}")
+            where.insert(0, f"method {entry.label()}")
+        data = apply_overrides(data, run_overrides or [])
+        try:
+            cfg = config_from_dict(data)
+        except ConfigError as e:
+            raise ConfigError(f"sweep run ({', '.join(where) or 'defaults'}): {e}") from None
+        out_dirs.add(cfg.output_dir)
+        for run in cfg.expand():
+            expanded += 1
+            runs.setdefault(run.run_id(), run)
+    if len(out_dirs) > 1:
+        raise ConfigError(f"a sweep writes to one results store, but runs name several output_dir values: "
+                          f"{sorted(out_dirs)}; set output_dir once, under defaults:")
+    # split by split: everything at the first (data_seed, seed) runs first, so a partial sweep already
+    # compares every method, and the time estimate has seen every kind of run early
+    unique = sorted(runs.values(), key=lambda r: (r.data_seed, r.seed))
+    methods = {r.method.name for r in unique}
+    options = {m: [k.removeprefix("method.") for k in varying_keys([r for r in unique if r.method.name == m])
+                   if k.startswith("method.")] for m in methods}
+    varying = [k for k in varying_keys(unique) if not k.startswith("method.")]
+    return Sweep(unique, out_dirs.pop(), expanded, varying, {m: o for m, o in options.items() if o})
+
+
+def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
+    sweep_level, run_level = split_overrides(overrides or [])
+    data = _apply_sweep_overrides(read_yaml(path), sweep_level)
+    return expand_sweep(parse_sweep(data, f"sweep config {str(path)!r}"), run_level)
+
+
+def _flat_config(run: RunConfig) -> dict:
+    return _flatten({k: v for k, v in run.resolved().items() if k not in ("output_dir",)})
+
+
+def varying_keys(runs: list[RunConfig]) -> list[str]:
+    """Dotted config keys whose value differs between runs (method options as method.<opt>).
+    An option that some runs lack (another method's) counts as differing."""
+    flats = [_flat_config(r) for r in runs]
+    keys = list(dict.fromkeys(k for f in flats for k in f))
+    return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
+
+
+# -- planning and running ------------------------------------------------------------------------
+
+@dataclass
+class Plan:
+    runs: list[RunConfig]
+    done: list[str]          # run_ids already done (skipped)
+    failed: list[str]        # run_ids recorded as failed
+    todo: list[RunConfig]    # what this invocation runs
+    retry_failed: bool
+
+    @property
+    def skipped_failed(self) -> int:
+        return 0 if self.retry_failed else len(self.failed)
+
+
+def make_plan(runs: list[RunConfig], statuses: dict[str, str], retry_failed: bool = False,
+              run_dir=None) -> Plan:
+    """Decide, in the driver and before anything is submitted, which runs still need running.
+    A done run is rerun only if it asks for saved weights that its folder lacks (as `runner.execute`)."""
+    done, failed, todo = [], [], []
+    for run in runs:
+        rid = run.run_id()
+        status = statuses.get(rid)
+        needs_weights = run.save and run_dir is not None and not (run_dir(rid) / "weights").is_dir()
+        if status == "done" and not needs_weights:
+            done.append(rid)
+            continue
+        if status == "failed":
+            failed.append(rid)
+            if not retry_failed:
+                continue
+        todo.append(run)
+    return Plan(runs, done, failed, todo, retry_failed)
+
+
+class Observer:
+    """What a sweep reports while it runs; the CLI draws it, tests may count it. `progress` (a
+    runner progress callback) is used by executors that run in this process."""
+
+    progress = None
+
+    def started(self, run: RunConfig) -> None: ...
+
+    def finished(self, run: RunConfig, record: dict, seconds: float) -> None: ...
+
+
+def repair_manifests(store, run_ids: Iterable[str]) -> int:
+    """A kill between the SQLite commit and the manifest write leaves a done run without its
+    manifest.json: write it again from the store. Returns how many were written."""
+    from tuneoff.store import write_json_atomic
+
+    n = 0
+    for rid in run_ids:
+        path = store.run_dir(rid) / "manifest.json"
+        if not path.is_file():
+            rec = store.get(rid)
+            if rec is not None:
+                write_json_atomic(path, rec)
+                n += 1
+    return n
+
+
+def run_sweep(plan: Plan, store, executor, observer: Observer | None = None) -> list[dict]:
+    """Run `plan.todo` on `executor`, writing each record to `store` as soon as it is back.
+    Returns the records of every run of the sweep (done, failed, and just run), from the store."""
+    observer = observer or Observer()
+    repair_manifests(store, plan.done)
+    for run, record, seconds in executor.run(plan.todo, store.run_dir, observer):
+        if record.get("run_id") != run.run_id():  # a worker that built another config is a bug
+            raise RuntimeError(f"executor returned run {record.get('run_id')} for {run.run_id()}")
+        store.put(record)
+        observer.finished(run, record, seconds)
+    return sweep_records(store, plan.runs)
+
+
+def sweep_records(store, runs: list[RunConfig]) -> list[dict]:
+    out = []
+    for run in runs:
+        rec = store.get(run.run_id())
+        if rec is not None:
+            out.append(rec)
+    return out
+
+
+def eta_seconds(durations: list[float], left: int, parallel: int = 1) -> float | None:
+    """Time left, from the mean time of the runs finished so far; None before the first one."""
+    if not durations:
+        return None
+    return sum(durations) / len(durations) * left / max(1, min(parallel, left))
+
+
