@@ -124,6 +124,10 @@ class RunConfig(_Strict):
         for k in ("output_dir", "device", "save"):
             d.pop(k, None)
         d["eval"].pop("batch_size", None)
+        from tuneoff.methods import get_method
+
+        if not get_method(self.method.name).trains:  # training settings cannot change its result
+            d["train"] = {"max_length": d["train"]["max_length"]}
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -3,6 +3,7 @@ with the majority-class baseline beside it. (The full HTML report lives in `tune
 from __future__ import annotations
 
 import csv
+import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -22,14 +23,38 @@ def _fmt(values: list[float]) -> str:
     return f"{mean:.3f} ± {sd:.3f}" if sd is not None else f"{mean:.3f}"
 
 
+IGNORED = {"data_seed", "seed", "output_dir", "device", "save", "eval.batch_size"}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _settings(records: list[dict]) -> list[str]:
+    """Config keys (beyond task, model, method, shots) whose values differ among the records:
+    runs that differ in them are different settings, never pooled as if they were seeds."""
+    flats = [_flat(r.get("config") or {}) for r in records]
+    keys = sorted({k for f in flats for k in f} - IGNORED - {"task", "model", "method.name", "shots"})
+    return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
+
+
 def summarise(records: list[dict]) -> list[dict]:
-    """Rows: task, model, method, shots, eval_set, domain, metric, score (mean ± std), runs, majority."""
+    """Rows: task, model, method, options, shots, eval_set, domain, metric, score (mean ± std over
+    seeds), runs, majority. `options` names the method options and any other setting that differs
+    between the runs, so only runs that differ by seed alone are averaged."""
+    done = [r for r in records if r.get("status") == "done"]
+    varying = _settings(done)
     groups: dict[tuple, dict] = defaultdict(lambda: {"scores": [], "majority": [], "other": defaultdict(list)})
-    for r in records:
-        if r.get("status") != "done":
-            continue
+    for r in done:
         metric = main_metric(r)
-        opts = ",".join(f"{k}={v}" for k, v in sorted((r.get("method_options") or {}).items()))
+        flat = _flat(r.get("config") or {})
+        opts = ",".join(f"{k.removeprefix('method.')}={flat[k]}" for k in varying if k in flat)
         for es, m in r["metrics"].items():
             key = (r["task"], r["model"], r["method"], opts, r["shots"], es, m["domain"], metric)
             g = groups[key]
@@ -38,7 +63,7 @@ def summarise(records: list[dict]) -> list[dict]:
             for other in ("accuracy", "mcc", "f1"):
                 g["other"][other].append(m["overall"][other])
     rows = []
-    for (task, model, method, opts, shots, es, domain, metric), g in sorted(groups.items(), key=lambda kv: str(kv[0])):
+    for (task, model, method, opts, shots, es, domain, metric), g in groups.items():
         rows.append({"task": task, "model": model, "method": method, "options": opts, "shots": shots,
                      "eval_set": es, "domain": domain, "metric": metric, "score": _fmt(g["scores"]),
                      "runs": len(g["scores"]), "majority": _fmt(g["majority"]),
