@@ -1,0 +1,157 @@
+"""Context distillation: a student without the context learns the label distribution that the
+frozen pretrained LM gives *with* it (the task's instruction and k demonstrations per class).
+
+Teacher and student are the same pretrained LM scoring the same verbalizer words through its LM
+head; only the input differs (teacher: context + pattern-rendered input; student: the rendered
+input alone). Teacher distributions are computed once, in `setup`, before any weight changes
+(batched, no_grad, shared-prefix cache) and looked up by example id at every step. For
+`student=full` the model in `setup` *is* the pretrained teacher, so no copy is kept; for
+`student=lora` the teacher runs with the adapters disabled.
+
+Loss = T^2 * KL(teacher_T || student_T) over the label words, + ce_weight * cross-entropy on gold
+labels (labelled inputs only). ce_weight defaults to 0: the method is then pure context
+distillation, and pattern-based fine-tuning on gold labels stays a separate entry of the comparison
+(set ce_weight > 0 for the mix).
+"""
+from __future__ import annotations
+
+import contextlib
+import random
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from tuneoff.methods import Method, MethodError, register
+from tuneoff.methods.base import batch_to
+from tuneoff.methods.icl import ContextOptions, check_window, content_free_scores, draw_demos, make_context
+from tuneoff.methods.pattern import Prefix, scorer_for
+
+
+class DistillOptions(ContextOptions):
+    temperature: float = Field(1.0, gt=0, description="softmax temperature T of teacher and student over the label words")
+    ce_weight: float = Field(0.0, ge=0, description="weight of gold-label cross-entropy (labelled inputs); 0 = pure distillation")
+    unlabelled: int = Field(0, ge=0, description="extra inputs drawn from the training pool, labels unused, to distil on")
+    student: Literal["full", "lora"] = Field("full", description="train every weight, or LoRA adapters on the frozen model")
+    lora_r: int = Field(8, ge=1, description="LoRA rank (student=lora)")
+    lora_alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator alpha (student=lora)")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input (student=lora)")
+
+
+UNLABELLED = -100  # the "label" of an unlabelled input: ignored by the cross-entropy
+
+
+@register
+class ContextDistill(Method):
+    name = "distill"
+    description = "context distillation: student without context matches the frozen LM's in-context predictions"
+    Options = DistillOptions
+    head = "lm"
+
+    def __init__(self, options, ctx):
+        super().__init__(options, ctx)
+        if not ctx.loaded.is_decoder:
+            raise MethodError(f"distill needs a decoder (causal) LM for its in-context teacher; "
+                              f"{ctx.loaded.name!r} is a masked LM (try model=smollm2-135m)")
+        self.scorer = scorer_for(self)
+        self.teacher: dict[str, torch.Tensor] = {}  # example id -> teacher label log-probs [C]
+        self.teacher_context: dict[str, str] = {}  # example id -> the context the teacher saw
+        self.teacher_forwards = 0
+        self.unlabelled: list[dict] = []
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def setup(self, train, pool):
+        opts, cfg = self.options, self.ctx.config
+        few_ids = {ex["id"] for ex in train}
+        rest = [ex for ex in pool if ex["id"] not in few_ids]
+        if opts.unlabelled > len(rest):
+            raise MethodError(f"unlabelled={opts.unlabelled}, but the training pool has only {len(rest)} "
+                              "inputs outside the few-shot set")
+        rng = random.Random(f"unlabelled/{cfg.data_seed}/{opts.demo_seed}")
+        self.unlabelled = [{**ex, "label": UNLABELLED} for ex in rng.sample(rest, opts.unlabelled)]
+        if opts.student == "lora":
+            from peft import LoraConfig, get_peft_model
+
+            self.model = get_peft_model(self.model, LoraConfig(r=opts.lora_r, lora_alpha=opts.lora_alpha,
+                                                               lora_dropout=opts.lora_dropout))
+        else:
+            for p in self.model.parameters():
+                p.requires_grad_(True)
+        self._compute_teacher(train)
+
+    def _contexts(self, train: list[dict]) -> dict[tuple, tuple[list[dict], list[dict]]]:
+        """Examples grouped by their teacher's demonstrations: the shared set, except that an example
+        that is itself a demonstration gets it swapped for another of its label."""
+        opts = self.options
+        shared = draw_demos(train, opts.k, opts.demo_seed, self.task)
+        shared_ids = {d["id"] for d in shared}
+        groups: dict[tuple, tuple[list[dict], list[dict]]] = {}  # demo ids -> (demos, examples)
+        for ex in train + self.unlabelled:
+            demos = shared
+            if ex["id"] in shared_ids:
+                spare = [d for d in train if d["label"] == ex["label"] and d["id"] not in shared_ids]
+                if not spare:
+                    raise MethodError(f"distill keeps each example out of its own teacher context, which needs "
+                                      f"shots > k per class (k={opts.k}); use more shots or a smaller k")
+                swap = random.Random(f"{opts.demo_seed}/{ex['id']}").choice(spare)
+                demos = [swap if d["id"] == ex["id"] else d for d in shared]
+            groups.setdefault(tuple(d["id"] for d in demos), (demos, []))[1].append(ex)
+        return groups
+
+    @torch.no_grad()
+    def _compute_teacher(self, train: list[dict]) -> None:
+        opts, device = self.options, self.ctx.device
+        bs = self.ctx.config.eval.batch_size
+        self.model.eval()
+        off = self.model.disable_adapter() if opts.student == "lora" else contextlib.nullcontext()
+        with off:
+            for demos, exs in self._contexts(train).values():
+                prefix = make_context(self.scorer, self.task, demos, opts)
+                check_window(self.scorer, self.task, demos, opts, exs)
+                self.scorer.build(self.model, prefix)
+                shift = (content_free_scores(self.scorer, self.model, prefix, True) if opts.calibrate else 0.0)
+                for i in range(0, len(exs), bs):
+                    chunk = exs[i:i + bs]
+                    batch = batch_to(self.scorer.encode(chunk, prefix, inline=False), device)
+                    scores = (self.scorer.scores(self.model, batch, prefix) - shift).float().cpu()
+                    self.teacher_forwards += 1
+                    for ex, s in zip(chunk, scores):
+                        self.teacher[ex["id"]] = s
+                        self.teacher_context[ex["id"]] = prefix.text
+                prefix.kv = None  # free the cache
+
+    def train_examples(self, few: list[dict]) -> list[dict]:
+        return few + self.unlabelled
+
+    # -- prompts ---------------------------------------------------------------------------------
+    def prompt_example(self, example: dict) -> str:
+        """What the student (the trained model) sees; `teacher_prompt` gives the teacher's."""
+        return self.scorer.prompt(example)
+
+    def teacher_prompt(self, example: dict) -> str:
+        return self.scorer.prompt(example, Prefix(self.teacher_context[example["id"]], []))
+
+    # -- training --------------------------------------------------------------------------------
+    def collate(self, examples: list[dict]) -> dict:
+        batch = self.scorer.encode(examples)
+        if self.model.training:  # the loop trains; the evaluator puts the model in eval mode
+            missing = [ex["id"] for ex in examples if ex["id"] not in self.teacher]
+            if missing:
+                raise MethodError(f"no teacher distribution for training example(s) {missing[:3]}: they are "
+                                  "computed in setup for the few-shot set and the unlabelled inputs only")
+            batch["teacher"] = torch.stack([self.teacher[ex["id"]] for ex in examples])
+        return batch
+
+    def class_logits(self, batch: dict) -> torch.Tensor:
+        return self.scorer.scores(self.model, batch)
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        t, labels = self.options.temperature, batch["labels"]
+        student = self.class_logits(batch)
+        teacher = batch["teacher"].to(student.dtype)
+        loss = F.kl_div(F.log_softmax(student / t, -1), F.log_softmax(teacher / t, -1), log_target=True,
+                        reduction="batchmean") * t * t
+        if self.options.ce_weight and bool((labels != UNLABELLED).any()):
+            loss = loss + self.options.ce_weight * F.cross_entropy(student, labels, ignore_index=UNLABELLED)
+        return loss

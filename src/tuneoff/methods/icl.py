@@ -1,0 +1,123 @@
+"""In-context learning: the frozen LM scores answer words after k solved examples per class.
+
+The context (instruction line + demonstrations, each followed by the separator) is the same for
+every query, so it is encoded once and its key/value cache is reused for every batch
+(`use_cache=false` runs the whole text each time instead: same numbers, slower). Demonstrations
+come from the few-shot training set only, so icl sees the same labelled data as the other methods.
+"""
+from __future__ import annotations
+
+import random
+
+import torch
+from pydantic import Field
+
+from tuneoff import prompts
+from tuneoff.methods import Method, MethodError, MethodOptions, register
+from tuneoff.methods.pattern import LMScorer, Prefix, scorer_for
+
+
+class ContextOptions(MethodOptions):
+    """How the context of demonstrations is built (shared by icl and distill)."""
+
+    k: int = Field(4, ge=1, description="demonstrations per class, drawn from the few-shot training set")
+    demo_seed: int = Field(0, description="seed that draws and orders the demonstrations")
+    separator: str = Field("\n\n", description="text after the instruction line and after each demonstration")
+    instruction: bool = Field(True, description="start the context with the task's one-line instruction")
+    calibrate: bool = Field(False, description="contextual calibration: subtract the label log-probs of an 'N/A' input")
+
+
+class ICLOptions(ContextOptions):
+    use_cache: bool = Field(True, description="encode the shared context once and reuse its key/value cache")
+
+
+def draw_demos(few: list[dict], k: int, seed: int, task, exclude: set[str] = frozenset()) -> list[dict]:
+    """k examples per class from `few` (ids in `exclude` left out), balanced, in a seeded shuffled order."""
+    rng = random.Random(seed)
+    chosen = []
+    for label, name in enumerate(task.label_names):
+        pool = [ex for ex in few if ex["label"] == label and ex["id"] not in exclude]
+        if k > len(pool):
+            raise MethodError(f"k={k} demonstrations per class, but the few-shot set holds only {len(pool)} "
+                              f"example(s) of label {name!r} to draw from (shots per class, minus excluded); "
+                              f"use k <= {len(pool)} or more shots")
+        chosen += rng.sample(pool, k)
+    rng.shuffle(chosen)
+    return chosen
+
+
+def make_context(scorer: LMScorer, task, demos: list[dict], opts: ContextOptions) -> Prefix:
+    text = prompts.context(scorer.pattern, demos, task.label_names, opts.separator,
+                           task.instruction if opts.instruction and task.instruction else None)
+    return scorer.prefix(text)
+
+
+def check_window(scorer: LMScorer, task, demos: list[dict], opts: ContextOptions, queries: list[dict]) -> None:
+    """The context plus the longest training query must fit the model's window; if not, say how
+    many demonstrations would."""
+    longest = max(len(prompts._ids(scorer.tok, prompts.render(scorer.pattern, q))) for q in queries)
+    need = min(longest, scorer.max_length) + scorer.extra
+
+    def total(m: int) -> int:
+        return len(make_context(scorer, task, demos[:m], opts).ids) + need
+
+    if total(len(demos)) <= scorer.window:
+        return
+    fit = max((m for m in range(len(demos) + 1) if total(m) <= scorer.window), default=0)
+    raise MethodError(
+        f"the context of {len(demos)} demonstrations (k={opts.k} per class) and the longest input take "
+        f"{total(len(demos))} tokens, more than the model's window of {scorer.window}: {fit} demonstration(s) "
+        f"fit, i.e. k <= {fit // task.num_labels} per class")
+
+
+def content_free_scores(scorer: LMScorer, model, prefix: Prefix, cached: bool) -> torch.Tensor:
+    """Label log-probs of the content-free input with the same context, [num_labels]."""
+    with torch.no_grad():
+        batch = scorer.encode([prompts.content_free_example(scorer.task)], prefix, inline=not cached)
+        batch = {k: v.to(scorer_device(model)) for k, v in batch.items()}
+        return scorer.scores(model, batch, prefix if cached else None)[0]
+
+
+def scorer_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@register
+class InContext(Method):
+    name = "icl"
+    description = "in-context learning: frozen LM, k demonstrations per class in the prompt, no training"
+    Options = ICLOptions
+    head = "lm"
+    trains = False
+
+    def __init__(self, options, ctx):
+        super().__init__(options, ctx)
+        if not ctx.loaded.is_decoder:
+            raise MethodError(f"icl needs a decoder (causal) LM; {ctx.loaded.name!r} is a masked LM "
+                              "(try model=smollm2-135m)")
+        self.scorer = scorer_for(self)
+        self.prefix: Prefix | None = None
+        self.calibration: torch.Tensor | None = None
+
+    def setup(self, train, pool):
+        opts = self.options
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.model.eval()
+        self.demos = draw_demos(train, opts.k, opts.demo_seed, self.task)
+        self.prefix = make_context(self.scorer, self.task, self.demos, opts)
+        check_window(self.scorer, self.task, self.demos, opts, train)
+        if opts.use_cache:
+            self.scorer.build(self.model, self.prefix)
+        if opts.calibrate:
+            self.calibration = content_free_scores(self.scorer, self.model, self.prefix, opts.use_cache)
+
+    def prompt_example(self, example: dict) -> str:
+        return self.scorer.prompt(example, self.prefix)
+
+    def collate(self, examples: list[dict]) -> dict:
+        return self.scorer.encode(examples, self.prefix, inline=not self.options.use_cache)
+
+    def class_logits(self, batch: dict) -> torch.Tensor:
+        s = self.scorer.scores(self.model, batch, self.prefix if self.options.use_cache else None)
+        return s - self.calibration if self.calibration is not None else s

@@ -1,0 +1,151 @@
+"""Where things are in a model, found generically: the transformer layer list, the embeddings and
+the classification head; and `PartialMethod`, the base of methods that train a subset of weights.
+
+Not a method (it registers nothing): the helpers shared by `head`, `bitfit`, `adaptive`, `half`
+and the peft methods.
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tuneoff.methods.base import ClassifierMethod, MethodError, classifier_head
+
+# Where the layer list usually lives, relative to the backbone (`model.base_model`).
+KNOWN_LAYER_PATHS = ("layers", "encoder.layer", "encoder.layers", "decoder.layers", "h", "layer", "blocks",
+                     "block", "transformer.layer", "transformer.h")
+
+
+def _has_params(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters())
+
+
+def _is_stack(module: nn.Module) -> bool:
+    """A non-empty ModuleList of blocks of one class that hold weights."""
+    return (isinstance(module, nn.ModuleList) and len(module) > 0
+            and len({type(m) for m in module}) == 1 and _has_params(module[0]))
+
+
+def find_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """(name, list) of the model's stack of transformer layers, bottom layer first.
+
+    Known places are tried first (Llama: ``model.layers``, BERT: ``bert.encoder.layer``, GPT-2:
+    ``transformer.h``); otherwise the outermost, longest ``nn.ModuleList`` of identical blocks is
+    taken (lists nested inside another stack's blocks, e.g. MoE experts, are skipped)."""
+    names = {id(m): n for n, m in model.named_modules()}
+    backbone = getattr(model, "base_model", model)
+    for path in KNOWN_LAYER_PATHS:
+        try:
+            mod = backbone.get_submodule(path)
+        except AttributeError:
+            continue
+        if _is_stack(mod):
+            return names[id(mod)], mod
+    stacks = [(n, m) for n, m in model.named_modules() if _is_stack(m)]
+    outer = [(n, m) for n, m in stacks if not any(n.startswith(o + ".") for o, _ in stacks if o != n)]
+    if not outer:
+        raise MethodError(f"could not find a list of transformer layers in {type(model).__name__}")
+    longest = max(len(m) for _, m in outer)
+    best = [(n, m) for n, m in outer if len(m) == longest]
+    if len(best) > 1:
+        raise MethodError(f"{type(model).__name__} has several layer stacks of {longest} blocks "
+                          f"({', '.join(n for n, _ in best)}); this method supports one stack")
+    return best[0]
+
+
+def _inside(name: str, prefix: str) -> bool:
+    return prefix == "" or name == prefix or name.startswith(prefix + ".")
+
+
+def embedding_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """The input embeddings and whatever else embeds a token before the first layer.
+
+    ``get_input_embeddings()``; if its parent is a dedicated block outside the layers (BERT's
+    ``bert.embeddings``: word, position and token-type embeddings plus their LayerNorm) the whole
+    block; and any other ``nn.Embedding`` outside the layer stack (GPT-2's position table ``wpe``)."""
+    layers_name, _ = find_layers(model)
+    names = {id(m): n for n, m in model.named_modules()}
+    emb = model.get_input_embeddings()
+    if emb is None or id(emb) not in names:
+        raise MethodError(f"could not find the input embeddings of {type(model).__name__}")
+    emb_name = names[id(emb)]
+    parent_name = emb_name.rpartition(".")[0]
+    found = {emb_name: emb}
+    if parent_name and not _inside(layers_name, parent_name):
+        found = {parent_name: model.get_submodule(parent_name)}
+    for n, m in model.named_modules():
+        if isinstance(m, nn.Embedding) and not _inside(n, layers_name) and not any(_inside(n, f) for f in found):
+            found[n] = m
+    return found
+
+
+def params_under(model: nn.Module, prefixes) -> list[str]:
+    """Names of the parameters inside any of the named submodules."""
+    prefixes = list(prefixes)
+    return [n for n, _ in model.named_parameters() if any(_inside(n, p) for p in prefixes)]
+
+
+def embedding_params(model: nn.Module) -> list[str]:
+    return params_under(model, embedding_modules(model))
+
+
+def head_params(model: nn.Module, newly_initialised=()) -> list[str]:
+    """The classification head, plus any weight the loader initialised from scratch (e.g. a pooler
+    missing from the checkpoint): a weight nobody trained cannot stay frozen."""
+    names = {n for n, _ in model.named_parameters()}
+    return sorted(set(classifier_head(model)) | (set(newly_initialised) & names))
+
+
+def model_type(model: nn.Module) -> str:
+    return getattr(getattr(model, "config", None), "model_type", None) or type(model).__name__
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device):
+    """Draw from torch's global RNG with `seed`, and leave the caller's RNG state as it was."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def load_exact(model: nn.Module, folder: Path) -> None:
+    """Load trainable.safetensors: it must hold exactly this model's trainable parameters, shapes included."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(folder / "trainable.safetensors"))
+    params = dict(model.named_parameters())
+    want = {n for n, p in params.items() if p.requires_grad}
+    missing, unexpected = sorted(want - set(state)), sorted(set(state) - want)
+    if missing or unexpected:
+        raise MethodError(f"saved weights in {folder} do not fit this method's trainable parameters: "
+                          f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    for n, t in state.items():
+        if tuple(t.shape) != tuple(params[n].shape):
+            raise MethodError(f"saved weight {n} has shape {tuple(t.shape)}, the model has {tuple(params[n].shape)}")
+    with torch.no_grad():
+        for n, t in state.items():
+            params[n].copy_(t.to(params[n].device, params[n].dtype))
+
+
+class PartialMethod(ClassifierMethod):
+    """A classifier that trains a chosen subset of the model's own weights (no new modules)."""
+
+    def trainable_names(self) -> set[str]:
+        raise NotImplementedError
+
+    def head_names(self) -> list[str]:
+        return head_params(self.model, self.ctx.loaded.info.get("newly_initialised", ()))
+
+    def setup(self, train, pool):
+        chosen = self.trainable_names()
+        unknown = chosen - {n for n, _ in self.model.named_parameters()}
+        assert not unknown, f"{self.name}: no such parameters {sorted(unknown)[:5]}"
+        for n, p in self.model.named_parameters():
+            p.requires_grad_(n in chosen)
+
+    def load(self, folder: Path) -> None:
+        load_exact(self.model, folder)

@@ -1,0 +1,305 @@
+"""pattern, icl and distill on tiny random models: what trains, how labels are scored, the prefix
+cache, the demonstrations and the distillation teacher. Integration tests on SmolLM2 are marked slow."""
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from tuneoff import prompts  # noqa: E402
+from tuneoff.config import load_config  # noqa: E402
+from tuneoff.evaluate import predict  # noqa: E402
+from tuneoff.methods import MethodError, list_methods  # noqa: E402
+
+list_methods()  # discover every method before importing one module directly (see methods/__init__.py)
+from tuneoff.methods.base import batch_to  # noqa: E402
+from tuneoff.methods.icl import draw_demos, make_context  # noqa: E402
+from tuneoff.runner import accelerator_for, execute, prepare  # noqa: E402
+from tuneoff.store import Store  # noqa: E402
+from tuneoff.train import train  # noqa: E402
+
+DEMO_DATA = Path(__file__).resolve().parents[1] / "src" / "tuneoff" / "tasks" / "data" / "demo"
+
+
+def prep(*overrides, model="tiny-llama"):
+    return prepare(load_config(None, [f"model={model}", "device=cpu", "shots=8", "data_seed=0", *overrides]))
+
+
+@pytest.fixture(scope="module")
+def words_task(tmp_path_factory) -> str:
+    """The demo data with a two-token answer word and a pattern using a field the task lacks."""
+    y = tmp_path_factory.mktemp("task") / "words.yaml"
+    y.write_text(
+        "name: words\ntext_fields: [text]\nlabel_names: [negative, positive]\n"
+        f"train: {DEMO_DATA / 'train.jsonl'}\neval:\n  - {{name: test, path: {DEMO_DATA / 'test.jsonl'}}}\n"
+        "patterns:\n"
+        "  multi: {template: '{text} It was', verbalizer: {negative: ' bad', positive: ' very good'}}\n"
+        "  titled: {template: '{title}: {text} It was', verbalizer: {negative: ' bad', positive: ' good'}}\n")
+    return str(y)
+
+
+def trainable(method) -> set[str]:
+    return {n for n, p in method.model.named_parameters() if p.requires_grad}
+
+
+def hand_logprobs(model, ids: list[int], word: list[int]) -> float:
+    """log p(word | ids) from full, unpadded forward passes: the sum over the word's tokens."""
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids + word[:-1]])).logits[0].log_softmax(-1)
+    return float(sum(logits[len(ids) - 1 + j, t] for j, t in enumerate(word)))
+
+
+# -- what trains -------------------------------------------------------------------------------
+
+
+def test_trainable_parameters_per_method():
+    p = prep("method=pattern")
+    assert trainable(p.method) == {n for n, _ in p.method.model.named_parameters()}
+    assert p.method.model.get_output_embeddings() is not None  # the LM head, not a classifier
+    i = prep("method=icl", "method.k=2")
+    assert trainable(i.method) == set() and not i.method.trains
+    d = prep("method=distill", "method.k=2")
+    assert trainable(d.method) == {n for n, _ in d.method.model.named_parameters()}
+    lora = prep("method=distill", "method.k=2", "method.student=lora", "method.lora_r=2")
+    names = trainable(lora.method)
+    assert names and all(".lora_A." in n or ".lora_B." in n for n in names)
+
+
+# -- pattern -----------------------------------------------------------------------------------
+
+
+def test_pattern_scores_are_lm_logprobs_at_the_last_real_token():
+    p = prep("method=pattern", "pattern=gpt3")
+    m, exs = p.method, p.few[:4]
+    batch = m.collate(exs)
+    assert batch["attention_mask"].sum(1).unique().numel() > 1  # really padded
+    with torch.no_grad():
+        got = m.class_logits(batch)
+    words = m.scorer.answers
+    for r, ex in enumerate(exs):
+        ids = m.tokenizer(prompts.render(m.scorer.pattern, ex), add_special_tokens=False)["input_ids"]
+        for c, w in enumerate(words):
+            assert got[r, c].item() == pytest.approx(hand_logprobs(m.model, ids, w), abs=1e-4)
+    assert m.prompt_example(exs[0]) == exs[0]["text"] + " question: Is this review positive? Yes or No? answer:"
+
+
+def test_multi_token_word_scores_the_sum_of_its_token_logprobs(words_task):
+    p = prep(f"task={words_task}", "method=pattern", "pattern=multi")
+    m, exs = p.method, p.few[:3]
+    assert [len(a) for a in m.scorer.answers] == [1, 2]
+    with torch.no_grad():
+        got = m.class_logits(m.collate(exs))
+    for r, ex in enumerate(exs):
+        ids = m.tokenizer(ex["text"] + " It was", add_special_tokens=False)["input_ids"]
+        very_good = m.scorer.answers[1]
+        by_hand = hand_logprobs(m.model, ids, very_good[:1]) + hand_logprobs(m.model, ids + very_good[:1], very_good[1:])
+        assert got[r, 1].item() == pytest.approx(by_hand, abs=1e-4)
+        assert got[r, 0].item() == pytest.approx(hand_logprobs(m.model, ids, m.scorer.answers[0]), abs=1e-4)
+
+
+def test_pattern_field_the_task_lacks_is_a_clear_error(words_task):
+    with pytest.raises(MethodError, match=r"\{title\}.*text fields are: text"):
+        prep(f"task={words_task}", "method=pattern", "pattern=titled")
+
+
+def test_pattern_loss_falls_on_demo():
+    p = prep("method=pattern", "train.lr=3e-3", "train.max_steps=24")
+    stats = train(p.method, p.few, p.cfg.train, 0, accelerator_for(p.device))
+    assert sum(stats.losses[-4:]) / 4 < 0.5 * sum(stats.losses[:3]) / 3
+
+
+def test_pattern_masked_lm_scores_at_the_appended_mask(words_task):
+    p = prep("method=pattern", model="tiny-bert")
+    m, ex = p.method, p.few[0]
+    m.model.eval()  # BERT has dropout; the evaluator does the same
+    assert m.prompt_example(ex) == prompts.render(m.scorer.pattern, ex) + "[MASK]"
+    batch = m.collate([ex])
+    ids = batch["input_ids"][0].tolist()
+    assert ids[0] == m.tokenizer.cls_token_id and ids[-2:] == [m.tokenizer.mask_token_id, m.tokenizer.sep_token_id]
+    with torch.no_grad():
+        got = m.class_logits(batch)[0]
+        lp = m.model(input_ids=batch["input_ids"]).logits[0, -2].log_softmax(-1)
+    assert torch.allclose(got, lp[[a[0] for a in m.scorer.answers]], atol=1e-5)
+    with pytest.raises(MethodError, match="' very good' is 2 tokens"):
+        prep(f"task={words_task}", "method=pattern", "pattern=multi", model="tiny-bert")
+
+
+# -- icl ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra", [["pattern=gpt3"], ["method.calibrate=true"]])
+def test_icl_cache_equals_no_cache(extra):
+    p = prep("method=icl", "method.k=3", *extra)
+    m, exs = p.method, p.evals["in_domain"][:10]
+    assert m.prefix.kv is not None and m.prefix.kv[0][0].shape[2] == len(m.prefix.ids)
+    with torch.no_grad():
+        cached = m.class_logits(m.collate(exs))
+        no_context = m.scorer.scores(m.model, m.scorer.encode(exs))
+        assert not torch.allclose(cached, no_context, atol=1e-3)  # the cached context is really used
+        m.options.use_cache = False
+        inline = m.collate(exs)
+        assert inline["input_ids"].shape[1] > len(m.prefix.ids)  # the context really is in the input
+        plain = m.class_logits(inline)
+    assert torch.allclose(cached, plain, atol=1e-4)
+    assert m.prompt_example(exs[0]).startswith(p.task.instruction + "\n\n")
+
+
+def test_icl_cache_equals_no_cache_multi_token(words_task):
+    p = prep(f"task={words_task}", "method=icl", "pattern=multi", "method.k=2")
+    m, exs = p.method, p.evals["test"][:6]
+    with torch.no_grad():
+        cached = m.class_logits(m.collate(exs))
+        m.options.use_cache = False
+        plain = m.class_logits(m.collate(exs))
+    assert torch.allclose(cached, plain, atol=1e-4)
+
+
+def test_icl_demos_balanced_deterministic_and_seeded():
+    def demos(seed):
+        return [d["id"] for d in prep("method=icl", "method.k=3", f"method.demo_seed={seed}").method.demos]
+
+    a, b, c = demos(0), demos(0), demos(1)
+    assert a == b and a != c
+    p = prep("method=icl", "method.k=3")
+    few_ids = {ex["id"] for ex in p.few}
+    labels = [d["label"] for d in p.method.demos]
+    assert set(a) <= few_ids and labels.count(0) == 3 and labels.count(1) == 3
+    assert labels != sorted(labels) and labels != sorted(labels, reverse=True)  # shuffled, not grouped
+    for d in p.method.demos:
+        assert prompts.demonstration(p.method.scorer.pattern, d, p.task.label_names) + "\n\n" in p.method.prefix.text
+
+
+def test_icl_k_larger_than_the_few_shot_set_is_an_error():
+    with pytest.raises(MethodError, match=r"k=9 .*only 8 "):
+        prep("method=icl", "method.k=9")
+
+
+def test_icl_context_longer_than_the_window_says_how_many_fit():
+    with pytest.raises(MethodError, match=r"window of 512: (\d+) demonstration") as e:
+        prep("method=icl", "shots=20", "method.k=20")
+    fit = int(str(e.value).split("window of 512: ")[1].split(" ")[0])
+    assert 0 < fit < 40
+    p = prep("method=icl", "shots=20", "method.k=1")  # fits; check the count against real lengths
+    scorer, demos = p.method.scorer, draw_demos(p.few, 20, 0, p.task)
+    longest = max(len(scorer.tok(prompts.render(scorer.pattern, q), add_special_tokens=False)["input_ids"])
+                  for q in p.few)
+    assert len(make_context(scorer, p.task, demos[:fit], p.method.options).ids) + longest <= 512
+    assert len(make_context(scorer, p.task, demos[:fit + 1], p.method.options).ids) + longest > 512
+
+
+def test_icl_needs_a_decoder():
+    with pytest.raises(MethodError, match="decoder"):
+        prep("method=icl", model="tiny-bert")
+
+
+# -- distill -----------------------------------------------------------------------------------
+
+
+def test_distill_teacher_is_the_lm_with_context_and_computed_once():
+    d = prep("method=distill", "method.k=2", "method.unlabelled=4", "train.max_steps=3", "train.batch_size=4")
+    m = d.method
+    examples = m.train_examples(d.few)
+    assert len(examples) == 16 + 4 and set(m.teacher) == {ex["id"] for ex in examples}
+    # the teacher of an input outside the demonstrations is exactly icl with the same context
+    icl = prep("method=icl", "method.k=2").method
+    assert [x["id"] for x in icl.demos] == [x["id"] for x in make_demos(m, d.few)]
+    outside = m.unlabelled[:2]
+    with torch.no_grad():
+        want = icl.class_logits(icl.collate(outside))
+    assert torch.allclose(torch.stack([m.teacher[ex["id"]] for ex in outside]), want, atol=1e-4)
+    # during training the backbone runs once per step (the student), never for the teacher
+    calls, before = [], m.teacher_forwards
+    hook = m.model.get_decoder().register_forward_hook(lambda *a: calls.append(1))
+    stats = train(m, examples, d.cfg.train, 0, accelerator_for(d.device))
+    hook.remove()
+    assert len(calls) == stats.steps == 3 and m.teacher_forwards == before
+
+
+def make_demos(m, few):
+    return draw_demos(few, m.options.k, m.options.demo_seed, m.task)
+
+
+def test_distill_teacher_context_differs_from_student_input_and_leaves_the_example_out():
+    d = prep("method=distill", "method.k=2")
+    m = d.method
+    for ex in d.few:
+        student, teacher = m.prompt_example(ex), m.teacher_prompt(ex)
+        assert student == prompts.render(m.scorer.pattern, ex)
+        assert teacher.startswith(d.task.instruction + "\n\n") and teacher.endswith("\n\n" + student)
+        own = prompts.demonstration(m.scorer.pattern, ex, d.task.label_names) + "\n\n"
+        assert own not in m.teacher_context[ex["id"]]
+        assert m.teacher_context[ex["id"]].count("\nAnswer: ") == 4  # still k per class
+    shared = {m.teacher_context[ex["id"]] for ex in d.few}
+    assert 1 < len(shared) <= 1 + 4  # the shared context, plus one per demonstration that was swapped
+
+
+def test_distill_loss_falls_and_unlabelled_inputs_skip_the_cross_entropy():
+    d = prep("method=distill", "method.k=2", "method.unlabelled=8", "method.ce_weight=1.0",
+             "train.lr=3e-3", "train.max_steps=24")
+    m = d.method
+    assert all(ex["label"] == -100 for ex in m.unlabelled)
+    assert not {ex["id"] for ex in m.unlabelled} & {ex["id"] for ex in d.few}
+    m.model.train()
+    only_unlabelled = batch_to(m.collate(m.unlabelled[:4]), d.device)
+    assert torch.isfinite(m.loss(only_unlabelled))
+    for ex in m.train_examples(d.few):  # a sharp teacher to learn from (a random tiny LM barely cares about context)
+        m.teacher[ex["id"]] = torch.tensor([0.0, -4.0]) if len(ex["text"]) % 2 else torch.tensor([-4.0, 0.0])
+    stats = train(m, m.train_examples(d.few), d.cfg.train, 0, accelerator_for(d.device))
+    assert sum(stats.losses[-4:]) / 4 < 0.5 * sum(stats.losses[:3]) / 3
+
+
+def test_distill_needs_more_shots_than_k():
+    with pytest.raises(MethodError, match="shots > k"):
+        prep("method=distill", "shots=2", "method.k=2")
+
+
+def test_runner_trains_distill_on_labelled_plus_unlabelled(tmp_path):
+    cfg = load_config(None, ["model=tiny-llama", "device=cpu", "shots=4", "data_seed=0", "method=distill",
+                             "method.k=1", "method.unlabelled=8", "train.epochs=1", "train.batch_size=4",
+                             "eval.max_examples=8", f"output_dir={tmp_path}"])
+    rec = execute(cfg, Store(cfg.output_dir))
+    assert rec["status"] == "done", rec.get("error")
+    assert rec["resources"]["train_steps"] == 4  # (8 labelled + 8 unlabelled) / 4
+    assert rec["prompt"].endswith("\nAnswer:")
+    assert rec["teacher_prompt"].startswith("Is the review positive or negative?\n\n")
+    assert rec["teacher_prompt"].endswith("\n\n" + rec["prompt"])
+
+
+# -- integration on a real LM ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.embedded
+def test_smollm2_icl_cache_matches_no_cache():
+    pytest.importorskip("gguf")
+    p = prep("method=icl", "method.k=4", "eval.max_examples=20", model="smollm2-135m")
+    m, exs = p.method, p.evals["in_domain"][:20]
+    probs_cached, _ = predict(m, exs, 8, p.device)
+    with torch.no_grad():
+        cached = m.class_logits(m.collate(exs[:8]))
+    m.options.use_cache = False
+    probs_plain, _ = predict(m, exs, 8, p.device)
+    with torch.no_grad():
+        plain = m.class_logits(m.collate(exs[:8]))
+    assert (probs_cached.argmax(1) == probs_plain.argmax(1)).all()
+    assert torch.allclose(cached, plain, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.embedded
+def test_smollm2_icl_run_end_to_end(tmp_path):
+    pytest.importorskip("gguf")
+    args = ["task=demo", "model=smollm2-135m", "method=icl", "shots=8", "data_seed=0", "eval.max_examples=40",
+            f"output_dir={tmp_path}"]
+    cfg = load_config(None, args)
+    rec = execute(cfg, Store(cfg.output_dir))
+    assert rec["status"] == "done", rec.get("error")
+    assert rec["prompt"].startswith("Is the review positive or negative?\n\n") and rec["prompt"].endswith("\nAnswer:")
+    assert set(rec["metrics"]) == {"in_domain", "out_of_domain"} and rec["resources"]["train_steps"] == 0
+    # uncalibrated, this 135M model says " negative" to nearly everything (label bias); calibrated, it reads
+    calibrated = execute(load_config(None, [*args, "method.calibrate=true"]), Store(cfg.output_dir))
+    m = calibrated["metrics"]["in_domain"]
+    assert calibrated["status"] == "done" and m["overall"]["accuracy"] > m["majority"]["accuracy"] + 0.1
