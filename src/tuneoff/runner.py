@@ -133,6 +133,8 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
         out["split"] = {"ids": [ex["id"] for ex in prep.few], "checksum": data_mod.checksum([ex["id"] for ex in prep.few]),
                         "n": len(prep.few), "train_pool": len(prep.pool)}
         out["prompt"] = method.prompt_example(prep.few[0])
+        if hasattr(method, "teacher_prompt"):  # context distillation: what its teacher saw, for audit
+            out["teacher_prompt"] = method.teacher_prompt(prep.few[0])
         if not method.trains:  # nothing may receive gradients, and none is counted as trainable
             method.model.requires_grad_(False)
         params = count_parameters(method.model)
