@@ -282,7 +282,8 @@ def ls(what: str = typer.Argument(..., help="tasks | methods | models")):
         for c in ("name", "trains", "head", "options", "description"):
             t.add_column(c)
         for m in list_methods():
-            opts = ", ".join(f"{k}={f.default}" for k, f in m.Options.model_fields.items())
+            opts = ", ".join(f"{k}={f.default!r}" if isinstance(f.default, str) else f"{k}={f.default}"
+                             for k, f in m.Options.model_fields.items())
             t.add_row(m.name, "yes" if m.trains else "no", m.head, opts, m.description)
     elif what == "models":
         from tuneoff.models import EMBEDDED, MODEL_DESCRIPTIONS
