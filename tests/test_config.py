@@ -74,3 +74,10 @@ def test_run_id_depends_on_result_relevant_fields_only():
     assert len({a.run_id(), c.run_id(), d.run_id()}) == 3
     with pytest.raises(ConfigError):
         load_config().run_id()  # an experiment of several runs has no single id
+
+
+def test_training_settings_do_not_change_the_id_of_a_method_that_does_not_train():
+    a = load_config(None, ["method=icl", "shots=8", "data_seed=0", "train.lr=1e-4"])
+    b = load_config(None, ["method=icl", "shots=8", "data_seed=0", "train.lr=1e-3"])
+    c = load_config(None, ["method=icl", "shots=8", "data_seed=0", "train.max_length=64"])
+    assert a.run_id() == b.run_id() != c.run_id()
