@@ -81,3 +81,25 @@ def test_training_settings_do_not_change_the_id_of_a_method_that_does_not_train(
     b = load_config(None, ["method=icl", "shots=8", "data_seed=0", "train.lr=1e-3"])
     c = load_config(None, ["method=icl", "shots=8", "data_seed=0", "train.max_length=64"])
     assert a.run_id() == b.run_id() != c.run_id()
+
+
+def test_union_type_errors_are_said_once_in_plain_words():
+    for bad in ("shots=abc", "shots=[2,abc]", "data_seed=1.5"):
+        with pytest.raises(ConfigError) as e:
+            load_config(None, [bad])
+        key = bad.split("=")[0]
+        assert str(e.value) == f"config key {key!r}: expected an integer or a list of integers"
+
+
+def test_seeds_are_non_negative_and_lists_non_empty():
+    with pytest.raises(ConfigError, match="'data_seed': seeds must be >= 0, got -1"):
+        load_config(None, ["data_seed=-1"])
+    with pytest.raises(ConfigError, match="'seed': an empty list gives no runs"):
+        load_config(None, ["seed=[]"])
+
+
+def test_an_option_for_a_method_without_options_says_so():
+    with pytest.raises(ConfigError, match="'method.r'; this method takes no options"):
+        load_config(None, ["method.r=8"])
+    with pytest.raises(ConfigError, match="allowed: alpha, dropout, r, scoring, target_modules"):
+        load_config(None, ["method=lora", "method.rank=8"])

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -75,12 +83,15 @@ class RunConfig(_Strict):
     def _method_from_str(cls, v: Any) -> Any:
         return {"name": v} if isinstance(v, str) else v
 
-    @field_validator("shots")
+    @field_validator("shots", "data_seed", "seed")
     @classmethod
-    def _positive_shots(cls, v: int | list[int]) -> int | list[int]:
-        for s in v if isinstance(v, list) else [v]:
-            if s < 1:
-                raise ValueError(f"shots must be >= 1 per class, got {s}")
+    def _int_or_list(cls, v: int | list[int], info: ValidationInfo) -> int | list[int]:
+        if isinstance(v, list) and not v:
+            raise ValueError("an empty list gives no runs; give an integer or a list of integers")
+        low, what = (1, "shots must be >= 1 per class") if info.field_name == "shots" else (0, "seeds must be >= 0")
+        for x in v if isinstance(v, list) else [v]:
+            if x < low:
+                raise ValueError(f"{what}, got {x}")
         return v
 
     @model_validator(mode="after")
@@ -204,14 +215,28 @@ def _allowed(model: type[BaseModel], loc: tuple) -> list[str]:
     return sorted(getattr(node, "model_fields", {}).keys())
 
 
+def _union_branch(part: str) -> bool:
+    """A loc element that names a branch of a union type (pydantic: 'int', 'list[int]', ...)."""
+    return part.startswith(("int", "list[", "float", "str", "function-"))
+
+
 def _format_errors(e: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
     lines = []
     for err in e.errors():
-        loc = tuple(str(x) for x in err["loc"] if not str(x).startswith(("function-", "int", "list[")))
+        raw = [str(x) for x in err["loc"]]
+        if any(_union_branch(x) for x in raw) and err["type"] in ("int_parsing", "int_type", "list_type",
+                                                                  "int_from_float"):
+            # `shots=abc` fails both branches of `int | list[int]`: say it once, in plain words
+            key = prefix + ".".join(raw[:next(i for i, x in enumerate(raw) if _union_branch(x))])
+            lines.append(f"config key {key!r}: expected an integer or a list of integers")
+            continue
+        loc = tuple(x for x in raw if not _union_branch(x))
         key = prefix + ".".join(loc)
         if err["type"] == "extra_forbidden":
             allowed = _allowed(model, loc) if model else []
             hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
+            if not allowed and prefix == "method." and len(loc) == 1:
+                hint = "; this method takes no options (`tuneoff ls methods` lists each method's options)"
             lines.append(f"unknown config key {key!r}{hint}")
         else:
             msg = err["msg"].removeprefix("Value error, ")
