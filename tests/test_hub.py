@@ -29,3 +29,37 @@ def test_hub_failure_suggests_local_files(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(DataError, match="Pass data_dir=FOLDER"):
         load_train(get_task("sst2"), None)
+
+
+def test_hans_falls_back_to_the_parquet_export_when_the_hub_copy_is_a_loading_script(monkeypatch):
+    """datasets >= 4 refuses loading scripts; HANS on the hub is one. The hub's Parquet export of
+    the same data loads without code: that is what tuneoff asks for then."""
+    calls = []
+
+    def fake_load_dataset(path, name=None, split=None, revision=None, data_dir=None):
+        calls.append((path, name, split, revision, data_dir))
+        if revision is None:
+            raise RuntimeError("Dataset scripts are no longer supported, but found hans.py")
+        return datasets.Dataset.from_dict({
+            "premise": ["the doctor saw the cat", "the cat slept"], "hypothesis": ["the cat saw", "the cat slept"],
+            "label": [1, 0], "heuristic": ["lexical_overlap", "subsequence"], "subcase": ["a", "b"]})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    mnli = get_task("mnli")
+    exs = load_eval(mnli, mnli.eval_set("hans"), None)
+    assert [(e["heuristic"], e["label"]) for e in exs] == [("lexical_overlap", 1), ("subsequence", 0)]
+    assert calls == [("jhu-cogsci/hans", "plain_text", "validation", None, None),
+                     ("jhu-cogsci/hans", None, "validation", "refs/convert/parquet", "plain_text")]
+
+
+def test_other_runtime_errors_are_not_retried(monkeypatch):
+    calls = []
+
+    def broken(path, name=None, split=None, **kw):
+        calls.append(kw)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(datasets, "load_dataset", broken)
+    with pytest.raises(DataError, match="disk full"):
+        load_train(get_task("rte"), None)
+    assert calls == [{}]

@@ -21,6 +21,7 @@ class DataError(ValueError):
 
 
 EXTENSIONS = (".jsonl", ".json", ".csv")
+PARQUET_EXPORT = "refs/convert/parquet"  # the hub's Parquet export branch of a dataset
 
 
 def _read_file(path: Path) -> pd.DataFrame:
@@ -45,7 +46,15 @@ def _load_hub(hub: tuple[str, str | None, str]) -> pd.DataFrame:
 
     path, name, split = hub
     try:
-        ds = datasets.load_dataset(path, name, split=split)
+        try:
+            ds = datasets.load_dataset(path, name, split=split)
+        except RuntimeError as e:
+            if "scripts are no longer supported" not in str(e):
+                raise
+            # datasets >= 4 runs no loading scripts (HANS on the hub still has one); the hub keeps an
+            # automatic Parquet export of such datasets, one folder per config, that loads without code
+            ds = datasets.load_dataset(path, split=split, revision=PARQUET_EXPORT,
+                                       data_dir=name or None)
     except Exception as e:  # noqa: BLE001 - any hub failure gets the same advice
         raise DataError(
             f"could not load {path}{'/' + name if name else ''} split {split!r} from the hub ({type(e).__name__}: "

@@ -52,7 +52,7 @@ _COLA = {
 }
 
 HANS_EVAL = EvalSet(
-    "hans", Source(local="hans/validation", hub=("jhu-cogsci/hans", None, "validation")),
+    "hans", Source(local="hans/validation", hub=("jhu-cogsci/hans", "plain_text", "validation")),
     domain="out", subset_fields=("heuristic",), label_map={0: 0, 1: 1},
 )
 
