@@ -19,3 +19,48 @@ def test_only_seeds_are_pooled():
 def test_method_options_show_only_where_they_exist():
     rows = summarise([_rec(1e-4, 0, 0.6), _rec(1e-4, 0, 0.7, "lora", {"r": 8}), _rec(1e-4, 0, 0.7, "lora", {"r": 4})])
     assert sorted(r["options"] for r in rows) == ["", "r=4", "r=8"]
+
+
+def _hans_rec(data_seed, lex_ent, lex_not):
+    rec = _rec(1e-4, data_seed, 0.5)
+    rec["metrics"]["hans"] = {
+        "domain": "out", "n": 4,
+        "overall": {"accuracy": 0.5, "mcc": 0.0, "f1": 0.33}, "majority": {"accuracy": 0.5, "mcc": 0.0, "f1": 0.33},
+        "subsets": {"label=entailment": {"n": 2, "accuracy": lex_ent},
+                    "label=not_entailment": {"n": 2, "accuracy": lex_not},
+                    "heuristic=lexical_overlap": {"n": 4, "accuracy": (lex_ent + lex_not) / 2, "mcc": 0.0, "f1": 0.3},
+                    "heuristic=lexical_overlap|label=entailment": {"n": 2, "accuracy": lex_ent},
+                    "heuristic=lexical_overlap|label=not_entailment": {"n": 2, "accuracy": lex_not}}}
+    return rec
+
+
+def test_per_subset_rows_show_each_gold_label_within_the_subset(tmp_path):
+    from rich.console import Console
+
+    from tuneoff.summary import print_summary, summarise_subsets
+
+    recs = [_hans_rec(0, 1.0, 0.0), _hans_rec(1, 0.8, 0.2)]
+    rows = summarise_subsets(recs)
+    assert len(rows) == 1  # one subset of one eval set; label=... alone is not a subset row
+    r = rows[0]
+    assert (r["eval_set"], r["subset"], r["runs"]) == ("hans", "heuristic=lexical_overlap", 2)
+    assert r["accuracy"] == "0.500 ± 0.000"
+    assert r["acc | entailment"] == "0.900 ± 0.141" and r["acc | not_entailment"] == "0.100 ± 0.141"
+    console = Console(record=True, width=200)
+    print_summary(console, recs, tmp_path)
+    out = console.export_text()
+    assert "eval_set=hans" in out and "heuristic" in out and "not entailment" in out
+    assert "lexical_overlap │ 0.500 ± 0.000 │ 0.900 ± 0.141 │ 0.100 ± 0.141" in out
+    md = (tmp_path / "summary.md").read_text()
+    assert "## Per subset" in md and "| hans | heuristic=lexical_overlap | 0.500 ± 0.000 | 0.900 ± 0.141 |" in md
+
+
+def test_no_subset_table_without_subsets(tmp_path):
+    from rich.console import Console
+
+    from tuneoff.summary import print_summary
+
+    console = Console(record=True, width=200)
+    print_summary(console, [_rec(1e-4, 0, 0.6)], tmp_path)
+    assert "per subset" not in console.export_text()
+    assert "Per subset" not in (tmp_path / "summary.md").read_text()

@@ -72,17 +72,79 @@ def summarise(records: list[dict]) -> list[dict]:
     return rows
 
 
+def summarise_subsets(records: list[dict]) -> list[dict]:
+    """Rows for eval sets reported per subset (HANS: per heuristic): task, model, method, options,
+    shots, eval_set, subset ("heuristic=lexical_overlap"), accuracy (mean ± std over seeds), and the
+    accuracy on each gold label within the subset ("acc | entailment"), which shows a model that
+    answers one label for every input of a heuristic for what it is."""
+    done = [r for r in records if r.get("status") == "done"]
+    varying = _settings(done)
+    groups: dict[tuple, dict] = defaultdict(lambda: defaultdict(list))
+    labels: dict[tuple, list[str]] = defaultdict(list)
+    for r in done:
+        flat = _flat(r.get("config") or {})
+        opts = ",".join(f"{k.removeprefix('method.')}={flat[k]}" for k in varying if k in flat)
+        for es, m in r["metrics"].items():
+            subsets = m.get("subsets") or {}
+            for name, sc in subsets.items():
+                if name.startswith("label=") or "|" in name:
+                    continue
+                key = (r["task"], r["model"], r["method"], opts, r["shots"], es, name)
+                groups[key]["accuracy"].append(sc["accuracy"])
+                for lab in (n.removeprefix("label=") for n in subsets if n.startswith("label=")):
+                    if lab not in labels[key]:
+                        labels[key].append(lab)
+                    if f"{name}|label={lab}" in subsets:
+                        groups[key][f"acc | {lab}"].append(subsets[f"{name}|label={lab}"]["accuracy"])
+    rows = []
+    for key, g in groups.items():
+        task, model, method, opts, shots, es, name = key
+        row = {"task": task, "model": model, "method": method, "options": opts, "shots": shots,
+               "eval_set": es, "subset": name, "accuracy": _fmt(g["accuracy"]), "runs": len(g["accuracy"])}
+        row.update({f"acc | {lab}": _fmt(g.get(f"acc | {lab}", [])) for lab in labels[key]})
+        rows.append(row)
+    rows.sort(key=lambda r: (r["task"], r["model"], r["method"], r["options"], r["shots"], r["eval_set"], r["subset"]))
+    return rows
+
+
+def rich_subset_table(rows: list[dict]) -> Table | None:
+    """The per-subset rows as a terminal table (None when no eval set has subsets). Columns with
+    one value for every row move into the title, so the table fits a narrow terminal."""
+    if not rows:
+        return None
+    fixed = [c for c in ("task", "model", "method", "options", "eval_set") if len({r[c] for r in rows}) == 1]
+    fields = {r["subset"].split("=", 1)[0] for r in rows}
+    field = fields.pop() if len(fields) == 1 else None  # e.g. "heuristic": the column's name
+    label_cols = list(dict.fromkeys(k for r in rows for k in r if k.startswith("acc | ")))
+    cols = [c for c in ("task", "model", "method", "options", "eval_set") if c not in fixed]
+    cols += ["shots", "subset", "accuracy", *label_cols, "runs"]
+    title = "per subset: accuracy overall and on each gold label"
+    if fixed:
+        title += ": " + " ".join(f"{c}={rows[0][c]}" for c in fixed if rows[0][c])
+    t = Table(title=title)
+    for col in cols:
+        header = field if col == "subset" and field else col.removeprefix("acc | ").replace("_", " ")
+        t.add_column(header, justify="right" if col in ("shots", "runs") else "left",
+                     no_wrap=col not in ("options",) and not col.startswith("acc | "),
+                     min_width=13 if col.startswith("acc | ") else None)
+    for r in rows:
+        cells = {**r, "subset": r["subset"].split("=", 1)[1] if field else r["subset"]}
+        t.add_row(*[str(cells.get(c, "–")) for c in cols])
+    return t
+
+
 def rich_table(rows: list[dict], failed: list[dict]) -> Table:
     """Columns that hold one value for every row (task, model, ...) move into the title."""
-    fixed = [c for c in ("task", "model", "method", "options") if rows and len({r[c] for r in rows}) == 1]
+    fixed = [c for c in ("task", "model", "method", "options", "metric") if rows and len({r[c] for r in rows}) == 1]
     title = "tuneoff results, mean ± std over seeds"
     if fixed:
         title += ": " + " ".join(f"{c}={rows[0][c]}" for c in fixed if rows[0][c])
     t = Table(title=title)
     cols = [c for c in ("task", "model", "method", "options") if c not in fixed]
-    cols += ["shots", "eval_set", "domain", "metric", "score", "majority", "runs"]
-    for col in cols:
-        t.add_column(col.replace("_", " "), justify="right" if col in ("shots", "runs") else "left")
+    cols += ["shots", "eval_set", "domain", *(["metric"] if "metric" not in fixed else []), "score", "majority", "runs"]
+    for col in cols:  # numbers never wrap: "0.653 ±" over "0.018" reads as two values
+        t.add_column(col.replace("_", " "), justify="right" if col in ("shots", "runs") else "left",
+                     no_wrap=col in ("score", "majority", "shots", "runs", "eval_set"))
     for r in rows:
         t.add_row(*[str(r[c]) for c in cols])
     if failed:
@@ -91,15 +153,37 @@ def rich_table(rows: list[dict], failed: list[dict]) -> Table:
     return t
 
 
-def write_summary(rows: list[dict], folder: Path) -> tuple[Path, Path]:
+def _md_table(rows: list[dict], cols: list[str]) -> list[str]:
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    return lines + ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+
+
+def write_summary(rows: list[dict], folder: Path, subset_rows: list[dict] | None = None) -> tuple[Path, Path]:
     md, csv_path = folder / "summary.md", folder / "summary.csv"
     cols = ["task", "model", "method", "options", "shots", "eval_set", "domain", "metric", "score", "majority",
             "accuracy", "mcc", "f1", "runs"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
-    md.write_text("# tuneoff results (mean ± std over seeds)\n\n" + "\n".join(lines) + "\n")
+    text = "# tuneoff results (mean ± std over seeds)\n\n" + "\n".join(_md_table(rows, cols)) + "\n"
+    if subset_rows:
+        sub_cols = ["task", "model", "method", "options", "shots", "eval_set", "subset", "accuracy",
+                    *dict.fromkeys(k for r in subset_rows for k in r if k.startswith("acc | ")), "runs"]
+        text += ("\n## Per subset (accuracy; accuracy on each gold label within the subset)\n\n"
+                 + "\n".join(_md_table(subset_rows, sub_cols)) + "\n")
+    md.write_text(text)
     with csv_path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
     return md, csv_path
+
+
+def print_summary(console, records: list[dict], folder: Path | None = None) -> list[dict]:
+    """Print the results table (and the per-subset table, when an eval set has subsets); with
+    `folder`, write summary.md and summary.csv there. Returns the failed records."""
+    rows, sub = summarise(records), summarise_subsets(records)
+    failed = [r for r in records if r.get("status") != "done"]
+    console.print(rich_table(rows, failed))
+    if sub:
+        console.print(rich_subset_table(sub))
+    if folder is not None:
+        write_summary(rows, Path(folder), sub)
+    return failed
