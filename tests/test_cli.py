@@ -53,8 +53,21 @@ def test_bad_input_exits_with_a_clear_message(tmp_path):
     assert r.exit_code == 2 and "no results" in r.output
 
 
+def test_what_would_fail_every_run_is_an_error_before_any_run(tmp_path):
+    out = tmp_path / "res"
+    for args, msg in [(["eval.sets=[tset]"], "task 'demo' has no eval set 'tset'; it has: in_domain, out_of_domain"),
+                      (["pattern=nope"], "task 'demo' has no pattern 'nope'; it has: minimal, gpt3, eval-harness"),
+                      ([f"data_dir={tmp_path / 'absent'}"], "is not a folder")]:
+        for cmd in ("run", "validate"):
+            r = runner.invoke(app, [cmd, *args, f"output_dir={out}"])
+            assert r.exit_code == 2 and msg in " ".join(r.output.split()), r.output
+    assert not out.exists()  # nothing was started
+
+
 def test_ls_lists_registries():
-    assert "mnli-3way" in runner.invoke(app, ["ls", "tasks"]).output
+    tasks = " ".join(runner.invoke(app, ["ls", "tasks"]).output.split())
+    assert "mnli-3way" in tasks and "hans (out, per heuristic and label)" in tasks
+    assert "validation_mismatched (in, if present)" in tasks and "data_dir=FOLDER with mnli/, hans/" in tasks
     assert "finetune" in runner.invoke(app, ["ls", "methods"]).output
     out = runner.invoke(app, ["ls", "models"]).output
     assert "smollm2-135m" in out and "minilm-l6" in out

@@ -292,6 +292,19 @@ def test_dry_run_lists_and_runs_nothing(toy_task, tmp_path):
     assert not out.exists()
 
 
+def test_a_pattern_one_task_lacks_stops_the_sweep_before_any_run(toy_task, tmp_path):
+    from typer.testing import CliRunner
+
+    from tuneoff.cli import app
+
+    out = tmp_path / "res"
+    cfg = _write(tmp_path / "s.yaml", {"defaults": _tiny(toy_task, out, shots=2, data_seed=0),
+                                       "grid": {"pattern": ["simple", "nope"]}})
+    res = CliRunner().invoke(app, ["sweep", str(cfg)], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "has no pattern 'nope'" in res.output, res.output
+    assert not (out / "results.sqlite").exists()
+
+
 def test_ray_missing_is_a_clear_error(monkeypatch):
     from tuneoff.executors import ExecutorError, make_executor
 

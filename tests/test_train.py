@@ -51,7 +51,7 @@ def test_run_record_is_complete_and_skipped_when_done(toy_task, tmp_path):
     assert rec["split"]["n"] == 16 and len(rec["split"]["checksum"]) == 16
     r = rec["resources"]
     assert r["params_trainable"] == r["params_total"] > 0 and r["train_tokens"] > 0 and r["peak_rss_mb"] > 0
-    assert rec["env"]["torch"] == torch.__version__
+    assert rec["env"]["torch"] == torch.__version__ and rec["env"]["memory_gb"] > 0 and rec["env"]["cpu_count"] >= 1
     again = execute(cfg, store)
     assert again.get("skipped") and again["created_at"] == rec["created_at"]
     assert store.counts() == {"done": 1}

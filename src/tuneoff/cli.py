@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.padding import Padding
 from rich.table import Table
 
 from tuneoff.config import ConfigError, load_config
@@ -24,6 +25,11 @@ def _fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _message(e: Exception) -> str:
+    # str(KeyError) is the repr of its argument: quotes and escaped newlines
+    return e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+
+
 def _split_args(config: Optional[str], overrides: Optional[list[str]]) -> tuple[Optional[str], list[str]]:
     overrides = list(overrides or [])
     if config and "=" in config and not Path(config).is_file():
@@ -35,15 +41,12 @@ def _load(config: Optional[str], overrides: Optional[list[str]]):
     path, ov = _split_args(config, overrides)
     try:
         cfg = load_config(path, ov)
-        from tuneoff.tasks import get_task
+        from tuneoff.runner import preflight
 
-        from tuneoff.models import check_spec
-
-        get_task(cfg.task)  # an unknown task or model is an error before any run starts
-        check_spec(cfg.model)
+        preflight(cfg)  # an unknown task, eval set, pattern or model is an error before any run starts
         return cfg
     except (ConfigError, ValueError, KeyError) as e:
-        _fail(str(e))
+        _fail(_message(e))
 
 
 class _Progress:
@@ -73,7 +76,7 @@ def run(
     """Run the comparison runs of a config (default: the built-in demo task), record and print them."""
     from tuneoff.runner import execute
     from tuneoff.store import Store
-    from tuneoff.summary import rich_table, summarise, write_summary
+    from tuneoff.summary import print_summary
 
     cfg = _load(config, overrides)
     runs = cfg.expand()
@@ -95,11 +98,9 @@ def run(
                 line += f" — [red]{rec['error']}[/]"
             console.print(line, highlight=False)
             records.append(rec)
-    rows = summarise(records)
-    failed = [r for r in records if r["status"] != "done"]
-    console.print(rich_table(rows, failed))
-    md, csv_path = write_summary(rows, Path(cfg.output_dir))
-    console.print(f"written: {md}, {csv_path}, {store.path}")
+    failed = print_summary(console, records, Path(cfg.output_dir))
+    console.print(f"written: {Path(cfg.output_dir) / 'summary.md'}, {Path(cfg.output_dir) / 'summary.csv'}, "
+                  f"{store.path}")
     if failed:
         raise typer.Exit(1)
 
@@ -189,9 +190,9 @@ def sweep(
     """Run a grid of runs (methods x grid values x shots x seeds) into one results store; resumable."""
     from tuneoff.executors import ExecutorError, make_executor
     from tuneoff.store import Store
-    from tuneoff.summary import rich_table, summarise, write_summary
+    from tuneoff.summary import print_summary
+    from tuneoff.runner import preflight
     from tuneoff.sweep import load_sweep, make_plan, run_sweep, sweep_records
-    from tuneoff.tasks import get_task
 
     if executor not in ("local", "ray"):
         _fail(f"unknown executor {executor!r}; use local or ray")
@@ -199,10 +200,14 @@ def sweep(
         _fail("--address is for the ray executor; add --executor ray")
     try:
         sw = load_sweep(config, overrides)
-        for task in dict.fromkeys(r.task for r in sw.runs):
-            get_task(task)  # an unknown task is an error before any run starts
+        checked = set()
+        for run in sw.runs:  # what would fail every run alike is an error before any run starts
+            key = (run.task, run.pattern, tuple(run.eval.sets or ()), run.data_dir, run.model)
+            if key not in checked:
+                checked.add(key)
+                preflight(run)
     except (ConfigError, ValueError, KeyError) as e:
-        _fail(str(e))
+        _fail(_message(e))
     out = Path(sw.output_dir)
     exists = (out / "results.sqlite").is_file()
     store = Store(out) if exists or not dry_run else None
@@ -240,11 +245,8 @@ def sweep(
             ex.close()
     else:
         records = sweep_records(store, sw.runs)
-    rows = summarise(records)
-    failed = [r for r in records if r["status"] != "done"]
-    console.print(rich_table(rows, failed))
-    md, csv_path = write_summary(rows, out)
-    console.print(f"written: {md}, {csv_path}, {store.path}")
+    failed = print_summary(console, records, out)
+    console.print(f"written: {out / 'summary.md'}, {out / 'summary.csv'}, {store.path}")
     if failed:
         raise typer.Exit(1)
 
@@ -262,19 +264,44 @@ def validate(
     console.print(f"[green]valid[/]: {len(cfg.expand())} run(s)")
 
 
+def _data_of(task) -> str:
+    """Where a task's splits come from: the hub datasets, or the local files under data_dir."""
+    sources = [task.train, *(e.source for e in task.eval_sets)]
+    hub = list(dict.fromkeys(" ".join(x for x in s.hub[:2] if x) for s in sources if s.hub))
+    local = list(dict.fromkeys(s.local.split("/")[0] + "/" for s in sources if s.local))
+    if not hub and not local:
+        return "built in"
+    parts = [f"hub {', '.join(hub)}"] if hub else []
+    if local:
+        parts.append(f"or data_dir=FOLDER with {', '.join(local)}")
+    return "; ".join(parts)
+
+
 @app.command("ls")
 def ls(what: str = typer.Argument(..., help="tasks | methods | models")):
     """List the registered tasks, methods or models."""
     if what == "tasks":
         from tuneoff.tasks import list_tasks
 
-        t = Table(title="tasks")
-        for c in ("name", "labels", "eval sets (domain)", "patterns", "description"):
-            t.add_column(c)
+        # one block per task: readable at any terminal width
         for task in list_tasks():
-            evals = ", ".join(f"{e.name} ({e.domain}{', per ' + '/'.join(e.subset_fields) if e.subset_fields else ''})"
-                              for e in task.eval_sets)
-            t.add_row(task.name, ", ".join(task.label_names), evals, ", ".join(task.patterns), task.description)
+            evals = ", ".join(
+                f"{e.name} ({e.domain}{', per ' + '/'.join(e.subset_fields) + ' and label' if e.subset_fields else ''}"
+                f"{', if present' if e.optional else ''})" for e in task.eval_sets)
+            g = Table.grid(padding=(0, 2), pad_edge=True)
+            g.add_column(style="dim", no_wrap=True, min_width=10)
+            g.add_column()
+            g.add_row("labels", ", ".join(task.label_names))
+            g.add_row("splits", f"train; eval: {evals}")
+            g.add_row("data", _data_of(task))
+            others = ", ".join(m for m in task.metrics if m != task.main_metric)
+            g.add_row("metric", f"{task.main_metric} (also {others}; the majority baseline beside each)")
+            g.add_row("patterns", ", ".join(task.patterns) + (f" (default {task.default_pattern})"
+                                                               if task.default_pattern else ""))
+            console.print(f"[bold]{task.name}[/]: {task.description}", highlight=False)
+            console.print(Padding(g, (0, 0, 1, 2)), highlight=False)
+        console.print("[dim]or a custom task: the path of a task YAML file (see the README)[/]")
+        return
     elif what == "methods":
         from tuneoff.methods import list_methods
 
@@ -306,14 +333,13 @@ def ls(what: str = typer.Argument(..., help="tasks | methods | models")):
 def show(results_dir: str = typer.Argument(..., help="a results folder")):
     """Print the results table of a results folder."""
     from tuneoff.store import open_store
-    from tuneoff.summary import rich_table, summarise
+    from tuneoff.summary import print_summary
 
     try:
         store = open_store(results_dir, must_exist=True)
     except FileNotFoundError as e:
         _fail(str(e))
-    records = store.records()
-    console.print(rich_table(summarise(records), [r for r in records if r["status"] != "done"]))
+    print_summary(console, store.records())
     console.print(f"runs: {store.counts()}")
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import platform
 import traceback
 from pathlib import Path
 
+import psutil
 import torch
 
 from tuneoff import data as data_mod
@@ -61,10 +63,25 @@ def environment(device: torch.device) -> dict:
            "transformers": transformers.__version__, "peft": peft.__version__,
            "accelerate": accelerate.__version__, "platform": platform.platform(),
            "cpu": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(),
+           "cpu_count": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
            "device": str(device)}
     if device.type == "cuda":
         env["cuda"] = torch.cuda.get_device_name(device)
     return env
+
+
+def preflight(cfg: RunConfig) -> None:
+    """Check, before any run starts, what would make every run of `cfg` fail the same way: an
+    unknown task, eval set or pattern, a data_dir that is not a folder, a model that cannot be
+    found. Loads no data and no weights; raises ValueError naming the problem."""
+    task = get_task(cfg.task)
+    for name in cfg.eval.sets or []:
+        task.eval_set(name)  # KeyError naming the task's eval sets
+    if cfg.pattern is not None:
+        task.pattern(cfg.pattern)  # KeyError naming the task's patterns
+    if cfg.data_dir is not None and not Path(cfg.data_dir).is_dir():
+        raise data_mod.DataError(f"data_dir {cfg.data_dir!r} is not a folder")
+    models.check_spec(cfg.model)
 
 
 class Prepared:
