@@ -112,12 +112,12 @@ def rich_subset_table(rows: list[dict]) -> Table | None:
     one value for every row move into the title, so the table fits a narrow terminal."""
     if not rows:
         return None
-    fixed = [c for c in ("task", "model", "method", "options", "eval_set") if len({r[c] for r in rows}) == 1]
+    fixed = [c for c in ("task", "model", "method", "options", "eval_set", "runs") if len({r[c] for r in rows}) == 1]
     fields = {r["subset"].split("=", 1)[0] for r in rows}
     field = fields.pop() if len(fields) == 1 else None  # e.g. "heuristic": the column's name
     label_cols = list(dict.fromkeys(k for r in rows for k in r if k.startswith("acc | ")))
     cols = [c for c in ("task", "model", "method", "options", "eval_set") if c not in fixed]
-    cols += ["shots", "subset", "accuracy", *label_cols, "runs"]
+    cols += ["shots", "subset", "accuracy", *label_cols, *(["runs"] if "runs" not in fixed else [])]
     title = "per subset: accuracy overall and on each gold label"
     if fixed:
         title += ": " + " ".join(f"{c}={rows[0][c]}" for c in fixed if rows[0][c])
