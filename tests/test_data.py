@@ -75,6 +75,16 @@ def test_custom_task_yaml_validation(tmp_path, toy_task):
         load_task_yaml(bad)
     with pytest.raises(TaskError, match="unknown task 'nope'"):
         get_task("nope")
+    base = toy_task.read_text()
+    for extra, msg in [("main_metric: auc\n", "main_metric 'auc' is not one of \\['accuracy', 'mcc', 'f1'\\]"),
+                       ("default_pattern: fancy\n", "default_pattern 'fancy' is not one of its patterns"),
+                       ]:
+        bad.write_text(base + extra)
+        with pytest.raises(TaskError, match=msg):
+            load_task_yaml(bad)
+    bad.write_text(base.replace("name: shifted", "name: test"))
+    with pytest.raises(TaskError, match="eval set names must be unique"):
+        load_task_yaml(bad)
 
 
 def _demo_pool():

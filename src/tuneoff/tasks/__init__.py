@@ -44,6 +44,7 @@ def get_task(name_or_path: str) -> Task:
     return _REGISTRY[name_or_path]
 
 
+_METRICS = Task.__dataclass_fields__["metrics"].default  # accuracy, mcc, f1
 _TASK_KEYS = {"name", "description", "text_fields", "label_names", "train", "eval", "patterns",
               "default_pattern", "main_metric", "instruction"}
 
@@ -116,6 +117,15 @@ def load_task_yaml(path: str | Path) -> Task:
                             f"{list(labels)} to a word")
         patterns[name] = Pattern(name, spec["template"], dict(verb))
     default_pattern = d.get("default_pattern") or (next(iter(patterns)) if patterns else None)
+    if default_pattern is not None and default_pattern not in patterns:
+        raise TaskError(f"task file {str(p)!r}: default_pattern {default_pattern!r} is not one of its patterns "
+                        f"{sorted(patterns) or '(none defined)'}")
+    main_metric = d.get("main_metric", "accuracy")
+    if main_metric not in _METRICS:
+        raise TaskError(f"task file {str(p)!r}: main_metric {main_metric!r} is not one of {list(_METRICS)}")
+    names = [e.name for e in evals]
+    if len(set(names)) != len(names):
+        raise TaskError(f"task file {str(p)!r}: eval set names must be unique, got {names}")
     return Task(
         name=str(d["name"]),
         description=str(d.get("description", f"custom task from {p.name}")),
@@ -123,7 +133,7 @@ def load_task_yaml(path: str | Path) -> Task:
         label_names=labels,
         train=Source(path=rel(d["train"])),
         eval_sets=tuple(evals),
-        main_metric=d.get("main_metric", "accuracy"),
+        main_metric=main_metric,
         patterns=patterns,
         default_pattern=default_pattern,
         instruction=str(d.get("instruction", "")),
