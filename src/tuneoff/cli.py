@@ -256,7 +256,7 @@ def validate(
     config: str = typer.Argument(..., help="YAML config"),
     overrides: Optional[list[str]] = typer.Argument(None),
 ):
-    """Check a config (types, keys, task, method options) without running it."""
+    """Check a config (types, keys, task, eval sets, pattern, model, method options) without running it."""
     import json
 
     cfg = _load(config, overrides)
@@ -331,7 +331,7 @@ def ls(what: str = typer.Argument(..., help="tasks | methods | models")):
 
 @app.command()
 def show(results_dir: str = typer.Argument(..., help="a results folder")):
-    """Print the results table of a results folder."""
+    """Print the results table (and the per-subset table) of a results folder."""
     from tuneoff.store import open_store
     from tuneoff.summary import print_summary
 
