@@ -26,8 +26,14 @@ def test_run_show_and_rerun_skips(toy_task, tmp_path):
     assert len(manifests) == 4 and json.loads(manifests[0].read_text())["status"] == "done"
     again = runner.invoke(app, ["run", *_args(toy_task, out)])
     assert again.output.count("skipped (done)") == 4
+    failing = runner.invoke(app, ["run", *_args(toy_task, out)[:2], "shots=999", "data_seed=0",
+                                  "train.max_steps=3", f"output_dir={out}"])
+    assert failing.exit_code == 1 and "no run finished" in failing.output and "use shots <= 30" in failing.output
+    md = (out / "summary.md").read_text()  # the folder's summary still holds the 4 runs that finished
+    assert md.count("| toy | tiny-bert | finetune |") == 4
+    assert "## Failed runs (1)" in md and "shots=999 data_seed=0 seed=0: DataError: shots=999 per class" in md
     shown = runner.invoke(app, ["show", str(out)])
-    assert shown.exit_code == 0 and "'done': 4" in shown.output
+    assert shown.exit_code == 0 and "'done': 4" in shown.output and "'failed': 1" in shown.output
     rep = runner.invoke(app, ["report", str(out), "-o", str(tmp_path / "rep" / "r.html")])
     assert rep.exit_code == 0, rep.output
     html = (tmp_path / "rep" / "r.html").read_text()

@@ -37,7 +37,7 @@ def _hans_rec(data_seed, lex_ent, lex_not):
 def test_per_subset_rows_show_each_gold_label_within_the_subset(tmp_path):
     from rich.console import Console
 
-    from tuneoff.summary import print_summary, summarise_subsets
+    from tuneoff.summary import print_summary, summarise_subsets, write_summary
 
     recs = [_hans_rec(0, 1.0, 0.0), _hans_rec(1, 0.8, 0.2)]
     rows = summarise_subsets(recs)
@@ -47,7 +47,8 @@ def test_per_subset_rows_show_each_gold_label_within_the_subset(tmp_path):
     assert r["accuracy"] == "0.500 ± 0.000"
     assert r["acc | entailment"] == "0.900 ± 0.141" and r["acc | not_entailment"] == "0.100 ± 0.141"
     console = Console(record=True, width=200)
-    print_summary(console, recs, tmp_path)
+    print_summary(console, recs)
+    write_summary(summarise(recs), tmp_path, rows)
     out = console.export_text()
     assert "eval_set=hans" in out and "heuristic" in out and "not entailment" in out
     assert "lexical_overlap │ 0.500 ± 0.000 │ 0.900 ± 0.141 │ 0.100 ± 0.141" in out
@@ -58,9 +59,10 @@ def test_per_subset_rows_show_each_gold_label_within_the_subset(tmp_path):
 def test_no_subset_table_without_subsets(tmp_path):
     from rich.console import Console
 
-    from tuneoff.summary import print_summary
+    from tuneoff.summary import print_summary, summarise_subsets, write_summary
 
     console = Console(record=True, width=200)
-    print_summary(console, [_rec(1e-4, 0, 0.6)], tmp_path)
+    print_summary(console, [_rec(1e-4, 0, 0.6)])
+    write_summary(summarise([_rec(1e-4, 0, 0.6)]), tmp_path, summarise_subsets([_rec(1e-4, 0, 0.6)]))
     assert "per subset" not in console.export_text()
     assert "Per subset" not in (tmp_path / "summary.md").read_text()

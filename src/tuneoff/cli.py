@@ -76,7 +76,7 @@ def run(
     """Run the comparison runs of a config (default: the built-in demo task), record and print them."""
     from tuneoff.runner import execute
     from tuneoff.store import Store
-    from tuneoff.summary import print_summary
+    from tuneoff.summary import print_summary, write_folder_summary
 
     cfg = _load(config, overrides)
     runs = cfg.expand()
@@ -98,9 +98,9 @@ def run(
                 line += f" — [red]{rec['error']}[/]"
             console.print(line, highlight=False)
             records.append(rec)
-    failed = print_summary(console, records, Path(cfg.output_dir))
-    console.print(f"written: {Path(cfg.output_dir) / 'summary.md'}, {Path(cfg.output_dir) / 'summary.csv'}, "
-                  f"{store.path}")
+    failed = print_summary(console, records)
+    md, csv_path = write_folder_summary(store)
+    console.print(f"written: {md}, {csv_path} (every run in {cfg.output_dir}/), {store.path}", highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -190,7 +190,7 @@ def sweep(
     """Run a grid of runs (methods x grid values x shots x seeds) into one results store; resumable."""
     from tuneoff.executors import ExecutorError, make_executor
     from tuneoff.store import Store
-    from tuneoff.summary import print_summary
+    from tuneoff.summary import print_summary, write_folder_summary
     from tuneoff.runner import preflight
     from tuneoff.sweep import load_sweep, make_plan, run_sweep, sweep_records
 
@@ -245,8 +245,9 @@ def sweep(
             ex.close()
     else:
         records = sweep_records(store, sw.runs)
-    failed = print_summary(console, records, out)
-    console.print(f"written: {out / 'summary.md'}, {out / 'summary.csv'}, {store.path}")
+    failed = print_summary(console, records)
+    md, csv_path = write_folder_summary(store)
+    console.print(f"written: {md}, {csv_path} (every run in {out}/), {store.path}", highlight=False)
     if failed:
         raise typer.Exit(1)
 

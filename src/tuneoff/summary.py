@@ -158,7 +158,8 @@ def _md_table(rows: list[dict], cols: list[str]) -> list[str]:
     return lines + ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
 
 
-def write_summary(rows: list[dict], folder: Path, subset_rows: list[dict] | None = None) -> tuple[Path, Path]:
+def write_summary(rows: list[dict], folder: Path, subset_rows: list[dict] | None = None,
+                  failed: list[dict] | None = None) -> tuple[Path, Path]:
     md, csv_path = folder / "summary.md", folder / "summary.csv"
     cols = ["task", "model", "method", "options", "shots", "eval_set", "domain", "metric", "score", "majority",
             "accuracy", "mcc", "f1", "runs"]
@@ -168,6 +169,10 @@ def write_summary(rows: list[dict], folder: Path, subset_rows: list[dict] | None
                     *dict.fromkeys(k for r in subset_rows for k in r if k.startswith("acc | ")), "runs"]
         text += ("\n## Per subset (accuracy; accuracy on each gold label within the subset)\n\n"
                  + "\n".join(_md_table(subset_rows, sub_cols)) + "\n")
+    if failed:
+        text += f"\n## Failed runs ({len(failed)})\n\n" + "".join(
+            f"- `{f['run_id']}` {f.get('method', '')} shots={f.get('shots')} data_seed={f.get('data_seed')} "
+            f"seed={f.get('seed')}: {(f.get('error') or '').replace(chr(10), ' ')}\n" for f in failed)
     md.write_text(text)
     with csv_path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
@@ -176,14 +181,25 @@ def write_summary(rows: list[dict], folder: Path, subset_rows: list[dict] | None
     return md, csv_path
 
 
-def print_summary(console, records: list[dict], folder: Path | None = None) -> list[dict]:
-    """Print the results table (and the per-subset table, when an eval set has subsets); with
-    `folder`, write summary.md and summary.csv there. Returns the failed records."""
+def print_summary(console, records: list[dict]) -> list[dict]:
+    """Print the results table of `records` (and the per-subset table, when an eval set has
+    subsets); returns the failed records."""
     rows, sub = summarise(records), summarise_subsets(records)
     failed = [r for r in records if r.get("status") != "done"]
-    console.print(rich_table(rows, failed))
+    if rows:
+        console.print(rich_table(rows, failed))
+    else:
+        console.print("[bold red]no run finished[/]" if records else "no runs")
+        for f in failed:
+            console.print(f"  {f['run_id']}: {f.get('error') or ''}", highlight=False)
     if sub:
         console.print(rich_subset_table(sub))
-    if folder is not None:
-        write_summary(rows, Path(folder), sub)
     return failed
+
+
+def write_folder_summary(store) -> tuple[Path, Path]:
+    """summary.md and summary.csv of every run in a results folder (earlier invocations included),
+    so that a run that adds to a folder never hides what the folder already held."""
+    records = store.records()
+    failed = [r for r in records if r.get("status") != "done"]
+    return write_summary(summarise(records), store.folder, summarise_subsets(records), failed)
