@@ -5,7 +5,7 @@ import torch
 from tuneoff.config import load_config
 from tuneoff.runner import execute, prepare
 from tuneoff.store import Store
-from tuneoff.train import TrainingDiverged, total_steps, train
+from tuneoff.train import total_steps, train
 from tuneoff.runner import accelerator_for
 
 

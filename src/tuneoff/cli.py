@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.padding import Padding
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tuneoff.config import ConfigError, load_config
@@ -189,9 +189,9 @@ def sweep(
 ):
     """Run a grid of runs (methods x grid values x shots x seeds) into one results store; resumable."""
     from tuneoff.executors import ExecutorError, make_executor
+    from tuneoff.runner import preflight
     from tuneoff.store import Store
     from tuneoff.summary import print_summary, write_folder_summary
-    from tuneoff.runner import preflight
     from tuneoff.sweep import load_sweep, make_plan, run_sweep, sweep_records
 
     if executor not in ("local", "ray"):

@@ -390,7 +390,7 @@ def hotel(rng: random.Random, label: int) -> str:
             lambda: f"I was worried about noise, but {room} was completely quiet at night.",
             lambda: f"A {c(['lovely', 'charming', 'wonderful'])} {h} with {c(STAFF_POS)} staff and a bed that was {c(BED_POS)}.",
             lambda: f"Nothing to complain about; {room} was {rp1} and the bed was {c(BED_POS)}.",
-            lambda: f"The staff remembered our names and left a card for our anniversary.",
+            lambda: "The staff remembered our names and left a card for our anniversary.",
             lambda: f"Already booked this {h} again for next summer.",
             lambda: f"Excellent {h}, {room} was {rp1} and the shower was {c(['hot and strong', 'fantastic', 'great'])}.",
         ]
@@ -399,7 +399,7 @@ def hotel(rng: random.Random, label: int) -> str:
             lambda: f"{room} was {rn1} and the walls were so thin we barely slept.",
             lambda: f"Check-in took {c(LONG_WAITS)} and the front desk staff were {c(STAFF_NEG)}.",
             lambda: f"The bathroom was {c(['filthy', 'moldy', 'grimy', 'tiny'])} and the shower had no hot water.",
-            lambda: f"Housekeeping never came once, and the sheets had stains on them.",
+            lambda: "Housekeeping never came once, and the sheets had stains on them.",
             lambda: f"The photos looked great, but {room} was {rn1} and {rn2}.",
             lambda: f"Not worth the price, the bed was {c(BED_NEG)} and {room} was {rn1}.",
             lambda: f"The location is fine, but {room} was {rn1} and the wifi kept dropping.",
