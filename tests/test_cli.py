@@ -61,11 +61,16 @@ def test_bad_input_exits_with_a_clear_message(tmp_path):
 
 def test_what_would_fail_every_run_is_an_error_before_any_run(tmp_path):
     out = tmp_path / "res"
+    toy_file = tmp_path / "not-a-folder"
+    toy_file.write_text("x")
     for args, msg in [(["eval.sets=[tset]"], "task 'demo' has no eval set 'tset'; it has: in_domain, out_of_domain"),
                       (["pattern=nope"], "task 'demo' has no pattern 'nope'; it has: minimal, gpt3, eval-harness"),
-                      ([f"data_dir={tmp_path / 'absent'}"], "is not a folder")]:
+                      ([f"data_dir={tmp_path / 'absent'}"], "is not a folder"),
+                      ([f"model={tmp_path}"], "could not read its config"),  # a folder with no model in it
+                      (["model=nobody/no-such-model"], "Offline, use an embedded model (minilm-l6, smollm2-135m)"),
+                      ([f"output_dir={toy_file}"], "is a file; give a folder")]:
         for cmd in ("run", "validate"):
-            r = runner.invoke(app, [cmd, *args, f"output_dir={out}"])
+            r = runner.invoke(app, [cmd, f"output_dir={out}", *args])
             assert r.exit_code == 2 and msg in " ".join(r.output.split()), r.output
     assert not out.exists()  # nothing was started
 

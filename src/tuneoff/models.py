@@ -127,14 +127,24 @@ def resolve(spec: str) -> str:
     return spec
 
 
-def check_spec(spec: str) -> None:
-    """Fail fast, before any run starts, on a model that cannot be found (loads nothing)."""
+OFFLINE_HINT = (f"Offline, use an embedded model ({', '.join(EMBEDDED)}) or a local folder with config.json "
+                "and safetensors weights.")
+
+
+def check_spec(spec: str, trust_remote_code: bool = False) -> None:
+    """Fail fast, before any run starts, on a model that cannot be found: its package (embedded
+    models) or its config (hub ids and local folders; a few KB, no weights) must be there."""
     if spec in TINY:
         return
     if spec in EMBEDDED:
         _package_dir(spec)
         return
-    resolve(spec)
+    path = resolve(spec)
+    try:
+        AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"model {spec!r}: could not read its config from {path!r}: {str(e)[:300]} "
+                         f"{OFFLINE_HINT}") from None
 
 
 def is_decoder_config(config) -> bool:
@@ -204,7 +214,7 @@ def load(spec: str, head: str, num_labels: int = 2, vocab_texts: list[str] | Non
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except OSError as e:
-        raise ModelError(f"could not load model {spec!r} from {path!r}: {str(e)[:300]}") from None
+        raise ModelError(f"could not load model {spec!r} from {path!r}: {str(e)[:300]} {OFFLINE_HINT}") from None
     decoder = is_decoder_config(config)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token

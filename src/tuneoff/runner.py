@@ -81,7 +81,10 @@ def preflight(cfg: RunConfig) -> None:
         task.pattern(cfg.pattern)  # KeyError naming the task's patterns
     if cfg.data_dir is not None and not Path(cfg.data_dir).is_dir():
         raise data_mod.DataError(f"data_dir {cfg.data_dir!r} is not a folder")
-    models.check_spec(cfg.model)
+    models.check_spec(cfg.model, cfg.trust_remote_code)
+    out = Path(cfg.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output_dir {cfg.output_dir!r} is a file; give a folder (it is created if missing)")
 
 
 class Prepared:
