@@ -18,6 +18,8 @@ def test_run_show_and_rerun_skips(toy_task, tmp_path):
     r = runner.invoke(app, ["run", *_args(toy_task, out)])
     assert r.exit_code == 0, r.output
     assert "4 run(s)" in r.output and r.output.count(": done") == 4
+    flat = " ".join(r.output.split())
+    assert flat.count("— accuracy: test ") == 4 and flat.count(", shifted ") >= 4  # each run's scores as it ends
     assert (out / "results.sqlite").is_file() and (out / "summary.md").is_file()
     md = (out / "summary.md").read_text()
     assert "| toy | tiny-bert | finetune |  | 4 | test | in | accuracy |" in md

@@ -96,6 +96,8 @@ def run(
             line = f"{label}: {state}"
             if rec["status"] == "failed":
                 line += f" — [red]{rec['error']}[/]"
+            elif not rec.get("skipped"):
+                line += f" — {_brief(rec)}"
             console.print(line, highlight=False)
             records.append(rec)
     failed = print_summary(console, records)
@@ -103,6 +105,14 @@ def run(
     console.print(f"written: {md}, {csv_path} (every run in {cfg.output_dir}/), {store.path}", highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _brief(rec: dict) -> str:
+    """One line on a finished run: its main metric per eval set, and how long it took."""
+    metric = rec.get("main_metric", "accuracy")
+    scores = ", ".join(f"{name} {m['overall'][metric]:.3f}" for name, m in rec.get("metrics", {}).items())
+    res = rec.get("resources", {})
+    return f"{metric}: {scores} ({_duration(res.get('train_time_s', 0) + res.get('eval_time_s', 0))})"
 
 
 class _SweepDisplay:
