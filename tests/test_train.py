@@ -72,3 +72,25 @@ def test_nan_loss_fails_the_run_cleanly(toy_task, tmp_path, monkeypatch):
 def test_bad_input_becomes_a_failed_record(toy_task, tmp_path):
     rec = execute(_cfg(toy_task, tmp_path, "shots=100"), Store(tmp_path / "res"))
     assert rec["status"] == "failed" and "shots=100 per class" in rec["error"]
+
+
+def test_a_data_error_is_met_once_per_job_not_once_per_run(tmp_path, monkeypatch):
+    """Offline, the hub loader retries for half a minute before it fails: the other runs of the
+    same job fail at once with the same message."""
+    from tuneoff import data as data_mod
+    from tuneoff import runner
+
+    calls = []
+
+    def unreachable(task, data_dir):
+        calls.append(task.name)
+        raise data_mod.DataError("could not load nyu-mll/glue/rte split 'train' from the hub")
+
+    monkeypatch.setattr(data_mod, "load_train", unreachable)
+    monkeypatch.setattr(runner, "_DATA_CACHE", {})
+    store = Store(tmp_path / "res")
+    recs = [execute(c, store) for c in load_config(None, ["task=rte", "model=tiny-bert", "shots=2",
+                                                         "data_seed=[0,1,2]"]).expand()]
+    assert [r["status"] for r in recs] == ["failed"] * 3
+    assert all("could not load nyu-mll/glue/rte" in r["error"] for r in recs)
+    assert calls == ["rte"]

@@ -29,9 +29,17 @@ _DATA_CACHE: dict[tuple, object] = {}
 
 
 def _cached(key: tuple, fn):
+    """Data loaded once per process. A DataError is remembered too: the next run of the same job
+    fails at once with the same message instead of waiting out the hub's retries again."""
     if key not in _DATA_CACHE:
-        _DATA_CACHE[key] = fn()
-    return _DATA_CACHE[key]
+        try:
+            _DATA_CACHE[key] = fn()
+        except data_mod.DataError as e:
+            _DATA_CACHE[key] = e
+    got = _DATA_CACHE[key]
+    if isinstance(got, data_mod.DataError):
+        raise data_mod.DataError(str(got))
+    return got
 
 
 def pick_device(name: str) -> torch.device:
