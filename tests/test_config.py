@@ -103,3 +103,13 @@ def test_an_option_for_a_method_without_options_says_so():
         load_config(None, ["method.r=8"])
     with pytest.raises(ConfigError, match="allowed: alpha, dropout, r, scoring, target_modules"):
         load_config(None, ["method=lora", "method.rank=8"])
+
+
+def test_a_pattern_changes_the_id_only_of_methods_that_render_it():
+    def rid(*extra):
+        return load_config(None, ["shots=8", "data_seed=0", *extra]).run_id()
+
+    assert rid("pattern=gpt3") == rid()  # finetune: a classification head never sees the pattern
+    assert rid("method=pattern", "pattern=gpt3") != rid("method=pattern", "pattern=minimal")
+    assert rid("method=lora", "method.scoring=pattern", "pattern=gpt3") != rid("method=lora", "method.scoring=pattern")
+    assert rid("method=lora", "pattern=gpt3") == rid("method=lora")

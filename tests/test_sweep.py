@@ -60,6 +60,19 @@ def test_grid_expansion_counts_overrides_dotted_keys_and_duplicates():
     assert set(sw.varying) >= {"train.lr", "shots", "data_seed", "seed"}
 
 
+def test_a_patterns_grid_multiplies_only_the_methods_that_render_patterns():
+    sw = expand_sweep(parse_sweep({
+        "defaults": {"shots": 8, "data_seed": [0, 1], "output_dir": "x"},
+        "grid": {"patterns": ["minimal", "gpt3", "eval-harness"]},
+        "methods": ["finetune", "pattern", {"name": "lora", "scoring": "pattern"}]}, "t"))
+    by_method = {}
+    for r in sw.runs:
+        by_method.setdefault(r.method.name, []).append(r.pattern)
+    assert sorted(by_method["finetune"], key=str) == [None, None]  # once per split, and no pattern shown
+    assert sorted(by_method["pattern"]) == sorted(by_method["lora"]) == sorted(["minimal", "gpt3", "eval-harness"] * 2)
+    assert len(sw.runs) == 2 + 6 + 6
+
+
 def test_identical_method_entries_are_expanded_once():
     one = expand_sweep(parse_sweep({"defaults": {"shots": 8, "data_seed": [0, 1]}, "methods": ["finetune"]}))
     two = expand_sweep(parse_sweep({"defaults": {"shots": 8, "data_seed": [0, 1]},
@@ -299,7 +312,7 @@ def test_a_pattern_one_task_lacks_stops_the_sweep_before_any_run(toy_task, tmp_p
 
     out = tmp_path / "res"
     cfg = _write(tmp_path / "s.yaml", {"defaults": _tiny(toy_task, out, shots=2, data_seed=0),
-                                       "grid": {"pattern": ["simple", "nope"]}})
+                                       "grid": {"pattern": ["simple", "nope"]}, "methods": ["pattern"]})
     res = CliRunner().invoke(app, ["sweep", str(cfg)], env={"COLUMNS": "200"})
     assert res.exit_code == 2 and "has no pattern 'nope'" in res.output, res.output
     assert not (out / "results.sqlite").exists()

@@ -215,7 +215,7 @@ def sweep(
             key = (run.task, run.pattern, tuple(run.eval.sets or ()), run.data_dir, run.model)
             if key not in checked:
                 checked.add(key)
-                preflight(run)
+                preflight(run, read_model_config=not dry_run)
     except (ConfigError, ValueError, KeyError) as e:
         _fail(_message(e))
     out = Path(sw.output_dir)

@@ -123,6 +123,15 @@ class RunConfig(_Strict):
     def is_single(self) -> bool:
         return not any(isinstance(v, list) for v in (self.shots, self.data_seed, self.seed))
 
+    @property
+    def uses_pattern(self) -> bool:
+        """Whether the method scores labels through a prompt pattern on the LM head (pattern, icl,
+        distill, lora with scoring=pattern); a classification head never sees the pattern."""
+        from tuneoff.methods import get_method
+
+        cls = get_method(self.method.name)
+        return cls.head_for(cls.Options(**(self.method.model_extra or {}))) == "lm"
+
     def resolved(self) -> dict:
         """Plain dict of the config, as saved with the run."""
         return json.loads(self.model_dump_json())
@@ -139,6 +148,8 @@ class RunConfig(_Strict):
 
         if not get_method(self.method.name).trains:  # training settings cannot change its result
             d["train"] = {"max_length": d["train"]["max_length"]}
+        if not self.uses_pattern:  # nor can a pattern that the method never renders
+            d["pattern"] = None
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

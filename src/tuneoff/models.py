@@ -131,15 +131,18 @@ OFFLINE_HINT = (f"Offline, use an embedded model ({', '.join(EMBEDDED)}) or a lo
                 "and safetensors weights.")
 
 
-def check_spec(spec: str, trust_remote_code: bool = False) -> None:
+def check_spec(spec: str, trust_remote_code: bool = False, read_config: bool = True) -> None:
     """Fail fast, before any run starts, on a model that cannot be found: its package (embedded
-    models) or its config (hub ids and local folders; a few KB, no weights) must be there."""
+    models) or its config (hub ids and local folders; a few KB, no weights) must be there.
+    `read_config=False` looks up nothing on the hub (local folders are still checked)."""
     if spec in TINY:
         return
     if spec in EMBEDDED:
         _package_dir(spec)
         return
     path = resolve(spec)
+    if not read_config and not Path(path).is_dir():
+        return
     try:
         AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:

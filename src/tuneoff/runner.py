@@ -78,10 +78,11 @@ def environment(device: torch.device) -> dict:
     return env
 
 
-def preflight(cfg: RunConfig) -> None:
+def preflight(cfg: RunConfig, read_model_config: bool = True) -> None:
     """Check, before any run starts, what would make every run of `cfg` fail the same way: an
     unknown task, eval set or pattern, a data_dir that is not a folder, a model that cannot be
-    found. Loads no data and no weights; raises ValueError naming the problem."""
+    found. Loads no data and no weights; raises ValueError naming the problem. Without
+    `read_model_config` (a dry run) a hub id is not looked up, so planning needs no network."""
     task = get_task(cfg.task)
     for name in cfg.eval.sets or []:
         task.eval_set(name)  # KeyError naming the task's eval sets
@@ -89,7 +90,7 @@ def preflight(cfg: RunConfig) -> None:
         task.pattern(cfg.pattern)  # KeyError naming the task's patterns
     if cfg.data_dir is not None and not Path(cfg.data_dir).is_dir():
         raise data_mod.DataError(f"data_dir {cfg.data_dir!r} is not a folder")
-    models.check_spec(cfg.model, cfg.trust_remote_code)
+    models.check_spec(cfg.model, cfg.trust_remote_code, read_config=read_model_config)
     out = Path(cfg.output_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"output_dir {cfg.output_dir!r} is a file; give a folder (it is created if missing)")

@@ -219,6 +219,8 @@ def expand_sweep(sc: SweepConfig, run_overrides: list[str] | None = None) -> Swe
         out_dirs.add(cfg.output_dir)
         for run in cfg.expand():
             expanded += 1
+            if run.pattern is not None and not run.uses_pattern:  # a patterns grid leaves these runs once
+                run = run.model_copy(update={"pattern": None})
             runs.setdefault(run.run_id(), run)
     if len(out_dirs) > 1:
         raise ConfigError(f"a sweep writes to one results store, but runs name several output_dir values: "
