@@ -212,7 +212,8 @@ def sweep(
         sw = load_sweep(config, overrides)
         checked = set()
         for run in sw.runs:  # what would fail every run alike is an error before any run starts
-            key = (run.task, run.pattern, tuple(run.eval.sets or ()), run.data_dir, run.model)
+            key = (run.task, run.pattern, tuple(run.eval.sets or ()), run.data_dir, run.model,
+                   run.trust_remote_code, run.output_dir)  # every field preflight reads
             if key not in checked:
                 checked.add(key)
                 preflight(run, read_model_config=not dry_run)

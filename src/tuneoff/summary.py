@@ -44,17 +44,32 @@ def _settings(records: list[dict]) -> list[str]:
     return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
 
 
+def _done_with_options(records: list[dict]):
+    """(record, options label) for each done record: the label names the method options and any other
+    setting that differs between the done records, so only runs that differ by seed share one."""
+    done = [r for r in records if r.get("status") == "done"]
+    varying = _settings(done)
+    for r in done:
+        flat = _flat(r.get("config") or {})
+        yield r, ",".join(f"{k.removeprefix('method.')}={flat[k]}" for k in varying if k in flat)
+
+
+def _fixed_into_title(rows: list[dict], candidates: tuple[str, ...], title: str) -> tuple[list[str], str]:
+    """Columns among `candidates` that hold one value in every row, and `title` naming their values:
+    the table shows them once, above it, and fits a narrow terminal."""
+    fixed = [c for c in candidates if rows and len({r[c] for r in rows}) == 1]
+    if fixed:
+        title += ": " + " ".join(f"{c}={rows[0][c]}" for c in fixed if rows[0][c])
+    return fixed, title
+
+
 def summarise(records: list[dict]) -> list[dict]:
     """Rows: task, model, method, options, shots, eval_set, domain, metric, score (mean ± std over
     seeds), runs, majority. `options` names the method options and any other setting that differs
     between the runs, so only runs that differ by seed alone are averaged."""
-    done = [r for r in records if r.get("status") == "done"]
-    varying = _settings(done)
     groups: dict[tuple, dict] = defaultdict(lambda: {"scores": [], "majority": [], "other": defaultdict(list)})
-    for r in done:
+    for r, opts in _done_with_options(records):
         metric = main_metric(r)
-        flat = _flat(r.get("config") or {})
-        opts = ",".join(f"{k.removeprefix('method.')}={flat[k]}" for k in varying if k in flat)
         for es, m in r["metrics"].items():
             key = (r["task"], r["model"], r["method"], opts, r["shots"], es, m["domain"], metric)
             g = groups[key]
@@ -77,13 +92,9 @@ def summarise_subsets(records: list[dict]) -> list[dict]:
     shots, eval_set, subset ("heuristic=lexical_overlap"), accuracy (mean ± std over seeds), and the
     accuracy on each gold label within the subset ("acc | entailment"), which shows a model that
     answers one label for every input of a heuristic for what it is."""
-    done = [r for r in records if r.get("status") == "done"]
-    varying = _settings(done)
     groups: dict[tuple, dict] = defaultdict(lambda: defaultdict(list))
     labels: dict[tuple, list[str]] = defaultdict(list)
-    for r in done:
-        flat = _flat(r.get("config") or {})
-        opts = ",".join(f"{k.removeprefix('method.')}={flat[k]}" for k in varying if k in flat)
+    for r, opts in _done_with_options(records):
         for es, m in r["metrics"].items():
             subsets = m.get("subsets") or {}
             for name, sc in subsets.items():
@@ -112,15 +123,13 @@ def rich_subset_table(rows: list[dict]) -> Table | None:
     one value for every row move into the title, so the table fits a narrow terminal."""
     if not rows:
         return None
-    fixed = [c for c in ("task", "model", "method", "options", "eval_set", "runs") if len({r[c] for r in rows}) == 1]
+    fixed, title = _fixed_into_title(rows, ("task", "model", "method", "options", "eval_set", "runs"),
+                                     "per subset: accuracy overall and on each gold label")
     fields = {r["subset"].split("=", 1)[0] for r in rows}
     field = fields.pop() if len(fields) == 1 else None  # e.g. "heuristic": the column's name
     label_cols = list(dict.fromkeys(k for r in rows for k in r if k.startswith("acc | ")))
     cols = [c for c in ("task", "model", "method", "options", "eval_set") if c not in fixed]
     cols += ["shots", "subset", "accuracy", *label_cols, *(["runs"] if "runs" not in fixed else [])]
-    title = "per subset: accuracy overall and on each gold label"
-    if fixed:
-        title += ": " + " ".join(f"{c}={rows[0][c]}" for c in fixed if rows[0][c])
     t = Table(title=title)
     for col in cols:
         header = field if col == "subset" and field else col.removeprefix("acc | ").replace("_", " ")
@@ -135,10 +144,8 @@ def rich_subset_table(rows: list[dict]) -> Table | None:
 
 def rich_table(rows: list[dict], failed: list[dict]) -> Table:
     """Columns that hold one value for every row (task, model, ...) move into the title."""
-    fixed = [c for c in ("task", "model", "method", "options", "metric") if rows and len({r[c] for r in rows}) == 1]
-    title = "tuneoff results, mean ± std over seeds"
-    if fixed:
-        title += ": " + " ".join(f"{c}={rows[0][c]}" for c in fixed if rows[0][c])
+    fixed, title = _fixed_into_title(rows, ("task", "model", "method", "options", "metric"),
+                                     "tuneoff results, mean ± std over seeds")
     t = Table(title=title)
     cols = [c for c in ("task", "model", "method", "options") if c not in fixed]
     cols += ["shots", "eval_set", "domain", *(["metric"] if "metric" not in fixed else []), "score", "majority", "runs"]
