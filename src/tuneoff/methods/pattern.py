@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from tuneoff import prompts
 from tuneoff.methods import Method, MethodError, MethodOptions, register
+from tuneoff.methods.kvcache import cache_arg, cache_of, dynamic_cache
 
 
 @dataclass
@@ -35,10 +36,8 @@ class Prefix:
     def cache(self, rows: int, config):
         """A fresh DynamicCache holding the prefix for `rows` sequences (a forward pass grows the
         cache in place, so every batch gets its own; the stored tensors are never modified)."""
-        from transformers import DynamicCache
-
-        return DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1))
-                                            for k, v in self.kv], config=config)
+        return dynamic_cache([(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in self.kv],
+                             config)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -108,7 +107,7 @@ class LMScorer:
         lm = unwrap(model)
         ids = torch.tensor([prefix.ids], device=lm.device)
         out = lm.get_decoder()(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
-        prefix.kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        prefix.kv = [(layer.keys, layer.values) for layer in cache_of(out).layers]
         return prefix
 
     def _logits(self, lm, ids, mask, prefix: Prefix | None, rows_at: torch.Tensor, cols_at: torch.Tensor):
@@ -117,7 +116,7 @@ class LMScorer:
         kw: dict = {"use_cache": False}  # no cache is built for a pass that ends here
         if prefix is not None and prefix.kv is not None:
             n, p = ids.shape[0], len(prefix.ids)
-            kw = {"past_key_values": prefix.cache(n, lm.config), "use_cache": True,
+            kw = {cache_arg(lm.get_decoder()): prefix.cache(n, lm.config), "use_cache": True,
                   "position_ids": (p + torch.arange(ids.shape[1], device=ids.device)).expand(n, -1)}
             mask = torch.cat([mask.new_ones(n, p), mask], dim=1)
         if self._head_ok is None:

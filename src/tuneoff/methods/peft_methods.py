@@ -25,6 +25,7 @@ from pydantic import Field
 from torch import nn
 
 from tuneoff.methods import ClassifierMethod, MethodError, MethodOptions, register
+from tuneoff.methods.kvcache import cache_arg
 from tuneoff.methods.layers import head_params, load_exact, model_type, seeded
 
 # When the peft table has no entry for a model type: the first of these whose names all exist.
@@ -315,3 +316,15 @@ class PrefixTuning(VirtualTokens):
 
         check_positions(self, self.options.num_virtual_tokens)
         return PrefixTuningConfig(task_type=self.task_type, num_virtual_tokens=self.options.num_virtual_tokens)
+
+    def class_logits(self, batch):
+        # What peft's own forward does (prompt keys/values as the model's cache, the attention mask
+        # widened by the virtual tokens), with the cache passed under the name this transformers
+        # release reads: peft (0.21) looks for a `past_key_values` argument, which transformers 5.24
+        # renamed to `cache`, and refuses the model where it does not find it.
+        base = self.model.get_base_model()
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        cache = self.model.get_prompt(batch_size=ids.shape[0])
+        mask = torch.cat([mask.new_ones(ids.shape[0], self.options.num_virtual_tokens), mask], dim=1)
+        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "token_type_ids")}
+        return base(attention_mask=mask, **inputs, **{cache_arg(base): cache}).logits
