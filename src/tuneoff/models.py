@@ -37,11 +37,16 @@ class ModelError(ValueError):
 
 @dataclass(frozen=True)
 class Embedded:
-    package: str
+    package: str  # import name (located, never imported)
     subdir: str
     extra: str
     gguf_file: str | None = None
     install: str = ""
+
+    @property
+    def dist(self) -> str:
+        """The PyPI distribution (its version is recorded with every run: a new release is a new model)."""
+        return self.package.replace("_", "-")
 
 
 EMBEDDED = {
@@ -79,7 +84,7 @@ def _package_dir(alias: str) -> Path:
     emb = EMBEDDED[alias]
     spec = importlib.util.find_spec(emb.package)
     if spec is None or spec.origin is None:
-        raise ModelError(f"model {alias!r} needs the package {emb.package.replace('_', '-')}: {emb.install}")
+        raise ModelError(f"model {alias!r} needs the package {emb.dist}: {emb.install}")
     return Path(spec.origin).parent / emb.subdir
 
 

