@@ -47,9 +47,10 @@ pip_quiet() { python -m pip install --quiet --disable-pip-version-check "$@"; }
 
 torch_pin=$(grep -E '^torch==' "$LOCK")
 if [ "$(python -c 'import torch; print("torch==" + torch.__version__)' 2>/dev/null || true)" != "$torch_pin" ]; then
-  # its dependencies come with the project below, at the lock's versions
-  pip_quiet --no-index --no-deps "$torch_pin" 2>/dev/null \
-    || pip_quiet --no-deps "$torch_pin" --index-url "$TORCH_INDEX"
+  # with its dependencies at the lock's versions; PyPI has no +cpu build, so without a local wheel pip
+  # finds none there and the second try adds PyTorch's CPU index
+  pip_quiet -c "$LOCK" "$torch_pin" 2>/dev/null \
+    || pip_quiet -c "$LOCK" "$torch_pin" --extra-index-url "$TORCH_INDEX"
 fi
 
 if [ "$mode" = lock ]; then
