@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -13,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tuneoff.config import ConfigError, load_config
+from tuneoff.escape import term
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="tuneoff: which way of adapting a language model works best with a few labels, and at what cost.")
@@ -21,8 +23,35 @@ err = Console(stderr=True)
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {msg}", highlight=False)
+    err.print(f"[bold red]error:[/] {term(msg)}", highlight=False)
     raise typer.Exit(code)
+
+
+class Interrupted(BaseException):
+    """Ctrl-C. Not a KeyboardInterrupt, which the CLI framework turns into a bare exit before
+    tuneoff could say what was kept."""
+
+
+def _on_sigint(signum, frame):
+    raise Interrupted()
+
+
+def _open_store(folder, for_writing: bool = True):
+    """The results store of `folder`, checked (damaged, unwritable) before any run starts."""
+    from tuneoff.store import Store, StoreError, check_writable
+
+    try:
+        if for_writing:
+            check_writable(folder)
+        return Store(folder)
+    except StoreError as e:
+        _fail(str(e))
+
+
+def _warn_bad_rows(store) -> None:
+    note = store.bad_rows_note()
+    if note:
+        err.print(f"[yellow]warning:[/] {term(note)}", highlight=False)
 
 
 def _message(e: Exception) -> str:
@@ -75,14 +104,14 @@ def run(
 ):
     """Run the comparison runs of a config (default: the built-in demo task), record and print them."""
     from tuneoff.runner import execute
-    from tuneoff.store import Store
+    from tuneoff.store import StoreError
     from tuneoff.summary import print_summary, write_folder_summary
 
     cfg = _load(config, overrides)
     runs = cfg.expand()
-    store = Store(cfg.output_dir)
-    console.print(f"[bold]{len(runs)} run(s)[/]: task={cfg.task} model={cfg.model} method={cfg.method.name} "
-                  f"→ {cfg.output_dir}/")
+    store = _open_store(cfg.output_dir)
+    console.print(f"[bold]{len(runs)} run(s)[/]: " + term(f"task={cfg.task} model={cfg.model} "
+                                                       f"method={cfg.method.name} → {cfg.output_dir}/"))
     records = []
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn()]
@@ -90,19 +119,32 @@ def run(
         cb = _Progress(progress)
         for i, rc in enumerate(runs, 1):
             label = f"[{i}/{len(runs)}] shots={rc.shots} data_seed={rc.data_seed} seed={rc.seed}"
-            rec = execute(rc, store, progress=cb, force=force)
+            waited = []
+
+            def on_wait(busy, label=label):
+                if not waited:
+                    waited.append(busy)
+                    console.print(f"{label}: another tuneoff process is running it; waiting for its result",
+                                  highlight=False)
+            try:
+                rec = execute(rc, store, progress=cb, force=force, on_wait=on_wait)
+            except StoreError as e:
+                _fail(str(e), code=1)
             cb.reset()
-            state = "skipped (done)" if rec.get("skipped") else rec["status"]
+            skipped = rec.get("skipped")
+            state = ("skipped (done)" if skipped == "done" else f"{rec['status']} ({skipped})" if skipped
+                     else rec["status"])
             line = f"{label}: {state}"
             if rec["status"] == "failed":
-                line += f" — [red]{rec['error']}[/]"
-            elif not rec.get("skipped"):
-                line += f" — {_brief(rec)}"
+                line += f" — [red]{term(rec['error'])}[/]"
+            elif not skipped:
+                line += f" — {term(_brief(rec))}"
             console.print(line, highlight=False)
             records.append(rec)
     failed = print_summary(console, records)
     md, csv_path = write_folder_summary(store)
-    console.print(f"written: {md}, {csv_path} (every run in {cfg.output_dir}/), {store.path}", highlight=False)
+    _warn_bad_rows(store)
+    console.print(term(f"written: {md}, {csv_path} (every run in {cfg.output_dir}/), {store.path}"), highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -125,6 +167,7 @@ class _SweepDisplay:
         self.overall = progress.add_task("", total=self.total)
         self.now = progress.add_task("", total=None, nobar=True)
         self.running: dict[str, str] = {}
+        self.others, self.waited = 0, 0
         self.inner = _Progress(progress)
         self.progress = self.inner  # runner callbacks (local executor only)
         self._refresh()
@@ -139,10 +182,22 @@ class _SweepDisplay:
 
     def _refresh(self) -> None:
         self.p.update(self.overall, description=f"runs: {self._counts()}",
-                      completed=self.done + self.failed)
+                      completed=self.done + self.failed, total=self.total)
         names = list(self.running.values())
-        now = "; ".join(names[:3]) + (f"; +{len(names) - 3} more" if len(names) > 3 else "")
+        now = term("; ".join(names[:3]) + (f"; +{len(names) - 3} more" if len(names) > 3 else ""))
         self.p.update(self.now, description=f"now: {now}" if names else "", visible=bool(names))
+
+    def elsewhere(self, run, status) -> None:
+        self.total -= 1
+        self.others += 1
+        self.p.console.print(term(f"{self.label(run)}: {status}, recorded by another process"), highlight=False)
+        self._refresh()
+
+    def waiting(self, busy) -> None:
+        if busy != self.waited:
+            self.waited = busy
+            self.p.console.print(f"waiting for {busy} run(s) that another tuneoff process is running "
+                                 "(taken over if that process dies)", highlight=False)
 
     def started(self, run) -> None:
         if not self.running:
@@ -157,8 +212,8 @@ class _SweepDisplay:
         self.done += ok
         self.failed += not ok
         self.durations.append(seconds)
-        line = (f"[{self.done + self.failed}/{self.total}] {self.label(run)}: "
-                + ("[green]done[/]" if ok else f"[red]failed[/] — {(record.get('error') or '')[:300]}")
+        line = (term(f"[{self.done + self.failed}/{self.total}] {self.label(run)}: ")
+                + ("[green]done[/]" if ok else f"[red]failed[/] — {term((record.get('error') or '')[:300])}")
                 + f" ({_duration(seconds)}); {self._counts()}")
         self.p.console.print(line, highlight=False)
         self._refresh()
@@ -199,8 +254,9 @@ def sweep(
 ):
     """Run a grid of runs (methods x grid values x shots x seeds) into one results store; resumable."""
     from tuneoff.executors import ExecutorError, make_executor
+    from tuneoff.repair import restore_manifests
     from tuneoff.runner import preflight
-    from tuneoff.store import Store
+    from tuneoff.store import StoreError
     from tuneoff.summary import print_summary, write_folder_summary
     from tuneoff.sweep import load_sweep, make_plan, run_sweep, sweep_records
 
@@ -213,7 +269,7 @@ def sweep(
         checked = set()
         for run in sw.runs:  # what would fail every run alike is an error before any run starts
             key = (run.task, run.pattern, tuple(run.eval.sets or ()), run.data_dir, run.model,
-                   run.trust_remote_code, run.output_dir)  # every field preflight reads
+                   run.trust_remote_code, run.output_dir, run.device)  # every field preflight reads
             if key not in checked:
                 checked.add(key)
                 preflight(run, read_model_config=not dry_run)
@@ -221,25 +277,25 @@ def sweep(
         _fail(_message(e))
     out = Path(sw.output_dir)
     exists = (out / "results.sqlite").is_file()
-    store = Store(out) if exists or not dry_run else None
+    store = _open_store(out, for_writing=not dry_run) if exists or not dry_run else None
     plan = make_plan(sw.runs, store.statuses() if store else {}, retry_failed,
                      store.run_dir if store else None)
     dup = f" ({sw.duplicates} duplicate(s) merged)" if sw.duplicates else ""
-    console.print(f"[bold]sweep {config}[/]: {len(sw.runs)} run(s){dup} → {out}/", highlight=False)
+    console.print(f"[bold]sweep {term(config)}[/]: {len(sw.runs)} run(s){dup} → {term(out)}/", highlight=False)
     failed_note = ("run again now (--retry-failed)" if retry_failed
                    else "skipped: --retry-failed reruns them") if plan.failed else ""
     console.print(f"already done: {len(plan.done)}; failed: {len(plan.failed)}"
                   + (f", {failed_note}" if failed_note else "") + f"; to run now: {len(plan.todo)}",
                   highlight=False)
     if dry_run:
-        t = Table(title=f"runs of {config}")
+        t = Table(title=term(f"runs of {config}"))
         for c in ("#", "run_id", "status", "method", *sw.varying):
             t.add_column(c, no_wrap=c == "run_id", min_width=16 if c == "run_id" else None)
         status = {**{r: "done" for r in plan.done}, **{r: "failed" for r in plan.failed}}
         for i, run in enumerate(sw.runs, 1):
             rid = run.run_id()
-            t.add_row(str(i), rid, status.get(rid, "to run"), sw.method_label(run),
-                      *[str(v) for v in sw.describe(run).values()])
+            t.add_row(str(i), rid, status.get(rid, "to run"), term(sw.method_label(run)),
+                      *[term(v) for v in sw.describe(run).values()])
         console.print(t)
         return
     if plan.todo:
@@ -252,13 +308,20 @@ def sweep(
             with Progress(*columns, console=console, transient=True) as progress:
                 display = _SweepDisplay(progress, plan, ex.slots, sw.label)
                 records = run_sweep(plan, store, ex, display)
+        except StoreError as e:
+            _fail(str(e), code=1)
         finally:
             ex.close()
     else:
+        try:
+            restore_manifests(store, plan.done)  # a deleted manifest.json comes back on any sweep
+        except OSError as e:
+            _fail(f"could not restore the run manifests in {out}: {e}", code=1)
         records = sweep_records(store, sw.runs)
     failed = print_summary(console, records)
     md, csv_path = write_folder_summary(store)
-    console.print(f"written: {md}, {csv_path} (every run in {out}/), {store.path}", highlight=False)
+    _warn_bad_rows(store)
+    console.print(term(f"written: {md}, {csv_path} (every run in {out}/), {store.path}"), highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -344,14 +407,16 @@ def ls(what: str = typer.Argument(..., help="tasks | methods | models")):
 @app.command()
 def show(results_dir: str = typer.Argument(..., help="a results folder")):
     """Print the results table (and the per-subset table) of a results folder."""
-    from tuneoff.store import open_store
+    from tuneoff.store import StoreError, open_store
     from tuneoff.summary import print_summary
 
     try:
         store = open_store(results_dir, must_exist=True)
-    except FileNotFoundError as e:
+        records = store.records()
+    except (FileNotFoundError, StoreError) as e:
         _fail(str(e))
-    print_summary(console, store.records())
+    print_summary(console, records)
+    _warn_bad_rows(store)
     console.print(f"runs: {store.counts()}")
 
 
@@ -364,16 +429,48 @@ def report(
 ):
     """Write the comparison report: self-contained HTML, Markdown with the same tables, CSV of all runs."""
     from tuneoff.report import write_report
-    from tuneoff.store import open_store
+    from tuneoff.store import StoreError, open_store
 
     try:
-        open_store(results_dir, must_exist=True)
-    except FileNotFoundError as e:
+        store = open_store(results_dir, must_exist=True)
+        md = markdown or (str(Path(output).with_suffix(".md")) if output else None)
+        paths = write_report(results_dir, html_path=output, md_path=md, csv_path=csv, store=store)
+    except (FileNotFoundError, StoreError) as e:
         _fail(str(e))
-    md = markdown or (str(Path(output).with_suffix(".md")) if output else None)
-    paths = write_report(results_dir, html_path=output, md_path=md, csv_path=csv)
+    _warn_bad_rows(store)
     for kind, path in paths.items():
-        console.print(f"{kind}: {path}", highlight=False)
+        console.print(term(f"{kind}: {path}"), highlight=False)
+
+
+@app.command()
+def repair(
+    results_dir: str = typer.Argument(..., help="a results folder"),
+    records: Optional[list[str]] = typer.Argument(None, help="record files kept elsewhere to bring in"),
+):
+    """Rebuild a results folder's store from its run manifests: a damaged or missing results.sqlite
+    (kept aside), runs whose row is missing or unreadable, deleted manifests. Run it while no other
+    tuneoff process uses the folder."""
+    from tuneoff.repair import repair as do_repair
+    from tuneoff.store import StoreError
+
+    try:
+        rep = do_repair(results_dir, records or [])
+    except (FileNotFoundError, StoreError) as e:
+        _fail(str(e))
+    if rep.damaged:
+        console.print(term(f"the store was damaged: {rep.damaged.split(': nothing')[0]}"), highlight=False)
+        for p in rep.moved_to:
+            console.print(term(f"  kept aside as {p}"), highlight=False)
+    console.print(f"rows written from manifests: {len(rep.imported)}; rows read back from the damaged store: "
+                  f"{len(rep.salvaged)}; manifests restored: {len(rep.restored)}", highlight=False)
+    for p in rep.bad_files:
+        err.print(term(f"warning: {p} holds no usable run record; left as it is"), highlight=False)
+    for rid in rep.unreadable_rows:
+        err.print(term(f"warning: run {rid}: its row cannot be read and it has no manifest; "
+                       f"`tuneoff sweep --retry-failed` cannot bring it back, run it again"), highlight=False)
+    from tuneoff.store import Store
+
+    console.print(f"runs: {Store(results_dir).counts()}")
 
 
 @app.command()
@@ -406,10 +503,11 @@ def main() -> None:
 
     hf_logging.set_verbosity_error()  # load reports go to the run record, not the terminal
     hf_logging.disable_progress_bar()
+    signal.signal(signal.SIGINT, _on_sigint)
     try:
         app()
-    except KeyboardInterrupt:
-        err.print("interrupted; finished runs are in the results store")
+    except (Interrupted, KeyboardInterrupt):
+        err.print("interrupted; finished runs are in the results store: the same command goes on from there")
         sys.exit(130)
 
 

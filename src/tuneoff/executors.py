@@ -1,7 +1,8 @@
 """Where a sweep's runs execute: here, one at a time (`local`), or as Ray tasks (`ray`).
 
-An executor takes the runs still to do (the driver has already dropped the done ones) and yields
-`(run, record, seconds)` as each finishes; the driver writes the record to the one store. A Ray
+An executor takes the driver's work queue (`tuneoff.workqueue`: each run it hands out is claimed
+in the store, so no other process computes it too) and yields `(run, record, seconds)` as each
+finishes; the driver writes the record to the one store. A Ray
 worker therefore never touches the results store, and runs the same `runner.run_record` as the
 local executor, so a run's record is the same whichever executor ran it. (Only `save: true` writes
 on the worker: the weights go to the run folder's path on the machine that ran it.)
@@ -34,10 +35,10 @@ class LocalExecutor:
     name = "local"
     slots = 1
 
-    def run(self, runs: list[RunConfig], run_dir: RunDir, observer) -> Iterator[tuple[RunConfig, dict, float]]:
+    def run(self, queue, run_dir: RunDir, observer) -> Iterator[tuple[RunConfig, dict, float]]:
         from tuneoff.runner import run_record
 
-        for run in runs:
+        while (run := queue.next(block=True)) is not None:
             observer.started(run)
             t0 = time.perf_counter()
             record = run_record(run, run_dir(run.run_id()), observer.progress)
@@ -60,6 +61,14 @@ def _ray_task(config: dict, run_dir: str) -> tuple[dict, float]:
     t0 = time.perf_counter()
     record = run_record(config_from_dict(config), Path(run_dir))
     return record, time.perf_counter() - t0
+
+
+def _session_dir(ray) -> str:
+    """The session folder of the local cluster just started (every one of its daemons names it)."""
+    try:
+        return ray._private.worker._global_node.get_session_dir_path()
+    except AttributeError:  # a Ray release that moved it: the registry of pids still covers it
+        return ""
 
 
 def _import_ray():
@@ -87,7 +96,7 @@ class RayExecutor:
         self.env.setdefault("TOKENIZERS_PARALLELISM", "false")
         if address is None:
             self.env.update({k: os.environ[k] for k in FORWARD_LOCAL_ENV if k in os.environ})
-        self.started_ray = False
+        self.started_ray, self.watchdog = False, None
         if not self.ray.is_initialized():
             import logging
 
@@ -97,7 +106,11 @@ class RayExecutor:
                 if address:
                     self.ray.init(address=address, **kwargs)
                 else:
+                    from tuneoff import raywatch
+
+                    raywatch.clean_stale()  # what a crashed driver (and its watchdog) left behind
                     self.ray.init(num_cpus=num_cpus, **kwargs)
+                    self.watchdog = raywatch.start_watchdog(_session_dir(self.ray))
             except Exception as e:  # noqa: BLE001 - say which cluster could not be reached
                 where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
                 raise ExecutorError(f"could not start {where}: {type(e).__name__}: {e}") from None
@@ -119,20 +132,22 @@ class RayExecutor:
                     runtime_env={"env_vars": self.env})
         return self._remote.options(**opts).remote(run.resolved(), str(run_dir(run.run_id()).resolve()))
 
-    def run(self, runs: list[RunConfig], run_dir: RunDir, observer) -> Iterator[tuple[RunConfig, dict, float]]:
+    def run(self, queue, run_dir: RunDir, observer) -> Iterator[tuple[RunConfig, dict, float]]:
+        from tuneoff.claims import POLL_S
         from tuneoff.runner import base_record
 
         ray = self.ray
-        slots = self.gpus if self.gpus and any(self.wants_gpu(r) for r in runs) else self.slots
-        queue = list(runs)
+        slots = self.gpus if self.gpus and any(self.wants_gpu(r) for r in queue.pending) else self.slots
         flight: dict = {}  # ObjectRef -> (run, submitted at)
         try:
-            while queue or flight:
-                while queue and len(flight) < slots:
-                    run = queue.pop(0)
+            while True:
+                # claim only as many runs as can start now; wait for others' runs only when idle
+                while len(flight) < slots and (run := queue.next(block=not flight)) is not None:
                     flight[self._submit(run, run_dir)] = (run, time.perf_counter())
                     observer.started(run)
-                ready, _ = ray.wait(list(flight), num_returns=1)
+                if not flight:
+                    break
+                ready, _ = ray.wait(list(flight), num_returns=1, timeout=POLL_S if queue.waiting else None)
                 for ref in ready:
                     run, t0 = flight.pop(ref)
                     try:
@@ -152,6 +167,11 @@ class RayExecutor:
         if self.started_ray:
             self.ray.shutdown()
             self.started_ray = False
+        if self.watchdog is not None:
+            from tuneoff.raywatch import stop_watchdog
+
+            stop_watchdog(self.watchdog)
+            self.watchdog = None
 
 
 def make_executor(name: str, address: str | None = None, num_cpus: int | None = None,

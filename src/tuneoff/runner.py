@@ -21,7 +21,7 @@ from tuneoff.config import RunConfig
 from tuneoff.evaluate import eval_metrics, predict
 from tuneoff.methods import Context, Method, get_method
 from tuneoff.resources import PeakMemory, Timer, approx_flops, count_parameters
-from tuneoff.store import Store
+from tuneoff.store import Store, StoreError
 from tuneoff.tasks import Task, get_task
 from tuneoff.train import train
 
@@ -105,6 +105,9 @@ def preflight(cfg: RunConfig, read_model_config: bool = True) -> None:
     if cfg.data_dir is not None and not Path(cfg.data_dir).is_dir():
         raise data_mod.DataError(f"data_dir {cfg.data_dir!r} is not a folder")
     models.check_spec(cfg.model, cfg.trust_remote_code, read_config=read_model_config)
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda but no CUDA GPU is visible to torch (torch.cuda.is_available() is False); "
+                         "use device=auto or device=cpu, or a torch build with CUDA")
     out = Path(cfg.output_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"output_dir {cfg.output_dir!r} is a file; give a folder (it is created if missing)")
@@ -231,17 +234,31 @@ def base_record(cfg: RunConfig) -> dict:
     }
 
 
-def execute(cfg: RunConfig, store: Store, progress=None, force: bool = False) -> dict:
-    """Run one config (skipping it if its id is already done) and record the outcome."""
+def execute(cfg: RunConfig, store: Store, progress=None, force: bool = False, on_wait=None) -> dict:
+    """Run one config and record the outcome, unless its id is already done (`skipped`) or another
+    process on the same folder records it meanwhile (`elsewhere`: this one waits for it rather than
+    computing it twice)."""
+    from tuneoff.repair import restore_manifests
+    from tuneoff.workqueue import WorkQueue
+
     run_id = cfg.run_id()
     wants_weights = cfg.save and not (store.run_dir(run_id) / "weights").is_dir()
-    if not force and not wants_weights and store.is_done(run_id):
-        rec = store.get(run_id)
-        rec["skipped"] = True
-        return rec
-    record = run_record(cfg, store.run_dir(run_id), progress)
-    store.put(record)
-    return record
+    before = store.status(run_id)
+    queue = WorkQueue(store, [cfg], retry_failed=True, rerun=lambda r: force or wants_weights, on_wait=on_wait)
+    try:
+        claimed = queue.next(block=True)
+        if claimed is None:  # done before, or recorded by another process while this one waited
+            rec = store.get(run_id)
+            if rec is None:
+                raise StoreError(store.bad_rows_note() or f"run {run_id} has no readable record in {store.path}")
+            restore_manifests(store, [run_id])
+            rec["skipped"] = "done" if before == "done" and not queue.adopted else "by another process"
+            return rec
+        record = run_record(cfg, store.run_dir(run_id), progress)
+        store.put(record)
+        return record
+    finally:
+        queue.release()
 
 
 def run_record(cfg: RunConfig, run_dir: Path, progress=None) -> dict:

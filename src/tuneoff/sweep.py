@@ -20,8 +20,10 @@ defaults < grid value < method entry < the entry's `overrides` < command-line ke
 and validated by `tuneoff.config` (the one validator). Runs with the same run_id are kept once.
 
 Running is keyed by run_id: what the store holds as `done` is skipped before anything is submitted,
-`failed` runs are skipped unless asked to retry, and every finished run is written in one SQLite
-transaction by the driver as soon as it is back, so killing a sweep loses only the runs in flight.
+`failed` runs are skipped unless asked to retry, each run is claimed before it starts (several
+processes on one folder share the plan: `tuneoff.workqueue`), and every finished run is written by
+the driver as soon as it is back (manifest, then its row in one SQLite transaction), so killing a
+sweep loses only the runs in flight.
 """
 from __future__ import annotations
 
@@ -43,6 +45,9 @@ from tuneoff.config import (
     read_yaml,
     set_key,
 )
+from tuneoff.repair import restore_manifests
+from tuneoff.store import StoreError
+from tuneoff.workqueue import WorkQueue
 
 GRID_ALIASES = {"tasks": "task", "models": "model", "patterns": "pattern", "seeds": "seed",
                 "data_seeds": "data_seed"}
@@ -276,8 +281,8 @@ def make_plan(runs: list[RunConfig], statuses: dict[str, str], retry_failed: boo
     for run in runs:
         rid = run.run_id()
         status = statuses.get(rid)
-        needs_weights = run.save and run_dir is not None and not (run_dir(rid) / "weights").is_dir()
-        if status == "done" and not needs_weights:
+        weights_missing = run.save and run_dir is not None and not (run_dir(rid) / "weights").is_dir()
+        if status == "done" and not weights_missing:
             done.append(rid)
             continue
         if status == "failed":
@@ -298,33 +303,50 @@ class Observer:
 
     def finished(self, run: RunConfig, record: dict, seconds: float) -> None: ...
 
+    def elsewhere(self, run: RunConfig, status: str) -> None:
+        """A run of the plan that another process recorded meanwhile (or its manifest held)."""
 
-def repair_manifests(store, run_ids: Iterable[str]) -> int:
-    """A kill between the SQLite commit and the manifest write leaves a done run without its
-    manifest.json: write it again from the store. Returns how many were written."""
-    from tuneoff.store import write_json_atomic
+    def waiting(self, busy: int) -> None:
+        """Only runs that other live processes hold are left; this one waits for them."""
 
-    n = 0
-    for rid in run_ids:
-        path = store.run_dir(rid) / "manifest.json"
-        if not path.is_file():
-            rec = store.get(rid)
-            if rec is not None:
-                write_json_atomic(path, rec)
-                n += 1
-    return n
+
+def needs_weights(store, run: RunConfig) -> bool:
+    return run.save and not (store.run_dir(run.run_id()) / "weights").is_dir()
+
+
+class _Reporting(WorkQueue):
+    """A work queue that tells the observer about runs recorded elsewhere as it meets them."""
+
+    def __init__(self, observer: Observer, *args, **kwargs):
+        super().__init__(*args, on_wait=observer.waiting, **kwargs)
+        self.observer = observer
+
+    def next(self, block: bool = True):
+        seen = len(self.elsewhere) + len(self.adopted)
+        run = super().next(block)
+        for other, status in [*self.elsewhere, *((r, "done") for r in self.adopted)][seen:]:
+            self.observer.elsewhere(other, status)
+        return run
 
 
 def run_sweep(plan: Plan, store, executor, observer: Observer | None = None) -> list[dict]:
-    """Run `plan.todo` on `executor`, writing each record to `store` as soon as it is back.
-    Returns the records of every run of the sweep (done, failed, and just run), from the store."""
+    """Run `plan.todo` on `executor`, claiming each run before it starts (so that other processes
+    on the same folder never compute it too) and writing each record to `store` as soon as it is
+    back. Returns the records of every run of the sweep (done, failed, and just run), from the store."""
     observer = observer or Observer()
-    repair_manifests(store, plan.done)
-    for run, record, seconds in executor.run(plan.todo, store.run_dir, observer):
-        if record.get("run_id") != run.run_id():  # a worker that built another config is a bug
-            raise RuntimeError(f"executor returned run {record.get('run_id')} for {run.run_id()}")
-        store.put(record)
-        observer.finished(run, record, seconds)
+    restore_manifests(store, plan.done)
+    queue = _Reporting(observer, store, plan.todo, plan.retry_failed, rerun=lambda r: needs_weights(store, r))
+    try:
+        for run, record, seconds in executor.run(queue, store.run_dir, observer):
+            if record.get("run_id") != run.run_id():  # a worker that built another config is a bug
+                raise RuntimeError(f"executor returned run {record.get('run_id')} for {run.run_id()}")
+            store.put(record)
+            observer.finished(run, record, seconds)
+    finally:
+        try:
+            queue.release()
+        except StoreError:
+            pass  # the store that failed is named by the error on its way out
     return sweep_records(store, plan.runs)
 
 

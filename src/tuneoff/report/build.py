@@ -27,7 +27,8 @@ def _slug(*parts) -> str:
     return "".join(c if c.isalnum() or c in "-." else "_" for c in s)[:80]
 
 
-def build_sections(records: list[dict], n_boot: int = N_BOOT, seed: int = 0) -> tuple[list[Section], dict]:
+def build_sections(records: list[dict], n_boot: int = N_BOOT, seed: int = 0,
+                   store_notes: list[str] = ()) -> tuple[list[Section], dict]:
     """The report as format-neutral sections, plus the tables it was built from
     ({"frame", "aggregate", "paired", "runs"})."""
     frame = to_frame(records)
@@ -37,6 +38,7 @@ def build_sections(records: list[dict], n_boot: int = N_BOOT, seed: int = 0) -> 
     sec = {sid: Section(sid, title) for sid, title in SECTIONS}
 
     warn = warnings(frame, agg, run_df) if len(run_df) else ["No runs recorded in this results folder."]
+    warn = [*store_notes, *warn]  # rows of the store that could not be read come first
     sec["summary"].blocks.append(Bullets(warn, kind="warn") if warn else Text("No warnings."))
     tasks = sorted(run_df["task"].dropna().unique()) if len(run_df) else []
     if tasks:
@@ -111,7 +113,7 @@ def _has_pyarrow() -> bool:
 
 
 def write_report(results_dir, html_path=None, md_path=None, csv_path=None,
-                 n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Path]:
+                 n_boot: int = N_BOOT, seed: int = 0, store=None) -> dict[str, Path]:
     """Write report.html, report.md (+ its PNGs in report_figures/) and runs.csv (+ runs.parquet if
     pyarrow is importable) for the results folder; returns {kind: path}."""
     from tuneoff.report.html import render_html
@@ -119,11 +121,13 @@ def write_report(results_dir, html_path=None, md_path=None, csv_path=None,
     from tuneoff.store import open_store
 
     results_dir = Path(results_dir)
-    records = open_store(results_dir, must_exist=True).records()
+    store = store or open_store(results_dir, must_exist=True)
+    records = store.records()
     html_path = Path(html_path) if html_path else results_dir / "report.html"
     md_path = Path(md_path) if md_path else results_dir / "report.md"
     csv_path = Path(csv_path) if csv_path else results_dir / "runs.csv"
-    sections, tables = build_sections(records, n_boot=n_boot, seed=seed)
+    note = store.bad_rows_note()
+    sections, tables = build_sections(records, n_boot=n_boot, seed=seed, store_notes=[note] if note else [])
     title = f"tuneoff report — {results_dir.resolve().name}"
     written: dict[str, Path] = {}
 

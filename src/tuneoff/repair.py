@@ -1,0 +1,147 @@
+"""Bringing a results folder back to a consistent state from its run manifests (the durable copy):
+rebuild a damaged or missing store, take in manifests that missed their row (a kill between the
+two writes, a store that was read-only), restore manifests a done row still holds, and import
+records kept elsewhere (`tuneoff.store.rescue`). Nothing finished is ever deleted: a damaged
+store file is moved aside, not removed.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from tuneoff.store import STORE_FILE, Store, StoreDamaged, check_file, write_json_atomic
+
+STATUSES = ("done", "failed")
+
+
+def read_record(path: Path) -> dict | None:
+    """A run record from a JSON file, or None if it is not one (unreadable, invalid, incomplete)."""
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("run_id"), str) or rec.get("status") not in STATUSES:
+        return None
+    return rec
+
+
+def adopt(store: Store, run_id: str, failed_too: bool = False) -> bool:
+    """If the run's manifest holds a finished record that its row lacks (a kill between the
+    manifest and the row), write the row: the run is not computed again. A failed record counts
+    only with `failed_too`. Closes this process's claim on the run."""
+    from tuneoff.claims import finish
+
+    rec = read_record(store.manifest(run_id))
+    if rec is None or rec["run_id"] != run_id or rec["status"] not in (("done", "failed") if failed_too else ("done",)):
+        return False
+    with store._tx(immediate=True) as con:
+        store._insert(con, rec)
+        finish(con, run_id, "adopted")
+    return True
+
+
+def restore_manifests(store: Store, run_ids: Iterable[str]) -> int:
+    """Write the manifest of each run whose row holds a record but whose manifest.json is gone."""
+    n = 0
+    for rid in run_ids:
+        path = store.manifest(rid)
+        if not path.is_file():
+            rec = store.get(rid)
+            if rec is not None:
+                write_json_atomic(path, rec)
+                n += 1
+    return n
+
+
+@dataclass
+class RepairReport:
+    folder: Path
+    damaged: str | None = None          # why the store was rebuilt (None: it was healthy)
+    moved_to: list[Path] = field(default_factory=list)
+    imported: list[str] = field(default_factory=list)    # rows written from manifests / given files
+    salvaged: list[str] = field(default_factory=list)    # rows read back from the damaged store
+    restored: list[str] = field(default_factory=list)    # manifests written from rows
+    bad_files: list[str] = field(default_factory=list)   # files that hold no usable record
+    unreadable_rows: list[str] = field(default_factory=list)  # rows without JSON and without a manifest
+
+
+def _salvage(path: Path) -> dict[str, dict]:
+    """Rows still readable from a damaged store, best effort."""
+    out: dict[str, dict] = {}
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as con:
+            for rid, blob in con.execute("SELECT run_id, record FROM runs"):
+                try:
+                    rec = json.loads(blob)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and rec.get("run_id") == rid and rec.get("status") in STATUSES:
+                    out[rid] = rec
+    except sqlite3.Error:
+        pass
+    return out
+
+
+def _move_aside(folder: Path) -> list[Path]:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    moved = []
+    for suffix in ("", "-wal", "-shm"):
+        p = folder / (STORE_FILE + suffix)
+        if p.exists():
+            target = folder / f"{STORE_FILE}.damaged-{stamp}{suffix}"
+            p.rename(target)
+            moved.append(target)
+    return moved
+
+
+def repair(folder: str | Path, extra: Iterable[str | Path] = ()) -> RepairReport:
+    """Make `folder`'s store hold every record its manifests (and `extra` record files) hold, and
+    every done row its manifest. Run it while no other tuneoff process uses the folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{str(folder)!r} is not a results folder")
+    rep = RepairReport(folder)
+    salvaged: dict[str, dict] = {}
+    try:
+        check_file(folder)
+    except StoreDamaged as e:
+        rep.damaged = str(e)
+        if (folder / STORE_FILE).is_file():
+            salvaged = _salvage(folder / STORE_FILE)
+        rep.moved_to = _move_aside(folder)
+    store = Store(folder)
+    rows = store.statuses()
+
+    def take(rec: dict, where: list[str]) -> None:
+        rid = rec["run_id"]
+        current = store.get(rid) if rid in rows else None
+        if current is None or (current.get("status") != "done" and rec["status"] == "done"):
+            store.put_row(rec)
+            rows[rid] = rec["status"]
+            where.append(rid)
+
+    for path in sorted((folder / "runs").glob("*/manifest.json")):
+        rec = read_record(path)
+        if rec is None or rec["run_id"] != path.parent.name:
+            rep.bad_files.append(str(path))
+            continue
+        take(rec, rep.imported)
+    for path in extra:
+        rec = read_record(Path(path))
+        if rec is None:
+            rep.bad_files.append(str(path))
+            continue
+        take(rec, rep.imported)
+    for rec in salvaged.values():
+        take(rec, rep.salvaged)
+    for rid in rows:
+        if store.get(rid) is None:
+            rep.unreadable_rows.append(rid)
+    rep.restored = [rid for rid in rows if rid not in rep.unreadable_rows
+                    and restore_manifests(store, [rid])]
+    return rep
