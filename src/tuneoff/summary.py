@@ -10,6 +10,9 @@ from pathlib import Path
 
 from rich.table import Table
 
+from tuneoff.escape import md as md_text
+from tuneoff.escape import term
+
 def main_metric(record: dict) -> str:
     """The task's main metric, as recorded with the run (older records: accuracy)."""
     return record.get("main_metric", "accuracy")
@@ -125,6 +128,7 @@ def rich_subset_table(rows: list[dict]) -> Table | None:
         return None
     fixed, title = _fixed_into_title(rows, ("task", "model", "method", "options", "eval_set", "runs"),
                                      "per subset: accuracy overall and on each gold label")
+    title = term(title)
     fields = {r["subset"].split("=", 1)[0] for r in rows}
     field = fields.pop() if len(fields) == 1 else None  # e.g. "heuristic": the column's name
     label_cols = list(dict.fromkeys(k for r in rows for k in r if k.startswith("acc | ")))
@@ -133,12 +137,12 @@ def rich_subset_table(rows: list[dict]) -> Table | None:
     t = Table(title=title)
     for col in cols:
         header = field if col == "subset" and field else col.removeprefix("acc | ").replace("_", " ")
-        t.add_column(header, justify="right" if col in ("shots", "runs") else "left",
+        t.add_column(term(header), justify="right" if col in ("shots", "runs") else "left",
                      no_wrap=col not in ("options",) and not col.startswith("acc | "),
                      min_width=13 if col.startswith("acc | ") else None)
     for r in rows:
         cells = {**r, "subset": r["subset"].split("=", 1)[1] if field else r["subset"]}
-        t.add_row(*[str(cells.get(c, "–")) for c in cols])
+        t.add_row(*[term(cells.get(c, "–")) for c in cols])
     return t
 
 
@@ -146,23 +150,24 @@ def rich_table(rows: list[dict], failed: list[dict]) -> Table:
     """Columns that hold one value for every row (task, model, ...) move into the title."""
     fixed, title = _fixed_into_title(rows, ("task", "model", "method", "options", "metric"),
                                      "tuneoff results, mean ± std over seeds")
-    t = Table(title=title)
+    t = Table(title=term(title))
     cols = [c for c in ("task", "model", "method", "options") if c not in fixed]
     cols += ["shots", "eval_set", "domain", *(["metric"] if "metric" not in fixed else []), "score", "majority", "runs"]
     for col in cols:  # numbers never wrap: "0.653 ±" over "0.018" reads as two values
         t.add_column(col.replace("_", " "), justify="right" if col in ("shots", "runs") else "left",
                      no_wrap=col in ("score", "majority", "shots", "runs", "eval_set"))
     for r in rows:
-        t.add_row(*[str(r[c]) for c in cols])
+        t.add_row(*[term(r[c]) for c in cols])
     if failed:
-        t.caption = f"{len(failed)} failed run(s): " + "; ".join(
-            f"{f['run_id']}: {(f.get('error') or '')[:160]}" for f in failed[:5])
+        t.caption = term(f"{len(failed)} failed run(s): " + "; ".join(
+            f"{f['run_id']}: {(f.get('error') or '')[:160]}" for f in failed[:5]))
     return t
 
 
 def _md_table(rows: list[dict], cols: list[str]) -> list[str]:
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    return lines + ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+    """A Markdown table; every cell and header escaped (dataset text, names, errors stay inert)."""
+    lines = ["| " + " | ".join(md_text(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    return lines + ["| " + " | ".join(md_text(r.get(c, "")) for c in cols) + " |" for r in rows]
 
 
 def write_summary(rows: list[dict], folder: Path, subset_rows: list[dict] | None = None,
@@ -178,8 +183,8 @@ def write_summary(rows: list[dict], folder: Path, subset_rows: list[dict] | None
                  + "\n".join(_md_table(subset_rows, sub_cols)) + "\n")
     if failed:
         text += f"\n## Failed runs ({len(failed)})\n\n" + "".join(
-            f"- `{f['run_id']}` {f.get('method', '')} shots={f.get('shots')} data_seed={f.get('data_seed')} "
-            f"seed={f.get('seed')}: {(f.get('error') or '').replace(chr(10), ' ')}\n" for f in failed)
+            "- " + md_text(f"{f['run_id']} {f.get('method', '')} shots={f.get('shots')} data_seed={f.get('data_seed')} "
+                      f"seed={f.get('seed')}: {f.get('error') or ''}") + "\n" for f in failed)
     md.write_text(text)
     with csv_path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
@@ -198,7 +203,7 @@ def print_summary(console, records: list[dict]) -> list[dict]:
     else:
         console.print("[bold red]no run finished[/]" if records else "no runs")
         for f in failed:
-            console.print(f"  {f['run_id']}: {f.get('error') or ''}", highlight=False)
+            console.print(term(f"  {f['run_id']}: {f.get('error') or ''}"), highlight=False)
     if sub:
         console.print(rich_subset_table(sub))
     return failed

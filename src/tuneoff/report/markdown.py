@@ -1,17 +1,11 @@
-"""The same report as Markdown: the same tables, figures linked as PNG files written beside it."""
+"""The same report as Markdown: the same tables, figures linked as PNG files written beside it.
+Every text from the records goes through `tuneoff.escape.md`: shown literally, never live Markdown or HTML."""
 from __future__ import annotations
 
 import html as _html
 
+from tuneoff.escape import md as _md
 from tuneoff.report.blocks import Bullets, Figure, Section, Table, Text
-
-
-def _md(text) -> str:
-    """One table cell / line of text: no pipes or newlines that would break the layout, and no raw
-    HTML (Markdown renderers pass it through)."""
-    s = "" if text is None else str(text)
-    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return s.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
 def _table(t: Table) -> list[str]:
