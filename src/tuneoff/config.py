@@ -30,7 +30,20 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    """Unknown keys are errors; so are inf/nan for a number and a boolean for a non-boolean key
+    (`shots=true` would otherwise become 1)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        if cls.model_fields[info.field_name].annotation is not bool:
+            values = v if isinstance(v, list) else [v]
+            if any(isinstance(x, bool) for x in values):
+                raise ValueError(f"got {json.dumps(v)}: a boolean where a value of another type is expected "
+                                 f"(true/false are not numbers)")
+        return v
 
 
 class TrainConfig(_Strict):

@@ -132,6 +132,17 @@ def resolve(spec: str) -> str:
     return spec
 
 
+def _load_error(spec: str, path: str, e: Exception, what: str) -> "ModelError":
+    """A model that cannot be loaded: one that ships its own code names tuneoff's key for it
+    (never cut mid-word); any other reason is shown, shortened, with the offline hint."""
+    text = str(e)
+    if "trust_remote_code" in text:
+        return ModelError(f"model {spec!r} ships its own Python code, which tuneoff does not run unless you "
+                          f"ask: read that code, then set trust_remote_code=true (the config key)")
+    short = text if len(text) <= 300 else text[:300].rsplit(" ", 1)[0] + " ..."
+    return ModelError(f"model {spec!r}: could not {what} from {path!r}: {short} {OFFLINE_HINT}")
+
+
 OFFLINE_HINT = (f"Offline, use an embedded model ({', '.join(EMBEDDED)}) or a local folder with config.json "
                 "and safetensors weights.")
 
@@ -151,8 +162,7 @@ def check_spec(spec: str, trust_remote_code: bool = False, read_config: bool = T
     try:
         AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
-        raise ModelError(f"model {spec!r}: could not read its config from {path!r}: {str(e)[:300]} "
-                         f"{OFFLINE_HINT}") from None
+        raise _load_error(spec, path, e, "read its config") from None
 
 
 def is_decoder_config(config) -> bool:
@@ -221,8 +231,8 @@ def load(spec: str, head: str, num_labels: int = 2, vocab_texts: list[str] | Non
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except OSError as e:
-        raise ModelError(f"could not load model {spec!r} from {path!r}: {str(e)[:300]} {OFFLINE_HINT}") from None
+    except (OSError, ValueError) as e:
+        raise _load_error(spec, path, e, "load it") from None
     decoder = is_decoder_config(config)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token

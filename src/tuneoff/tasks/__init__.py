@@ -88,6 +88,11 @@ def load_task_yaml(path: str | Path) -> Task:
     text_fields, labels = as_list("text_fields"), as_list("label_names")
     if len(labels) < 2:
         raise TaskError(f"task file {str(p)!r}: 'label_names' needs at least two labels")
+    for key, names in (("label_names", labels), ("text_fields", text_fields)):
+        twice = sorted({x for x in names if names.count(x) > 1})
+        if twice:
+            raise TaskError(f"task file {str(p)!r}: {key!r} lists {', '.join(map(repr, twice))} more than once; "
+                            f"each must be given once (two labels with one name would be merged in every metric)")
 
     def rel(f: str) -> str:
         q = Path(f)
