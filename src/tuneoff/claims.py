@@ -144,8 +144,12 @@ class _Renewer:
             return set(self._held.get(str(store.path), (None, set()))[1])
 
     def _loop(self) -> None:
+        last = time.monotonic()
         while True:
-            time.sleep(lease_seconds() / 4)
+            time.sleep(0.1)  # short ticks: a lease changed since the thread started is honoured
+            if time.monotonic() - last < lease_seconds() / 4:
+                continue
+            last = time.monotonic()
             with self._lock:
                 work = [(s, set(ids)) for s, ids in self._held.values() if ids]
             for store, ids in work:

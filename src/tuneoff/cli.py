@@ -277,6 +277,13 @@ def sweep(
         _fail(_message(e))
     out = Path(sw.output_dir)
     exists = (out / "results.sqlite").is_file()
+    if dry_run and not exists and out.is_dir():
+        from tuneoff.store import check_file
+
+        try:
+            check_file(out)  # manifests without their store: damaged, say so (and create nothing)
+        except StoreError as e:
+            _fail(str(e))
     store = _open_store(out, for_writing=not dry_run) if exists or not dry_run else None
     plan = make_plan(sw.runs, store.statuses() if store else {}, retry_failed,
                      store.run_dir if store else None)

@@ -114,7 +114,7 @@ def repair(folder: str | Path, extra: Iterable[str | Path] = ()) -> RepairReport
         if (folder / STORE_FILE).is_file():
             salvaged = _salvage(folder / STORE_FILE)
         rep.moved_to = _move_aside(folder)
-    store = Store(folder)
+    store = Store(folder, check=False)  # checked above; a missing one is created afresh
     rows = store.statuses()
 
     def take(rec: dict, where: list[str]) -> None:

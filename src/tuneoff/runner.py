@@ -252,7 +252,8 @@ def execute(cfg: RunConfig, store: Store, progress=None, force: bool = False, on
             if rec is None:
                 raise StoreError(store.bad_rows_note() or f"run {run_id} has no readable record in {store.path}")
             restore_manifests(store, [run_id])
-            rec["skipped"] = "done" if before == "done" and not queue.adopted else "by another process"
+            rec["skipped"] = ("done" if before == "done" and not queue.adopted
+                              else "recovered from its manifest" if queue.adopted else "by another process")
             return rec
         record = run_record(cfg, store.run_dir(run_id), progress)
         store.put(record)

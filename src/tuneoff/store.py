@@ -34,6 +34,17 @@ import tempfile
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from tuneoff.storefile import (  # noqa: F401 - the store's errors and checks, importable from here
+    STORE_FILE,
+    StoreDamaged,
+    StoreError,
+    StoreUnwritable,
+    repair_hint,
+    check_file,
+    check_writable,
+    has_manifests,
+)
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id     TEXT PRIMARY KEY,
@@ -59,58 +70,6 @@ CREATE TABLE IF NOT EXISTS attempts (
     outcome  TEXT NOT NULL          -- running | done | failed | released | abandoned
 );
 """
-STORE_FILE = "results.sqlite"
-
-
-class StoreError(RuntimeError):
-    """The results store cannot be used as it is; the message says what to do."""
-
-
-class StoreDamaged(StoreError):
-    pass
-
-
-class StoreUnwritable(StoreError):
-    pass
-
-
-def _repair_hint(folder: Path) -> str:
-    return f"`tuneoff repair {folder}` rebuilds it from the run manifests (the damaged file is kept aside)"
-
-
-def has_manifests(folder: Path) -> bool:
-    runs = folder / "runs"
-    return runs.is_dir() and any(runs.glob("*/manifest.json"))
-
-
-def check_file(folder: Path) -> None:
-    """Raise StoreDamaged when results.sqlite cannot be the store of `folder`: missing or empty
-    while run manifests are there, not a SQLite file, or failing SQLite's integrity check."""
-    path = folder / STORE_FILE
-    if not path.exists() or path.stat().st_size == 0:
-        if has_manifests(folder):  # a store being created has no manifests beside it yet
-            what = "missing" if not path.exists() else "empty (0 bytes)"
-            raise StoreDamaged(f"{path} is {what}, but {folder}/runs/ holds run manifests: nothing was "
-                               f"run or overwritten; {_repair_hint(folder)}")
-        return
-    # (never open the file other than through SQLite: closing another descriptor of it drops the
-    # POSIX locks that this process's SQLite connections hold)
-    try:
-        with closing(sqlite3.connect(path, timeout=60)) as con:
-            problems = [r[0] for r in con.execute("PRAGMA quick_check").fetchall()]
-    except sqlite3.OperationalError as e:
-        if "unable to open" in str(e) or "readonly" in str(e):
-            return  # unreadable is not damaged: writability is checked on its own
-        raise StoreDamaged(f"{path} is damaged ({e}): nothing was run or overwritten; "
-                           f"{_repair_hint(folder)}") from None
-    except sqlite3.DatabaseError as e:
-        raise StoreDamaged(f"{path} is damaged ({e}): nothing was run or overwritten; "
-                           f"{_repair_hint(folder)}") from None
-    if problems != ["ok"]:
-        raise StoreDamaged(f"{path} is damaged (SQLite integrity check: {'; '.join(problems[:3])}): nothing "
-                           f"was run or overwritten; {_repair_hint(folder)}")
-
-
 class Store:
     def __init__(self, folder: str | Path, check: bool = True):
         self.folder = Path(folder)
@@ -155,7 +114,7 @@ class Store:
                                       f"its results.sqlite writable, or give another output_dir") from None
             raise
         except sqlite3.DatabaseError as e:
-            raise StoreDamaged(f"{self.path} is damaged ({e}); {_repair_hint(self.folder)}") from None
+            raise StoreDamaged(f"{self.path} is damaged ({e}); {repair_hint(self.folder)}") from None
 
     def run_dir(self, run_id: str) -> Path:
         return self.folder / "runs" / run_id
@@ -214,23 +173,32 @@ class Store:
         )
 
     def _parse(self, run_id: str, blob: str) -> dict | None:
+        """A row's record; if the row cannot be read, its manifest's (noted in `bad_rows`)."""
         try:
             rec = json.loads(blob)
             if not isinstance(rec, dict):
                 raise ValueError("not a JSON object")
             return rec
         except ValueError as e:
-            self.bad_rows[run_id] = f"invalid JSON ({e})"
-            return None
+            why = f"invalid JSON ({e})"
+        try:
+            rec = json.loads(self.manifest(run_id).read_text())
+            if isinstance(rec, dict) and rec.get("run_id") == run_id:
+                self.bad_rows[run_id] = why + "; its manifest is used instead"
+                return rec
+        except (OSError, ValueError):
+            pass
+        self.bad_rows[run_id] = why + "; no manifest either: left out"
+        return None
 
     def get(self, run_id: str) -> dict | None:
-        """A run's record; None if absent or unreadable (then named in `bad_rows`)."""
+        """A run's record; None if absent (or unreadable without a manifest: named in `bad_rows`)."""
         with self._tx() as con:
             row = con.execute("SELECT record FROM runs WHERE run_id=?", (run_id,)).fetchone()
         return self._parse(run_id, row[0]) if row else None
 
     def records(self, status: str | None = None) -> list[dict]:
-        """Every readable record; a row that cannot be read is skipped and named in `bad_rows`."""
+        """Every record; a row that cannot be read is named in `bad_rows` and its manifest used."""
         q, args = "SELECT run_id, record FROM runs", ()
         if status:
             q, args = q + " WHERE status=?", (status,)
@@ -246,43 +214,8 @@ class Store:
         if not self.bad_rows:
             return None
         names = ", ".join(f"{rid} ({why})" for rid, why in list(self.bad_rows.items())[:5])
-        return (f"{len(self.bad_rows)} row(s) of {self.path} could not be read and are left out: {names}; "
-                f"`tuneoff repair {self.folder}` restores them from their manifests")
-
-
-def _probe(folder: Path) -> None:
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tuneoff-write-check.")
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as e:
-        raise StoreUnwritable(f"the results folder {folder} is not writable ({e.strerror}); make it writable "
-                              f"or give another output_dir") from None
-
-
-def check_writable(folder: str | Path) -> None:
-    """Raise StoreUnwritable (or StoreDamaged) unless a run could write `folder`, its run folders
-    and its store; creates nothing. Called before any run starts."""
-    folder = Path(folder)
-    if not folder.exists():
-        parent = next(p for p in folder.absolute().parents if p.exists())
-        if not parent.is_dir():
-            raise StoreUnwritable(f"output_dir {folder} cannot be created: {parent} is a file")
-        _probe(parent)
-        return
-    check_file(folder)
-    for sub in (folder, folder / "runs"):
-        if sub.is_dir():
-            _probe(sub)
-    path = folder / STORE_FILE
-    if path.exists():
-        try:
-            with closing(sqlite3.connect(path, timeout=60, isolation_level=None)) as con:
-                con.execute("BEGIN IMMEDIATE")  # takes the write lock, changes nothing
-                con.execute("ROLLBACK")
-        except sqlite3.OperationalError as e:
-            raise StoreUnwritable(f"{path} cannot be written ({e}); make it writable (chmod u+w) or give "
-                                  f"another output_dir") from None
+        return (f"{len(self.bad_rows)} row(s) of {self.path} could not be read: {names}; "
+                f"`tuneoff repair {self.folder}` rewrites them from their manifests")
 
 
 def write_json_atomic(path: Path, data) -> None:
