@@ -156,7 +156,7 @@ def test_plan_skips_done_and_failed_unless_retrying():
 
 
 def test_a_done_run_missing_its_manifest_gets_it_back(tmp_path):
-    """A kill between the SQLite commit and the manifest write: the next sweep rewrites it."""
+    """A done run whose manifest.json was deleted: the next sweep writes it again from the store."""
     from tuneoff.executors import LocalExecutor
 
     sw = expand_sweep(parse_sweep({"defaults": {"shots": 8, "data_seed": 0, "output_dir": str(tmp_path)}}))
