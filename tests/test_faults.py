@@ -430,6 +430,12 @@ def test_numbers_that_would_fail_every_run_are_errors(override, message):
     assert res.exit_code == 2 and message in _flat(res.output), res.output
 
 
+def test_a_malformed_lease_is_an_error_before_any_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNEOFF_LEASE_S", "soon")
+    res = _cli("run", *TINY, "data_seed=0", f"output_dir={tmp_path / 'res'}")
+    assert res.exit_code == 2 and "TUNEOFF_LEASE_S='soon'" in _flat(res.output) and "run(s)" not in res.output
+
+
 def test_device_cuda_without_a_gpu_stops_before_the_first_run(tmp_path, monkeypatch):
     import torch
 

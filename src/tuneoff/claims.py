@@ -26,7 +26,17 @@ POLL_S = 1.0  # how often a process waiting for another's runs looks again
 
 
 def lease_seconds() -> float:
-    return float(os.environ.get("TUNEOFF_LEASE_S", "60"))
+    raw = os.environ.get("TUNEOFF_LEASE_S", "60")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        from tuneoff.store import StoreError
+
+        raise StoreError(f"TUNEOFF_LEASE_S={raw!r}: give the lease of a claim in seconds, a number > 0 "
+                         f"(default 60)")
+    return value
 
 
 class Owner:
@@ -100,12 +110,13 @@ def finish(con, run_id: str, outcome: str) -> None:
     _renewer.drop(run_id)
 
 
-def release(store, run_ids=None) -> None:
-    """Give back this process's claims (all, or `run_ids`) without a result: interrupted."""
-    held = list(_renewer.held(store)) if run_ids is None else list(run_ids)
-    if not held:
-        return
+def release(store) -> None:
+    """Give back every claim this process holds in `store` without a result (an interrupt). Read
+    from the store, not from memory: an interrupt can land between a claim's commit and its
+    registration with the lease renewer."""
+    owner = me().id
     with store._tx(immediate=True) as con:
+        held = [r[0] for r in con.execute("SELECT run_id FROM claims WHERE owner=?", (owner,))]
         for rid in held:
             finish(con, rid, "released")
 

@@ -40,9 +40,12 @@ def _open_store(folder, for_writing: bool = True):
     """The results store of `folder`, checked (damaged, unwritable) before any run starts."""
     from tuneoff.store import Store, StoreError, check_writable
 
+    from tuneoff.claims import lease_seconds
+
     try:
         if for_writing:
             check_writable(folder)
+            lease_seconds()  # a malformed TUNEOFF_LEASE_S is an error now, not at the first claim
         return Store(folder)
     except StoreError as e:
         _fail(str(e))
@@ -373,14 +376,14 @@ def ls(what: str = typer.Argument(..., help="tasks | methods | models")):
             g = Table.grid(padding=(0, 2), pad_edge=True)
             g.add_column(style="dim", no_wrap=True, min_width=10)
             g.add_column()
-            g.add_row("labels", ", ".join(task.label_names))
-            g.add_row("splits", f"train; eval: {evals}")
-            g.add_row("data", _data_of(task))
+            g.add_row("labels", term(", ".join(task.label_names)))
+            g.add_row("splits", term(f"train; eval: {evals}"))
+            g.add_row("data", term(_data_of(task)))
             others = ", ".join(m for m in task.metrics if m != task.main_metric)
             g.add_row("metric", f"{task.main_metric} (also {others}; the majority baseline beside each)")
-            g.add_row("patterns", ", ".join(task.patterns) + (f" (default {task.default_pattern})"
-                                                               if task.default_pattern else ""))
-            console.print(f"[bold]{task.name}[/]: {task.description}", highlight=False)
+            g.add_row("patterns", term(", ".join(task.patterns) + (f" (default {task.default_pattern})"
+                                                                    if task.default_pattern else "")))
+            console.print(f"[bold]{term(task.name)}[/]: {term(task.description)}", highlight=False)
             console.print(Padding(g, (0, 0, 1, 2)), highlight=False)
         console.print("[dim]or a custom task: the path of a task YAML file (see the README)[/]")
         return
@@ -489,7 +492,7 @@ def evaluate(run_dir: str = typer.Argument(..., help="a run folder saved with sa
         before, after = evaluate_saved(run_dir)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
-    t = Table(title=f"re-evaluation of {run_dir}")
+    t = Table(title=term(f"re-evaluation of {run_dir}"))
     for c in ("eval set", "recorded accuracy", "now accuracy", "same"):
         t.add_column(c)
     same_all = True
@@ -498,7 +501,7 @@ def evaluate(run_dir: str = typer.Argument(..., help="a run folder saved with sa
         new = m["overall"]["accuracy"]
         same = old is not None and abs(old - new) < 1e-9
         same_all &= same
-        t.add_row(name, f"{old:.4f}" if old is not None else "–", f"{new:.4f}", "yes" if same else "NO")
+        t.add_row(term(name), f"{old:.4f}" if old is not None else "–", f"{new:.4f}", "yes" if same else "NO")
     console.print(t)
     if not same_all:
         raise typer.Exit(1)

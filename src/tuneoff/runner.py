@@ -259,7 +259,10 @@ def execute(cfg: RunConfig, store: Store, progress=None, force: bool = False, on
         store.put(record)
         return record
     finally:
-        queue.release()
+        try:
+            queue.release()
+        except StoreError:
+            pass  # the store that failed is named by the error on its way out
 
 
 def run_record(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
