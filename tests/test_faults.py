@@ -145,6 +145,13 @@ def test_a_dead_process_of_this_machine_is_taken_over_at_once(tmp_path):
     claims.release(store)
 
 
+def test_repair_refuses_a_folder_that_a_live_process_is_using(folder):
+    store = Store(folder)
+    _fake_claim(store, "r", "elsewhere", 1, 0.0, time.time() + 60)
+    res = _cli("repair", folder)
+    assert res.exit_code == 2 and "is in use" in _flat(res.output), res.output
+
+
 def test_a_live_owner_renews_its_lease_so_a_long_run_is_never_taken_over(tmp_path, monkeypatch):
     monkeypatch.setenv("TUNEOFF_LEASE_S", "0.4")
     store = Store(tmp_path)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from tuneoff.store import STORE_FILE, Store, StoreDamaged, check_file, write_json_atomic
+from tuneoff.store import STORE_FILE, Store, StoreDamaged, StoreError, check_file, write_json_atomic
 
 STATUSES = ("done", "failed")
 
@@ -70,6 +70,18 @@ class RepairReport:
     unreadable_rows: list[str] = field(default_factory=list)  # rows without JSON and without a manifest
 
 
+def live_claims(store: Store) -> list[str]:
+    """Owners (host/pid/token) of the claims of live processes other than this one."""
+    import time
+
+    from tuneoff.claims import me, owner_dead
+
+    with store._tx() as con:
+        rows = con.execute("SELECT owner, host, pid, pid_start, expires FROM claims").fetchall()
+    return [o for o, host, pid, start, expires in rows
+            if o != me().id and expires > time.time() and not owner_dead(host, pid, start)]
+
+
 def _salvage(path: Path) -> dict[str, dict]:
     """Rows still readable from a damaged store, best effort."""
     out: dict[str, dict] = {}
@@ -115,6 +127,10 @@ def repair(folder: str | Path, extra: Iterable[str | Path] = ()) -> RepairReport
             salvaged = _salvage(folder / STORE_FILE)
         rep.moved_to = _move_aside(folder)
     store = Store(folder, check=False)  # checked above; a missing one is created afresh
+    busy = live_claims(store)
+    if busy:
+        raise StoreError(f"{folder} is in use: {len(busy)} run(s) are being computed by another tuneoff "
+                         f"process ({', '.join(sorted(set(busy))[:3])}); repair it when that process has finished")
     rows = store.statuses()
 
     def take(rec: dict, where: list[str]) -> None:
