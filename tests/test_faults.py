@@ -90,7 +90,7 @@ def test_two_sweeps_started_together_compute_each_run_once(toy_task, tmp_path):
 
 def test_a_killed_owners_runs_are_taken_over_and_nothing_is_computed_twice(toy_task, tmp_path):
     out = tmp_path / "res"
-    cfg = _write(tmp_path / "s.yaml", {"defaults": _tiny(toy_task, out, shots=2, data_seed=list(range(8)))})
+    cfg = _write(tmp_path / "s.yaml", {"defaults": _tiny(toy_task, out, shots=2, data_seed=list(range(6)))})
     victim = _start(cfg, tmp_path / "a.txt", tmp_path)
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "results.sqlite").is_file():
@@ -109,8 +109,8 @@ def test_a_killed_owners_runs_are_taken_over_and_nothing_is_computed_twice(toy_t
     victim.wait()
     assert survivor.wait(timeout=300) == 0, (tmp_path / "b.txt").read_text()[-2000:]
     store = Store(out)
-    assert store.counts() == {"done": 8}
-    assert sorted(_computations(store).values()) == [1] * 8
+    assert store.counts() == {"done": 6}
+    assert sorted(_computations(store).values()) == [1] * 6
     outcomes = [o for c in claims.attempt_counts(store).values() for o in c]
     assert outcomes.count("abandoned") == 1  # the run the victim was computing, taken over at once
 
@@ -202,6 +202,17 @@ def test_a_missing_store_beside_manifests_is_damage_not_a_fresh_start(folder):
     assert res.exit_code == 2 and "is missing" in _flat(res.output) and "tuneoff repair" in res.output
     assert _cli("repair", folder).exit_code == 0
     assert _run_again(folder).output.count("skipped (done)") == 3
+
+
+def test_show_and_report_leave_the_store_file_as_it_is(folder):
+    db = folder / "results.sqlite"
+    with contextlib.closing(sqlite3.connect(db)) as con, con:  # a store from before the attempts log
+        con.execute("DROP TABLE attempts")
+        con.execute("DROP TABLE claims")
+    before = db.read_bytes()
+    assert _cli("show", folder).exit_code == 0
+    assert _cli("report", folder, "-o", folder / "r.html").exit_code == 0
+    assert db.read_bytes() == before
 
 
 def test_a_row_with_invalid_json_is_reported_and_skipped_then_repaired(folder):
@@ -335,7 +346,7 @@ def test_a_deleted_manifest_comes_back_on_a_sweep_with_nothing_to_run(folder, tm
 
 def test_ctrl_c_exits_130_with_its_message_and_releases_its_claim(toy_task, tmp_path):
     out = tmp_path / "res"
-    cfg = _write(tmp_path / "s.yaml", {"defaults": _tiny(toy_task, out, shots=2, data_seed=list(range(8)))})
+    cfg = _write(tmp_path / "s.yaml", {"defaults": _tiny(toy_task, out, shots=2, data_seed=list(range(6)))})
     proc = subprocess.Popen([sys.executable, "-m", "tuneoff.cli", "sweep", str(cfg)], cwd=tmp_path,
                             env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -349,10 +360,10 @@ def test_ctrl_c_exits_130_with_its_message_and_releases_its_claim(toy_task, tmp_
     store = Store(out)
     assert _claims_left(store.path) == 0  # the next process need not wait out a lease
     done = store.counts().get("done", 0)
-    assert 1 <= done < 8
+    assert 1 <= done < 6
     res = _cli("sweep", cfg)
     assert res.exit_code == 0 and f"already done: {done};" in _flat(res.output), res.output
-    assert sorted(_computations(store).values()) == [1] * 8
+    assert sorted(_computations(store).values()) == [1] * 6
 
 
 # -- Ray -----------------------------------------------------------------------------------------

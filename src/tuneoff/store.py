@@ -71,12 +71,15 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 """
 class Store:
-    def __init__(self, folder: str | Path, check: bool = True):
+    def __init__(self, folder: str | Path, check: bool = True, reading: bool = False):
+        """`reading`: only to read an existing store (show, report): its file is left as it is."""
         self.folder = Path(folder)
         self.path = self.folder / STORE_FILE
         self.bad_rows: dict[str, str] = {}  # run_id -> why its row could not be read
         if check:
             check_file(self.folder)
+        if reading:
+            return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             with self._tx(begin=False) as con:
@@ -246,4 +249,4 @@ def open_store(folder: str | Path, must_exist: bool = False) -> Store:
         if has_manifests(p):
             check_file(p)  # manifests without a store: damaged, with the repair command
         raise FileNotFoundError(f"{str(p)!r} holds no results (no results.sqlite); run `tuneoff run` first")
-    return Store(p)
+    return Store(p, reading=must_exist)
