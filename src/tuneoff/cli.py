@@ -318,12 +318,14 @@ def ls(what: str = typer.Argument(..., help="tasks | methods | models")):
         from tuneoff.methods import list_methods
 
         t = Table(title="methods")
-        for c in ("name", "trains", "head", "options", "description"):
+        for c in ("name", "trains", "head", "options", "search space (select)", "description"):
             t.add_column(c)
         for m in list_methods():
             opts = ", ".join(f"{k}={f.default!r}" if isinstance(f.default, str) else f"{k}={f.default}"
                              for k, f in m.Options.model_fields.items())
-            t.add_row(m.name, "yes" if m.trains else "no", m.head, opts, m.description)
+            space = "; ".join(f"{k}: {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)}"
+                              for k, vs in m.search_space_for(m.Options()).items())
+            t.add_row(m.name, "yes" if m.trains else "no", m.head, opts, space, m.description)
     elif what == "models":
         from tuneoff.models import EMBEDDED, MODEL_DESCRIPTIONS
 

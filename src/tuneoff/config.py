@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from tuneoff.selection.options import SelectConfig, candidates, resolve_space
+
 
 class ConfigError(ValueError):
     """A config that cannot be used; the message names the key and what to do."""
@@ -77,6 +79,8 @@ class RunConfig(_Strict):
     save: bool = Field(False, description="save trained weights/adapters in the run folder")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to run")
     trust_remote_code: bool = Field(False, description="allow model code from the hub (off unless asked)")
+    select: SelectConfig | None = Field(
+        None, description="hyperparameter selection from the few-shot labels (see tuneoff.selection); null = off")
 
     @field_validator("method", mode="before")
     @classmethod
@@ -107,16 +111,74 @@ class RunConfig(_Strict):
         object.__setattr__(self, "method", MethodConfig(name=self.method.name, **opts.model_dump()))
         return self
 
+    @model_validator(mode="after")
+    def _selection(self) -> "RunConfig":
+        if self.select is not None and self.select.protocol == "none":
+            object.__setattr__(self, "select", None)
+        if self.select is None:
+            return self
+        if self.select.protocol == "cv":
+            from tuneoff.methods import get_method
+
+            cls = get_method(self.method.name)
+            need = cls.needs_per_class(cls.Options(**(self.method.model_extra or {})))
+            for n in self.shots if isinstance(self.shots, list) else [self.shots]:
+                if n < 2:
+                    raise ValueError("select.protocol=cv needs at least 2 examples per class to hold one out "
+                                     f"(shots={n}); use select.protocol=dev (a dev split of the same size from "
+                                     "the train pool) or more shots")
+                k = min(self.select.folds, n)
+                left = n - -(-n // k)  # per class in the smallest fold-training part
+                if need > left:
+                    raise ValueError(f"select.protocol=cv trains each candidate on {left} example(s) per class "
+                                     f"(shots={n}, {k} folds), but {self.method.name} draws {need} per class "
+                                     "(method.k): lower method.k, use more shots, or select.protocol=dev")
+        for values in candidates(self.search_space()):  # every candidate is a valid run, checked now
+            try:
+                self.candidate(values)
+            except ConfigError as e:
+                raise ValueError(f"select: the candidate {values} is not a valid run: {e}") from None
+        return self
+
+    # -- selection -----------------------------------------------------------------------------
+    def search_space(self) -> dict[str, list]:
+        """The search space of this run's method: its default, with the `select:` keys replacing it."""
+        from tuneoff.methods import get_method
+
+        if self.select is None:
+            return {}
+        cls = get_method(self.method.name)
+        return resolve_space(self.select, cls, cls.Options(**(self.method.model_extra or {})))
+
+    def candidate(self, values: dict, data_seed: int | None = None) -> "RunConfig":
+        """This run with one candidate's values set, selection off (optionally on another split)."""
+        data = self.resolved()
+        data["select"] = None
+        if data_seed is not None:
+            data["data_seed"] = data_seed
+        for key, value in values.items():
+            set_key(data, key.split("."), value, f"select key {key!r}")
+        return config_from_dict(data)
+
+    def folds(self) -> int:
+        """Folds of the cross-validation: `select.folds`, capped at the examples per class."""
+        return min(self.select.folds, self.shots) if self.select else 0
+
     # -- experiments ---------------------------------------------------------------------------
     def expand(self) -> list["RunConfig"]:
         def as_list(v):
             return v if isinstance(v, list) else [v]
 
+        select = self.select
+        if select is not None and select.budget == "frugal" and select.reference_seed is None:
+            # frugal: every split reuses the choice made on the first split listed
+            select = select.model_copy(update={"reference_seed": as_list(self.data_seed)[0]})
         runs = []
         for shots, dseed, seed in itertools.product(
             as_list(self.shots), as_list(self.data_seed), as_list(self.seed)
         ):
-            runs.append(self.model_copy(update={"shots": shots, "data_seed": dseed, "seed": seed}))
+            runs.append(self.model_copy(update={"shots": shots, "data_seed": dseed, "seed": seed,
+                                                "select": select}))
         return runs
 
     @property
@@ -150,6 +212,20 @@ class RunConfig(_Strict):
             d["train"] = {"max_length": d["train"]["max_length"]}
         if not self.uses_pattern:  # nor can a pattern that the method never renders
             d["pattern"] = None
+        d.pop("select", None)  # without selection the id is what it always was
+        if self.select is not None:  # with it: the protocol and the whole search space, not the fixed values
+            space = self.search_space()
+            for key in space:
+                node = d
+                *parents, last = key.split(".")
+                for p in parents:
+                    node = node.get(p, {}) if isinstance(node, dict) else {}
+                if isinstance(node, dict):
+                    node.pop(last, None)
+            s = self.select
+            d["select"] = {"protocol": s.protocol, "folds": self.folds() if s.protocol == "cv" else None,
+                           "budget": s.budget, "oracle": s.oracle, "space": space,
+                           "reference_seed": s.reference_seed if s.budget == "frugal" else None}
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -193,6 +269,18 @@ def set_key(data: dict, path: list[str], value: Any, what: str = "") -> None:
     if path == ["method"] and isinstance(node.get("method"), dict) and isinstance(value, str):
         value = {"name": value}  # switching method drops the old method's options
     node[path[-1]] = value
+
+
+def flatten_keys(d: dict, prefix: str = "") -> dict:
+    """{"train": {"lr": 1}} -> {"train.lr": 1}; keys already dotted stay as they are."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten_keys(v, key + "."))
+        else:
+            out[key] = v
+    return out
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
