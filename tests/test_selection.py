@@ -299,3 +299,22 @@ def test_the_example_sweeps_select_instead_of_hand_picked_learning_rates():
         assert {r.train.lr for r in sw.runs} == {5e-5}  # nothing picked by hand: the default, unused
     quick = load_sweep(examples / "quick.yaml")
     assert {r.select.budget for r in quick.runs} == {"frugal"} and {r.folds() for r in quick.runs} == {2}
+
+
+def test_the_report_shows_the_choice_its_cost_and_the_oracle_as_a_diagnostic(tmp_path):
+    from tuneoff.report import write_report
+
+    store = Store(tmp_path)
+    recs = [runner.execute(r, store) for r in load_config(None, [
+        *TINY, f"output_dir={tmp_path}", "data_seed=[0,1]", "method=head", "select.protocol=cv",
+        "select.oracle=true", "select.train.lr=[1e-3,1e-1]"]).expand()]
+    recs.append(runner.execute(load_config(None, [*TINY, f"output_dir={tmp_path}", "method=head"]), store))
+    assert all(r["status"] == "done" for r in recs), [r.get("error") for r in recs]
+    md = write_report(tmp_path)["md"].read_text()
+    section = md.split("## Hyperparameter selection")[1].split("\n## ")[0]
+    chosen = recs[0]["selection"]["chosen_label"]
+    assert f"| head(select=cv/frugal) | 4 | cv/frugal, 2 folds | {chosen} |" in section
+    assert "Oracle diagnostic (peeks at the eval sets)" in section and "not a result" in section
+    assert "head(select=off)" in md.split("## Leaderboard")[1]  # selected and fixed runs are not pooled
+    assert recs[1]["selection"]["shared"] and recs[1]["resources"]["selection_time_s"] == \
+        recs[0]["resources"]["selection_time_s"]

@@ -1,0 +1,68 @@
+"""Selection vs the fixed default learning rate vs the oracle, from a store of benchmarks/selection.yaml.
+
+    python benchmarks/selection_table.py results/selection
+
+Per method and shots: the main metric (mean ± std over data seeds, n) in-domain and out-of-domain
+with selection, at the fixed default train.lr, and the oracle diagnostic (the best candidate
+chosen on the eval set itself); the chosen values; the selection's and the training's time (mean
+per run, wall seconds, with CPU time where the record has it). Cells with fewer runs than data
+seeds are marked partial.
+"""
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+
+import numpy as np
+
+from tuneoff.store import open_store
+
+
+def _ms(xs: list[float]) -> str:
+    if not xs:
+        return "–"
+    sd = f"{np.std(xs, ddof=1):.3f}" if len(xs) > 1 else "–"
+    return f"{np.mean(xs):.3f} ± {sd} ({len(xs)})"
+
+
+def table(records: list[dict]) -> str:
+    cells: dict[tuple, dict] = defaultdict(lambda: defaultdict(list))
+    seeds = set()
+    for r in records:
+        if r.get("status") != "done":
+            continue
+        seeds.add(r["data_seed"])
+        key = (r["method"], r["model"], r["shots"])
+        metric = r.get("main_metric", "accuracy")
+        scores = {m["domain"]: m["overall"][metric] for m in r["metrics"].values()}
+        kind = "selected" if r.get("selection") else "fixed"
+        for dom, v in scores.items():
+            cells[key][(kind, dom)].append(v)
+        if kind == "selected":
+            res = r["resources"]
+            cells[key]["chosen"].append(r["selection"]["chosen_label"])
+            cells[key]["sel_time"].append(res["selection_time_s"])
+            cells[key]["train_time"].append(res["train_time_s"])
+            for es, best in (r.get("oracle") or {}).get("best", {}).items():
+                cells[key][("oracle", r["metrics"][es]["domain"])].append(best["score"])
+        else:
+            cells[key]["fixed_lr"].append(r["config"]["train"]["lr"])
+            cells[key]["fixed_time"].append(r["resources"]["train_time_s"])
+    lines = ["| method | model | shots | selected in / out | fixed lr in / out | oracle (diagnostic) in / out "
+             "| chosen | selection s | train s (selected) | train s (fixed) |", "|" + "---|" * 10]
+    for (method, model, shots), c in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2])):
+        n = min((len(c[(k, d)]) for k in ("selected", "fixed") for d in ("in", "out")), default=0)
+        part = "" if n >= len(seeds) else " (partial)"
+        chosen = ", ".join(f"{v} ×{c['chosen'].count(v)}" for v in dict.fromkeys(c["chosen"]))
+        lines.append(
+            f"| {method}{part} | {model} | {shots} "
+            f"| {_ms(c[('selected', 'in')])} / {_ms(c[('selected', 'out')])} "
+            f"| {_ms(c[('fixed', 'in')])} / {_ms(c[('fixed', 'out')])} "
+            f"| {_ms(c[('oracle', 'in')])} / {_ms(c[('oracle', 'out')])} | {chosen} "
+            f"| {np.mean(c['sel_time']):.0f} | {np.mean(c['train_time']):.0f} "
+            f"| {np.mean(c['fixed_time']) if c['fixed_time'] else float('nan'):.0f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table(open_store(sys.argv[1] if len(sys.argv) > 1 else "results/selection", must_exist=True).records()))
