@@ -112,7 +112,9 @@ def _brief(rec: dict) -> str:
     metric = rec.get("main_metric", "accuracy")
     scores = ", ".join(f"{name} {m['overall'][metric]:.3f}" for name, m in rec.get("metrics", {}).items())
     res = rec.get("resources", {})
-    return f"{metric}: {scores} ({_duration(res.get('train_time_s', 0) + res.get('eval_time_s', 0))})"
+    chosen = (rec.get("selection") or {}).get("chosen_label")
+    took = res.get("train_time_s", 0) + res.get("eval_time_s", 0) + res.get("selection_time_s", 0)
+    return f"{metric}: {scores}" + (f"; chose {chosen}" if chosen else "") + f" ({_duration(took)})"
 
 
 class _SweepDisplay:
