@@ -276,6 +276,14 @@ def validate(
     cfg = _load(config, overrides)
     console.print_json(json.dumps(cfg.resolved()))
     console.print(f"[green]valid[/]: {len(cfg.expand())} run(s)")
+    if cfg.select is not None:
+        from tuneoff.selection.options import candidates, label
+
+        cands = candidates(cfg.search_space())
+        how = f"{cfg.select.folds}-fold cv (capped at the shots per class)" if cfg.select.protocol == "cv" \
+            else "a dev split of the same size"
+        console.print(f"selection ({cfg.select.budget}): {len(cands)} candidate(s) on {how}: "
+                      + "; ".join(label(c) for c in cands), highlight=False)
 
 
 def _data_of(task) -> str:
