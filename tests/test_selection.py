@@ -235,6 +235,7 @@ def test_the_record_holds_the_trace_and_the_cost(tmp_path):
     assert res["selection_fits"] == 6 and res["selection_time_s"] > 0 and res["selection_tokens"] > 0
     assert res["adapt_time_s"] == pytest.approx(res["train_time_s"] + res["selection_time_s"], abs=2e-3)
     assert res["adapt_flops_approx"] > res["train_flops_approx"]
+    assert res["adapt_tokens"] == res["train_tokens"] + res["selection_tokens"]
     assert sel["labels_used_total"] == 8
     assert rec["config"]["train"]["lr"] == 5e-5 and rec["resources"]["train_steps"] == 2
 

@@ -241,6 +241,7 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
                    selection_flops_approx=sel.cost["flops_approx"])
         res["adapt_time_s"] = round(res["train_time_s"] + res["selection_time_s"], 3)
         res["adapt_flops_approx"] = res["train_flops_approx"] + res["selection_flops_approx"]
+        res["adapt_tokens"] = res["train_tokens"] + res["selection_tokens"]
         if cfg.select.oracle:  # a diagnostic that peeks at the eval sets: after the choice, outside its cost
             from tuneoff.selection.oracle import oracle
 

@@ -33,6 +33,13 @@ def _chosen_text(recs: list[dict]) -> str:
     return "; ".join(f"{lab} ({n}/{len(recs)})" if len(counts) > 1 else lab for lab, n in counts.most_common())
 
 
+def _labels_used(recs: list[dict]) -> str:
+    """Labelled examples a run's result depended on (its split, the selection's split(s)): a range
+    when they differ, as in a frugal sweep whose other splits reuse the reference split's choice."""
+    n = sorted({int(r["selection"].get("labels_used_total", r["selection"].get("labels_used", 0))) for r in recs})
+    return str(n[0]) if len(n) == 1 else f"{n[0]}–{n[-1]}"
+
+
 def selection_blocks(records: list[dict]) -> list:
     done = [r for r in records if r.get("status") == "done" and r.get("selection")]
     if not done:
@@ -55,12 +62,13 @@ def selection_blocks(records: list[dict]) -> list:
                      Cell(_chosen_text(recs)), Cell(f"{len(s0.get('candidates', []))}"
                                                     + (f" ({diverged} diverged)" if diverged else "")),
                      Cell(str(res[0].get("selection_fits", ""))), Cell(num(sel_t, 1)), Cell(num(train_t, 1)),
-                     Cell(str(s0.get("labels_used_total", s0.get("labels_used", ""))))])
+                     Cell(_labels_used(recs))])
     blocks = [Text(PROTOCOL), Table(
         ["task", "model", "method", "shots", "protocol", "chosen (splits)", "candidates", "fits",
          "selection time s", "train time s", "labels used"], rows, title="Chosen hyperparameters and their cost",
         note="selection and train time: mean per run over its splits; frugal runs share one selection, and each "
-             "counts its whole cost (what adapting to one new task costs)")]
+             "counts its whole cost (what adapting to one new task costs). labels used: the run's few-shot set plus "
+             "those the choice was made on (a frugal run at another split also used the reference split's)")]
     blocks += _oracle_blocks(groups)
     return blocks
 
