@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from tuneoff.selection.options import SelectConfig, candidates, resolve_space
+from tuneoff.selection.options import SelectConfig, check_selection, hashed_selection, resolve_space
 
 
 class ConfigError(ValueError):
@@ -115,29 +115,8 @@ class RunConfig(_Strict):
     def _selection(self) -> "RunConfig":
         if self.select is not None and self.select.protocol == "none":
             object.__setattr__(self, "select", None)
-        if self.select is None:
-            return self
-        if self.select.protocol == "cv":
-            from tuneoff.methods import get_method
-
-            cls = get_method(self.method.name)
-            need = cls.needs_per_class(cls.Options(**(self.method.model_extra or {})))
-            for n in self.shots if isinstance(self.shots, list) else [self.shots]:
-                if n < 2:
-                    raise ValueError("select.protocol=cv needs at least 2 examples per class to hold one out "
-                                     f"(shots={n}); use select.protocol=dev (a dev split of the same size from "
-                                     "the train pool) or more shots")
-                k = min(self.select.folds, n)
-                left = n - -(-n // k)  # per class in the smallest fold-training part
-                if need > left:
-                    raise ValueError(f"select.protocol=cv trains each candidate on {left} example(s) per class "
-                                     f"(shots={n}, {k} folds), but {self.method.name} draws {need} per class "
-                                     "(method.k): lower method.k, use more shots, or select.protocol=dev")
-        for values in candidates(self.search_space()):  # every candidate is a valid run, checked now
-            try:
-                self.candidate(values)
-            except ConfigError as e:
-                raise ValueError(f"select: the candidate {values} is not a valid run: {e}") from None
+        if self.select is not None:
+            check_selection(self)  # ValueError naming what to change
         return self
 
     # -- selection -----------------------------------------------------------------------------
@@ -214,18 +193,7 @@ class RunConfig(_Strict):
             d["pattern"] = None
         d.pop("select", None)  # without selection the id is what it always was
         if self.select is not None:  # with it: the protocol and the whole search space, not the fixed values
-            space = self.search_space()
-            for key in space:
-                node = d
-                *parents, last = key.split(".")
-                for p in parents:
-                    node = node.get(p, {}) if isinstance(node, dict) else {}
-                if isinstance(node, dict):
-                    node.pop(last, None)
-            s = self.select
-            d["select"] = {"protocol": s.protocol, "folds": self.folds() if s.protocol == "cv" else None,
-                           "budget": s.budget, "oracle": s.oracle, "space": space,
-                           "reference_seed": s.reference_seed if s.budget == "frugal" else None}
+            hashed_selection(self, d)
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

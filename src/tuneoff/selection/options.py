@@ -73,6 +73,51 @@ def resolve_space(select: SelectConfig, method_cls, options) -> dict[str, list]:
     return space
 
 
+def check_selection(cfg) -> None:
+    """What would make a selection impossible, found before any run: cv on 1 example per class, a
+    method drawing more per class than a fold's training part holds, a candidate that is no valid run."""
+    if cfg.select.protocol == "cv":
+        from tuneoff.methods import get_method  # late: methods import the config
+
+        cls = get_method(cfg.method.name)
+        need = cls.needs_per_class(cls.Options(**(cfg.method.model_extra or {})))
+        for n in cfg.shots if isinstance(cfg.shots, list) else [cfg.shots]:
+            if n < 2:
+                raise ValueError("select.protocol=cv needs at least 2 examples per class to hold one out "
+                                 f"(shots={n}); use select.protocol=dev (a dev split of the same size from "
+                                 "the train pool) or more shots")
+            k = min(cfg.select.folds, n)
+            left = n - -(-n // k)  # per class in the smallest fold-training part
+            if need > left:
+                raise ValueError(f"select.protocol=cv trains each candidate on {left} example(s) per class "
+                                 f"(shots={n}, {k} folds), but {cfg.method.name} draws {need} per class "
+                                 "(method.k): lower method.k, use more shots, or select.protocol=dev")
+    from tuneoff.config import ConfigError
+
+    for values in candidates(cfg.search_space()):  # every candidate is a valid run, checked now
+        try:
+            cfg.candidate(values)
+        except ConfigError as e:
+            raise ValueError(f"select: the candidate {values} is not a valid run: {e}") from None
+
+
+def hashed_selection(cfg, d: dict) -> None:
+    """Put what the run id must cover into `d` (the resolved config being hashed): the protocol and
+    the whole search space, and not the fixed values of the keys it searches."""
+    space = cfg.search_space()
+    for key in space:
+        node = d
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.get(p, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(last, None)
+    s = cfg.select
+    d["select"] = {"protocol": s.protocol, "folds": cfg.folds() if s.protocol == "cv" else None,
+                   "budget": s.budget, "oracle": s.oracle, "space": space,
+                   "reference_seed": s.reference_seed if s.budget == "frugal" else None}
+
+
 def candidates(space: dict[str, list]) -> list[dict[str, Any]]:
     """Every combination of the space's values, in a fixed order (keys as given, values as listed)."""
     keys = list(space)
