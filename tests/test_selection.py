@@ -319,3 +319,13 @@ def test_the_report_shows_the_choice_its_cost_and_the_oracle_as_a_diagnostic(tmp
     assert "head(select=off)" in md.split("## Leaderboard")[1]  # selected and fixed runs are not pooled
     assert recs[1]["selection"]["shared"] and recs[1]["resources"]["selection_time_s"] == \
         recs[0]["resources"]["selection_time_s"]
+
+
+def test_a_saved_selected_run_reloads_with_the_chosen_values(tmp_path):
+    cfg = run_cfg(tmp_path, "method=lora", "select.train.lr=[1e-2]", "select.method.r=[2,4]", "save=true")
+    rec = runner.execute(cfg, Store(tmp_path))
+    assert rec["status"] == "done", rec.get("error")
+    before, after = runner.evaluate_saved(tmp_path / "runs" / rec["run_id"])  # the adapter of the chosen rank
+    for name in before:
+        assert after[name]["overall"]["accuracy"] == before[name]["overall"]["accuracy"]
+        assert after[name]["overall"]["pred_dist"] == before[name]["overall"]["pred_dist"]
