@@ -329,3 +329,17 @@ def test_a_saved_selected_run_reloads_with_the_chosen_values(tmp_path):
     for name in before:
         assert after[name]["overall"]["accuracy"] == before[name]["overall"]["accuracy"]
         assert after[name]["overall"]["pred_dist"] == before[name]["overall"]["pred_dist"]
+
+
+def test_a_choice_at_the_edge_of_the_space_is_flagged():
+    from tuneoff.report.selection import selection_blocks
+
+    def rec(rid, chosen):
+        return {"run_id": rid, "status": "done", "task": "demo", "model": "m", "method": "lora", "shots": 8,
+                "config": {"select": {"protocol": "cv", "budget": "frugal"}}, "resources": {},
+                "selection": {"protocol": "cv", "budget": "frugal", "folds": 2, "chosen": {"train.lr": chosen},
+                              "chosen_label": f"train.lr={chosen:g}", "space": {"train.lr": [1e-4, 1e-3, 1e-2]},
+                              "candidates": [{}, {}, {}], "labels_used_total": 16}}
+    warn = [b for b in selection_blocks([rec("a", 1e-2)]) if getattr(b, "kind", "") == "warn"]
+    assert warn and "train.lr=0.01 is the largest candidate" in warn[0].items[0]
+    assert not [b for b in selection_blocks([rec("b", 1e-3)]) if getattr(b, "kind", "") == "warn"]

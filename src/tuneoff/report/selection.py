@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from tuneoff.report.blocks import Cell, Table, Text, msn, num
+from tuneoff.report.blocks import Bullets, Cell, Table, Text, msn, num
 from tuneoff.report.frame import method_labels
 
 PROTOCOL = ("Hyperparameters chosen from the few-shot labels alone, the same way for every method: each "
@@ -40,6 +40,19 @@ def _labels_used(recs: list[dict]) -> str:
     return str(n[0]) if len(n) == 1 else f"{n[0]}–{n[-1]}"
 
 
+def _edges(recs: list[dict]) -> list[str]:
+    """Chosen numeric values at an end of their candidate list (of 3 or more): the best may lie beyond."""
+    out = []
+    for r in recs:
+        s = r["selection"]
+        for key, value in (s.get("chosen") or {}).items():
+            values = s.get("space", {}).get(key, [])
+            nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if len(nums) >= 3 and value in (min(nums), max(nums)):
+                out.append(f"{key}={value:g} is the {'smallest' if value == min(nums) else 'largest'} candidate")
+    return list(dict.fromkeys(out))
+
+
 def selection_blocks(records: list[dict]) -> list:
     done = [r for r in records if r.get("status") == "done" and r.get("selection")]
     if not done:
@@ -49,9 +62,10 @@ def selection_blocks(records: list[dict]) -> list:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in done:
         groups[_key(r, labels)].append(r)
-    rows = []
+    rows, edges = [], []
     for (task, model, label, shots), recs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
         s0 = recs[0]["selection"]
+        edges += [f"{task}/{model}: {label} at {shots} shots: {e}" for e in _edges(recs)]
         res = [r.get("resources") or {} for r in recs]
         sel_t = float(np.mean([x.get("selection_time_s", 0.0) for x in res]))
         train_t = float(np.mean([x.get("train_time_s", 0.0) for x in res]))
@@ -69,6 +83,9 @@ def selection_blocks(records: list[dict]) -> list:
         note="selection and train time: mean per run over its splits; frugal runs share one selection, and each "
              "counts its whole cost (what adapting to one new task costs). labels used: the run's few-shot set plus "
              "those the choice was made on (a frugal run at another split also used the reference split's)")]
+    if edges:
+        blocks.append(Bullets([f"{e}: the best value may lie beyond the search space; widen it "
+                               "(e.g. select.train.lr=[...])" for e in edges], kind="warn"))
     blocks += _oracle_blocks(groups)
     return blocks
 
