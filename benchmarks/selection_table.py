@@ -5,8 +5,8 @@
 Per method and shots: the main metric (mean ± std over data seeds, n) in-domain and out-of-domain
 with selection, at the fixed default train.lr, and the oracle diagnostic (the best candidate
 chosen on the eval set itself); the chosen values; the selection's and the training's time (mean
-per run, wall seconds, with CPU time where the record has it). Cells with fewer runs than data
-seeds are marked partial.
+per run, wall seconds) and their ratio within each run. Cells with fewer runs than data seeds are
+marked partial.
 """
 from __future__ import annotations
 
@@ -45,22 +45,26 @@ def table(records: list[dict]) -> str:
             cells[key]["train_time"].append(res["train_time_s"])
             for es, best in (r.get("oracle") or {}).get("best", {}).items():
                 cells[key][("oracle", r["metrics"][es]["domain"])].append(best["score"])
-        else:
-            cells[key]["fixed_lr"].append(r["config"]["train"]["lr"])
-            cells[key]["fixed_time"].append(r["resources"]["train_time_s"])
     lines = ["| method | model | shots | selected in / out | fixed lr in / out | oracle (diagnostic) in / out "
-             "| chosen | selection s | train s (selected) | train s (fixed) |", "|" + "---|" * 10]
+             "| selected − fixed in / out | oracle − selected in / out | chosen | selection s | train s "
+             "| selection ÷ train |", "|" + "---|" * 12]
     for (method, model, shots), c in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2])):
         n = min((len(c[(k, d)]) for k in ("selected", "fixed") for d in ("in", "out")), default=0)
         part = "" if n >= len(seeds) else " (partial)"
         chosen = ", ".join(f"{v} ×{c['chosen'].count(v)}" for v in dict.fromkeys(c["chosen"]))
+
+        def delta(a, b):
+            return " / ".join(f"{np.mean(c[(a, d)]) - np.mean(c[(b, d)]):+.3f}" if c[(a, d)] and c[(b, d)] else "–"
+                              for d in ("in", "out"))
+        ratio = [s / t for s, t in zip(c["sel_time"], c["train_time"]) if t]
         lines.append(
             f"| {method}{part} | {model} | {shots} "
             f"| {_ms(c[('selected', 'in')])} / {_ms(c[('selected', 'out')])} "
             f"| {_ms(c[('fixed', 'in')])} / {_ms(c[('fixed', 'out')])} "
-            f"| {_ms(c[('oracle', 'in')])} / {_ms(c[('oracle', 'out')])} | {chosen} "
+            f"| {_ms(c[('oracle', 'in')])} / {_ms(c[('oracle', 'out')])} "
+            f"| {delta('selected', 'fixed')} | {delta('oracle', 'selected')} | {chosen} "
             f"| {np.mean(c['sel_time']):.0f} | {np.mean(c['train_time']):.0f} "
-            f"| {np.mean(c['fixed_time']) if c['fixed_time'] else float('nan'):.0f} |")
+            f"| {np.mean(ratio):.1f} |")
     return "\n".join(lines)
 
 
