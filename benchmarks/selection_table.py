@@ -38,10 +38,13 @@ def table(records: list[dict]) -> str:
         kind = "selected" if r.get("selection") else "fixed"
         for dom, v in scores.items():
             cells[key][(kind, dom)].append(v)
+        res = r["resources"]
+        cells[key][f"{kind}_run_s"].append(res["train_time_s"] + res["eval_time_s"])
+        cells[key][f"{kind}_run_flops"].append(res["train_flops_approx"] + res["eval_flops_approx"])
         if kind == "selected":
-            res = r["resources"]
             cells[key]["chosen"].append(r["selection"]["chosen_label"])
             cells[key]["sel_time"].append(res["selection_time_s"])
+            cells[key]["sel_flops"].append(res["selection_flops_approx"])
             cells[key]["train_time"].append(res["train_time_s"])
             for es, best in (r.get("oracle") or {}).get("best", {}).items():
                 cells[key][("oracle", r["metrics"][es]["domain"])].append(best["score"])
@@ -65,6 +68,22 @@ def table(records: list[dict]) -> str:
             f"| {delta('selected', 'fixed')} | {delta('oracle', 'selected')} | {chosen} "
             f"| {np.mean(c['sel_time']):.0f} | {np.mean(c['train_time']):.0f} "
             f"| {np.mean(ratio):.1f} |")
+    lines += ["", "| method | model | shots | splits | fixed: runs' train + eval s | selected: the same + one "
+              "selection | time ratio | FLOP ratio |", "|" + "---|" * 8]
+    tot_fixed = tot_sel = tot_ff = tot_sf = 0.0
+    for (method, model, shots), c in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2])):
+        if len(c["fixed_run_s"]) != len(c["selected_run_s"]) or not c["fixed_run_s"]:
+            continue  # a sweep-time ratio needs the same splits on both sides
+        fixed = sum(c["fixed_run_s"])
+        sel = sum(c["selected_run_s"]) + c["sel_time"][0]  # frugal: the sweep pays its selection once
+        ff = sum(c["fixed_run_flops"])
+        sf = sum(c["selected_run_flops"]) + c["sel_flops"][0]
+        tot_fixed, tot_sel, tot_ff, tot_sf = tot_fixed + fixed, tot_sel + sel, tot_ff + ff, tot_sf + sf
+        lines.append(f"| {method} | {model} | {shots} | {len(c['fixed_run_s'])} | {fixed:.0f} | {sel:.0f} "
+                     f"| {sel / fixed:.2f} | {sf / ff:.2f} |")
+    if tot_fixed:
+        lines.append(f"| all of the above | | | | {tot_fixed:.0f} | {tot_sel:.0f} | {tot_sel / tot_fixed:.2f} "
+                     f"| {tot_sf / tot_ff:.2f} |")
     return "\n".join(lines)
 
 
