@@ -28,6 +28,11 @@ def _key(rec: dict, labels: dict) -> tuple:
             rec.get("shots") or c.get("shots"))
 
 
+def _order(item) -> tuple:
+    (task, model, label, shots), _ = item
+    return str(task), str(model), str(label), int(shots or 0)
+
+
 def _chosen_text(recs: list[dict]) -> str:
     counts = Counter(r["selection"].get("chosen_label", "") for r in recs)
     return "; ".join(f"{lab} ({n}/{len(recs)})" if len(counts) > 1 else lab for lab, n in counts.most_common())
@@ -63,7 +68,7 @@ def selection_blocks(records: list[dict]) -> list:
     for r in done:
         groups[_key(r, labels)].append(r)
     rows, edges = [], []
-    for (task, model, label, shots), recs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+    for (task, model, label, shots), recs in sorted(groups.items(), key=_order):
         s0 = recs[0]["selection"]
         edges += [f"{task}/{model}: {label} at {shots} shots: {e}" for e in _edges(recs)]
         res = [r.get("resources") or {} for r in recs]
@@ -92,7 +97,7 @@ def selection_blocks(records: list[dict]) -> list:
 
 def _oracle_blocks(groups: dict) -> list:
     rows = []
-    for (task, model, label, shots), recs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+    for (task, model, label, shots), recs in sorted(groups.items(), key=_order):
         with_oracle = [r for r in recs if r.get("oracle")]
         if not with_oracle:
             continue
