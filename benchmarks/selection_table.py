@@ -25,12 +25,23 @@ def _ms(xs: list[float]) -> str:
     return f"{np.mean(xs):.3f} ± {sd} ({len(xs)})"
 
 
-def table(records: list[dict]) -> str:
-    cells: dict[tuple, dict] = defaultdict(lambda: defaultdict(list))
-    seeds = set()
+def _one_per_split(records: list[dict]) -> list[dict]:
+    """One done record per method, model, shots, kind and data seed: a selected run with the oracle
+    diagnostic is preferred to the same run without it (same choice, same training)."""
+    best: dict[tuple, dict] = {}
     for r in records:
         if r.get("status") != "done":
             continue
+        key = (r["method"], r["model"], r["shots"], bool(r.get("selection")), r["data_seed"])
+        if key not in best or (r.get("oracle") and not best[key].get("oracle")):
+            best[key] = r
+    return list(best.values())
+
+
+def table(records: list[dict]) -> str:
+    cells: dict[tuple, dict] = defaultdict(lambda: defaultdict(list))
+    seeds = set()
+    for r in _one_per_split(records):
         seeds.add(r["data_seed"])
         key = (r["method"], r["model"], r["shots"])
         metric = r.get("main_metric", "accuracy")
