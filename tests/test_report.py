@@ -297,7 +297,7 @@ def test_edge_cases_one_shot_one_seed_no_ood_no_subsets_no_training(tmp_path):
     text = _html_text(html)
     assert "± – (1)" in text  # one seed: std cannot be computed
     assert "no out-of-domain eval set" in text
-    assert "training time (s): 0 for icl" in text  # zero cost on a log axis is drawn, with a note
+    assert "training (+ selection) time (s): 0 for icl" in text  # zero cost on a log axis is drawn, with a note
     assert 'alt="cost_' in html and 'alt="curves_' in html
     assert "One run per configuration" in text
 

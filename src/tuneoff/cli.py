@@ -157,7 +157,9 @@ def _brief(rec: dict) -> str:
     metric = rec.get("main_metric", "accuracy")
     scores = ", ".join(f"{name} {m['overall'][metric]:.3f}" for name, m in rec.get("metrics", {}).items())
     res = rec.get("resources", {})
-    return f"{metric}: {scores} ({_duration(res.get('train_time_s', 0) + res.get('eval_time_s', 0))})"
+    chosen = (rec.get("selection") or {}).get("chosen_label")
+    took = res.get("train_time_s", 0) + res.get("eval_time_s", 0) + res.get("selection_time_s", 0)
+    return f"{metric}: {scores}" + (f"; chose {chosen}" if chosen else "") + f" ({_duration(took)})"
 
 
 class _SweepDisplay:
@@ -347,6 +349,14 @@ def validate(
     cfg = _load(config, overrides)
     console.print_json(json.dumps(cfg.resolved()))
     console.print(f"[green]valid[/]: {len(cfg.expand())} run(s)")
+    if cfg.select is not None:
+        from tuneoff.selection.options import candidates, label
+
+        cands = candidates(cfg.search_space())
+        how = f"{cfg.select.folds}-fold cv (capped at the shots per class)" if cfg.select.protocol == "cv" \
+            else "a dev split of the same size"
+        console.print(f"selection ({cfg.select.budget}): {len(cands)} candidate(s) on {how}: "
+                      + "; ".join(label(c) for c in cands), highlight=False)
 
 
 def _data_of(task) -> str:
@@ -391,12 +401,14 @@ def ls(what: str = typer.Argument(..., help="tasks | methods | models")):
         from tuneoff.methods import list_methods
 
         t = Table(title="methods")
-        for c in ("name", "trains", "head", "options", "description"):
+        for c in ("name", "trains", "head", "options", "search space (select)", "description"):
             t.add_column(c)
         for m in list_methods():
             opts = ", ".join(f"{k}={f.default!r}" if isinstance(f.default, str) else f"{k}={f.default}"
                              for k, f in m.Options.model_fields.items())
-            t.add_row(m.name, "yes" if m.trains else "no", m.head, opts, m.description)
+            space = "; ".join(f"{k}: {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)}"
+                              for k, vs in m.search_space_for(m.Options()).items())
+            t.add_row(m.name, "yes" if m.trains else "no", m.head, opts, space, m.description)
     elif what == "models":
         from tuneoff.models import EMBEDDED, MODEL_DESCRIPTIONS
 

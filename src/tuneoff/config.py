@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from tuneoff.selection.options import SelectConfig, check_selection, hashed_selection, resolve_space
+
 
 class ConfigError(ValueError):
     """A config that cannot be used; the message names the key and what to do."""
@@ -90,6 +92,8 @@ class RunConfig(_Strict):
     save: bool = Field(False, description="save trained weights/adapters in the run folder")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to run")
     trust_remote_code: bool = Field(False, description="allow model code from the hub (off unless asked)")
+    select: SelectConfig | None = Field(
+        None, description="hyperparameter selection from the few-shot labels (see tuneoff.selection); null = off")
 
     @field_validator("method", mode="before")
     @classmethod
@@ -120,16 +124,53 @@ class RunConfig(_Strict):
         object.__setattr__(self, "method", MethodConfig(name=self.method.name, **opts.model_dump()))
         return self
 
+    @model_validator(mode="after")
+    def _selection(self) -> "RunConfig":
+        if self.select is not None and self.select.protocol == "none":
+            object.__setattr__(self, "select", None)
+        if self.select is not None:
+            check_selection(self)  # ValueError naming what to change
+        return self
+
+    # -- selection -----------------------------------------------------------------------------
+    def search_space(self) -> dict[str, list]:
+        """The search space of this run's method: its default, with the `select:` keys replacing it."""
+        from tuneoff.methods import get_method
+
+        if self.select is None:
+            return {}
+        cls = get_method(self.method.name)
+        return resolve_space(self.select, cls, cls.Options(**(self.method.model_extra or {})))
+
+    def candidate(self, values: dict, data_seed: int | None = None) -> "RunConfig":
+        """This run with one candidate's values set, selection off (optionally on another split)."""
+        data = self.resolved()
+        data["select"] = None
+        if data_seed is not None:
+            data["data_seed"] = data_seed
+        for key, value in values.items():
+            set_key(data, key.split("."), value, f"select key {key!r}")
+        return config_from_dict(data)
+
+    def folds(self) -> int:
+        """Folds of the cross-validation: `select.folds`, capped at the examples per class."""
+        return min(self.select.folds, self.shots) if self.select else 0
+
     # -- experiments ---------------------------------------------------------------------------
     def expand(self) -> list["RunConfig"]:
         def as_list(v):
             return v if isinstance(v, list) else [v]
 
+        select = self.select
+        if select is not None and select.budget == "frugal" and select.reference_seed is None:
+            # frugal: every split reuses the choice made on the first split listed
+            select = select.model_copy(update={"reference_seed": as_list(self.data_seed)[0]})
         runs = []
         for shots, dseed, seed in itertools.product(
             as_list(self.shots), as_list(self.data_seed), as_list(self.seed)
         ):
-            runs.append(self.model_copy(update={"shots": shots, "data_seed": dseed, "seed": seed}))
+            runs.append(self.model_copy(update={"shots": shots, "data_seed": dseed, "seed": seed,
+                                                "select": select}))
         return runs
 
     @property
@@ -163,6 +204,9 @@ class RunConfig(_Strict):
             d["train"] = {"max_length": d["train"]["max_length"]}
         if not self.uses_pattern:  # nor can a pattern that the method never renders
             d["pattern"] = None
+        d.pop("select", None)  # without selection the id is what it always was
+        if self.select is not None:  # with it: the protocol and the whole search space, not the fixed values
+            hashed_selection(self, d)
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -206,6 +250,18 @@ def set_key(data: dict, path: list[str], value: Any, what: str = "") -> None:
     if path == ["method"] and isinstance(node.get("method"), dict) and isinstance(value, str):
         value = {"name": value}  # switching method drops the old method's options
     node[path[-1]] = value
+
+
+def flatten_keys(d: dict, prefix: str = "") -> dict:
+    """{"train": {"lr": 1}} -> {"train.lr": 1}; keys already dotted stay as they are."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten_keys(v, key + "."))
+        else:
+            out[key] = v
+    return out
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

@@ -53,6 +53,13 @@ def pick_device(name: str) -> torch.device:
 _ACCELERATORS: dict = {}
 
 
+def release(accelerator) -> None:
+    """Drop the shared accelerator's references to what it prepared, so a finished model can be
+    freed (accelerate's own free_memory runs a full garbage collection, about a second, each time)."""
+    for attr in ("_models", "_optimizers", "_schedulers", "_dataloaders"):
+        getattr(accelerator, attr, []).clear()
+
+
 def accelerator_for(device: torch.device):
     from accelerate import Accelerator
 
@@ -122,11 +129,35 @@ class Prepared:
         self.method, self.device, self.notes = method, device, notes
 
 
-def prepare(cfg: RunConfig) -> Prepared:
+def load_split(cfg: RunConfig, data_seed: int | None = None) -> tuple[Task, list[dict], list[dict]]:
+    """The task, its train pool and the few-shot split of `data_seed` (default: the run's)."""
     task = get_task(cfg.task)
+    pool = _cached((cfg.task, cfg.data_dir, "train"), lambda: data_mod.load_train(task, cfg.data_dir))
+    few = data_mod.sample_few_shot(pool, cfg.shots, cfg.data_seed if data_seed is None else data_seed, task)
+    return task, pool, few
+
+
+def build_method(cfg: RunConfig, task: Task, pool: list[dict], train_set: list[dict],
+                 eval_texts: list[str] = ()) -> Method:
+    """Load the model and build the method on `train_set` (its `setup` done). `eval_texts` only
+    widen the word-level vocabulary of the tiny test models; selection passes none."""
+    method_cls = get_method(cfg.method.name)
+    options = method_cls.Options(**(cfg.method.model_extra or {}))
+    vocab = [" ".join(ex[f] for f in task.text_fields) for ex in pool] + list(eval_texts)
+    vocab += [p.template + " " + " ".join(p.verbalizer.values()) for p in task.patterns.values()]
+    vocab += [task.instruction, " ".join(task.label_names)]
+    loaded = models.load(cfg.model, method_cls.head_for(options), task.num_labels, vocab_texts=vocab, seed=cfg.seed,
+                         trust_remote_code=cfg.trust_remote_code)
+    device = pick_device(cfg.device)
+    loaded.model.to(device)
+    method = method_cls(options, Context(task=task, config=cfg, loaded=loaded, device=device))
+    method.setup(train_set, pool)
+    return method
+
+
+def prepare(cfg: RunConfig) -> Prepared:
+    task, pool, few = load_split(cfg)
     key = (cfg.task, cfg.data_dir)
-    pool = _cached(key + ("train",), lambda: data_mod.load_train(task, cfg.data_dir))
-    few = data_mod.sample_few_shot(pool, cfg.shots, cfg.data_seed, task)
     notes: list[str] = []
     evals: dict[str, list[dict]] = {}
     wanted = cfg.eval.sets or [es.name for es in task.eval_sets]
@@ -137,21 +168,11 @@ def prepare(cfg: RunConfig) -> Prepared:
             notes.append(f"optional eval set {name!r} not found under data_dir; skipped")
             continue
         evals[name] = data_mod.cap_eval(exs, cfg.eval.max_examples, es.subset_fields)
-    method_cls = get_method(cfg.method.name)
-    options = method_cls.Options(**(cfg.method.model_extra or {}))
-    vocab = [" ".join(ex[f] for f in task.text_fields) for ex in pool]
-    vocab += [" ".join(ex[f] for f in task.text_fields) for exs in evals.values() for ex in exs]
-    vocab += [p.template + " " + " ".join(p.verbalizer.values()) for p in task.patterns.values()]
-    vocab += [task.instruction, " ".join(task.label_names)]
-    loaded = models.load(cfg.model, method_cls.head_for(options), task.num_labels, vocab_texts=vocab, seed=cfg.seed,
-                         trust_remote_code=cfg.trust_remote_code)
-    if loaded.info.get("warning"):
-        notes.append(loaded.info["warning"])
-    device = pick_device(cfg.device)
-    loaded.model.to(device)
-    method = method_cls(options, Context(task=task, config=cfg, loaded=loaded, device=device))
-    method.setup(few, pool)
-    return Prepared(cfg, task, pool, few, evals, method, device, notes)
+    eval_texts = [" ".join(ex[f] for f in task.text_fields) for exs in evals.values() for ex in exs]
+    method = build_method(cfg, task, pool, few, eval_texts)
+    if method.ctx.loaded.info.get("warning"):
+        notes.append(method.ctx.loaded.info["warning"])
+    return Prepared(cfg, task, pool, few, evals, method, method.ctx.device, notes)
 
 
 def evaluate_all(prep: Prepared, progress=None) -> tuple[dict, int, float]:
@@ -171,7 +192,14 @@ def evaluate_all(prep: Prepared, progress=None) -> tuple[dict, int, float]:
 def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
     device = pick_device(cfg.device)
     with PeakMemory(device) as mem:
-        prep = prepare(cfg)
+        sel, chosen_cfg = None, cfg
+        if cfg.select is not None:  # chosen from the few-shot labels before any eval set is read
+            from tuneoff.selection.cache import FitCache
+            from tuneoff.selection.search import select
+
+            sel = select(cfg, FitCache(cfg.output_dir), progress)
+            chosen_cfg = cfg.candidate(sel.chosen)
+        prep = prepare(chosen_cfg)
         method = prep.method
         out: dict = {"notes": prep.notes, "model_info": {k: v for k, v in method.ctx.loaded.info.items()
                                                          if k != "newly_initialised"}}
@@ -188,9 +216,13 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
         with Timer() as t_train:
             if method.trains:
                 cb = (lambda s, total, loss: progress("train", s, total, loss)) if progress else None
-                train_stats = train(method, method.train_examples(prep.few), cfg.train, cfg.seed,
+                train_stats = train(method, method.train_examples(prep.few), chosen_cfg.train, cfg.seed,
                                     accelerator_for(prep.device), cb)
+                release(accelerator_for(prep.device))  # a sweep would keep every run's model alive
         metrics, eval_tokens, eval_s = evaluate_all(prep, progress)
+        if sel is not None:
+            out["selection"] = {**sel.record,
+                                "labels_used_total": len(set(out["split"]["ids"]) | sel.labelled)}
         if cfg.save:
             method.save(run_dir / "weights")
     ntok = train_stats.tokens if train_stats else 0
@@ -205,6 +237,18 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
         "train_flops_approx": approx_flops(params["params_total"], params["params_trainable"], ntok, True),
         "eval_flops_approx": approx_flops(params["params_total"], 0, eval_tokens, False),
     }
+    if sel is not None:  # selection is part of the method's cost: shown alone, and added in the totals
+        res = out["resources"]
+        res.update(selection_time_s=sel.cost["time_s"], selection_fits=sel.cost["fits"],
+                   selection_tokens=sel.cost["train_tokens"] + sel.cost["eval_tokens"],
+                   selection_flops_approx=sel.cost["flops_approx"])
+        res["adapt_time_s"] = round(res["train_time_s"] + res["selection_time_s"], 3)
+        res["adapt_flops_approx"] = res["train_flops_approx"] + res["selection_flops_approx"]
+        res["adapt_tokens"] = res["train_tokens"] + res["selection_tokens"]
+        if cfg.select.oracle:  # a diagnostic that peeks at the eval sets: after the choice, outside its cost
+            from tuneoff.selection.oracle import oracle
+
+            out["oracle"] = oracle(cfg, sel, metrics, progress)
     out["env"] = environment(prep.device)
     return out
 
@@ -292,6 +336,8 @@ def evaluate_saved(run_dir: str | Path, progress=None) -> tuple[dict, dict]:
     if not (run_dir / "weights").is_dir():
         raise FileNotFoundError(f"{str(run_dir)!r} has no saved weights: run it again with save=true")
     cfg = config_from_dict(record["config"])
+    if (record.get("selection") or {}).get("chosen") is not None:  # the run trained with the chosen values
+        cfg = cfg.candidate(record["selection"]["chosen"])
     prep = prepare(cfg)
     prep.method.load(run_dir / "weights")
     metrics, _, _ = evaluate_all(prep, progress)

@@ -41,6 +41,7 @@ from tuneoff.config import (
     _format_errors,
     apply_overrides,
     config_from_dict,
+    flatten_keys as _flatten,
     parse_override,
     read_yaml,
     set_key,
@@ -120,18 +121,6 @@ class SweepConfig(BaseModel):
         if isinstance(v, list):
             return [{"name": m} if isinstance(m, str) else m for m in v]
         return v
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    """{"train": {"lr": 1}} -> {"train.lr": 1}; keys already dotted stay as they are."""
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def parse_sweep(data: dict, source: str = "sweep config") -> SweepConfig:
@@ -221,6 +210,7 @@ def expand_sweep(sc: SweepConfig, run_overrides: list[str] | None = None) -> Swe
             cfg = config_from_dict(data)
         except ConfigError as e:
             raise ConfigError(f"sweep run ({', '.join(where) or 'defaults'}): {e}") from None
+        _check_fixed_vs_searched(cfg, grid_keys, entry, where)
         out_dirs.add(cfg.output_dir)
         for run in cfg.expand():
             expanded += 1
@@ -238,6 +228,17 @@ def expand_sweep(sc: SweepConfig, run_overrides: list[str] | None = None) -> Swe
                    if k.startswith("method.")] for m in methods}
     varying = [k for k in varying_keys(unique) if not k.startswith("method.")]
     return Sweep(unique, out_dirs.pop(), expanded, varying, {m: o for m, o in options.items() if o})
+
+
+def _check_fixed_vs_searched(cfg: RunConfig, grid_keys: list[str], entry, where: list[str]) -> None:
+    """A key that the sweep both fixes (grid, a method entry's overrides) and searches (select) is
+    ambiguous: which value should the run use? An error, before any run."""
+    space = cfg.search_space()
+    fixed = [(k, "grid") for k in grid_keys] + [(k, "overrides") for k in (entry.overrides if entry else {})]
+    for key, how in fixed:
+        if key in space:
+            raise ConfigError(f"sweep run ({', '.join(where) or 'defaults'}): {key!r} is both in the {how} and in "
+                              f"select's search space {sorted(space)}; drop it from one (the search chooses it)")
 
 
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:

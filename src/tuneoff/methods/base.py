@@ -49,12 +49,27 @@ class Method:
     Options: ClassVar[type[MethodOptions]] = MethodOptions
     head: ClassVar[str] = "classifier"  # which head `models.load` puts on the backbone: classifier | lm
     trains: ClassVar[bool] = True  # False: evaluated as loaded (e.g. in-context learning)
+    # What hyperparameter selection (`select:`) searches by default: dotted config key -> candidate
+    # values, crossed. Three learning rates around what suits training every weight; methods that
+    # train fewer weights take larger steps. The same number of candidates for every method.
+    search_space: ClassVar[dict[str, list]] = {"train.lr": [1e-5, 3e-5, 1e-4]}
 
     @classmethod
     def head_for(cls, options: MethodOptions) -> str:
         """The head `models.load` must put on the backbone for these options (`head` unless a method's
         options choose, e.g. lora's `scoring`); `runner.prepare` calls this, not `head`."""
         return cls.head
+
+    @classmethod
+    def needs_per_class(cls, options: MethodOptions) -> int:
+        """Labelled examples per class that `setup` draws from its training set (icl, distill: k):
+        cross-validation must leave this many in every fold's training part."""
+        return 1
+
+    @classmethod
+    def search_space_for(cls, options: MethodOptions) -> dict[str, list]:
+        """The default search space for these options (`search_space` unless the options choose)."""
+        return {k: list(v) for k, v in cls.search_space.items()}
 
     def __init__(self, options: MethodOptions, ctx: Context):
         self.options = options

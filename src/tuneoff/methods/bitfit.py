@@ -18,6 +18,7 @@ class BitFit(PartialMethod):
     name = "bitfit"
     description = "BitFit: only the model's bias terms and the classification head train"
     Options = BitFitOptions
+    search_space = {"train.lr": [1e-4, 1e-3, 1e-2]}
 
     def trainable_names(self) -> set[str]:
         head = set(self.head_names())

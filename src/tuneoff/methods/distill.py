@@ -49,6 +49,16 @@ class ContextDistill(Method):
     Options = DistillOptions
     head = "lm"
 
+    @classmethod
+    def needs_per_class(cls, options):
+        return options.k
+
+    @classmethod
+    def search_space_for(cls, options):
+        if options.student == "lora":  # adapters take larger steps than a fully trained student
+            return {"train.lr": [1e-4, 1e-3, 1e-2]}
+        return super().search_space_for(options)
+
     def __init__(self, options, ctx):
         super().__init__(options, ctx)
         if not ctx.loaded.is_decoder:

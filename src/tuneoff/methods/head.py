@@ -18,6 +18,7 @@ class LinearProbe(PartialMethod):
     name = "head"
     description = "linear probe: frozen model, only the classification head trains"
     Options = HeadOptions
+    search_space = {"train.lr": [1e-3, 1e-2, 1e-1]}  # a lone linear layer needs large steps
 
     def trainable_names(self) -> set[str]:
         return set(self.head_names())

@@ -89,6 +89,13 @@ class InContext(Method):
     Options = ICLOptions
     head = "lm"
     trains = False
+    # nothing trains: the one choice that carries over from a fold to the whole few-shot set is
+    # calibration (a demonstration seed would draw other demonstrations from the whole set)
+    search_space = {"method.calibrate": [False, True]}
+
+    @classmethod
+    def needs_per_class(cls, options):
+        return options.k
 
     def __init__(self, options, ctx):
         super().__init__(options, ctx)

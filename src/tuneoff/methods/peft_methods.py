@@ -89,6 +89,7 @@ class PeftMethod(ClassifierMethod):
     """A classifier wrapped by peft; subclasses give the peft config."""
 
     task_type: ClassVar[str | None] = "SEQ_CLS"
+    search_space = {"train.lr": [1e-4, 1e-3, 1e-2]}  # adapters take larger steps than full fine-tuning
 
     def peft_config(self):
         raise NotImplementedError
@@ -248,6 +249,7 @@ class VirtualTokens(PeftMethod):
 class PromptTuning(VirtualTokens):
     name = "prompt-tuning"
     description = "prompt tuning (peft): trainable soft-prompt embeddings + the classification head"
+    search_space = {"train.lr": [1e-3, 1e-2, 1e-1]}  # soft prompts need very large steps
     Options = PromptTuningOptions
 
     def peft_config(self):
@@ -309,6 +311,7 @@ class PrefixTuningOptions(MethodOptions):
 class PrefixTuning(VirtualTokens):
     name = "prefix-tuning"
     description = "prefix tuning (peft): trainable keys/values in every attention layer + the classification head"
+    search_space = {"train.lr": [1e-3, 1e-2, 1e-1]}
     Options = PrefixTuningOptions
 
     def peft_config(self):

@@ -11,10 +11,12 @@ from tuneoff.report import plots
 from tuneoff.report.blocks import Bullets, Figure, Section, Text
 from tuneoff.report.frame import METRICS, aggregate, eval_sets_in_order, main_metric, runs, to_frame
 from tuneoff.report.protocol import protocol_blocks, warnings
+from tuneoff.report.selection import selection_blocks
 from tuneoff.report.stats import ALPHA, MIN_PAIRS, N_BOOT, claim_rule, paired_tests
 from tuneoff.report.tables import col_label, leaderboard, paired_table, subset_table, variant_order
 
 SECTIONS = [("summary", "Read this first"), ("leaderboard", "Leaderboard"),
+            ("selection", "Hyperparameter selection"),
             ("learning-curves", "Learning curves"), ("in-vs-out", "In-domain vs out-of-domain"),
             ("cost", "Score vs cost"), ("subsets", "Per-subset results"),
             ("paired", "Paired comparisons"), ("protocol", "Protocol")]
@@ -62,6 +64,7 @@ def build_sections(records: list[dict], n_boot: int = N_BOOT, seed: int = 0,
         sec["paired"].blocks.append(paired_table(tests))
     else:
         sec["paired"].blocks.append(Text("No comparisons: fewer than two methods with finished runs."))
+    sec["selection"].blocks += selection_blocks(records)
     sec["protocol"].blocks += protocol_blocks(frame, run_df, records)
     return list(sec.values()), {"frame": frame, "aggregate": agg, "paired": tests, "runs": run_df}
 

@@ -17,7 +17,10 @@ METRICS = ("accuracy", "mcc", "f1")
 
 RESOURCES = ("params_total", "params_trainable", "peak_rss_mb", "peak_rss_delta_mb", "peak_cuda_mb", "train_time_s",
              "eval_time_s", "train_steps", "train_examples", "train_tokens", "eval_examples",
-             "eval_tokens", "train_flops_approx", "eval_flops_approx")
+             "eval_tokens", "train_flops_approx", "eval_flops_approx",
+             # hyperparameter selection: its own cost, and training plus selection (= training alone
+             # for a run without selection), the figure every cost comparison uses
+             "selection_time_s", "selection_fits", "selection_flops_approx", "adapt_time_s", "adapt_flops_approx")
 
 RUN_COLUMNS = ["run_id", "status", "error", "created_at", "task", "model", "method", "method_options",
                "method_label", "variant", "pattern", "shots", "data_seed", "seed", "main_metric"]
@@ -77,7 +80,7 @@ def method_labels(records: list[dict]) -> dict[str, str]:
         by_method.setdefault(_method_name(rec), []).append(rec)
     labels = {}
     for name, recs in by_method.items():
-        opts = [_options(r) for r in recs]
+        opts = [{**_options(r), **_selection_option(r)} for r in recs]
         keys = sorted({k for o in opts for k in o})
         differing = [k for k in keys
                      if len({json.dumps(o.get(k, None), sort_keys=True) for o in opts}) > 1]
@@ -85,6 +88,13 @@ def method_labels(records: list[dict]) -> dict[str, str]:
             inner = ", ".join(f"{k}={_fmt_value(o[k])}" for k in differing if k in o)  # absent keys left out
             labels[rec.get("run_id")] = f"{name}({inner})" if inner else name
     return labels
+
+
+def _selection_option(rec: dict) -> dict:
+    """How the run's hyperparameters were chosen, as a pseudo-option: it shows in the label only
+    where runs of one method differ in it (e.g. `finetune(select=cv/frugal)` beside `finetune(select=off)`)."""
+    s = _config(rec).get("select")
+    return {"select": f"{s.get('protocol')}/{s.get('budget')}" if isinstance(s, dict) else "off"}
 
 
 def _run_fields(rec: dict, label: str) -> dict:
@@ -105,6 +115,9 @@ def _run_fields(rec: dict, label: str) -> dict:
     res = rec.get("resources") or {}
     for k in RESOURCES:
         row[k] = res.get(k, np.nan)
+    for total, part in (("adapt_time_s", "train_time_s"), ("adapt_flops_approx", "train_flops_approx")):
+        if total not in res:
+            row[total] = res.get(part, np.nan)
     for k, v in res.items():  # resources this module does not know yet
         if k not in row and isinstance(v, (int, float)):
             row[k] = v

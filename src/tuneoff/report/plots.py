@@ -21,7 +21,7 @@ from tuneoff.report.blocks import count as fmt_count  # noqa: E402
 from tuneoff.report.stats import pareto_front  # noqa: E402
 
 COSTS = (("params_trainable", "trainable parameters"), ("peak_rss_mb", "peak process memory (MB)"),
-         ("peak_cuda_mb", "peak GPU memory (MB)"), ("train_time_s", "training time (s)"))
+         ("peak_cuda_mb", "peak GPU memory (MB)"), ("adapt_time_s", "training (+ selection) time (s)"))
 
 
 def _t(s) -> str:

@@ -29,7 +29,7 @@ def _cost_by_variant(runs: pd.DataFrame) -> dict:
         return {}
     top = done["shots"].max()
     params = done.groupby("variant")["params_trainable"].median()
-    t = done[done["shots"] == top].groupby("variant")["train_time_s"].mean()
+    t = done[done["shots"] == top].groupby("variant")["adapt_time_s"].mean()  # selection included
     return {"params": params.to_dict(), "time": t.to_dict(), "top": top}
 
 
@@ -48,7 +48,7 @@ def leaderboard(agg: pd.DataFrame, runs: pd.DataFrame, metric: str, eval_sets, t
     costs = _cost_by_variant(runs) if with_costs else {}
     header = ["method"] + [col_label(es, dom) for _, es, dom in cols]
     if costs:
-        header += ["trainable params", f"train time s ({costs['top']} shots)"]
+        header += ["trainable params", f"train (+ selection) time s ({costs['top']} shots)"]
     rows, row_cls = [], []
     for v in variants:
         row = [Cell(v)]

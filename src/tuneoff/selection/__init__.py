@@ -1,0 +1,1 @@
+"""Hyperparameter selection from the few-shot labels alone (see `tuneoff.selection.search`)."""
