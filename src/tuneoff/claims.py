@@ -158,7 +158,11 @@ class _Renewer:
         last = time.monotonic()
         while True:
             time.sleep(0.1)  # short ticks: a lease changed since the thread started is honoured
-            if time.monotonic() - last < lease_seconds() / 4:
+            try:
+                lease = lease_seconds()
+            except RuntimeError:  # StoreError: a bad value is the user's, reported before any run; keep renewing
+                lease = 60.0
+            if time.monotonic() - last < lease / 4:
                 continue
             last = time.monotonic()
             with self._lock:
@@ -167,7 +171,7 @@ class _Renewer:
                 try:
                     with store._tx(immediate=True) as con:
                         con.executemany("UPDATE claims SET expires=? WHERE run_id=? AND owner=?",
-                                        [(time.time() + lease_seconds(), rid, me().id) for rid in ids])
+                                        [(time.time() + lease, rid, me().id) for rid in ids])
                 except Exception:  # noqa: BLE001 - a busy store: try again at the next beat
                     pass
 
