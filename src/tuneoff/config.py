@@ -68,6 +68,12 @@ class EvalConfig(_Strict):
     sets: list[str] | None = Field(None, description="eval sets to use; null = all of the task's")
 
 
+class ForgettingConfig(_Strict):
+    enabled: bool = Field(True, description="LM loss per token on a general-text sample before and after adaptation")
+    text: str | None = Field(None, description="UTF-8 text file to measure on; null = the shipped public-domain sample")
+    max_tokens: int = Field(512, ge=16, description="tokens of the text used (its first ones)")
+
+
 class MethodConfig(BaseModel):
     """`name` picks a registered method; every other key is one of that method's options."""
 
@@ -88,6 +94,7 @@ class RunConfig(_Strict):
     seed: int | list[int] = Field(0, description="training seed (init, order, dropout)")
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    forgetting: ForgettingConfig = Field(default_factory=ForgettingConfig)
     output_dir: str = Field("results", description="results folder (store + run folders)")
     save: bool = Field(False, description="save trained weights/adapters in the run folder")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to run")
@@ -198,6 +205,8 @@ class RunConfig(_Strict):
         for k in ("output_dir", "device", "save"):
             d.pop(k, None)
         d["eval"].pop("batch_size", None)
+        if d.get("forgetting") == ForgettingConfig().model_dump():  # ids of runs from before it existed
+            d.pop("forgetting")
         from tuneoff.methods import get_method
 
         if not get_method(self.method.name).trains:  # training settings cannot change its result

@@ -2,7 +2,8 @@
 
 Per eval set it records the overall metrics, the majority-class baseline, the distribution of
 predicted labels (a model that always says one label shows as such), and metrics per label and
-per value of the set's subset fields (e.g. HANS heuristic), alone and crossed with the label.
+per value of the set's subset fields (e.g. HANS heuristic), alone and crossed with the label,
+and the calibration of the class probabilities (ECE, Brier, reliability bins: `tuneoff.calibration`).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
+from tuneoff.calibration import calibration
 from tuneoff.methods import Method
 from tuneoff.methods.base import batch_to
 
@@ -71,6 +73,8 @@ def eval_metrics(examples: list[dict], probs: np.ndarray, label_names: tuple[str
     pred = probs.argmax(-1) if len(probs) else np.zeros(0, dtype=int)
     overall = scores(y, pred, num_labels)
     overall["pred_dist"] = {label_names[k]: float(np.mean(pred == k)) for k in range(num_labels)}
+    cal = calibration(y, probs) if len(probs) else calibration([], np.zeros((0, num_labels)))
+    overall.update(ece=cal["ece"], brier=cal["brier"], reliability=cal["bins"])
     subsets: dict[str, dict] = {}
     for k, name in enumerate(label_names):
         mask = y == k

@@ -16,7 +16,7 @@ import psutil
 import torch
 
 from tuneoff import data as data_mod
-from tuneoff import models
+from tuneoff import forgetting, models
 from tuneoff.config import RunConfig
 from tuneoff.evaluate import eval_metrics, predict
 from tuneoff.methods import Context, Method, get_method
@@ -115,6 +115,8 @@ def preflight(cfg: RunConfig, read_model_config: bool = True) -> None:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device=cuda but no CUDA GPU is visible to torch (torch.cuda.is_available() is False); "
                          "use device=auto or device=cpu, or a torch build with CUDA")
+    if cfg.forgetting.enabled and cfg.forgetting.text is not None:
+        forgetting.read_text(cfg.forgetting.text)  # TextError (a ValueError) naming the key
     out = Path(cfg.output_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"output_dir {cfg.output_dir!r} is a file; give a folder (it is created if missing)")
@@ -127,6 +129,8 @@ class Prepared:
                  evals: dict[str, list[dict]], method: Method, device: torch.device, notes: list[str]):
         self.cfg, self.task, self.pool, self.few, self.evals = cfg, task, pool, few, evals
         self.method, self.device, self.notes = method, device, notes
+        self.lm_chunks: list[list[int]] = []
+        self.lm_before: dict = {}
 
 
 def load_split(cfg: RunConfig, data_seed: int | None = None) -> tuple[Task, list[dict], list[dict]]:
@@ -138,9 +142,10 @@ def load_split(cfg: RunConfig, data_seed: int | None = None) -> tuple[Task, list
 
 
 def build_method(cfg: RunConfig, task: Task, pool: list[dict], train_set: list[dict],
-                 eval_texts: list[str] = ()) -> Method:
+                 eval_texts: list[str] = (), on_load=None) -> Method:
     """Load the model and build the method on `train_set` (its `setup` done). `eval_texts` only
-    widen the word-level vocabulary of the tiny test models; selection passes none."""
+    widen the word-level vocabulary of the tiny test models; selection passes none. `on_load` is
+    called with the loaded model before the method touches it."""
     method_cls = get_method(cfg.method.name)
     options = method_cls.Options(**(cfg.method.model_extra or {}))
     vocab = [" ".join(ex[f] for f in task.text_fields) for ex in pool] + list(eval_texts)
@@ -150,12 +155,16 @@ def build_method(cfg: RunConfig, task: Task, pool: list[dict], train_set: list[d
                          trust_remote_code=cfg.trust_remote_code)
     device = pick_device(cfg.device)
     loaded.model.to(device)
+    if on_load is not None:
+        on_load(loaded)
     method = method_cls(options, Context(task=task, config=cfg, loaded=loaded, device=device))
     method.setup(train_set, pool)
     return method
 
 
-def prepare(cfg: RunConfig) -> Prepared:
+def prepare(cfg: RunConfig, measure_lm: bool = False) -> Prepared:
+    """Data, split, model and method of a run; with `measure_lm` (and forgetting enabled) also the
+    LM loss on the general-text sample of the model as loaded, before the method touches it."""
     task, pool, few = load_split(cfg)
     key = (cfg.task, cfg.data_dir)
     notes: list[str] = []
@@ -169,10 +178,23 @@ def prepare(cfg: RunConfig) -> Prepared:
             continue
         evals[name] = data_mod.cap_eval(exs, cfg.eval.max_examples, es.subset_fields)
     eval_texts = [" ".join(ex[f] for f in task.text_fields) for exs in evals.values() for ex in exs]
-    method = build_method(cfg, task, pool, few, eval_texts)
+    lm: dict = {}
+
+    def measure_before(loaded) -> None:
+        from tuneoff.methods.pattern import window_of
+
+        text = forgetting.read_text(cfg.forgetting.text)
+        lm["chunks"] = forgetting.token_chunks(loaded.tokenizer, text, cfg.forgetting.max_tokens,
+                                               window_of(loaded.model))
+        lm["before"] = forgetting.measure(loaded.model, loaded, lm["chunks"])
+
+    method = build_method(cfg, task, pool, few, eval_texts,
+                          on_load=measure_before if measure_lm and cfg.forgetting.enabled else None)
     if method.ctx.loaded.info.get("warning"):
         notes.append(method.ctx.loaded.info["warning"])
-    return Prepared(cfg, task, pool, few, evals, method, method.ctx.device, notes)
+    prep = Prepared(cfg, task, pool, few, evals, method, method.ctx.device, notes)
+    prep.lm_chunks, prep.lm_before = lm.get("chunks", []), lm.get("before", {})
+    return prep
 
 
 def evaluate_all(prep: Prepared, progress=None) -> tuple[dict, int, float]:
@@ -199,7 +221,7 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
 
             sel = select(cfg, FitCache(cfg.output_dir), progress)
             chosen_cfg = cfg.candidate(sel.chosen)
-        prep = prepare(chosen_cfg)
+        prep = prepare(chosen_cfg, measure_lm=True)
         method = prep.method
         out: dict = {"notes": prep.notes, "model_info": {k: v for k, v in method.ctx.loaded.info.items()
                                                          if k != "newly_initialised"}}
@@ -220,6 +242,9 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
                                     accelerator_for(prep.device), cb)
                 release(accelerator_for(prep.device))  # a sweep would keep every run's model alive
         metrics, eval_tokens, eval_s = evaluate_all(prep, progress)
+        if prep.lm_before:
+            after = forgetting.measure(method.model, method.ctx.loaded, prep.lm_chunks)
+            out["forgetting"] = forgetting.result(prep.lm_before, after, cfg.forgetting.text)
         if sel is not None:
             out["selection"] = {**sel.record,
                                 "labels_used_total": len(set(out["split"]["ids"]) | sel.labelled)}

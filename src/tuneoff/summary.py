@@ -26,7 +26,9 @@ def _fmt(values: list[float]) -> str:
     return f"{mean:.3f} ± {sd:.3f}" if sd is not None else f"{mean:.3f}"
 
 
-IGNORED = {"data_seed", "seed", "output_dir", "device", "save", "eval.batch_size"}
+# settings that cannot change a score (the forgetting measure runs beside the evaluation)
+IGNORED = {"data_seed", "seed", "output_dir", "device", "save", "eval.batch_size",
+           "forgetting.enabled", "forgetting.text", "forgetting.max_tokens"}
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
