@@ -91,6 +91,10 @@ def sweep():
     return recs
 
 
+def _section(sections, sid):
+    return next(s for s in sections if s.id == sid)
+
+
 def store_with(tmp_path, records):
     st = Store(tmp_path / "results")
     for r in records:
@@ -274,7 +278,7 @@ def test_always_entailment_model_is_visible_in_subsets(tmp_path):
     assert row[table.header.index("label=entailment")].startswith("1.00")
     assert row[table.header.index("heuristic=lexical_overlap|label=non-entailment")].startswith("0.00")
     assert "entailment 1.00" in row[-1]
-    summary = " ".join(" ".join(b.items) for b in sections[0].blocks if hasattr(b, "items"))
+    summary = " ".join(" ".join(b.items) for b in _section(sections, "summary").blocks if hasattr(b, "items"))
     assert "collapsed" in summary and "majority baseline" in summary
 
 
@@ -334,7 +338,7 @@ def test_warnings_for_split_problems_and_pooled_runs():
     dup["run_id"] += "-lr2"  # same method label and split, another train.lr
     recs.append(dup)
     sections, _ = build_sections(recs, n_boot=200)
-    warn = " ".join(sections[0].blocks[0].items)
+    warn = " ".join(_section(sections, "summary").blocks[0].items)
     assert "different split checksums" in warn  # data_seed 0: "same" for finetune, "other" for lora
     assert "identical split" in warn  # data_seeds 0 and 1 drew the same examples
     assert "pooled as if they were seeds" in warn

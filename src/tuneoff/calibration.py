@@ -8,12 +8,16 @@ reliability diagram is drawn from.
   falls in the last bin);
 - Brier = mean over examples of sum over labels of (p_label - 1[label is gold])^2, from 0 (sure
   and right) to 2 (sure and wrong).
+
+Figures are rounded to DIGITS decimals: float32 probabilities differ in their last digits with the
+number of CPU threads, and a record must be the same whichever executor produced it.
 """
 from __future__ import annotations
 
 import numpy as np
 
 BINS = 10
+DIGITS = 4
 DEFINITION = (f"ECE: {BINS} equal-width bins of the top-label probability, |accuracy − mean confidence| "
               "weighted by the share of examples in each bin (0 = calibrated). Brier: mean over examples "
               "of Σ over labels (p − 1[gold])², 0 to 2.")
@@ -40,12 +44,12 @@ def calibration(y_true, probs, bins: int = BINS) -> dict:
             acc.append(None)
             continue
         c, a = float(conf[mask].mean()), float(correct[mask].mean())
-        mean_conf.append(c)
-        acc.append(a)
+        mean_conf.append(round(c, DIGITS))
+        acc.append(round(a, DIGITS))
         ece += k / len(y) * abs(a - c)
     onehot = np.eye(p.shape[1])[y]
     brier = float(((p - onehot) ** 2).sum(axis=1).mean())
-    return {"ece": float(ece), "brier": brier, "bins": {"n": n, "confidence": mean_conf, "accuracy": acc}}
+    return {"ece": round(float(ece), DIGITS), "brier": round(brier, DIGITS), "bins": {"n": n, "confidence": mean_conf, "accuracy": acc}}
 
 
 def pool_bins(bin_tables: list[dict]) -> dict:

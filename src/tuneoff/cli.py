@@ -334,6 +334,7 @@ def sweep(
     md, csv_path = write_folder_summary(store)
     _warn_bad_rows(store)
     console.print(term(f"written: {md}, {csv_path} (every run in {out}/), {store.path}"), highlight=False)
+    _print_recommendation(records, sw.budget)
     if failed:
         raise typer.Exit(1)
 
@@ -442,21 +443,73 @@ def show(results_dir: str = typer.Argument(..., help="a results folder")):
     console.print(f"runs: {store.counts()}")
 
 
+def _print_recommendation(records: list[dict], budget) -> None:
+    """The answer, within `budget`, for these records (as `tuneoff recommend` and the report give it)."""
+    from tuneoff.report.answer import recommendation_blocks
+    from tuneoff.report.frame import to_frame
+    from tuneoff.report.terminal import print_blocks
+
+    console.rule("recommendation")
+    print_blocks(console, recommendation_blocks(to_frame(records), budget)[0])
+
+
+def _budget(max_train_time, max_memory, max_trainable_params, shots, domain):
+    from tuneoff.budget import BudgetError, budget_from
+
+    try:
+        return budget_from(max_train_time=max_train_time, max_memory=max_memory,
+                           max_trainable_params=max_trainable_params, shots=shots or None, domain=domain)
+    except BudgetError as e:
+        _fail(str(e))
+
+
+_TIME = typer.Option(None, "--max-train-time", help="training time per run, e.g. 90s, 10m, 1h30m")
+_MEMORY = typer.Option(None, "--max-memory", help="peak memory per run, e.g. 4GB, 512MB")
+_PARAMS = typer.Option(None, "--max-trainable-params", help="trainable parameters, e.g. 1M, 250k")
+_SHOTS = typer.Option(None, "--shots", help="answer for this shot count (repeatable); default every one")
+_DOMAIN = typer.Option(None, "--domain", help="in | out; default both")
+
+
+@app.command()
+def recommend(
+    results_dir: str = typer.Argument(..., help="a results folder"),
+    max_train_time: Optional[str] = _TIME, max_memory: Optional[str] = _MEMORY,
+    max_trainable_params: Optional[str] = _PARAMS, shots: Optional[list[int]] = _SHOTS,
+    domain: Optional[str] = _DOMAIN,
+):
+    """Which method to use within a budget, per task and shot count: the best, the methods tied with
+    it (paired t-test, Holm), the cheapest of those; the same answer as the report's first section."""
+    from tuneoff.store import StoreError, open_store
+
+    budget = _budget(max_train_time, max_memory, max_trainable_params, shots, domain)
+    try:
+        store = open_store(results_dir, must_exist=True)
+        records = store.records()
+    except (FileNotFoundError, StoreError) as e:
+        _fail(str(e))
+    _print_recommendation(records, budget)
+    _warn_bad_rows(store)
+
+
 @app.command()
 def report(
     results_dir: str = typer.Argument(..., help="a results folder"),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="HTML path (default RESULTS_DIR/report.html)"),
     markdown: Optional[str] = typer.Option(None, "--md", help="Markdown path (default beside the HTML)"),
     csv: Optional[str] = typer.Option(None, "--csv", help="CSV of all runs (default RESULTS_DIR/runs.csv)"),
+    max_train_time: Optional[str] = _TIME, max_memory: Optional[str] = _MEMORY,
+    max_trainable_params: Optional[str] = _PARAMS, shots: Optional[list[int]] = _SHOTS,
+    domain: Optional[str] = _DOMAIN,
 ):
     """Write the comparison report: self-contained HTML, Markdown with the same tables, CSV of all runs."""
     from tuneoff.report import write_report
     from tuneoff.store import StoreError, open_store
 
+    budget = _budget(max_train_time, max_memory, max_trainable_params, shots, domain)
     try:
         store = open_store(results_dir, must_exist=True)
         md = markdown or (str(Path(output).with_suffix(".md")) if output else None)
-        paths = write_report(results_dir, html_path=output, md_path=md, csv_path=csv, store=store)
+        paths = write_report(results_dir, html_path=output, md_path=md, csv_path=csv, store=store, budget=budget)
     except (FileNotFoundError, StoreError) as e:
         _fail(str(e))
     _warn_bad_rows(store)

@@ -132,12 +132,17 @@ def measure(model, loaded, chunks) -> dict:
     return {"lm_loss": loss, "tokens": n, "head": how, "seconds": time.perf_counter() - start}
 
 
-def result(before: dict, after: dict, text: str | None) -> dict:
+DIGITS = 4  # float32 sums differ in the last digits with the number of CPU threads
+
+
+def result(before: dict, after: dict, text: str | None) -> tuple[dict, float]:
     """The run record's `forgetting`: loss before and after, their difference (after − before: >0
-    means the adapted model models general text worse), or n/a with the reason."""
+    means the adapted model models general text worse), or n/a with the reason; and the seconds the
+    two measurements took (a resource of the run)."""
     source = text or BUILTIN
+    seconds = round(before.get("seconds", 0.0) + after.get("seconds", 0.0), 3)
     if "na" in before or "na" in after:
-        return {"status": "n/a", "reason": before.get("na") or after.get("na"), "text": source}
-    return {"status": "done", "lm_loss_before": round(before["lm_loss"], 6), "lm_loss_after": round(after["lm_loss"], 6),
-            "lm_loss_delta": round(after["lm_loss"] - before["lm_loss"], 6), "tokens": before["tokens"],
-            "head": before["head"], "text": source, "time_s": round(before["seconds"] + after["seconds"], 3)}
+        return {"status": "n/a", "reason": before.get("na") or after.get("na"), "text": source}, seconds
+    b, a = round(before["lm_loss"], DIGITS), round(after["lm_loss"], DIGITS)
+    return {"status": "done", "lm_loss_before": b, "lm_loss_after": a, "lm_loss_delta": round(a - b, DIGITS),
+            "tokens": before["tokens"], "head": before["head"], "text": source}, seconds

@@ -213,6 +213,7 @@ def evaluate_all(prep: Prepared, progress=None) -> tuple[dict, int, float]:
 
 def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
     device = pick_device(cfg.device)
+    forgetting_s = 0.0
     with PeakMemory(device) as mem:
         sel, chosen_cfg = None, cfg
         if cfg.select is not None:  # chosen from the few-shot labels before any eval set is read
@@ -244,7 +245,7 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
         metrics, eval_tokens, eval_s = evaluate_all(prep, progress)
         if prep.lm_before:
             after = forgetting.measure(method.model, method.ctx.loaded, prep.lm_chunks)
-            out["forgetting"] = forgetting.result(prep.lm_before, after, cfg.forgetting.text)
+            out["forgetting"], forgetting_s = forgetting.result(prep.lm_before, after, cfg.forgetting.text)
         if sel is not None:
             out["selection"] = {**sel.record,
                                 "labels_used_total": len(set(out["split"]["ids"]) | sel.labelled)}
@@ -256,6 +257,7 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
     out["resources"] = {
         **params, **mem.result(),
         "train_time_s": round(t_train.seconds, 3), "eval_time_s": round(eval_s, 3),
+        "forgetting_time_s": forgetting_s,
         "train_steps": train_stats.steps if train_stats else 0,
         "train_examples": train_stats.examples if train_stats else 0, "train_tokens": ntok,
         "eval_examples": sum(len(v) for v in prep.evals.values()), "eval_tokens": eval_tokens,

@@ -12,12 +12,15 @@ A run record (a dict, stored whole as JSON) has:
   method_options (dict)
   split       {"ids": [...], "checksum": str, "n": int, "train_pool": int}
   metrics     {eval_set: {"domain": "in"|"out", "n": int,
-                          "overall": {"n", "accuracy", "mcc", "f1", "pred_dist": {label: frac}},
+                          "overall": {"n", "accuracy", "mcc", "f1", "pred_dist": {label: frac},
+                                      "ece", "brier", "reliability": {"n", "confidence", "accuracy"} (10 bins)},
                           "majority": {"label", "n", "accuracy", "mcc", "f1"},
                           "subsets": {"label=X" | "heuristic=Y" | "heuristic=Y|label=X": {"n", "accuracy", "mcc", "f1"}}}}
   resources   {params_total, params_trainable, peak_rss_mb, [peak_cuda_mb], train_time_s, eval_time_s,
-               train_steps, train_examples, train_tokens, eval_examples, eval_tokens,
+               forgetting_time_s, train_steps, train_examples, train_tokens, eval_examples, eval_tokens,
                train_flops_approx, eval_flops_approx}
+  forgetting  {"status": "done", "lm_loss_before", "lm_loss_after", "lm_loss_delta", "tokens", "head", "text"}
+              or {"status": "n/a", "reason", "text"}  (absent when forgetting.enabled is false)
   train       {"losses": [per-step loss]}
   prompt      the exact text the model saw for the first training example (templated methods)
   notes       list of warnings (e.g. an optional eval set that was absent)

@@ -35,6 +35,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from tuneoff.budget import Budget
 from tuneoff.config import (
     ConfigError,
     RunConfig,
@@ -86,6 +87,7 @@ class SweepConfig(BaseModel):
     defaults: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
     methods: list[MethodEntry] = []
+    recommend: Budget = Budget()  # the budget the sweep's closing recommendation is for
 
     @field_validator("defaults")
     @classmethod
@@ -128,7 +130,7 @@ def parse_sweep(data: dict, source: str = "sweep config") -> SweepConfig:
         return SweepConfig(**data)
     except ValidationError as e:
         msg = _format_errors(e, model=SweepConfig).replace("config key", "sweep key")
-        raise ConfigError(f"{source}: {msg}\n(a sweep config holds `defaults:`, `grid:` and `methods:`; "
+        raise ConfigError(f"{source}: {msg}\n(a sweep config holds `defaults:`, `grid:`, `methods:` and `recommend:`; "
                           f"run settings go under `defaults:`)") from None
 
 
@@ -141,6 +143,7 @@ class Sweep:
     expanded: int                  # runs before duplicates were merged
     varying: list[str] = field(default_factory=list)  # config keys (not method.*) that differ between runs
     method_options: dict[str, list[str]] = field(default_factory=dict)  # method -> options that differ
+    budget: Budget = field(default_factory=Budget)  # what the closing recommendation is for
 
     @property
     def duplicates(self) -> int:
@@ -227,7 +230,7 @@ def expand_sweep(sc: SweepConfig, run_overrides: list[str] | None = None) -> Swe
     options = {m: [k.removeprefix("method.") for k in varying_keys([r for r in unique if r.method.name == m])
                    if k.startswith("method.")] for m in methods}
     varying = [k for k in varying_keys(unique) if not k.startswith("method.")]
-    return Sweep(unique, out_dirs.pop(), expanded, varying, {m: o for m, o in options.items() if o})
+    return Sweep(unique, out_dirs.pop(), expanded, varying, {m: o for m, o in options.items() if o}, sc.recommend)
 
 
 def _check_fixed_vs_searched(cfg: RunConfig, grid_keys: list[str], entry, where: list[str]) -> None:

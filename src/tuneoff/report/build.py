@@ -7,18 +7,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from tuneoff.report import plots
+from tuneoff.budget import Budget
+from tuneoff.report import decision_plots, plots
+from tuneoff.report.answer import recommendation_blocks
 from tuneoff.report.blocks import Bullets, Figure, Section, Text
-from tuneoff.report.frame import METRICS, aggregate, eval_sets_in_order, main_metric, runs, to_frame
+from tuneoff.report.frame import METRICS, aggregate, done_rows, eval_sets_in_order, main_metric, runs, to_frame
+from tuneoff.report.quality import calibration_table, cross_model_leaderboard, forgetting_table
 from tuneoff.report.protocol import protocol_blocks, warnings
 from tuneoff.report.selection import selection_blocks
 from tuneoff.report.stats import ALPHA, MIN_PAIRS, N_BOOT, claim_rule, paired_tests
 from tuneoff.report.tables import col_label, leaderboard, paired_table, subset_table, variant_order
 
-SECTIONS = [("summary", "Read this first"), ("leaderboard", "Leaderboard"),
+SECTIONS = [("recommendation", "Recommendation"), ("summary", "Warnings"), ("leaderboard", "Leaderboard"),
             ("selection", "Hyperparameter selection"),
             ("learning-curves", "Learning curves"), ("in-vs-out", "In-domain vs out-of-domain"),
-            ("cost", "Score vs cost"), ("subsets", "Per-subset results"),
+            ("cost", "Score vs cost"), ("calibration", "Calibration"),
+            ("forgetting", "Forgetting: the price of adaptation"), ("subsets", "Per-subset results"),
             ("paired", "Paired comparisons"), ("protocol", "Protocol")]
 
 NO_RUNS = "No finished runs: nothing to show here."
@@ -30,9 +34,9 @@ def _slug(*parts) -> str:
 
 
 def build_sections(records: list[dict], n_boot: int = N_BOOT, seed: int = 0,
-                   store_notes: list[str] = ()) -> tuple[list[Section], dict]:
+                   store_notes: list[str] = (), budget: Budget | None = None) -> tuple[list[Section], dict]:
     """The report as format-neutral sections, plus the tables it was built from
-    ({"frame", "aggregate", "paired", "runs"})."""
+    ({"frame", "aggregate", "paired", "runs", "answers"}). `budget` limits the recommendation."""
     frame = to_frame(records)
     agg = aggregate(frame)
     run_df = runs(frame) if len(frame) else frame
@@ -47,13 +51,16 @@ def build_sections(records: list[dict], n_boot: int = N_BOOT, seed: int = 0,
         sec["summary"].blocks.append(Text("Main metric per task: " + ", ".join(
             f"{t}: {main_metric(t)}" for t in tasks) + ". Other metrics are in the secondary tables."))
 
+    answers = _recommendation(sec["recommendation"], frame, budget)
+    for task in tasks if len(agg) else []:
+        _cross_model_blocks(sec, frame, agg, run_df, task)
     combos = []
     if len(agg):
         combos = [k for k, _ in agg.groupby(["task", "model"], sort=True)]
     for task, model in combos:
         _task_blocks(sec, frame, agg, run_df, task, model)
     if not combos:
-        for sid in ("leaderboard", "learning-curves", "in-vs-out", "cost", "subsets"):
+        for sid in ("leaderboard", "learning-curves", "in-vs-out", "cost", "calibration", "forgetting", "subsets"):
             sec[sid].blocks.append(Text(NO_RUNS))
 
     sec["paired"].blocks.append(Text(claim_rule(n_boot, seed, ALPHA, MIN_PAIRS)))
@@ -66,7 +73,46 @@ def build_sections(records: list[dict], n_boot: int = N_BOOT, seed: int = 0,
         sec["paired"].blocks.append(Text("No comparisons: fewer than two methods with finished runs."))
     sec["selection"].blocks += selection_blocks(records)
     sec["protocol"].blocks += protocol_blocks(frame, run_df, records)
-    return list(sec.values()), {"frame": frame, "aggregate": agg, "paired": tests, "runs": run_df}
+    return list(sec.values()), {"frame": frame, "aggregate": agg, "paired": tests, "runs": run_df,
+                                "answers": answers}
+
+
+def _recommendation(section: Section, frame, budget: Budget | None) -> list:
+    budget = budget or Budget()
+    if not len(frame):
+        section.blocks.append(Text(NO_RUNS))
+        return []
+    blocks, answers = recommendation_blocks(frame, budget)
+    section.blocks += blocks
+    for a in answers:
+        png, notes = decision_plots.recommendation_front(a, budget.limits())
+        _figure(section, png, notes, _slug("front", a.task, a.shots, a.domain),
+                f"{a.task}, {a.shots} shots, {a.domain}-domain: {a.metric} (mean ± std over splits) against each "
+                "budget figure (worst run); star = best that fits, orange = tied with it, x = over budget; "
+                "the line is the Pareto front of the methods that fit.")
+    return answers
+
+
+def _cross_model_blocks(sec, frame, agg, run_df, task) -> None:
+    """What spans the models of a task: the cross-model leaderboard, calibration, forgetting."""
+    f = frame[frame["task"] == task]
+    metric, eval_sets = main_metric(task), eval_sets_in_order(f)
+    if f["model"].nunique() > 1:
+        sec["leaderboard"].blocks.append(cross_model_leaderboard(agg, run_df, task, metric, eval_sets))
+    cal = calibration_table(frame, task, eval_sets)
+    if cal is None:
+        sec["calibration"].blocks.append(Text(f"{task}: no calibration figures recorded (runs written before "
+                                              "tuneoff measured calibration)."))
+    else:
+        sec["calibration"].blocks.append(cal)
+        target = next((e for e, d in eval_sets if d == "in"), eval_sets[0][0] if eval_sets else None)
+        png, notes = decision_plots.reliability(done_rows(f), target)
+        _figure(sec["calibration"], png, notes, _slug("reliability", task, target),
+                f"{task}: reliability diagrams on {target} (bins pooled over seeds); dotted = perfectly "
+                "calibrated; grey bars = share of examples per confidence bin (largest shot count).")
+    fg = forgetting_table(run_df, task)
+    sec["forgetting"].blocks.append(fg if fg is not None else Text(
+        f"{task}: no forgetting figures recorded (runs written before tuneoff measured forgetting)."))
 
 
 def _task_blocks(sec, frame, agg, run_df, task, model) -> None:
@@ -116,7 +162,7 @@ def _has_pyarrow() -> bool:
 
 
 def write_report(results_dir, html_path=None, md_path=None, csv_path=None,
-                 n_boot: int = N_BOOT, seed: int = 0, store=None) -> dict[str, Path]:
+                 n_boot: int = N_BOOT, seed: int = 0, store=None, budget: Budget | None = None) -> dict[str, Path]:
     """Write report.html, report.md (+ its PNGs in report_figures/) and runs.csv (+ runs.parquet if
     pyarrow is importable) for the results folder; returns {kind: path}."""
     from tuneoff.report.html import render_html
@@ -130,7 +176,8 @@ def write_report(results_dir, html_path=None, md_path=None, csv_path=None,
     md_path = Path(md_path) if md_path else results_dir / "report.md"
     csv_path = Path(csv_path) if csv_path else results_dir / "runs.csv"
     note = store.bad_rows_note()
-    sections, tables = build_sections(records, n_boot=n_boot, seed=seed, store_notes=[note] if note else [])
+    sections, tables = build_sections(records, n_boot=n_boot, seed=seed, store_notes=[note] if note else [],
+                                      budget=budget)
     title = f"tuneoff report — {results_dir.resolve().name}"
     written: dict[str, Path] = {}
 

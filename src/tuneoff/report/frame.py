@@ -24,7 +24,10 @@ RESOURCES = ("params_total", "params_trainable", "peak_rss_mb", "peak_rss_delta_
 
 RUN_COLUMNS = ["run_id", "status", "error", "created_at", "task", "model", "method", "method_options",
                "method_label", "variant", "pattern", "shots", "data_seed", "seed", "main_metric"]
-ROW_COLUMNS = ["eval_set", "domain", "subset", "n", *METRICS, "majority_label", "pred_dist"]
+CALIBRATION = ("ece", "brier")  # per eval set, overall rows only (tuneoff.calibration)
+ROW_COLUMNS = ["eval_set", "domain", "subset", "n", *METRICS, "majority_label", "pred_dist", *CALIBRATION,
+               "reliability"]
+FORGETTING = ["lm_loss_before", "lm_loss_after", "lm_loss_delta", "forgetting_note"]  # per run (tuneoff.forgetting)
 SPLIT_COLUMNS = ["split_checksum", "split_n", "train_pool"]
 
 # what identifies one cell of a comparison; seeds (data_seed, seed) vary inside it
@@ -112,6 +115,11 @@ def _run_fields(rec: dict, label: str) -> dict:
         "final_loss": float(losses[-1]) if losses else np.nan,
         "notes": " | ".join(str(n) for n in rec.get("notes") or []),
     }
+    fg = rec.get("forgetting") or {}
+    for k in FORGETTING[:3]:
+        row[k] = fg.get(k, np.nan)
+    row["forgetting_note"] = (f"n/a: {fg.get('reason')}" if fg.get("status") == "n/a"
+                              else fg.get("head") if fg else None)
     res = rec.get("resources") or {}
     for k in RESOURCES:
         row[k] = res.get(k, np.nan)
@@ -129,8 +137,10 @@ def _metric_rows(metrics: dict) -> list[dict]:
     for es, m in (metrics or {}).items():
         base = {"eval_set": es, "domain": m.get("domain", "in")}
         overall = m.get("overall") or {}
-        rows.append({**base, "subset": "overall", **_scores(overall, m.get("n")),
-                     "pred_dist": json.dumps(overall.get("pred_dist") or {}, sort_keys=True)})
+        cal = {k: float(overall[k]) if overall.get(k) is not None else np.nan for k in CALIBRATION}
+        rows.append({**base, "subset": "overall", **_scores(overall, m.get("n")), **cal,
+                     "pred_dist": json.dumps(overall.get("pred_dist") or {}, sort_keys=True),
+                     "reliability": json.dumps(overall["reliability"]) if overall.get("reliability") else None})
         maj = m.get("majority")
         if maj:
             rows.append({**base, "subset": "majority", **_scores(maj, m.get("n")),
@@ -159,7 +169,7 @@ def to_frame(records: list[dict]) -> pd.DataFrame:
             rows.append({**run})
         for mr in metric_rows:
             rows.append({**run, **mr})
-    cols = RUN_COLUMNS + ROW_COLUMNS + SPLIT_COLUMNS + ["final_loss", "notes"] + list(RESOURCES)
+    cols = RUN_COLUMNS + ROW_COLUMNS + SPLIT_COLUMNS + ["final_loss", "notes"] + list(RESOURCES) + FORGETTING
     frame = pd.DataFrame(rows)
     for c in cols:
         if c not in frame.columns:

@@ -1,0 +1,77 @@
+"""The recommendation as report blocks: one sentence per (task, shots, domain), the budget and the
+figures it was checked on, the rule, and a table per answer. `tuneoff recommend` prints these same
+blocks, so the terminal and the report say the same thing."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tuneoff.budget import Budget
+from tuneoff.report.blocks import Bullets, Cell, Table, Text, count, msn, num, pval
+from tuneoff.report.recommend import ALPHA, AXES, MIN_PAIRS, TEST, Answer, recommend
+
+RULE = (f"How it is decided: a candidate is a method on a model; its score per run is the task's main metric "
+        f"averaged over the eval sets of the domain. It fits the budget when its worst run does. The best is "
+        f"the fitting candidate with the highest mean; each other fitting candidate is compared with it on the "
+        f"runs that share a few-shot split (same data seeds, same split checksum) by a {TEST}; "
+        f"the p-values are Holm-corrected for the number of comparisons (alpha {ALPHA}). Tied = not significantly worse, or fewer than "
+        f"{MIN_PAIRS} pairs. The cheapest of the tied set is the one with the least training time, then the "
+        "fewest trainable parameters, then the least memory. With few splits almost nothing separates: "
+        "that is what the data says, not a tie in the methods.")
+
+
+def budget_text(budget: Budget, names: dict[str, str]) -> str:
+    limits = budget.limits()
+    parts = []
+    for axis, label in AXES.items():
+        lim = f"≤ {limits[axis]:g}" if axis in limits else "no limit"
+        parts.append(f"{label} {lim} (recorded as {names[axis]}, worst run)")
+    scope = []
+    if budget.shots:
+        scope.append("shots " + ", ".join(map(str, budget.shots)))
+    if budget.domain:
+        scope.append(f"{budget.domain}-domain only")
+    return "Budget: " + "; ".join(parts) + "." + (f" For: {'; '.join(scope)}." if scope else "")
+
+
+def _status(row, a: Answer) -> str:
+    if not row["fits"]:
+        return "over budget: " + row["why_out"]
+    cheap = " · cheapest tied" if row["candidate"] == a.cheapest and a.tied else ""
+    if row["candidate"] == a.best:
+        return "best" + cheap
+    if not a.best:
+        return "–"
+    if np.isnan(row["p_holm"]):
+        return "tied (too few pairs)" + cheap
+    return ("tied" + cheap) if row["tied"] else "worse"
+
+
+def answer_table(a: Answer) -> Table:
+    c = a.candidates.sort_values(["fits", "mean"], ascending=[False, False])
+    header = ["method · model", f"{a.metric} ± std (n)", "train s", "memory MB", "trainable", "pairs", "p", "p Holm",
+              "verdict"]
+    rows = []
+    for _, r in c.iterrows():
+        status = _status(r, a)
+        rows.append([Cell(r["candidate"], bold=r["candidate"] in (a.best, a.cheapest)),
+                     Cell(msn(r["mean"], r["std"], r["n"])), Cell(num(r["train_time"], 1)), Cell(num(r["memory"], 0)),
+                     Cell(count(r["trainable_params"])), Cell(str(int(r["pairs"])) if r["pairs"] else "–"),
+                     Cell(pval(r["p"])), Cell(pval(r["p_holm"])),
+                     Cell(status, cls="yes" if status.startswith("best") else "")])
+    where = "in-domain" if a.domain == "in" else "out-of-domain"
+    return Table(header, rows, title=f"{a.task} · {a.shots} shots · {where} ({', '.join(a.eval_sets)}): {a.verdict}",
+                 note="p: paired t-test against the best; p Holm: Holm-adjusted over this table's comparisons; "
+                      "costs are each method's worst run.")
+
+
+def recommendation_blocks(frame: pd.DataFrame, budget: Budget | None = None) -> tuple[list, list[Answer]]:
+    """(blocks, answers) for a frame of runs and a budget."""
+    budget = budget or Budget()
+    answers, names = recommend(frame, budget)
+    if not answers:
+        return [Text("No recommendation: no finished runs match the budget's shots and domain.")], answers
+    blocks: list = [Text(budget_text(budget, names)), Bullets([a.sentence for a in answers])]
+    blocks.append(Text(RULE))
+    blocks += [answer_table(a) for a in answers]
+    return blocks, answers

@@ -1,0 +1,195 @@
+"""The answer a user came for: per task, shot count and eval domain, the best method (over every
+model in the store) that fits a budget, the methods statistically tied with it, and the cheapest
+of those.
+
+- A candidate is a method variant on a model ("pattern · smollm2-135m"); its score per run is the
+  task's main metric, averaged over the eval sets of the domain.
+- It fits the budget when every one of its runs does (worst run), on the figures `budget_figures`
+  names; a candidate without the figure a limit needs is left out, with that reason.
+- The best is the fitting candidate with the highest mean. Every other fitting candidate is
+  compared with it on the runs that share a few-shot split (same data_seed and seed, same split
+  checksum) by a two-sided paired t-test (scipy.stats.ttest_rel); the p-values are Holm-corrected
+  over those comparisons. Tied = Holm-adjusted p >= ALPHA, or fewer than MIN_PAIRS pairs.
+- No recommendation (said plainly) when nothing fits, when only one candidate fits, or when the
+  best has fewer than MIN_PAIRS runs; "the data cannot separate them" when every other fitting
+  candidate is tied with the best.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _st
+
+from tuneoff.budget import Budget
+from tuneoff.report.frame import done_rows, main_metric
+
+ALPHA = 0.05
+MIN_PAIRS = 3
+TEST = "two-sided paired t-test (scipy.stats.ttest_rel) on per-split scores"
+
+# The recorded figure behind each budget. Parts of a run's cost that the record gains later
+# (set-up, hyperparameter selection) count as soon as they appear; the first memory figure present wins.
+TIME_PARTS = ("setup_time_s", "selection_time_s", "train_time_s")
+MEMORY_FIGURES = ("peak_mb", "peak_rss_mb")
+AXES = {"train_time": "training time (s)", "memory": "peak memory (MB)", "trainable_params": "trainable parameters"}
+
+
+def budget_figures(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Per run (index as `runs`): the figure each budget axis is checked against; and, per axis,
+    which recorded field(s) it is."""
+    have = [c for c in TIME_PARTS if c in runs.columns and runs[c].notna().any()]
+    mem = next((c for c in MEMORY_FIGURES if c in runs.columns and runs[c].notna().any()), MEMORY_FIGURES[-1])
+    out = pd.DataFrame(index=runs.index)
+    out["train_time"] = runs[have].sum(axis=1, min_count=1) if have else np.nan
+    out["memory"] = runs[mem] if mem in runs.columns else np.nan
+    out["trainable_params"] = runs["params_trainable"] if "params_trainable" in runs.columns else np.nan
+    names = {"train_time": " + ".join(have or ["train_time_s"]), "memory": mem, "trainable_params": "params_trainable"}
+    return out, names
+
+
+def holm(p: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (NaN stays NaN and is not counted)."""
+    idx = [i for i, v in enumerate(p) if not np.isnan(v)]
+    order = sorted(idx, key=lambda i: p[i])
+    adj, running = [float("nan")] * len(p), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[i]))
+        adj[i] = running
+    return adj
+
+
+def paired_t(a: np.ndarray, b: np.ndarray) -> float:
+    d = a - b
+    if len(d) < 2:
+        return float("nan")
+    if np.allclose(d, d[0]):  # no spread: a constant non-zero difference is certain, zero is none
+        return 0.0 if abs(d[0]) > 1e-12 else 1.0
+    return float(_st.ttest_rel(a, b).pvalue)
+
+
+@dataclass
+class Answer:
+    task: str
+    shots: int
+    domain: str
+    metric: str
+    eval_sets: list[str]
+    verdict: str  # "best" | "tied" | "cannot separate" | "no recommendation"
+    sentence: str
+    candidates: pd.DataFrame  # one row per candidate: scores, costs, fits, p-values, tied
+    best: str | None = None
+    tied: list[str] = field(default_factory=list)
+    cheapest: str | None = None
+
+
+def run_scores(frame: pd.DataFrame, domain: str) -> pd.DataFrame:
+    """One row per done run: task, shots, candidate, split keys and its score on `domain`."""
+    d = done_rows(frame)
+    d = d[(d["subset"] == "overall") & (d["domain"] == domain)]
+    if d.empty:
+        return pd.DataFrame(columns=["run_id", "task", "shots", "candidate", "score", "eval_sets"])
+    metric = d["task"].map(lambda t: main_metric(t))
+    d = d.assign(value=[row[m] for (_, row), m in zip(d.iterrows(), metric)], metric=metric)
+    g = d.groupby("run_id", sort=False)
+    out = g.agg(task=("task", "first"), shots=("shots", "first"), model=("model", "first"),
+                variant=("variant", "first"), data_seed=("data_seed", "first"), seed=("seed", "first"),
+                checksum=("split_checksum", "first"), metric=("metric", "first"), score=("value", "mean"),
+                eval_sets=("eval_set", lambda s: ", ".join(sorted(set(s))))).reset_index()
+    out["candidate"] = out["variant"] + " · " + out["model"].astype(str)
+    return out.dropna(subset=["score"])
+
+
+def _candidates(scores: pd.DataFrame, costs: pd.DataFrame, limits: dict[str, float], names: dict) -> pd.DataFrame:
+    rows = []
+    for cand, g in scores.groupby("candidate", sort=True):
+        c = costs.loc[g["run_id"]]
+        worst = {axis: float(c[axis].max()) if c[axis].notna().all() else np.nan for axis in AXES}
+        over = [f"{AXES[a]} {worst[a]:g} > {lim:g}" for a, lim in limits.items() if worst[a] > lim]
+        missing = [f"no {names[a]} recorded" for a in limits if np.isnan(worst[a])]
+        rows.append({"candidate": cand, "model": g["model"].iloc[0], "variant": g["variant"].iloc[0],
+                     "mean": g["score"].mean(), "std": g["score"].std(ddof=1), "n": len(g), **worst,
+                     "fits": not over and not missing, "why_out": "; ".join(over + missing)})
+    return pd.DataFrame(rows)
+
+
+def _pairs(scores: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+    def by_split(c):
+        g = scores[scores["candidate"] == c]
+        return {(ds, s): (v, ck) for ds, s, ck, v in zip(g["data_seed"], g["seed"], g["checksum"], g["score"])}
+    sa, sb = by_split(a), by_split(b)
+    keys = [k for k in sorted(set(sa) & set(sb), key=str)
+            if pd.isna(sa[k][1]) or pd.isna(sb[k][1]) or sa[k][1] == sb[k][1]]
+    return np.array([sa[k][0] for k in keys], float), np.array([sb[k][0] for k in keys], float)
+
+
+def _cheapest(cands: pd.DataFrame) -> str:
+    key = cands[["train_time", "trainable_params", "memory", "mean"]].copy()
+    key["mean"] = -key["mean"]
+    return str(cands.loc[key.fillna(np.inf).sort_values(list(key.columns)).index[0], "candidate"])
+
+
+def _answer(task, shots, domain, scores: pd.DataFrame, costs, budget: Budget, names) -> Answer:
+    metric, sets = str(scores["metric"].iloc[0]), sorted(set(", ".join(scores["eval_sets"]).split(", ")))
+    cands = _candidates(scores, costs, budget.limits(), names)
+    cands["p"], cands["p_holm"], cands["pairs"], cands["tied"] = np.nan, np.nan, 0, False
+    fit = cands[cands["fits"]].sort_values(["mean", "train_time"], ascending=[False, True])
+    head = f"{task}, {shots} shots per class, {'in-domain' if domain == 'in' else 'out-of-domain'} ({metric})"
+
+    def no(why):
+        return Answer(task, shots, domain, metric, sets, "no recommendation", f"{head}: no recommendation — {why}",
+                      cands)
+    if fit.empty:
+        return no(f"none of the {len(cands)} method(s) fits the budget.")
+    best = fit.index[0]
+    b = cands.loc[best]
+    if len(fit) == 1:
+        return no(f"only {b['candidate']} fits the budget, so there is nothing to compare it with.")
+    if b["n"] < MIN_PAIRS:
+        return no(f"{b['candidate']} has {int(b['n'])} run(s); a paired test needs at least {MIN_PAIRS} "
+                  "splits per method (run more data seeds).")
+    others = list(fit.index[1:])
+    for i in others:
+        x, y = _pairs(scores, b["candidate"], cands.loc[i, "candidate"])
+        cands.loc[i, "pairs"] = len(x)
+        cands.loc[i, "p"] = paired_t(x, y) if len(x) >= MIN_PAIRS else np.nan
+    cands.loc[others, "p_holm"] = holm(list(cands.loc[others, "p"]))
+    cands.loc[others, "tied"] = ~(cands.loc[others, "p_holm"] < ALPHA)
+    tied = [str(cands.loc[i, "candidate"]) for i in others if cands.loc[i, "tied"]]
+    cheap = _cheapest(cands.loc[[best] + [i for i in others if cands.loc[i, "tied"]]])
+    score = f"{b['mean']:.3f} ± {b['std']:.3f} over {int(b['n'])} splits"
+    pairs = sorted({int(cands.loc[i, "pairs"]) for i in others})
+    test = (f"{TEST}, {'/'.join(map(str, pairs))} pairs each, Holm-corrected over {len(others)} comparison(s), "
+            f"alpha {ALPHA}")
+    cost = f"{costs.loc[scores[scores['candidate'] == cheap]['run_id'], 'train_time'].max():g} s training"
+    if not tied:
+        verdict = "best"
+        text = (f"{head}: {b['candidate']} is the best that fits ({score}); every other fitting method is "
+                f"significantly worse ({test}).")
+    elif len(tied) == len(others):
+        verdict = "cannot separate"
+        text = (f"{head}: the data cannot separate the {len(fit)} methods that fit — no winner. Highest mean: "
+                f"{b['candidate']} ({score}). Cheapest of them: {cheap} ({cost}). ({test})")
+    else:
+        verdict = "tied"
+        text = (f"{head}: best is {b['candidate']} ({score}), statistically tied with {', '.join(tied)}; "
+                f"cheapest of the tied set: {cheap} ({cost}). ({test})")
+    return Answer(task, shots, domain, metric, sets, verdict, text, cands, str(b["candidate"]), tied, cheap)
+
+
+def recommend(frame: pd.DataFrame, budget: Budget | None = None) -> tuple[list[Answer], dict[str, str]]:
+    """Answers per (task, shots, domain) of the done runs in `frame` (`report.frame.to_frame`), and
+    the name of the recorded figure behind each budget axis."""
+    budget = budget or Budget()
+    runs = frame.drop_duplicates("run_id").set_index("run_id", drop=False)
+    costs, names = budget_figures(runs)
+    answers = []
+    for domain in [budget.domain] if budget.domain else ["in", "out"]:
+        scores = run_scores(frame, domain)
+        for (task, shots), g in scores.groupby(["task", "shots"], sort=True):
+            if budget.shots and int(shots) not in budget.shots:
+                continue
+            answers.append(_answer(task, int(shots), domain, g, costs, budget, names))
+    answers.sort(key=lambda a: (a.task, a.shots, a.domain))
+    return answers, names

@@ -1,0 +1,162 @@
+"""The recommendation: budgets, ties from paired tests, refusals, and one answer from `recommend`
+and the report. Synthetic records (the schema of tuneoff/store.py); no models."""
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from test_report import make_record, store_with
+from tuneoff.budget import BudgetError, budget_from, parse_count, parse_duration, parse_memory
+from tuneoff.cli import app
+from tuneoff.report.build import build_sections
+from tuneoff.report.frame import to_frame
+from tuneoff.report.recommend import holm, recommend
+
+SPLITS = range(6)
+
+
+def _runs(method, model, accs, time_s=10.0, memory=900.0, trainable=1_000_000, shots=8, total=None):
+    """One run per split with the given scores (in-domain and out-of-domain alike) and costs."""
+    res = {"train_time_s": time_s, "peak_rss_mb": memory, "params_trainable": trainable,
+           "params_total": total or 10 * trainable}
+    return [make_record(method, model=model, acc=float(a), ood=float(a), shots=shots, data_seed=i, resources=res)
+            for i, a in zip(SPLITS, accs)]
+
+
+RNG = np.random.default_rng(0)
+NOISE = RNG.normal(0, 0.01, 6)
+BIG = _runs("pattern", "lm-135m", 0.90 + NOISE, time_s=120, memory=3000, trainable=135_000_000)
+CLOSE = _runs("finetune", "enc-22m", 0.895 + RNG.normal(0, 0.03, 6), time_s=14, memory=1200, trainable=22_000_000)
+SMALL = _runs("lora", "enc-22m", 0.70 + NOISE, time_s=5, memory=1000, trainable=75_000)
+ZERO = _runs("icl", "lm-135m", 0.60 + RNG.normal(0, 0.01, 6), time_s=0, memory=2500, trainable=0)
+ALL = BIG + CLOSE + SMALL + ZERO
+
+
+def _answer(records, **budget):
+    answers, names = recommend(to_frame(records), budget_from(**budget))
+    return {(a.shots, a.domain): a for a in answers}[(8, "in")], names
+
+
+def test_best_ties_and_the_cheapest_of_the_tied_set():
+    a, names = _answer(ALL)
+    assert a.verdict == "tied" and a.best == "pattern · lm-135m"
+    assert a.tied == ["finetune · enc-22m"]  # close to the best on the same splits: not separable
+    assert a.cheapest == "finetune · enc-22m"  # of the tied set, the least training time
+    c = a.candidates.set_index("candidate")
+    assert c.loc["lora · enc-22m", "p_holm"] < 0.05 and not c.loc["lora · enc-22m", "tied"]
+    assert (c.loc[a.tied, "pairs"] == 6).all()
+    assert (c["p_holm"].dropna() >= c["p"].dropna()).all()  # corrected p-values never smaller
+    assert "paired t-test" in a.sentence and "6 pairs" in a.sentence and "Holm" in a.sentence
+    assert names == {"train_time": "train_time_s", "memory": "peak_rss_mb", "trainable_params": "params_trainable"}
+
+
+@pytest.mark.parametrize("budget, out", [({"max_train_time": "1m"}, "pattern · lm-135m"),
+                                         ({"max_memory": "2GB"}, "pattern · lm-135m"),
+                                         ({"max_trainable_params": "1M"}, "finetune · enc-22m")])
+def test_each_budget_leaves_out_what_does_not_fit(budget, out):
+    a, _ = _answer(ALL, **budget)
+    c = a.candidates.set_index("candidate")
+    assert not c.loc[out, "fits"] and " > " in c.loc[out, "why_out"]
+    assert a.best != out and out not in a.tied
+    assert all(c.loc[[a.best, *a.tied], "fits"])
+
+
+def test_a_budget_excludes_by_the_worst_run():
+    slow_once = _runs("finetune", "enc-22m", 0.895 + NOISE, time_s=14)
+    slow_once[3]["resources"]["train_time_s"] = 70.0
+    a, _ = _answer(BIG + slow_once + SMALL, max_train_time=60)
+    c = a.candidates.set_index("candidate")
+    assert not c.loc["finetune · enc-22m", "fits"] and "70 > 60" in c.loc["finetune · enc-22m", "why_out"]
+    assert a.verdict == "no recommendation" and "only lora · enc-22m fits" in a.sentence
+
+
+def test_a_clear_winner_is_named_and_nothing_is_tied():
+    a, _ = _answer(BIG + SMALL + ZERO)
+    assert a.verdict == "best" and a.tied == [] and "significantly worse" in a.sentence
+
+
+def test_when_the_data_cannot_separate_no_winner_is_crowned():
+    noisy = [_runs(m, "enc", 0.7 + RNG.normal(0, 0.05, 6)) for m in ("finetune", "lora", "bitfit")]
+    a, _ = _answer(sum(noisy, []))
+    assert a.verdict == "cannot separate" and "no winner" in a.sentence and "best is" not in a.sentence
+
+
+@pytest.mark.parametrize("records, why", [
+    (BIG[:1] + CLOSE[:1], "1 run(s); a paired test needs at least 3"),  # one seed
+    (BIG, "only pattern · lm-135m fits the budget"),  # one method
+])
+def test_no_recommendation_without_the_evidence(records, why):
+    a, _ = _answer(records)
+    assert a.verdict == "no recommendation" and a.best is None and why in a.sentence
+
+
+def test_nothing_fits():
+    a, _ = _answer(ALL, max_memory="100MB")
+    assert a.verdict == "no recommendation" and "none of the 4" in a.sentence
+
+
+def test_holm_by_hand():
+    # sorted p: 0.01 (x3), 0.03 (x2), 0.04 (x1) -> 0.03, 0.06, 0.06 (monotone)
+    assert holm([0.04, 0.01, 0.03]) == pytest.approx([0.06, 0.03, 0.06])
+    assert np.isnan(holm([float("nan"), 0.2])[0]) and holm([float("nan"), 0.2])[1] == pytest.approx(0.2)
+
+
+def test_budget_values_read_as_people_write_them():
+    assert parse_duration("10m") == 600 and parse_duration("1h30m") == 5400 and parse_duration(90) == 90
+    assert parse_memory("4GB") == 4096 and parse_memory("512MB") == 512
+    assert parse_count("1M") == 1e6 and parse_count("250k") == 250e3
+    for bad in ("10 parsecs", "fast"):
+        with pytest.raises(BudgetError, match="unknown unit 'parsecs'; use s, m or h|90s, 10m, 1h30m"):
+            parse_duration(bad)
+    with pytest.raises(BudgetError, match="max_memory"):
+        budget_from(max_memory="a lot")
+
+
+def test_recommend_and_the_report_give_the_same_answer(tmp_path):
+    folder = store_with(tmp_path, ALL)
+    r = CliRunner().invoke(app, ["recommend", str(folder), "--max-train-time", "1m", "--shots", "8"],
+                           env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    sections, tables = build_sections(to_frame_records(folder), n_boot=100, budget=budget_from(max_train_time="1m",
+                                                                                                shots=8))
+    first = sections[0]
+    assert first.id == "recommendation"
+    sentences = [b for b in first.blocks if hasattr(b, "items")][0].items
+    assert len(sentences) == 2  # in- and out-of-domain at 8 shots
+    flat = " ".join(r.output.split())
+    for s in sentences:
+        assert " ".join(s.split()) in flat
+    assert "pattern · lm-135m" in flat and "over budget" in flat
+    assert [a.sentence for a in tables["answers"]] == sentences
+    rep = CliRunner().invoke(app, ["report", str(folder), "--max-train-time", "1m", "--shots", "8"])
+    assert rep.exit_code == 0, rep.output
+    md = (folder / "report.md").read_text()
+    assert md.index("## Recommendation") < md.index("## Warnings") and "front_demo_8_in.png" in md
+
+
+def to_frame_records(folder):
+    from tuneoff.store import open_store
+
+    return open_store(folder, must_exist=True).records()
+
+
+def test_bad_budget_is_a_clear_error(tmp_path):
+    folder = store_with(tmp_path, ALL)
+    r = CliRunner().invoke(app, ["recommend", str(folder), "--max-memory", "lots"])
+    assert r.exit_code == 2 and "max_memory" in r.output and "4GB" in r.output
+    r = CliRunner().invoke(app, ["recommend", str(tmp_path / "none")])
+    assert r.exit_code == 2 and "no results" in r.output
+
+
+def test_a_sweep_prints_the_answer_for_the_budget_of_its_config(toy_task, tmp_path):
+    import yaml
+
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "defaults": {"task": str(toy_task), "model": "tiny-bert", "shots": 2, "data_seed": [0, 1, 2],
+                     "train": {"max_steps": 2}, "output_dir": str(tmp_path / "res"), "device": "cpu"},
+        "methods": ["finetune", "head"], "recommend": {"max_trainable_params": "10k"}}))
+    r = CliRunner().invoke(app, ["sweep", str(cfg)], env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    tail = " ".join(r.output[r.output.index("recommendation"):].split())
+    assert "trainable parameters ≤ 10000" in tail
+    assert "toy, 2 shots per class, in-domain (accuracy): no recommendation — only head · tiny-bert fits" in tail
