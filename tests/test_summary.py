@@ -66,3 +66,18 @@ def test_no_subset_table_without_subsets(tmp_path):
     write_summary(summarise([_rec(1e-4, 0, 0.6)]), tmp_path, summarise_subsets([_rec(1e-4, 0, 0.6)]))
     assert "per subset" not in console.export_text()
     assert "Per subset" not in (tmp_path / "summary.md").read_text()
+
+
+def test_calibration_in_the_summary_and_dash_for_old_records(tmp_path):
+    from tuneoff.summary import write_summary
+
+    new = _rec(1e-4, 0, 0.6)
+    new["metrics"]["test"]["overall"].update(ece=0.1, brier=0.4)
+    new2 = _rec(1e-4, 1, 0.8)
+    new2["metrics"]["test"]["overall"].update(ece=0.3, brier=0.2)
+    row = summarise([new, new2])[0]
+    assert (row["ece"], row["brier"]) == ("0.200 ± 0.141", "0.300 ± 0.141")
+    assert summarise([_rec(1e-4, 0, 0.6)])[0]["ece"] == "–"
+    md, csv_path = write_summary([row], tmp_path)
+    assert "| ece | brier |" in md.read_text() and "10 equal-width bins" in md.read_text()
+    assert "ece,brier,runs" in csv_path.read_text().splitlines()[0]

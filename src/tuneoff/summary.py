@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from tuneoff.calibration import DEFINITION
 from tuneoff.escape import md as md_text
 from tuneoff.escape import term
 
@@ -82,12 +83,15 @@ def summarise(records: list[dict]) -> list[dict]:
             g["majority"].append(m["majority"][metric])
             for other in ("accuracy", "mcc", "f1"):
                 g["other"][other].append(m["overall"][other])
+            for cal in ("ece", "brier"):  # calibration; absent from records written before it was measured
+                if m["overall"].get(cal) is not None:
+                    g["other"][cal].append(m["overall"][cal])
     rows = []
     for (task, model, method, opts, shots, es, domain, metric), g in groups.items():
         rows.append({"task": task, "model": model, "method": method, "options": opts, "shots": shots,
                      "eval_set": es, "domain": domain, "metric": metric, "score": _fmt(g["scores"]),
                      "runs": len(g["scores"]), "majority": _fmt(g["majority"]),
-                     **{k: _fmt(v) for k, v in g["other"].items()}})
+                     **{k: _fmt(g["other"].get(k, [])) for k in ("accuracy", "mcc", "f1", "ece", "brier")}})
     rows.sort(key=lambda r: (r["task"], r["model"], r["method"], r["options"], r["shots"], r["domain"], r["eval_set"]))
     return rows
 
@@ -176,8 +180,9 @@ def write_summary(rows: list[dict], folder: Path, subset_rows: list[dict] | None
                   failed: list[dict] | None = None) -> tuple[Path, Path]:
     md, csv_path = folder / "summary.md", folder / "summary.csv"
     cols = ["task", "model", "method", "options", "shots", "eval_set", "domain", "metric", "score", "majority",
-            "accuracy", "mcc", "f1", "runs"]
-    text = "# tuneoff results (mean ± std over seeds)\n\n" + "\n".join(_md_table(rows, cols)) + "\n"
+            "accuracy", "mcc", "f1", "ece", "brier", "runs"]
+    text = ("# tuneoff results (mean ± std over seeds)\n\n" + "\n".join(_md_table(rows, cols)) + "\n\n"
+            f"ece, brier: calibration of the class probabilities. {DEFINITION}\n")
     if subset_rows:
         sub_cols = ["task", "model", "method", "options", "shots", "eval_set", "subset", "accuracy",
                     *dict.fromkeys(k for r in subset_rows for k in r if k.startswith("acc | ")), "runs"]

@@ -30,14 +30,14 @@ def budget_text(budget: Budget, names: dict[str, str]) -> str:
     if budget.shots:
         scope.append("shots " + ", ".join(map(str, budget.shots)))
     if budget.domain:
-        scope.append(f"{budget.domain}-domain only")
+        scope.append("in-domain only" if budget.domain == "in" else "out-of-domain only")
     return "Budget: " + "; ".join(parts) + "." + (f" For: {'; '.join(scope)}." if scope else "")
 
 
 def _status(row, a: Answer) -> str:
     if not row["fits"]:
-        return "over budget: " + row["why_out"]
-    cheap = " · cheapest tied" if row["candidate"] == a.cheapest and a.tied else ""
+        return "over: " + row["why_out"]
+    cheap = ", cheapest" if row["candidate"] == a.cheapest and a.tied else ""
     if row["candidate"] == a.best:
         return "best" + cheap
     if not a.best:
@@ -62,7 +62,7 @@ def answer_table(a: Answer) -> Table:
     where = "in-domain" if a.domain == "in" else "out-of-domain"
     return Table(header, rows, title=f"{a.task} · {a.shots} shots · {where} ({', '.join(a.eval_sets)}): {a.verdict}",
                  note="p: paired t-test against the best; p Holm: Holm-adjusted over this table's comparisons; "
-                      "costs are each method's worst run.")
+                      "costs are each method's worst run; cheapest: of the best and those tied with it.")
 
 
 def recommendation_blocks(frame: pd.DataFrame, budget: Budget | None = None) -> tuple[list, list[Answer]]:

@@ -29,8 +29,10 @@ def cross_model_leaderboard(agg: pd.DataFrame, runs: pd.DataFrame, task: str, me
     fg = top.groupby("variant")["lm_loss_delta"].mean()
     shots = int(done["shots"].max()) if len(done) else 0
     t.header += ["model params", f"peak memory MB ({shots} shots)", f"Δ LM loss ({shots} shots)"]
-    if t.groups:
-        t.groups = t.groups + [("", 3)]
+    if t.groups and t.groups[-1][0] == "cost":
+        t.groups = t.groups[:-1] + [("cost", t.groups[-1][1] + 3)]
+    elif t.groups:
+        t.groups = t.groups + [("cost", 3)]
     for row in t.rows:
         v = row[0].text
         if v == "majority baseline":

@@ -36,6 +36,17 @@ MEMORY_FIGURES = ("peak_mb", "peak_rss_mb")
 AXES = {"train_time": "training time (s)", "memory": "peak memory (MB)", "trainable_params": "trainable parameters"}
 
 
+def fmt_cost(axis: str, value: float) -> str:
+    """A cost as people read it: 131 s, 4096 MB, 1.2M parameters."""
+    if axis == "train_time":
+        return f"{value:.0f} s training" if value >= 10 else f"{value:.2g} s training"
+    if axis == "memory":
+        return f"{value:.0f} MB"
+    from tuneoff.report.blocks import count
+
+    return f"{count(value)} trainable parameters"
+
+
 def budget_figures(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     """Per run (index as `runs`): the figure each budget axis is checked against; and, per axis,
     which recorded field(s) it is."""
@@ -45,6 +56,7 @@ def budget_figures(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     out["train_time"] = runs[have].sum(axis=1, min_count=1) if have else np.nan
     out["memory"] = runs[mem] if mem in runs.columns else np.nan
     out["trainable_params"] = runs["params_trainable"] if "params_trainable" in runs.columns else np.nan
+    out["eval_time"] = runs["eval_time_s"] if "eval_time_s" in runs.columns else np.nan  # shown, never a budget
     names = {"train_time": " + ".join(have or ["train_time_s"]), "memory": mem, "trainable_params": "params_trainable"}
     return out, names
 
@@ -106,10 +118,12 @@ def _candidates(scores: pd.DataFrame, costs: pd.DataFrame, limits: dict[str, flo
     for cand, g in scores.groupby("candidate", sort=True):
         c = costs.loc[g["run_id"]]
         worst = {axis: float(c[axis].max()) if c[axis].notna().all() else np.nan for axis in AXES}
-        over = [f"{AXES[a]} {worst[a]:g} > {lim:g}" for a, lim in limits.items() if worst[a] > lim]
+        over = [f"{fmt_cost(a, worst[a])} > {fmt_cost(a, lim).split(' ', 1)[0]}" for a, lim in limits.items()
+                if worst[a] > lim]
         missing = [f"no {names[a]} recorded" for a in limits if np.isnan(worst[a])]
         rows.append({"candidate": cand, "model": g["model"].iloc[0], "variant": g["variant"].iloc[0],
                      "mean": g["score"].mean(), "std": g["score"].std(ddof=1), "n": len(g), **worst,
+                     "eval_time": float(c["eval_time"].max()),
                      "fits": not over and not missing, "why_out": "; ".join(over + missing)})
     return pd.DataFrame(rows)
 
@@ -162,7 +176,9 @@ def _answer(task, shots, domain, scores: pd.DataFrame, costs, budget: Budget, na
     pairs = sorted({int(cands.loc[i, "pairs"]) for i in others})
     test = (f"{TEST}, {'/'.join(map(str, pairs))} pairs each, Holm-corrected over {len(others)} comparison(s), "
             f"alpha {ALPHA}")
-    cost = f"{costs.loc[scores[scores['candidate'] == cheap]['run_id'], 'train_time'].max():g} s training"
+    c = cands.set_index("candidate").loc[cheap]
+    cost = fmt_cost("train_time", c["train_time"]) + (f", {c['eval_time']:.0f} s evaluation"
+                                                        if np.isfinite(c["eval_time"]) else "")
     if not tied:
         verdict = "best"
         text = (f"{head}: {b['candidate']} is the best that fits ({score}); every other fitting method is "

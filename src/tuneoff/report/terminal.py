@@ -12,9 +12,9 @@ def print_blocks(console, blocks: list) -> None:
     for b in blocks:
         if isinstance(b, Table):
             t = RichTable(title=escape(b.title) if b.title else None, caption=escape(b.note) if b.note else None)
-            for j, h in enumerate(b.header):  # the first and last columns wrap; numbers never do
-                wrap = j in (0, len(b.header) - 1)
-                t.add_column(escape(h), overflow="fold", no_wrap=not wrap, ratio=2 if wrap else None)
+            for j, h in enumerate(b.header):  # names and verdicts wrap on a narrow terminal; numbers never
+                text = j in (0, len(b.header) - 1)
+                t.add_column(escape(h), overflow="fold", no_wrap=not text, min_width=14 if text else None)
             for row in b.rows:
                 t.add_row(*[f"[bold]{escape(c.text)}[/]" if c.bold else escape(c.text) for c in row])
             console.print(t)
