@@ -90,7 +90,7 @@ def test_disabled_records_nothing_and_default_settings_keep_run_ids(tmp_path):
     rec = _run(tmp_path, "model=tiny-llama", "method=icl", "method.k=1", "forgetting.enabled=false")
     assert "forgetting" not in rec
     cfg = load_config(None, BASE + ["method=icl"])
-    assert cfg.run_id() == load_config(None, BASE + ["method=icl", "forgetting.max_tokens=512"]).run_id()
+    assert cfg.run_id() == load_config(None, BASE + ["method=icl", "forgetting.max_tokens=256"]).run_id()
     assert cfg.run_id() != load_config(None, BASE + ["method=icl", "forgetting.max_tokens=100"]).run_id()
 
 

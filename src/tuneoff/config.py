@@ -71,7 +71,7 @@ class EvalConfig(_Strict):
 class ForgettingConfig(_Strict):
     enabled: bool = Field(True, description="LM loss per token on a general-text sample before and after adaptation")
     text: str | None = Field(None, description="UTF-8 text file to measure on; null = the shipped public-domain sample")
-    max_tokens: int = Field(512, ge=16, description="tokens of the text used (its first ones)")
+    max_tokens: int = Field(256, ge=16, description="tokens of the text used (its first ones; 256 = one forward pass)")
 
 
 class MethodConfig(BaseModel):
