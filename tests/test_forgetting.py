@@ -109,3 +109,10 @@ def test_untied_classifier_reads_the_pretrained_lm_head_from_the_checkpoint(tmp_
     a, b = forgetting.measure(lm.model, lm, chunks), forgetting.measure(clf.model, clf, chunks)
     assert b["head"] == "the pretrained LM head read from the checkpoint (frozen)"
     assert a["lm_loss"] == pytest.approx(b["lm_loss"], rel=1e-6)
+
+
+@pytest.mark.parametrize("method, changes", [("lora", True), ("prompt-tuning", False)])
+def test_peft_methods_are_measured_on_the_adapted_backbone(method, changes, tmp_path):
+    # LoRA's low-rank updates sit inside the backbone; a soft prompt is not part of the general text
+    rec = _run(tmp_path, "model=tiny-llama", f"method={method}", "train.lr=1e-2", "train.max_steps=3")
+    assert (rec["forgetting"]["lm_loss_delta"] != 0.0) == changes, rec["forgetting"]
