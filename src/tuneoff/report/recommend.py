@@ -129,9 +129,9 @@ def _candidates(scores: pd.DataFrame, costs: pd.DataFrame, limits: dict[str, flo
 
 
 def _pairs(scores: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
-    def by_split(c):
-        g = scores[scores["candidate"] == c]
-        return {(ds, s): (v, ck) for ds, s, ck, v in zip(g["data_seed"], g["seed"], g["checksum"], g["score"])}
+    def by_split(c):  # several runs of one candidate on a split (a setting outside its label) are averaged
+        g = scores[scores["candidate"] == c].groupby(["data_seed", "seed"], dropna=False)
+        return {k: (float(v["score"].mean()), v["checksum"].iloc[0]) for k, v in g}
     sa, sb = by_split(a), by_split(b)
     keys = [k for k in sorted(set(sa) & set(sb), key=str)
             if pd.isna(sa[k][1]) or pd.isna(sb[k][1]) or sa[k][1] == sb[k][1]]
