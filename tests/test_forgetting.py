@@ -44,9 +44,9 @@ def pretrained_tiny(tmp_path_factory):
                       tie_word_embeddings=True)
     torch.manual_seed(0)
     lm = AutoModelForCausalLM.from_config(cfg)
-    chunks = forgetting.token_chunks(tok, text, 10_000, 512)
+    chunks = forgetting.token_chunks(tok, text, 256, 512)  # the tokens a run measures on (max_tokens=256)
     opt = torch.optim.AdamW(lm.parameters(), lr=1e-2)
-    for _ in range(20):
+    for _ in range(60):
         for ids in chunks:
             x = torch.tensor([ids])
             lm(input_ids=x, labels=x).loss.backward()
