@@ -195,7 +195,9 @@ def shown_example(prep: Prepared) -> tuple[dict, str]:
 def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
     device = pick_device(cfg.device)
     _phase(progress, f"load data {_task_name(cfg.task)}")
-    load_data(cfg)  # shared by every run of the task (read once per process): outside the run's own memory
+    # data shared by every run of the task (read once per process) stays outside the run's own memory;
+    # with selection the eval sets are read only after the choice, inside it
+    load_data(cfg) if cfg.select is None else load_split(cfg)
     warm_up()
     if models.needs_dequantising(cfg.model):  # once per machine, and no part of any run's memory
         _phase(progress, f"dequantise {cfg.model} (first use; cached under {models.cache_dir()})")

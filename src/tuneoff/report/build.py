@@ -104,8 +104,9 @@ COST_NOTE = ("Peak memory per run = a fixed process baseline (a fresh interprete
              "loaded, measured once) + the run's own peak resident memory above its start (its model, "
              "training and evaluation; the task's data and earlier runs are not counted), so it does not depend "
              "on which runs came before; on a GPU, the peak allocated during the run. Time = the method's set-up "
-             "(e.g. distill's teacher pass, icl's prefix) + training, in process CPU time (all threads; it moves "
-             "less than wall time when other work loads the machine); model loading is left out.")
+             "(e.g. distill's teacher pass, icl's prefix) + training (+ hyperparameter selection), in process "
+             "CPU time (all threads; it moves less than wall time when other work loads the machine); model "
+             "loading is left out.")
 
 
 def _figure(section: Section, png, notes, name: str, caption: str) -> None:
