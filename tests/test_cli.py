@@ -1,5 +1,6 @@
 """The CLI end to end on a tiny model."""
 import json
+import re
 
 from typer.testing import CliRunner
 
@@ -20,6 +21,7 @@ def test_run_show_and_rerun_skips(toy_task, tmp_path):
     assert "4 run(s)" in r.output and r.output.count(": done") == 4
     flat = " ".join(r.output.split())
     assert flat.count("— accuracy: test ") == 4 and flat.count(", shifted ") >= 4  # each run's scores as it ends
+    assert flat.count("; about ") == 3  # "(2s); about 6s left" after each run but the last
     assert (out / "results.sqlite").is_file() and (out / "summary.md").is_file()
     md = (out / "summary.md").read_text()
     assert "| toy | tiny-bert | finetune |  | 4 | test | in | accuracy |" in md
@@ -59,6 +61,53 @@ def test_bad_input_exits_with_a_clear_message(tmp_path):
     assert r.exit_code == 2 and "model path '/does/not/exist' does not exist" in " ".join(r.output.split())
     r = runner.invoke(app, ["show", str(tmp_path / "nothing")])
     assert r.exit_code == 2 and "no results" in r.output
+
+
+def test_progress_is_plain_lines_when_the_output_is_not_a_terminal(toy_task, tmp_path, monkeypatch):
+    import tuneoff.cli as cli
+
+    monkeypatch.setattr(cli, "LINE_EVERY_S", 0.0)  # a line for every update after a phase's first
+    r = runner.invoke(app, ["run", f"task={toy_task}", "model=tiny-bert", "shots=4", "data_seed=0",
+                            "train.max_steps=3", "train.batch_size=2", f"output_dir={tmp_path}"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    for phase in ("load data toy", "load model tiny-bert", "set up finetune"):  # set-up phases, each announced
+        assert f"  {phase} …" in lines, phase
+    assert "  train: 1/3" in lines
+    assert any(re.fullmatch(r"  train: 2/3, \d+s elapsed, about \d+s left, loss \d\.\d{4}", ln) for ln in lines)
+    assert any(ln.startswith("  train: 3/3 done in ") and ", loss " in ln for ln in lines)
+    assert any(ln.startswith("  eval test: ") for ln in lines)
+    assert "\x1b[" not in r.output  # no terminal control codes in a log
+
+
+def test_peft_gradient_checkpointing_warning_does_not_reach_cli_users():
+    import warnings
+
+    from transformers import BertConfig, BertModel
+
+    from tuneoff.cli import quiet_libraries
+
+    model = BertModel(BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
+                                 intermediate_size=8))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        model.is_gradient_checkpointing  # noqa: B018 - what peft reads
+        assert any("is_gradient_checkpointing" in str(w.message) for w in seen)  # the library does warn
+        seen.clear()
+        quiet_libraries()
+        model.is_gradient_checkpointing  # noqa: B018
+    assert not [w for w in seen if "is_gradient_checkpointing" in str(w.message)]
+
+
+def test_a_task_file_given_as_the_config_says_to_write_task_equals(toy_task, tmp_path):
+    for cmd in (["run", str(toy_task)], ["run", str(toy_task), "eval.max_examples=10"],
+                ["validate", str(toy_task)], ["sweep", str(toy_task), "--dry-run"]):
+        r = runner.invoke(app, cmd)
+        text = " ".join(r.output.split())
+        assert r.exit_code == 2, cmd
+        assert "is a task file" in text and f"task={toy_task}" in text, text
+        assert "unknown config key" not in text and "is not a section" not in text
+    assert not (tmp_path / "results.sqlite").exists()
 
 
 def test_what_would_fail_every_run_is_an_error_before_any_run(tmp_path):

@@ -4,6 +4,7 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -172,6 +173,92 @@ def test_icl_demos_balanced_deterministic_and_seeded():
         assert prompts.demonstration(p.method.scorer.pattern, d, p.task.label_names) + "\n\n" in p.method.prefix.text
 
 
+@pytest.mark.parametrize("k", [2, 4])
+def test_icl_demonstration_order_depends_on_the_split(k):
+    """Over 24 data seeds the label orders vary, no position always holds the same label, and the
+    prompt does not always end on the same label (it did when only the demo seed set the order)."""
+    from tuneoff import data as data_mod
+    from tuneoff.tasks import get_task
+
+    task = get_task("demo")
+    pool = data_mod.load_train(task, None)
+    orders = []
+    for data_seed in range(24):
+        few = data_mod.sample_few_shot(pool, 8, data_seed, task)
+        demos = draw_demos(few, k, 0, task)
+        assert draw_demos(few, k, 0, task) == demos  # deterministic for one split and demo seed
+        labels = [d["label"] for d in demos]
+        assert sorted(labels) == [0] * k + [1] * k
+        orders.append(tuple(labels))
+    assert len(set(orders)) >= 6
+    for pos in range(2 * k):
+        assert {o[pos] for o in orders} == {0, 1}, f"position {pos} holds one label for every split"
+    last = [o[-1] for o in orders]
+    assert 0.2 < sum(last) / len(last) < 0.8
+
+
+def test_changed_methods_get_a_version_in_their_run_id_others_keep_theirs():
+    import hashlib
+    import json
+
+    def old_id(cfg):  # the id as computed before methods had versions
+        d = cfg.resolved()
+        for key in ("output_dir", "device", "save"):
+            d.pop(key, None)
+        d["eval"].pop("batch_size", None)
+        d.pop("select", None)
+        d.pop("forgetting", None)  # at its defaults it is left out of every id
+        if cfg.method.name == "icl":
+            d["train"] = {"max_length": d["train"]["max_length"]}
+        if not cfg.uses_pattern:
+            d["pattern"] = None
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    base = ["model=tiny-llama", "shots=8", "data_seed=0", "seed=0"]
+    for method, changed in (("finetune", False), ("head", False), ("lora", False), ("icl", True),
+                            ("distill", True), ("pattern", True)):
+        cfg = load_config(None, base + [f"method={method}"])
+        assert (cfg.run_id() != old_id(cfg)) is changed, method
+    lora_pattern = load_config(None, base + ["method=lora", "method.scoring=pattern"])
+    assert lora_pattern.run_id() != old_id(lora_pattern)
+
+
+def test_icl_notes_a_task_without_instruction(toy_task):
+    m = prep("method=icl", "method.k=1", f"task={toy_task}").method
+    assert any("no instruction" in n and "instruction=true had no effect" in n for n in m.notes)
+    assert not prep("method=icl", "method.k=1", f"task={toy_task}", "method.instruction=false").method.notes
+    assert not prep("method=icl", "method.k=1").method.notes  # the demo task has an instruction
+
+
+def test_lm_scored_runs_record_their_pattern_and_an_eval_prompt(tmp_path):
+    """The resolved pattern is recorded (also the task default), and icl's recorded prompt is built
+    from an eval example, never from a training example that may be one of its demonstrations."""
+    from tuneoff.store import Store
+
+    base = ["model=tiny-llama", "device=cpu", "shots=4", "data_seed=0", "eval.max_examples=8",
+            "train.max_steps=1", f"output_dir={tmp_path}"]
+    store = Store(tmp_path)
+    icl = execute(load_config(None, base + ["method=icl", "method.k=1"]), store)
+    assert icl["status"] == "done", icl.get("error")
+    assert icl["pattern"] == "eval-harness" and icl["method_version"] == 2
+    assert icl["pattern_template"] == "{text}\nQuestion: Is this review positive or negative?\nAnswer:"
+    assert icl["verbalizer"] == {"negative": " negative", "positive": " positive"}
+    shown = icl["prompt_example"]
+    assert shown["from"] == "in_domain" and shown["id"] not in icl["split"]["ids"]
+    from tuneoff.runner import load_data
+
+    _, _, _, evals, _ = load_data(load_config(None, base + ["method=icl"]))
+    first = evals["in_domain"][0]
+    assert first["id"] == shown["id"] and icl["prompt"].endswith("\n\n" + first["text"] + "\nQuestion: "
+                                                                 "Is this review positive or negative?\nAnswer:")
+    manifest = json.loads((tmp_path / "runs" / icl["run_id"] / "manifest.json").read_text())
+    assert manifest["pattern"] == "eval-harness"
+    pat = execute(load_config(None, base + ["method=pattern", "pattern=minimal"]), store)
+    assert (pat["pattern"], pat["pattern_template"]) == ("minimal", "{text} It was")
+    head = execute(load_config(None, base + ["method=finetune"]), store)
+    assert head["pattern"] is None and "pattern_template" not in head and head["method_version"] == 1
+
+
 def test_icl_k_larger_than_the_few_shot_set_is_an_error():
     with pytest.raises(MethodError, match=r"k=9 .*only 8 "):
         prep("method=icl", "method.k=9")
@@ -265,7 +352,11 @@ def test_runner_trains_distill_on_labelled_plus_unlabelled(tmp_path):
     assert rec["resources"]["train_steps"] == 4  # (8 labelled + 8 unlabelled) / 4
     assert rec["prompt"].endswith("\nAnswer:")
     assert rec["teacher_prompt"].startswith("Is the review positive or negative?\n\n")
-    assert rec["teacher_prompt"].endswith("\n\n" + rec["prompt"])
+    # the teacher saw training inputs; the recorded student prompt is built from an eval input
+    assert rec["teacher_prompt_example"]["from"] == "train" and rec["prompt_example"]["from"] == "in_domain"
+    assert rec["prompt_example"]["id"] not in rec["split"]["ids"]
+    assert rec["teacher_prompt"].endswith("\nQuestion: Is this review positive or negative?\nAnswer:")
+    assert rec["teacher_prompt"].rsplit("\n\n", 1)[1] != rec["prompt"]
 
 
 # -- integration on a real LM ------------------------------------------------------------------

@@ -18,8 +18,11 @@ def _runs(method, model, accs, time_s=10.0, memory=900.0, trainable=1_000_000, s
     """One run per split with the given scores (in-domain and out-of-domain alike) and costs."""
     res = {"train_time_s": time_s, "peak_rss_mb": memory, "params_trainable": trainable,
            "params_total": total or 10 * trainable}
-    return [make_record(method, model=model, acc=float(a), ood=float(a), shots=shots, data_seed=i, resources=res)
+    recs = [make_record(method, model=model, acc=float(a), ood=float(a), shots=shots, data_seed=i)
             for i, a in zip(SPLITS, accs)]
+    for r in recs:  # exactly these costs, as a store written before per-run memory and set-up time holds them
+        r["resources"] = dict(res)
+    return recs
 
 
 RNG = np.random.default_rng(0)
@@ -160,3 +163,16 @@ def test_a_sweep_prints_the_answer_for_the_budget_of_its_config(toy_task, tmp_pa
     tail = " ".join(r.output[r.output.index("recommendation"):].split())
     assert "trainable parameters ≤ 10000" in tail
     assert "toy, 2 shots per class, in-domain (accuracy): no recommendation — only head · tiny-bert fits" in tail
+
+
+def test_memory_budget_reads_the_per_run_figure_where_records_have_it():
+    from tuneoff.report.frame import to_frame
+    from tuneoff.report.recommend import budget_figures
+
+    recs = _runs("lora", "enc-22m", [0.7] * 6)
+    for r in recs:
+        r["resources"] = {**r["resources"], "peak_memory_mb": 640.0}
+    fig, names = budget_figures(to_frame(recs))
+    assert names["memory"] == "peak_memory_mb" and (fig["memory"] == 640.0).all()
+    fig, names = budget_figures(to_frame(_runs("lora", "enc-22m", [0.7] * 6)))  # an older store
+    assert names["memory"] == "peak_rss_mb" and (fig["memory"] == 900.0).all()

@@ -54,8 +54,9 @@ def make_record(method="finetune", acc=0.8, ood=0.6, shots=8, data_seed=0, seed=
         rec["metrics"]["out_of_domain"] = eval_set(ood, "out")
     rec["split"] = {"ids": [1, 2], "checksum": checksum or f"ck-{task}-{shots}-{data_seed}", "n": 2 * shots,
                     "train_pool": 1000}
-    rec["resources"] = {"params_total": 1_000_000, "params_trainable": 1_000_000, "peak_rss_mb": 900.0,
-                        "train_time_s": 10.0 * shots, "eval_time_s": 2.0, "train_steps": 10,
+    rec["resources"] = {"params_total": 1_000_000, "params_trainable": 1_000_000, "peak_memory_mb": 900.0,
+                        "train_time_s": 10.0 * shots, "train_cpu_s": 15.0 * shots, "setup_time_s": 1.0,
+                        "setup_cpu_s": 1.5, "eval_time_s": 2.0, "train_steps": 10,
                         "train_examples": 2 * shots, "train_tokens": 1000, "eval_examples": 200,
                         "eval_tokens": 5000, "train_flops_approx": 1e12, "eval_flops_approx": 1e11,
                         **(resources or {})}
@@ -81,7 +82,7 @@ def sweep():
                 ("finetune", {"lr_head": 1e-3}, 0.0, {}),
                 ("lora", {"r": 8}, 0.03, {"params_trainable": 20_000}),
                 ("lora", {"r": 16}, 0.04, {"params_trainable": 40_000}),
-                ("icl", {}, -0.02, {"params_trainable": 0, "train_time_s": 0.0}),
+                ("icl", {}, -0.02, {"params_trainable": 0, "train_time_s": 0.0, "train_cpu_s": 0.0}),
             ]:
                 a = float(np.clip(base + bonus + rng.normal(0, 0.02), 0, 1))
                 recs.append(make_record(method, acc=a, ood=a - 0.1, shots=shots, data_seed=ds, seed=s,
@@ -128,8 +129,10 @@ def test_frame_one_row_per_run_eval_set_subset_and_failed_runs_kept():
     assert failed[["accuracy", "mcc", "f1"]].isna().all(axis=None)
     row = frame[(frame["run_id"] == ok["run_id"]) & (frame["subset"] == "heuristic=subsequence|label=positive")]
     assert row["accuracy"].iloc[0] == pytest.approx(0.8) and row["n"].iloc[0] == 10
-    for col in ("params_trainable", "peak_rss_mb", "train_time_s", "split_checksum", "method_options", "domain"):
+    for col in ("params_trainable", "peak_memory_mb", "train_time_s", "train_cpu_s", "method_cpu_s",
+                "split_checksum", "method_options", "domain"):
         assert col in frame.columns
+    assert frame.loc[frame["run_id"] == ok["run_id"], "method_cpu_s"].iloc[0] == pytest.approx(1.5 + 15.0 * 8)
 
 
 def test_main_metric_from_task_config():
@@ -292,7 +295,8 @@ def test_cola_leaderboard_uses_mcc(tmp_path):
 
 def test_edge_cases_one_shot_one_seed_no_ood_no_subsets_no_training(tmp_path):
     recs = [make_record("finetune", ood=None, labels=()), make_record(
-        "icl", ood=None, labels=(), resources={"params_trainable": 0, "train_time_s": 0.0, "train_steps": 0})]
+        "icl", ood=None, labels=(), resources={"params_trainable": 0, "train_time_s": 0.0, "train_steps": 0,
+                                               "train_cpu_s": 0.0, "setup_cpu_s": 0.0})]
     for r in recs:
         for m in r["metrics"].values():
             m["subsets"] = {}
@@ -301,7 +305,7 @@ def test_edge_cases_one_shot_one_seed_no_ood_no_subsets_no_training(tmp_path):
     text = _html_text(html)
     assert "± – (1)" in text  # one seed: std cannot be computed
     assert "no out-of-domain eval set" in text
-    assert "training (+ selection) time (s): 0 for icl" in text  # zero cost on a log axis is drawn, with a note
+    assert "set-up + training (+ selection) CPU time (s): 0 for icl" in text  # zero cost on a log axis is drawn, with a note
     assert 'alt="cost_' in html and 'alt="curves_' in html
     assert "One run per configuration" in text
 

@@ -81,3 +81,62 @@ def test_calibration_in_the_summary_and_dash_for_old_records(tmp_path):
     md, csv_path = write_summary([row], tmp_path)
     assert "| ece | brier |" in md.read_text() and "10 equal-width bins" in md.read_text()
     assert "ece,brier,runs" in csv_path.read_text().splitlines()[0]
+
+
+def _flag_rec(data_seed, acc, dist, majority=0.51):
+    rec = _rec(1e-4, data_seed, acc)
+    rec["metrics"]["test"]["majority"]["accuracy"] = majority
+    rec["metrics"]["test"]["overall"]["pred_dist"] = dist
+    return rec
+
+
+def test_scores_at_the_majority_and_collapsed_predictions_are_flagged_everywhere(tmp_path):
+    from rich.console import Console
+
+    from tuneoff.cli import _brief
+    from tuneoff.summary import print_summary, write_summary
+
+    collapsed = [_flag_rec(0, 0.52, {"negative": 0.01, "positive": 0.99}),
+                 _flag_rec(1, 0.52, {"negative": 0.02, "positive": 0.98})]
+    healthy = [_flag_rec(0, 0.8, {"negative": 0.45, "positive": 0.55}),
+               _flag_rec(1, 0.8, {"negative": 0.52, "positive": 0.48})]
+    for r in healthy:
+        r["shots"] = r["config"]["shots"] = 32
+    rows = summarise(collapsed + healthy)
+    bad, good = rows
+    assert bad["flag"] == "one label · 98% positive" and bad["most_predicted"] == "98% positive"  # 0.520 > 0.510
+    assert good["flag"] == "" and good["most_predicted"] == "54% negative/positive"
+    at_majority = summarise([_flag_rec(0, 0.51, {"negative": 0.3, "positive": 0.7})])[0]
+    assert at_majority["flag"] == "≤ majority · 70% positive"
+    both = summarise([_flag_rec(0, 0.5, {"negative": 0.0, "positive": 1.0}, majority=0.5)])[0]
+    assert both["flag"] == "≤ majority, one label · 100% positive"
+    # the terminal table, summary.md and the per-run line
+    console = Console(record=True, width=220)
+    print_summary(console, collapsed + healthy)
+    out = console.export_text()
+    assert "one label · 98% positive" in out and "≥95% of the inputs" in out
+    write_summary(rows, tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    assert "| 0.520 ± 0.000 | 0.510 ± 0.000 | 98% positive | one label · 98% positive |" in md
+    assert "≥95%" in md
+    line = _brief(collapsed[0])
+    assert "in_domain" not in line and "test 0.520 [red](one label · 99% positive)[/]" in line
+    assert _brief(_flag_rec(0, 0.5, {"negative": 0.4, "positive": 0.6}, majority=0.5)).startswith(
+        "accuracy: test 0.500 [red](≤ majority 0.500 · 60% positive)[/]")
+    assert "[red]" not in _brief(healthy[0])
+
+
+def test_old_and_new_versions_of_a_method_are_never_pooled():
+    from tuneoff.report.frame import to_frame
+
+    old = [_rec(1e-4, s, 0.6, "icl") for s in (0, 1)]
+    new = [{**_rec(1e-4, s, 0.8, "icl"), "method_version": 2, "run_id": f"n{s}"} for s in (0, 1)]
+    other = [{**_rec(1e-4, s, 0.7), "run_id": f"f{s}"} for s in (0, 1)]
+    for i, r in enumerate(old):
+        r["run_id"] = f"o{i}"
+    rows = summarise(old + new + other)
+    assert sorted((r["method"], r["options"], r["score"]) for r in rows) == [
+        ("finetune", "", "0.700 ± 0.000"), ("icl", "version=1", "0.600 ± 0.000"), ("icl", "version=2", "0.800 ± 0.000")]
+    assert summarise(new + other)[1]["options"] == ""  # one version each: nothing to tell apart
+    frame = to_frame(old + new + other)
+    assert set(frame["variant"]) == {"finetune", "icl(version=1)", "icl(version=2)"}

@@ -52,7 +52,14 @@ def test_run_record_is_complete_and_skipped_when_done(toy_task, tmp_path):
     assert rec["metrics"]["test"]["overall"]["accuracy"] > 0.9  # the toy task is learnable
     assert rec["split"]["n"] == 16 and len(rec["split"]["checksum"]) == 16
     r = rec["resources"]
-    assert r["params_trainable"] == r["params_total"] > 0 and r["train_tokens"] > 0 and r["peak_rss_mb"] > 0
+    assert r["params_trainable"] == r["params_total"] > 0 and r["train_tokens"] > 0
+    # memory: a fixed baseline (a fresh interpreter with the run stack imported) + the run's own peak
+    assert r["memory_baseline_mb"] > 100 and r["memory_run_mb"] > 0
+    assert r["peak_memory_mb"] == pytest.approx(r["memory_baseline_mb"] + r["memory_run_mb"], abs=0.2)
+    # every phase is timed, wall clock and process CPU time side by side
+    for phase in ("load", "train", "eval"):
+        assert r[f"{phase}_time_s"] > 0 and r[f"{phase}_cpu_s"] > 0, phase
+    assert r["setup_time_s"] >= 0 and r["setup_cpu_s"] >= 0  # finetune's set-up: next to nothing
     assert rec["env"]["torch"] == torch.__version__ and rec["env"]["memory_gb"] > 0 and rec["env"]["cpu_count"] >= 1
     # every release that can change the numbers is named, the embedded model packages included
     for dist in ("transformers", "tokenizers", "peft", "accelerate", "datasets", "safetensors",

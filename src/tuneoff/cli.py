@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.padding import Padding
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from tuneoff.config import ConfigError, load_config
@@ -82,21 +82,76 @@ def _load(config: Optional[str], overrides: Optional[list[str]]):
 
 
 class _Progress:
-    """Adapts runner progress callbacks to a rich progress bar."""
+    """Adapts runner progress callbacks to a rich progress bar. A phase without a count (model
+    load, GGUF dequantising, a method's set-up) shows until the next phase starts."""
 
     def __init__(self, progress: Progress):
-        self.p, self.tasks = progress, {}
+        self.p, self.tasks, self.steps = progress, {}, set()
 
-    def __call__(self, phase: str, done: int, total: int, loss: float | None = None) -> None:
+    def __call__(self, phase: str, done: int, total: int | None, loss: float | None = None) -> None:
         if phase not in self.tasks:
+            for old in [k for k in self.steps if k != phase]:  # a set-up step ends when the next phase starts
+                self.p.remove_task(self.tasks.pop(old))
+                self.steps.discard(old)
             self.tasks[phase] = self.p.add_task(phase, total=total)
+            if total is None:
+                self.steps.add(phase)
         desc = f"{phase}" + (f" loss {loss:.4f}" if loss is not None else "")
         self.p.update(self.tasks[phase], completed=done, total=total, description=desc)
 
     def reset(self) -> None:
         for t in self.tasks.values():
             self.p.remove_task(t)
-        self.tasks = {}
+        self.tasks, self.steps = {}, set()
+
+
+LINE_EVERY_S = 30.0  # plain progress: a line per phase when it starts and ends, and at most this often
+
+
+class _Lines:
+    """Runner progress as plain lines, for output that is not a terminal (a log file, a pipe): each
+    phase when it starts and ends, and in between at most every LINE_EVERY_S seconds with the time
+    elapsed and about how long is left."""
+
+    def __init__(self, out: Console):
+        self.out, self.phases = out, {}
+
+    def __call__(self, phase: str, done: int, total: int | None, loss: float | None = None) -> None:
+        import time
+
+        now = time.monotonic()
+        if phase not in self.phases:
+            self.phases[phase] = [now, now]
+            self._say(f"{phase} …" if not total else f"{phase}: {done}/{total}")
+            return
+        start, last = self.phases[phase]
+        if not total:
+            return
+        lost = f", loss {loss:.4f}" if loss is not None else ""
+        if done >= total:
+            self._say(f"{phase}: {done}/{total} done in {_duration(now - start)}{lost}")
+        elif now - last >= LINE_EVERY_S and done:
+            left = (now - start) / done * (total - done)
+            self._say(f"{phase}: {done}/{total}, {_duration(now - start)} elapsed, about {_duration(left)} "
+                      f"left{lost}")
+        else:
+            return
+        self.phases[phase][1] = now
+
+    def _say(self, text: str) -> None:
+        self.out.print(f"  {text}", highlight=False, markup=False, soft_wrap=True)  # one line each in a log
+
+    def reset(self) -> None:
+        self.phases = {}
+
+
+def _runner_progress(progress: Progress):
+    """Bars on a terminal, plain lines elsewhere (rich draws nothing live where it cannot redraw)."""
+    return _Progress(progress) if progress.console.is_terminal else _Lines(progress.console)
+
+
+def _bar_columns() -> list:
+    return [TextColumn("{task.description}"), _Bar(), _Count(), TimeElapsedColumn(), _Left()]
 
 
 @app.command()
@@ -115,11 +170,13 @@ def run(
     store = _open_store(cfg.output_dir)
     console.print(f"[bold]{len(runs)} run(s)[/]: " + term(f"task={cfg.task} model={cfg.model} "
                                                        f"method={cfg.method.name} → {cfg.output_dir}/"))
-    records = []
-    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=True) as progress:
-        cb = _Progress(progress)
+    import time
+
+    from tuneoff.sweep import eta_seconds
+
+    records, durations = [], []
+    with Progress(*_bar_columns(), console=console, transient=True) as progress:
+        cb = _runner_progress(progress)
         for i, rc in enumerate(runs, 1):
             label = f"[{i}/{len(runs)}] shots={rc.shots} data_seed={rc.data_seed} seed={rc.seed}"
             waited = []
@@ -129,6 +186,7 @@ def run(
                     waited.append(busy)
                     console.print(f"{label}: another tuneoff process is running it; waiting for its result",
                                   highlight=False)
+            started = time.monotonic()
             try:
                 rec = execute(rc, store, progress=cb, force=force, on_wait=on_wait)
             except StoreError as e:
@@ -141,7 +199,11 @@ def run(
             if rec["status"] == "failed":
                 line += f" — [red]{term(rec['error'])}[/]"
             elif not skipped:
-                line += f" — {term(_brief(rec))}"
+                line += f" — {_brief(rec)}"  # markup of its own, the data in it escaped
+            if not skipped:
+                durations.append(time.monotonic() - started)
+                eta = eta_seconds(durations, len(runs) - i)
+                line += f"; about {_duration(eta)} left" if eta and i < len(runs) else ""
             console.print(line, highlight=False)
             records.append(rec)
     failed = print_summary(console, records)
@@ -153,13 +215,23 @@ def run(
 
 
 def _brief(rec: dict) -> str:
-    """One line on a finished run: its main metric per eval set, and how long it took."""
+    """One line on a finished run: its main metric per eval set (flagged at or below the majority
+    baseline, or collapsed onto one label), and how long it took."""
+    from tuneoff.summary import flag_text, flags, top_label
+
     metric = rec.get("main_metric", "accuracy")
-    scores = ", ".join(f"{name} {m['overall'][metric]:.3f}" for name, m in rec.get("metrics", {}).items())
+    parts = []
+    for name, m in rec.get("metrics", {}).items():
+        score, maj = m["overall"][metric], m.get("majority", {}).get(metric)
+        top = top_label([m["overall"].get("pred_dist") or {}])
+        flagged = [f"{f} {maj:.3f}" if f == "≤ majority" else f for f in flags(score, maj, top[1] if top else None)]
+        note = f" [red]({term(flag_text(flagged, top))})[/]" if flagged else ""
+        parts.append(f"{term(name)} {score:.3f}{note}")
     res = rec.get("resources", {})
     chosen = (rec.get("selection") or {}).get("chosen_label")
-    took = res.get("train_time_s", 0) + res.get("eval_time_s", 0) + res.get("selection_time_s", 0)
-    return f"{metric}: {scores}" + (f"; chose {chosen}" if chosen else "") + f" ({_duration(took)})"
+    took = sum(res.get(f"{k}_time_s", 0) for k in ("load", "setup", "train", "eval", "selection"))
+    return (f"{term(metric)}: {', '.join(parts)}" + (f"; chose {term(chosen)}" if chosen else "")
+            + f" ({_duration(took)})")
 
 
 class _SweepDisplay:
@@ -169,11 +241,11 @@ class _SweepDisplay:
     def __init__(self, progress: Progress, plan, parallel: int, label):
         self.p, self.label, self.parallel = progress, label, parallel
         self.total, self.done, self.failed, self.durations = len(plan.todo), 0, 0, []
-        self.overall = progress.add_task("", total=self.total)
+        self.overall = progress.add_task("", total=self.total, noleft=True)  # its line says the time left
         self.now = progress.add_task("", total=None, nobar=True)
         self.running: dict[str, str] = {}
         self.others, self.waited = 0, 0
-        self.inner = _Progress(progress)
+        self.inner = _runner_progress(progress)
         self.progress = self.inner  # runner callbacks (local executor only)
         self._refresh()
 
@@ -232,6 +304,16 @@ def _duration(seconds: float) -> str:
 class _Bar(BarColumn):
     def render(self, task):
         return "" if task.fields.get("nobar") else super().render(task)
+
+
+class _Left(TimeRemainingColumn):
+    """Time left of a counted phase; nothing for a set-up step or the sweep's "now" line."""
+
+    def render(self, task):
+        from rich.text import Text
+
+        hide = task.total is None or task.fields.get("nobar") or task.fields.get("noleft")
+        return Text("") if hide else super().render(task)
 
 
 class _Count(TextColumn):
@@ -315,9 +397,8 @@ def sweep(
             ex = make_executor(executor, address, num_cpus, cpus_per_run)
         except ExecutorError as e:
             _fail(str(e))
-        columns = [TextColumn("{task.description}"), _Bar(), _Count(), TimeElapsedColumn()]
         try:
-            with Progress(*columns, console=console, transient=True) as progress:
+            with Progress(*_bar_columns(), console=console, transient=True) as progress:
                 display = _SweepDisplay(progress, plan, ex.slots, sw.label)
                 records = run_sweep(plan, store, ex, display)
         except StoreError as e:
@@ -572,12 +653,22 @@ def evaluate(run_dir: str = typer.Argument(..., help="a run folder saved with sa
         raise typer.Exit(1)
 
 
-def main() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+def quiet_libraries() -> None:
+    """Keep library messages that are not the user's to act on off their terminal: transformers'
+    load reports (they go to the run record) and progress bars, and the FutureWarning transformers
+    raises when peft reads `is_gradient_checkpointing`."""
+    import warnings
+
     from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()  # load reports go to the run record, not the terminal
+    hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet_libraries()
     signal.signal(signal.SIGINT, _on_sigint)
     try:
         app()

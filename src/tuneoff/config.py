@@ -209,7 +209,11 @@ class RunConfig(_Strict):
             d.pop("forgetting")
         from tuneoff.methods import get_method
 
-        if not get_method(self.method.name).trains:  # training settings cannot change its result
+        cls = get_method(self.method.name)
+        version = cls.version_for(cls.Options(**(self.method.model_extra or {})))
+        if version != 1:  # a changed method is a new run; unchanged methods keep their ids
+            d["method_version"] = version
+        if not cls.trains:  # training settings cannot change its result
             d["train"] = {"max_length": d["train"]["max_length"]}
         if not self.uses_pattern:  # nor can a pattern that the method never renders
             d["pattern"] = None
@@ -291,7 +295,16 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError(f"config file {str(p)!r} is not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(p)!r} must hold a mapping of keys, got {type(data).__name__}")
+    task_keys = [k for k in TASK_FILE_KEYS if k in data]
+    if task_keys:
+        raise ConfigError(f"{str(p)!r} is a task file (it has {', '.join(map(repr, task_keys))}), not a config: "
+                          f"name it as the task, e.g. `tuneoff run task={p}` (in a YAML config or a sweep's "
+                          f"defaults: `task: {p}`)")
     return data
+
+
+# keys only a task file has (a run config or sweep file with one of them is a task file given in its place)
+TASK_FILE_KEYS = ("name", "text_fields", "label_names", "patterns", "default_pattern", "instruction")
 
 
 def _allowed(model: type[BaseModel], loc: tuple) -> list[str]:

@@ -115,6 +115,12 @@ def _dequantized_gguf(alias: str) -> Path:
     return target
 
 
+def needs_dequantising(spec: str) -> bool:
+    """Whether loading `spec` first dequantises a GGUF file (once; later loads read the cache)."""
+    emb = EMBEDDED.get(spec)
+    return bool(emb and emb.gguf_file and not (cache_dir() / "models" / spec / "config.json").is_file())
+
+
 def resolve(spec: str) -> str:
     """The folder or hub id that `from_pretrained` gets for a model spec."""
     if spec in EMBEDDED:

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import platform
 import traceback
 from pathlib import Path
 
-import psutil
 import torch
 
 from tuneoff import data as data_mod
 from tuneoff import forgetting, models
 from tuneoff.config import RunConfig
+from tuneoff.environment import environment, warm_up
 from tuneoff.evaluate import eval_metrics, predict
 from tuneoff.methods import Context, Method, get_method
 from tuneoff.resources import PeakMemory, Timer, approx_flops, count_parameters
@@ -69,36 +67,6 @@ def accelerator_for(device: torch.device):
     return _ACCELERATORS[key]
 
 
-# Distributions whose release can change a run's numbers (the embedded models' packages are the
-# models themselves; gguf dequantizes smollm2), recorded in every run's `env`.
-VERSIONED = ("torch", "transformers", "tokenizers", "peft", "accelerate", "datasets", "safetensors", "gguf",
-             *sorted(e.dist for e in models.EMBEDDED.values()))
-
-
-def versions() -> dict[str, str | None]:
-    """Installed version of each distribution of VERSIONED (None: not installed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {}
-    for dist in VERSIONED:
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
-def environment(device: torch.device) -> dict:
-    env = {"python": platform.python_version(), **versions(), "torch": torch.__version__,
-           "platform": platform.platform(),
-           "cpu": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(),
-           "cpu_count": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-           "device": str(device)}
-    if device.type == "cuda":
-        env["cuda"] = torch.cuda.get_device_name(device)
-    return env
-
-
 def preflight(cfg: RunConfig, read_model_config: bool = True) -> None:
     """Check, before any run starts, what would make every run of `cfg` fail the same way: an
     unknown task, eval set or pattern, a data_dir that is not a folder, a model that cannot be
@@ -131,6 +99,7 @@ class Prepared:
         self.method, self.device, self.notes = method, device, notes
         self.lm_chunks: list[list[int]] = []
         self.lm_before: dict = {}
+        self.timers: dict[str, Timer] = {}  # "load" (the model) and "setup" (the method's set-up)
 
 
 def load_split(cfg: RunConfig, data_seed: int | None = None) -> tuple[Task, list[dict], list[dict]]:
@@ -141,30 +110,8 @@ def load_split(cfg: RunConfig, data_seed: int | None = None) -> tuple[Task, list
     return task, pool, few
 
 
-def build_method(cfg: RunConfig, task: Task, pool: list[dict], train_set: list[dict],
-                 eval_texts: list[str] = (), on_load=None) -> Method:
-    """Load the model and build the method on `train_set` (its `setup` done). `eval_texts` only
-    widen the word-level vocabulary of the tiny test models; selection passes none. `on_load` is
-    called with the loaded model before the method touches it."""
-    method_cls = get_method(cfg.method.name)
-    options = method_cls.Options(**(cfg.method.model_extra or {}))
-    vocab = [" ".join(ex[f] for f in task.text_fields) for ex in pool] + list(eval_texts)
-    vocab += [p.template + " " + " ".join(p.verbalizer.values()) for p in task.patterns.values()]
-    vocab += [task.instruction, " ".join(task.label_names)]
-    loaded = models.load(cfg.model, method_cls.head_for(options), task.num_labels, vocab_texts=vocab, seed=cfg.seed,
-                         trust_remote_code=cfg.trust_remote_code)
-    device = pick_device(cfg.device)
-    loaded.model.to(device)
-    if on_load is not None:
-        on_load(loaded)
-    method = method_cls(options, Context(task=task, config=cfg, loaded=loaded, device=device))
-    method.setup(train_set, pool)
-    return method
-
-
-def prepare(cfg: RunConfig, measure_lm: bool = False) -> Prepared:
-    """Data, split, model and method of a run; with `measure_lm` (and forgetting enabled) also the
-    LM loss on the general-text sample of the model as loaded, before the method touches it."""
+def load_data(cfg: RunConfig) -> tuple[Task, list[dict], list[dict], dict[str, list[dict]], list[str]]:
+    """(task, training pool, few-shot split, eval sets, notes); the files are read once per process."""
     task, pool, few = load_split(cfg)
     key = (cfg.task, cfg.data_dir)
     notes: list[str] = []
@@ -177,6 +124,49 @@ def prepare(cfg: RunConfig, measure_lm: bool = False) -> Prepared:
             notes.append(f"optional eval set {name!r} not found under data_dir; skipped")
             continue
         evals[name] = data_mod.cap_eval(exs, cfg.eval.max_examples, es.subset_fields)
+    return task, pool, few, evals, notes
+
+
+def _phase(progress, name: str) -> None:
+    if progress:
+        progress(name, 0, None)
+
+
+def build_method(cfg: RunConfig, task: Task, pool: list[dict], train_set: list[dict],
+                 eval_texts: list[str] = (), progress=None, timers: dict | None = None, on_load=None) -> Method:
+    """Load the model and build the method on `train_set` (its `setup` done). `eval_texts` only
+    widen the word-level vocabulary of the tiny test models; selection passes none. `timers`, if
+    given, gets the "load" (model) and "setup" (the method's set-up) timers. `on_load` is called
+    with the loaded model before the method touches it (outside both timers)."""
+    method_cls = get_method(cfg.method.name)
+    options = method_cls.Options(**(cfg.method.model_extra or {}))
+    vocab = [" ".join(ex[f] for f in task.text_fields) for ex in pool] + list(eval_texts)
+    vocab += [p.template + " " + " ".join(p.verbalizer.values()) for p in task.patterns.values()]
+    vocab += [task.instruction, " ".join(task.label_names)]
+    device = pick_device(cfg.device)
+    with Timer() as t_load:
+        _phase(progress, f"load model {cfg.model}")
+        loaded = models.load(cfg.model, method_cls.head_for(options), task.num_labels, vocab_texts=vocab,
+                             seed=cfg.seed, trust_remote_code=cfg.trust_remote_code)
+        loaded.model.to(device)
+    if on_load is not None:
+        on_load(loaded)
+    with Timer() as t_setup:
+        _phase(progress, f"set up {cfg.method.name}")
+        method = method_cls(options, Context(task=task, config=cfg, loaded=loaded, device=device))
+        method.progress = progress
+        method.setup(train_set, pool)
+    if timers is not None:
+        timers.update(load=t_load, setup=t_setup)
+    return method
+
+
+def prepare(cfg: RunConfig, progress=None, data=None, measure_lm: bool = False) -> Prepared:
+    """Data (`load_data`'s result, or loaded here), model and method, set up and timed; with
+    `measure_lm` (and forgetting enabled) also the LM loss on the general-text sample of the model
+    as loaded, before the method touches it."""
+    task, pool, few, evals, notes = data or load_data(cfg)
+    notes = list(notes)
     eval_texts = [" ".join(ex[f] for f in task.text_fields) for exs in evals.values() for ex in exs]
     lm: dict = {}
 
@@ -188,11 +178,14 @@ def prepare(cfg: RunConfig, measure_lm: bool = False) -> Prepared:
                                                window_of(loaded.model))
         lm["before"] = forgetting.measure(loaded.model, loaded, lm["chunks"])
 
-    method = build_method(cfg, task, pool, few, eval_texts,
+    timers: dict[str, Timer] = {}
+    method = build_method(cfg, task, pool, few, eval_texts, progress, timers,
                           on_load=measure_before if measure_lm and cfg.forgetting.enabled else None)
     if method.ctx.loaded.info.get("warning"):
         notes.append(method.ctx.loaded.info["warning"])
+    notes += method.notes
     prep = Prepared(cfg, task, pool, few, evals, method, method.ctx.device, notes)
+    prep.timers = timers
     prep.lm_chunks, prep.lm_before = lm.get("chunks", []), lm.get("before", {})
     return prep
 
@@ -211,27 +204,48 @@ def evaluate_all(prep: Prepared, progress=None) -> tuple[dict, int, float]:
     return metrics, tokens, t.seconds
 
 
+def shown_example(prep: Prepared) -> tuple[dict, str]:
+    """The example whose prompt a run records: the first of its first eval set (a training example
+    can be one of icl's own demonstrations, which would read as leakage), else a training one."""
+    for name, exs in prep.evals.items():
+        if exs:
+            return exs[0], name
+    return prep.few[0], "train"
+
+
 def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
     device = pick_device(cfg.device)
     forgetting_s = 0.0
+    _phase(progress, f"load data {_task_name(cfg.task)}")
+    # data shared by every run of the task (read once per process) stays outside the run's own memory;
+    # with selection the eval sets are read only after the choice, inside it
+    load_data(cfg) if cfg.select is None else load_split(cfg)
+    warm_up()
+    if models.needs_dequantising(cfg.model):  # once per machine, and no part of any run's memory
+        _phase(progress, f"dequantise {cfg.model} (first use; cached under {models.cache_dir()})")
+        models.resolve(cfg.model)
     with PeakMemory(device) as mem:
         sel, chosen_cfg = None, cfg
         if cfg.select is not None:  # chosen from the few-shot labels before any eval set is read
             from tuneoff.selection.cache import FitCache
             from tuneoff.selection.search import select
 
-            sel = select(cfg, FitCache(cfg.output_dir), progress)
+            with Timer() as t_sel:  # its process CPU time, beside the wall time it records itself
+                sel = select(cfg, FitCache(cfg.output_dir), progress)
             chosen_cfg = cfg.candidate(sel.chosen)
-        prep = prepare(chosen_cfg, measure_lm=True)
+        prep = prepare(chosen_cfg, progress, measure_lm=True)
         method = prep.method
         out: dict = {"notes": prep.notes, "model_info": {k: v for k, v in method.ctx.loaded.info.items()
                                                          if k != "newly_initialised"}}
         out["model_info"]["newly_initialised"] = len(method.ctx.loaded.info.get("newly_initialised", []))
         out["split"] = {"ids": [ex["id"] for ex in prep.few], "checksum": data_mod.checksum([ex["id"] for ex in prep.few]),
                         "n": len(prep.few), "train_pool": len(prep.pool)}
-        out["prompt"] = method.prompt_example(prep.few[0])
+        shown, where = shown_example(prep)
+        out["prompt"] = method.prompt_example(shown)
+        out["prompt_example"] = {"id": shown["id"], "from": where}
         if hasattr(method, "teacher_prompt"):  # context distillation: what its teacher saw, for audit
             out["teacher_prompt"] = method.teacher_prompt(prep.few[0])
+            out["teacher_prompt_example"] = {"id": prep.few[0]["id"], "from": "train"}
         if not method.trains:  # nothing may receive gradients, and none is counted as trainable
             method.model.requires_grad_(False)
         params = count_parameters(method.model)
@@ -242,7 +256,8 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
                 train_stats = train(method, method.train_examples(prep.few), chosen_cfg.train, cfg.seed,
                                     accelerator_for(prep.device), cb)
                 release(accelerator_for(prep.device))  # a sweep would keep every run's model alive
-        metrics, eval_tokens, eval_s = evaluate_all(prep, progress)
+        with Timer() as t_eval:  # wall and CPU time
+            metrics, eval_tokens, _ = evaluate_all(prep, progress)
         if prep.lm_before:
             after = forgetting.measure(method.model, method.ctx.loaded, prep.lm_chunks)
             out["forgetting"], forgetting_s = forgetting.result(prep.lm_before, after, cfg.forgetting.text)
@@ -254,9 +269,11 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
     ntok = train_stats.tokens if train_stats else 0
     out["metrics"] = metrics
     out["train"] = {"losses": train_stats.losses if train_stats else []}
+    timers = {**prep.timers, "train": t_train, "eval": t_eval}
     out["resources"] = {
         **params, **mem.result(),
-        "train_time_s": round(t_train.seconds, 3), "eval_time_s": round(eval_s, 3),
+        **{f"{k}_time_s": round(t.seconds, 3) for k, t in timers.items()},
+        **{f"{k}_cpu_s": round(t.cpu_seconds, 3) for k, t in timers.items()},
         "forgetting_time_s": forgetting_s,
         "train_steps": train_stats.steps if train_stats else 0,
         "train_examples": train_stats.examples if train_stats else 0, "train_tokens": ntok,
@@ -266,7 +283,8 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
     }
     if sel is not None:  # selection is part of the method's cost: shown alone, and added in the totals
         res = out["resources"]
-        res.update(selection_time_s=sel.cost["time_s"], selection_fits=sel.cost["fits"],
+        res.update(selection_time_s=sel.cost["time_s"], selection_cpu_s=round(t_sel.cpu_seconds, 3),
+                   selection_fits=sel.cost["fits"],
                    selection_tokens=sel.cost["train_tokens"] + sel.cost["eval_tokens"],
                    selection_flops_approx=sel.cost["flops_approx"])
         res["adapt_time_s"] = round(res["train_time_s"] + res["selection_time_s"], 3)
@@ -294,14 +312,28 @@ def _main_metric(spec: str) -> str:
         return "accuracy"
 
 
+def _pattern(cfg: RunConfig) -> dict:
+    """The pattern an LM-scored run renders, resolved (the task's default when `pattern` is unset):
+    its name, template and answer words; for a classification head, none."""
+    try:
+        if not cfg.uses_pattern:
+            return {"pattern": None}
+        p = get_task(cfg.task).pattern(cfg.pattern)
+    except (ValueError, KeyError):  # the run fails on it and records why
+        return {"pattern": cfg.pattern}
+    return {"pattern": p.name, "pattern_template": p.template, "verbalizer": dict(p.verbalizer)}
+
+
 def base_record(cfg: RunConfig) -> dict:
+    cls = get_method(cfg.method.name)
     return {
         "run_id": cfg.run_id(), "status": "running", "error": None,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "config": cfg.resolved(), "task": _task_name(cfg.task), "model": cfg.model, "method": cfg.method.name,
+        "method_version": cls.version_for(cls.Options(**(cfg.method.model_extra or {}))),
         "method_options": dict(cfg.method.model_extra or {}), "shots": cfg.shots,
         "main_metric": _main_metric(cfg.task),
-        "data_seed": cfg.data_seed, "seed": cfg.seed, "pattern": cfg.pattern,
+        "data_seed": cfg.data_seed, "seed": cfg.seed, **_pattern(cfg),
     }
 
 

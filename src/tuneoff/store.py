@@ -16,9 +16,11 @@ A run record (a dict, stored whole as JSON) has:
                                       "ece", "brier", "reliability": {"n", "confidence", "accuracy"} (10 bins)},
                           "majority": {"label", "n", "accuracy", "mcc", "f1"},
                           "subsets": {"label=X" | "heuristic=Y" | "heuristic=Y|label=X": {"n", "accuracy", "mcc", "f1"}}}}
-  resources   {params_total, params_trainable, peak_rss_mb, [peak_cuda_mb], train_time_s, eval_time_s,
+  resources   {params_total, params_trainable, peak_memory_mb (= memory_baseline_mb + memory_run_mb),
+               [peak_cuda_mb], {load,setup,train,eval}_time_s and _cpu_s (wall and process CPU time),
                forgetting_time_s, train_steps, train_examples, train_tokens, eval_examples, eval_tokens,
-               train_flops_approx, eval_flops_approx}
+               train_flops_approx, eval_flops_approx, [selection_* and adapt_* with selection]}
+               (stores written before per-run memory hold peak_rss_mb, the whole process's RSS)
   forgetting  {"status": "done", "lm_loss_before", "lm_loss_after", "lm_loss_delta", "tokens", "head", "text"}
               or {"status": "n/a", "reason", "text"}  (absent when forgetting.enabled is false)
   train       {"losses": [per-step loss]}

@@ -14,6 +14,36 @@ from tuneoff.calibration import DEFINITION
 from tuneoff.escape import md as md_text
 from tuneoff.escape import term
 
+COLLAPSED = 0.95  # a run that gives one label to at least this share of an eval set has collapsed
+
+
+def top_label(pred_dists: list[dict]) -> tuple[str, float] | None:
+    """The most-predicted label over runs and the mean share of each run's most-predicted label
+    (a run's own collapse shows even when seeds collapse onto different labels: "negative/positive")."""
+    tops = [max(d.items(), key=lambda kv: kv[1]) for d in pred_dists if d]
+    if not tops:
+        return None
+    names = sorted({name for name, _ in tops}, key=lambda n: (-sum(1 for t, _ in tops if t == n), n))
+    return "/".join(names), statistics.fmean(share for _, share in tops)
+
+
+def flags(score: float, majority: float | None, top_share: float | None) -> list[str]:
+    """What a reader must know about a score: at or below the majority baseline, or collapsed."""
+    out = []
+    if majority is not None and score <= majority + 1e-9:
+        out.append("≤ majority")
+    if top_share is not None and top_share >= COLLAPSED:
+        out.append("one label")
+    return out
+
+
+def flag_text(flagged: list[str], top: tuple[str, float] | None) -> str:
+    """"≤ majority · 70% positive", "one label · 98% positive" (empty when nothing is flagged)."""
+    if not flagged:
+        return ""
+    return ", ".join(flagged) + (f" · {top[1]:.0%} {top[0]}" if top else "")
+
+
 def main_metric(record: dict) -> str:
     """The task's main metric, as recorded with the run (older records: accuracy)."""
     return record.get("main_metric", "accuracy")
@@ -55,9 +85,16 @@ def _done_with_options(records: list[dict]):
     setting that differs between the done records, so only runs that differ by seed share one."""
     done = [r for r in records if r.get("status") == "done"]
     varying = _settings(done)
+    versions: dict[str, set] = defaultdict(set)  # a method's version shows where old and new runs share a folder
+    for r in done:
+        versions[r.get("method")].add(r.get("method_version", 1))
     for r in done:
         flat = _flat(r.get("config") or {})
-        yield r, ",".join(f"{k.removeprefix('method.')}={flat[k]}" for k in varying if k in flat)
+        if len(versions[r.get("method")]) > 1:
+            flat, varying_r = {**flat, "version": r.get("method_version", 1)}, [*varying, "version"]
+        else:
+            varying_r = varying
+        yield r, ",".join(f"{k.removeprefix('method.')}={flat[k]}" for k in varying_r if k in flat)
 
 
 def _fixed_into_title(rows: list[dict], candidates: tuple[str, ...], title: str) -> tuple[list[str], str]:
@@ -73,7 +110,8 @@ def summarise(records: list[dict]) -> list[dict]:
     """Rows: task, model, method, options, shots, eval_set, domain, metric, score (mean ± std over
     seeds), runs, majority. `options` names the method options and any other setting that differs
     between the runs, so only runs that differ by seed alone are averaged."""
-    groups: dict[tuple, dict] = defaultdict(lambda: {"scores": [], "majority": [], "other": defaultdict(list)})
+    groups: dict[tuple, dict] = defaultdict(lambda: {"scores": [], "majority": [], "dists": [],
+                                                     "other": defaultdict(list)})
     for r, opts in _done_with_options(records):
         metric = main_metric(r)
         for es, m in r["metrics"].items():
@@ -81,6 +119,7 @@ def summarise(records: list[dict]) -> list[dict]:
             g = groups[key]
             g["scores"].append(m["overall"][metric])
             g["majority"].append(m["majority"][metric])
+            g["dists"].append(m["overall"].get("pred_dist") or {})
             for other in ("accuracy", "mcc", "f1"):
                 g["other"][other].append(m["overall"][other])
             for cal in ("ece", "brier"):  # calibration; absent from records written before it was measured
@@ -88,9 +127,12 @@ def summarise(records: list[dict]) -> list[dict]:
                     g["other"][cal].append(m["overall"][cal])
     rows = []
     for (task, model, method, opts, shots, es, domain, metric), g in groups.items():
+        top = top_label(g["dists"])
+        flagged = flags(statistics.fmean(g["scores"]), statistics.fmean(g["majority"]), top[1] if top else None)
         rows.append({"task": task, "model": model, "method": method, "options": opts, "shots": shots,
                      "eval_set": es, "domain": domain, "metric": metric, "score": _fmt(g["scores"]),
                      "runs": len(g["scores"]), "majority": _fmt(g["majority"]),
+                     "most_predicted": f"{top[1]:.0%} {top[0]}" if top else "–", "flag": flag_text(flagged, top),
                      **{k: _fmt(g["other"].get(k, [])) for k in ("accuracy", "mcc", "f1", "ece", "brier")}})
     rows.sort(key=lambda r: (r["task"], r["model"], r["method"], r["options"], r["shots"], r["domain"], r["eval_set"]))
     return rows
@@ -156,18 +198,35 @@ def rich_table(rows: list[dict], failed: list[dict]) -> Table:
     """Columns that hold one value for every row (task, model, ...) move into the title."""
     fixed, title = _fixed_into_title(rows, ("task", "model", "method", "options", "metric"),
                                      "tuneoff results, mean ± std over seeds")
-    t = Table(title=term(title))
+    t = Table(title=term(title), caption_justify="left")
     cols = [c for c in ("task", "model", "method", "options") if c not in fixed]
     cols += ["shots", "eval_set", "domain", *(["metric"] if "metric" not in fixed else []), "score", "majority", "runs"]
     for col in cols:  # numbers never wrap: "0.653 ±" over "0.018" reads as two values
         t.add_column(col.replace("_", " "), justify="right" if col in ("shots", "runs") else "left",
                      no_wrap=col in ("score", "majority", "shots", "runs", "eval_set"))
-    for r in rows:
-        t.add_row(*[term(r[c]) for c in cols])
+    flagged = []
+    for r in rows:  # a flagged score is marked "!" and explained under the table (fits 80 columns)
+        cells = {**r, "score": r["score"] + (" !" if r["flag"] else "")}
+        t.add_row(*[term(cells[c]) for c in cols], style="red" if r["flag"] else None)
+        if r["flag"]:
+            where = " ".join(str(r[c]) for c in cols if c in ("method", "options", "eval_set") and r[c])
+            flagged.append(f"! {where} at {r['shots']} shots: {r['flag']}")
+    notes = []
+    if flagged:
+        extra = len(flagged) - MAX_FLAGGED
+        notes += flagged[:MAX_FLAGGED] + ([f"… and {extra} more (summary.md lists all)"] if extra > 0 else [])
+        notes.append(FLAG_NOTE)
     if failed:
-        t.caption = term(f"{len(failed)} failed run(s): " + "; ".join(
+        notes.append(f"{len(failed)} failed run(s): " + "; ".join(
             f"{f['run_id']}: {(f.get('error') or '')[:160]}" for f in failed[:5]))
+    t.caption = term("\n".join(notes)) if notes else None
     return t
+
+
+MAX_FLAGGED = 12
+FLAG_NOTE = (f"flag: ≤ majority = no better than always predicting the most frequent label; one label = the "
+             f"runs gave one label to ≥{COLLAPSED:.0%} of the inputs; then the most-predicted label and its share "
+             "(mean over runs)")
 
 
 def _md_table(rows: list[dict], cols: list[str]) -> list[str]:
@@ -180,9 +239,11 @@ def write_summary(rows: list[dict], folder: Path, subset_rows: list[dict] | None
                   failed: list[dict] | None = None) -> tuple[Path, Path]:
     md, csv_path = folder / "summary.md", folder / "summary.csv"
     cols = ["task", "model", "method", "options", "shots", "eval_set", "domain", "metric", "score", "majority",
-            "accuracy", "mcc", "f1", "ece", "brier", "runs"]
+            "most_predicted", "flag", "accuracy", "mcc", "f1", "ece", "brier", "runs"]
     text = ("# tuneoff results (mean ± std over seeds)\n\n" + "\n".join(_md_table(rows, cols)) + "\n\n"
             f"ece, brier: calibration of the class probabilities. {DEFINITION}\n")
+    if any(r["flag"] for r in rows):
+        text += f"\n{FLAG_NOTE}.\n"
     if subset_rows:
         sub_cols = ["task", "model", "method", "options", "shots", "eval_set", "subset", "accuracy",
                     *dict.fromkeys(k for r in subset_rows for k in r if k.startswith("acc | ")), "runs"]

@@ -84,4 +84,7 @@ def train(method: Method, examples: list[dict], cfg: TrainConfig, seed: int,
             progress(stats.steps, steps, step_loss)
     model.eval()
     method.model = accelerator.unwrap_model(model)
+    # the accelerator (one per process) keeps every prepared model and optimizer: drop them, or each
+    # run's weights and optimizer state stay resident for the rest of the process
+    accelerator.free_memory()
     return stats

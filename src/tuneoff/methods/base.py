@@ -53,6 +53,9 @@ class Method:
     # values, crossed. Three learning rates around what suits training every weight; methods that
     # train fewer weights take larger steps. The same number of candidates for every method.
     search_space: ClassVar[dict[str, list]] = {"train.lr": [1e-5, 3e-5, 1e-4]}
+    # Bumped whenever a change alters what a run of this method computes or records; it enters the
+    # run id only above 1, so the ids (and stored runs) of methods never bumped stay as they were.
+    version: ClassVar[int] = 1
 
     @classmethod
     def head_for(cls, options: MethodOptions) -> str:
@@ -71,6 +74,11 @@ class Method:
         """The default search space for these options (`search_space` unless the options choose)."""
         return {k: list(v) for k, v in cls.search_space.items()}
 
+    @classmethod
+    def version_for(cls, options: MethodOptions) -> int:
+        """The version of what these options compute (`version` unless only some options changed)."""
+        return cls.version
+
     def __init__(self, options: MethodOptions, ctx: Context):
         self.options = options
         self.ctx = ctx
@@ -78,6 +86,13 @@ class Method:
         self.model: torch.nn.Module = ctx.loaded.model
         self.tokenizer = ctx.loaded.tokenizer
         self.max_length = ctx.config.train.max_length
+        self.notes: list[str] = []  # said in the run record (e.g. an option that had no effect)
+        self.progress = None  # the runner's progress callback(phase, done, total), for long set-ups
+
+    def report(self, phase: str, done: int, total: int | None) -> None:
+        """Progress of a long set-up step (e.g. the distillation teacher's pass), if anyone listens."""
+        if self.progress:
+            self.progress(phase, done, total)
 
     # -- set-up --------------------------------------------------------------------------------
     def setup(self, train: list[dict], pool: list[dict]) -> None:

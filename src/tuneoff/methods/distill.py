@@ -25,7 +25,8 @@ from pydantic import Field
 
 from tuneoff.methods import Method, MethodError, register
 from tuneoff.methods.base import batch_to
-from tuneoff.methods.icl import ContextOptions, check_window, content_free_scores, draw_demos, make_context
+from tuneoff.methods.icl import (ContextOptions, check_window, content_free_scores, draw_demos, instruction_notes,
+                                 make_context)
 from tuneoff.methods.pattern import Prefix, scorer_for
 
 
@@ -48,6 +49,7 @@ class ContextDistill(Method):
     description = "context distillation: student without context matches the frozen LM's in-context predictions"
     Options = DistillOptions
     head = "lm"
+    version = 2  # 2: the teacher's demonstration order depends on the split; pattern recorded
 
     @classmethod
     def needs_per_class(cls, options):
@@ -88,6 +90,7 @@ class ContextDistill(Method):
         else:
             for p in self.model.parameters():
                 p.requires_grad_(True)
+        self.notes += instruction_notes(self.task, opts)
         self._compute_teacher(train)
 
     def _contexts(self, train: list[dict]) -> dict[tuple, tuple[list[dict], list[dict]]]:
@@ -115,8 +118,11 @@ class ContextDistill(Method):
         bs = self.ctx.config.eval.batch_size
         self.model.eval()
         off = self.model.disable_adapter() if opts.student == "lora" else contextlib.nullcontext()
+        groups = list(self._contexts(train).values())
+        total, done = sum(len(exs) for _, exs in groups), 0
+        self.report("teacher pass", 0, total)
         with off:
-            for demos, exs in self._contexts(train).values():
+            for demos, exs in groups:
                 prefix = make_context(self.scorer, self.task, demos, opts)
                 check_window(self.scorer, self.task, demos, opts, exs)
                 self.scorer.build(self.model, prefix)
@@ -129,6 +135,8 @@ class ContextDistill(Method):
                     for ex, s in zip(chunk, scores):
                         self.teacher[ex["id"]] = s
                         self.teacher_context[ex["id"]] = prefix.text
+                    done += len(chunk)
+                    self.report("teacher pass", done, total)
                 prefix.kv = None  # free the cache
 
     def train_examples(self, few: list[dict]) -> list[dict]:

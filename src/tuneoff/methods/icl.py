@@ -21,7 +21,7 @@ class ContextOptions(MethodOptions):
     """How the context of demonstrations is built (shared by icl and distill)."""
 
     k: int = Field(4, ge=1, description="demonstrations per class, drawn from the few-shot training set")
-    demo_seed: int = Field(0, description="seed that draws and orders the demonstrations")
+    demo_seed: int = Field(0, description="seed that, with the split, draws and orders the demonstrations")
     separator: str = Field("\n\n", description="text after the instruction line and after each demonstration")
     instruction: bool = Field(True, description="start the context with the task's one-line instruction")
     calibrate: bool = Field(False, description="contextual calibration: subtract the label log-probs of an 'N/A' input")
@@ -32,8 +32,12 @@ class ICLOptions(ContextOptions):
 
 
 def draw_demos(few: list[dict], k: int, seed: int, task, exclude: set[str] = frozenset()) -> list[dict]:
-    """k examples per class from `few` (ids in `exclude` left out), balanced, in a seeded shuffled order."""
-    rng = random.Random(seed)
+    """k examples per class from `few` (ids in `exclude` left out), balanced, in a shuffled order.
+
+    Which examples and their order depend on the demo seed *and* on the split (the ids of `few`):
+    seeded by the demo seed alone, every data seed got the same label order, so every prompt of a
+    comparison ended on the same label and the spread over splits hid order sensitivity."""
+    rng = random.Random(f"demos/{seed}/" + "|".join(sorted(ex["id"] for ex in few)))
     chosen = []
     for label, name in enumerate(task.label_names):
         pool = [ex for ex in few if ex["label"] == label and ex["id"] not in exclude]
@@ -44,6 +48,14 @@ def draw_demos(few: list[dict], k: int, seed: int, task, exclude: set[str] = fro
         chosen += rng.sample(pool, k)
     rng.shuffle(chosen)
     return chosen
+
+
+def instruction_notes(task, opts: ContextOptions) -> list[str]:
+    """A note when `instruction=true` cannot take effect because the task has no instruction."""
+    if opts.instruction and not task.instruction:
+        return [f"task {task.name!r} has no instruction, so instruction=true had no effect: the context starts "
+                "with the demonstrations (give the task file an `instruction:` line, or set method.instruction=false)"]
+    return []
 
 
 def make_context(scorer: LMScorer, task, demos: list[dict], opts: ContextOptions) -> Prefix:
@@ -89,6 +101,7 @@ class InContext(Method):
     Options = ICLOptions
     head = "lm"
     trains = False
+    version = 2  # 2: demonstration order depends on the split; pattern recorded; prompt shown on an eval input
     # nothing trains: the one choice that carries over from a fold to the whole few-shot set is
     # calibration (a demonstration seed would draw other demonstrations from the whole set)
     search_space = {"method.calibrate": [False, True]}
@@ -112,6 +125,7 @@ class InContext(Method):
             p.requires_grad_(False)
         self.model.eval()
         self.demos = draw_demos(train, opts.k, opts.demo_seed, self.task)
+        self.notes += instruction_notes(self.task, opts)
         self.prefix = make_context(self.scorer, self.task, self.demos, opts)
         check_window(self.scorer, self.task, self.demos, opts, train)
         if opts.use_cache:

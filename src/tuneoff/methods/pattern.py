@@ -198,6 +198,7 @@ class PatternFinetune(Method):
     description = "pattern-based fine-tuning: all weights, labels scored as verbalizer words by the LM head"
     Options = PatternOptions
     head = "lm"
+    version = 2  # 2: the resolved pattern (name and template) is recorded
 
     def __init__(self, options, ctx):
         super().__init__(options, ctx)

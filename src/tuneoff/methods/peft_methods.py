@@ -146,6 +146,10 @@ class Lora(PeftMethod):
     def head_for(cls, options: LoraOptions) -> str:
         return "lm" if options.scoring == "pattern" else "classifier"
 
+    @classmethod
+    def version_for(cls, options: LoraOptions) -> int:
+        return 2 if options.scoring == "pattern" else 1  # 2: the resolved pattern is recorded
+
     def __init__(self, options: LoraOptions, ctx):
         super().__init__(options, ctx)
         self.scorer = None

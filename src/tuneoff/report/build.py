@@ -139,11 +139,20 @@ def _task_blocks(sec, frame, agg, run_df, task, model) -> None:
         png, notes = plots.score_vs_cost(a, r[r["status"] == "done"], metric, target, variants)
         _figure(sec["cost"], png, notes, _slug("cost", task, model),
                 f"{head}: {metric} on {target} against cost (mean over seeds, error bar ±1 std; number = shots). "
-                "The line is the Pareto front: no other point has a higher score at a lower cost.")
+                "The line is the Pareto front: no other point has a higher score at a lower cost. " + COST_NOTE)
     for es, dom in eval_sets:
         t = subset_table(a, f, es, title=f"{head} — {col_label(es, dom)}")
         if t is not None:
             sec["subsets"].blocks.append(t)
+
+
+COST_NOTE = ("Peak memory per run = a fixed process baseline (a fresh interpreter with tuneoff's libraries "
+             "loaded, measured once) + the run's own peak resident memory above its start (its model, "
+             "training and evaluation; the task's data and earlier runs are not counted), so it does not depend "
+             "on which runs came before; on a GPU, the peak allocated during the run. Time = the method's set-up "
+             "(e.g. distill's teacher pass, icl's prefix) + training (+ hyperparameter selection), in process "
+             "CPU time (all threads; it moves less than wall time when other work loads the machine); model "
+             "loading is left out.")
 
 
 def _figure(section: Section, png, notes, name: str, caption: str) -> None:

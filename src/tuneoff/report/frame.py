@@ -15,12 +15,28 @@ import pandas as pd
 DEFAULT_METRIC = "accuracy"
 METRICS = ("accuracy", "mcc", "f1")
 
-RESOURCES = ("params_total", "params_trainable", "peak_rss_mb", "peak_rss_delta_mb", "peak_cuda_mb", "train_time_s",
-             "eval_time_s", "train_steps", "train_examples", "train_tokens", "eval_examples",
-             "eval_tokens", "train_flops_approx", "eval_flops_approx",
+RESOURCES = ("params_total", "params_trainable", "peak_memory_mb", "memory_baseline_mb", "memory_run_mb",
+             "peak_cuda_mb", "load_time_s", "load_cpu_s", "setup_time_s", "setup_cpu_s", "train_time_s",
+             "train_cpu_s", "eval_time_s", "eval_cpu_s", "train_steps", "train_examples", "train_tokens",
+             "eval_examples", "eval_tokens", "train_flops_approx", "eval_flops_approx",
              # hyperparameter selection: its own cost, and training plus selection (= training alone
-             # for a run without selection), the figure every cost comparison uses
-             "selection_time_s", "selection_fits", "selection_flops_approx", "adapt_time_s", "adapt_flops_approx")
+             # for a run without selection)
+             "selection_time_s", "selection_cpu_s", "selection_fits", "selection_flops_approx", "adapt_time_s",
+             "adapt_flops_approx", "forgetting_time_s",
+             "peak_rss_mb")  # whole-process RSS: the memory figure of stores written before per-run memory
+# The memory figure of a run: per-run peak memory; in older stores, whole-process peak RSS.
+MEMORY = ("peak_memory_mb", "peak_rss_mb")
+
+
+def memory_column(df: pd.DataFrame) -> str:
+    """The first memory figure of MEMORY that `df` holds for some run."""
+    return next((c for c in MEMORY if c in df.columns and df[c].notna().any()), MEMORY[0])
+
+# What a method costs to get ready, the report's time axis: its set-up (distill's teacher pass, icl's
+# prefix, peft wrapping) plus training plus any hyperparameter selection, in process CPU time, which
+# moved less under load than the wall clock (benchmarks/RESULTS.md); the wall-clock sum is a column
+# beside it. Model loading, the same for every method on a model, is left out.
+METHOD_TIME = ("method_cpu_s", "set-up + training (+ selection) CPU time (s)")
 
 RUN_COLUMNS = ["run_id", "status", "error", "created_at", "task", "model", "method", "method_options",
                "method_label", "variant", "pattern", "shots", "data_seed", "seed", "main_metric"]
@@ -82,8 +98,8 @@ def method_labels(records: list[dict]) -> dict[str, str]:
     for rec in records:
         by_method.setdefault(_method_name(rec), []).append(rec)
     labels = {}
-    for name, recs in by_method.items():
-        opts = [{**_options(r), **_selection_option(r)} for r in recs]
+    for name, recs in by_method.items():  # a method's version shows where old and new runs share a store
+        opts = [{**_options(r), **_selection_option(r), "version": r.get("method_version", 1)} for r in recs]
         keys = sorted({k for o in opts for k in o})
         differing = [k for k in keys
                      if len({json.dumps(o.get(k, None), sort_keys=True) for o in opts}) > 1]
@@ -126,6 +142,10 @@ def _run_fields(rec: dict, label: str) -> dict:
     for total, part in (("adapt_time_s", "train_time_s"), ("adapt_flops_approx", "train_flops_approx")):
         if total not in res:
             row[total] = res.get(part, np.nan)
+    row["method_cpu_s"] = (res.get("setup_cpu_s", np.nan) + res.get("train_cpu_s", np.nan)
+                           + res.get("selection_cpu_s", 0.0))
+    row["method_time_s"] = (res.get("setup_time_s", np.nan) + res.get("train_time_s", np.nan)
+                            + res.get("selection_time_s", 0.0))
     for k, v in res.items():  # resources this module does not know yet
         if k not in row and isinstance(v, (int, float)):
             row[k] = v

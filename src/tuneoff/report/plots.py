@@ -17,11 +17,12 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import FixedFormatter, FixedLocator, LogLocator, NullFormatter, NullLocator  # noqa: E402
 
 from tuneoff.report.blocks import count as fmt_count  # noqa: E402
+from tuneoff.report.frame import METHOD_TIME  # noqa: E402
 
 from tuneoff.report.stats import pareto_front  # noqa: E402
 
-COSTS = (("params_trainable", "trainable parameters"), ("peak_rss_mb", "peak process memory (MB)"),
-         ("peak_cuda_mb", "peak GPU memory (MB)"), ("adapt_time_s", "training (+ selection) time (s)"))
+COSTS = (("params_trainable", "trainable parameters"), ("peak_memory_mb", "peak memory per run (MB)"),
+         ("peak_cuda_mb", "peak GPU memory per run (MB)"), METHOD_TIME)
 
 
 def _t(s) -> str:

@@ -11,6 +11,7 @@ import pandas as pd
 from tuneoff.report.blocks import Bullets, Table, Text, cells, num
 from tuneoff.report.frame import done_rows, main_metric
 from tuneoff.report.tables import frame_table
+from tuneoff.summary import COLLAPSED
 
 MAX_LISTED = 12
 
@@ -49,9 +50,9 @@ def warnings(frame: pd.DataFrame, agg: pd.DataFrame, runs: pd.DataFrame) -> list
         top = ov["pred_dist"].map(lambda s: max(json.loads(s).values(), default=np.nan) if s else np.nan)
         share = ov.assign(top=top).groupby(["task", "model", "variant", "shots", "eval_set"])["top"].mean()
         coll = [f"{t}/{mo}: {v} at {int(s)} shots on {es} ({p:.0%} one label)"
-                for (t, mo, v, s, es), p in share.items() if p >= 0.95]
+                for (t, mo, v, s, es), p in share.items() if p >= COLLAPSED]
         if coll:
-            out.append("Predictions collapsed onto one label (≥95% of predictions): " + "; ".join(_cap(coll)))
+            out.append(f"Predictions collapsed onto one label (≥{COLLAPSED:.0%} of predictions): " + "; ".join(_cap(coll)))
     # splits
     d = runs[(runs["status"] == "done") & runs["split_checksum"].notna()]
     if len(d):
@@ -139,7 +140,8 @@ def _methods(runs: pd.DataFrame, records: list[dict]) -> list:
     blocks: list = [Table(["task", "method", "options", "training settings (config.train)"],
                           [cells(r) for r in rows], title="Methods")]
     if prompts:
-        blocks.append(Text("First training example as each templated method saw it (verbatim):"))
+        blocks.append(Text("An eval example as each templated method saw it (verbatim; icl's demonstrations "
+                           "come from the few-shot training set):"))
         for name, p in prompts:
             blocks.append(Text(name))
             blocks.append(Text(p, kind="pre"))

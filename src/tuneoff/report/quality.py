@@ -8,7 +8,7 @@ import pandas as pd
 
 from tuneoff.calibration import DEFINITION
 from tuneoff.report.blocks import Cell, Table, count, msn, num
-from tuneoff.report.frame import CALIBRATION, aggregate
+from tuneoff.report.frame import CALIBRATION, aggregate, memory_column
 from tuneoff.report.tables import col_label, leaderboard
 
 
@@ -25,7 +25,7 @@ def cross_model_leaderboard(agg: pd.DataFrame, runs: pd.DataFrame, task: str, me
     done = r[r["status"] == "done"]
     top = done[done["shots"] == done["shots"].max()]
     size = done.groupby("variant")["params_total"].median()
-    mem = top.groupby("variant")["peak_rss_mb"].mean()
+    mem = top.groupby("variant")[memory_column(top)].mean()
     fg = top.groupby("variant")["lm_loss_delta"].mean()
     shots = int(done["shots"].max()) if len(done) else 0
     t.header += ["model params", f"peak memory MB ({shots} shots)", f"Δ LM loss ({shots} shots)"]

@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from tuneoff.budget import Budget
-from tuneoff.report.frame import done_rows, main_metric
+from tuneoff.report.frame import done_rows, main_metric, memory_column
 
 ALPHA = 0.05
 MIN_PAIRS = 3
@@ -32,7 +32,6 @@ TEST = "two-sided paired t-test (scipy.stats.ttest_rel) on per-split scores"
 # The recorded figure behind each budget. Parts of a run's cost that the record gains later
 # (set-up, hyperparameter selection) count as soon as they appear; the first memory figure present wins.
 TIME_PARTS = ("setup_time_s", "selection_time_s", "train_time_s")
-MEMORY_FIGURES = ("peak_mb", "peak_rss_mb")
 AXES = {"train_time": "training time (s)", "memory": "peak memory (MB)", "trainable_params": "trainable parameters"}
 
 
@@ -51,7 +50,7 @@ def budget_figures(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     """Per run (index as `runs`): the figure each budget axis is checked against; and, per axis,
     which recorded field(s) it is."""
     have = [c for c in TIME_PARTS if c in runs.columns and runs[c].notna().any()]
-    mem = next((c for c in MEMORY_FIGURES if c in runs.columns and runs[c].notna().any()), MEMORY_FIGURES[-1])
+    mem = memory_column(runs)
     out = pd.DataFrame(index=runs.index)
     out["train_time"] = runs[have].sum(axis=1, min_count=1) if have else np.nan
     out["memory"] = runs[mem] if mem in runs.columns else np.nan

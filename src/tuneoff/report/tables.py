@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from tuneoff.report.blocks import Cell, Table, cells, count, heat, msn, num, pval
+from tuneoff.report.frame import METHOD_TIME
 
 DOMAIN = {"in": "in-domain", "out": "out-of-domain"}
 
@@ -29,7 +30,7 @@ def _cost_by_variant(runs: pd.DataFrame) -> dict:
         return {}
     top = done["shots"].max()
     params = done.groupby("variant")["params_trainable"].median()
-    t = done[done["shots"] == top].groupby("variant")["adapt_time_s"].mean()  # selection included
+    t = done[done["shots"] == top].groupby("variant")[METHOD_TIME[0]].mean()  # selection included
     return {"params": params.to_dict(), "time": t.to_dict(), "top": top}
 
 
@@ -48,7 +49,7 @@ def leaderboard(agg: pd.DataFrame, runs: pd.DataFrame, metric: str, eval_sets, t
     costs = _cost_by_variant(runs) if with_costs else {}
     header = ["method"] + [col_label(es, dom) for _, es, dom in cols]
     if costs:
-        header += ["trainable params", f"train (+ selection) time s ({costs['top']} shots)"]
+        header += ["trainable params", f"{METHOD_TIME[1].removesuffix(' (s)')}, s ({costs['top']} shots)"]
     rows, row_cls = [], []
     for v in variants:
         row = [Cell(v)]
