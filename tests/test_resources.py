@@ -53,8 +53,9 @@ def test_per_run_memory_is_the_same_in_either_order(mid_bert, tmp_path):
     # 10M parameters trained with AdamW: weights, gradients and two moments, ~160 MB; the whole
     # process's peak RSS, the figure before, grew with every run (each run's model stayed resident)
     assert l1 - s1 > 120 and l2 - s2 > 120, got
-    # what is left is the allocator's noise: a few MB, well under a tenth of the large run
-    assert abs(s1 - s2) < 15 and abs(l1 - l2) < max(15, 0.1 * l1), got
+    # what is left is the allocator's noise: a few MB for the small run, up to ~25 MB for the large one
+    # on a loaded machine, well under the ~160 MB that a leftover large run would add
+    assert abs(s1 - s2) < 15 and abs(l1 - l2) < max(15, 0.25 * l1), got
 
 
 def test_a_reused_model_is_charged_to_the_run():
