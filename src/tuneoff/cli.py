@@ -508,18 +508,23 @@ def ls(what: str = typer.Argument(..., help="tasks | methods | models")):
     console.print(t)
 
 
+def _read_store(results_dir: str):
+    """The store of a finished results folder, for reading (a missing or damaged one is a clear error)."""
+    from tuneoff.store import StoreError, open_store
+
+    try:
+        return open_store(results_dir, must_exist=True)
+    except (FileNotFoundError, StoreError) as e:
+        _fail(str(e))
+
+
 @app.command()
 def show(results_dir: str = typer.Argument(..., help="a results folder")):
     """Print the results table (and the per-subset table) of a results folder."""
-    from tuneoff.store import StoreError, open_store
     from tuneoff.summary import print_summary
 
-    try:
-        store = open_store(results_dir, must_exist=True)
-        records = store.records()
-    except (FileNotFoundError, StoreError) as e:
-        _fail(str(e))
-    print_summary(console, records)
+    store = _read_store(results_dir)
+    print_summary(console, store.records())
     _warn_bad_rows(store)
     console.print(f"runs: {store.counts()}")
 
@@ -560,15 +565,9 @@ def recommend(
 ):
     """Which method to use within a budget, per task and shot count: the best, the methods tied with
     it (paired t-test, Holm), the cheapest of those; the same answer as the report's first section."""
-    from tuneoff.store import StoreError, open_store
-
     budget = _budget(max_train_time, max_memory, max_trainable_params, shots, domain)
-    try:
-        store = open_store(results_dir, must_exist=True)
-        records = store.records()
-    except (FileNotFoundError, StoreError) as e:
-        _fail(str(e))
-    _print_recommendation(records, budget)
+    store = _read_store(results_dir)
+    _print_recommendation(store.records(), budget)
     _warn_bad_rows(store)
 
 
@@ -584,11 +583,11 @@ def report(
 ):
     """Write the comparison report: self-contained HTML, Markdown with the same tables, CSV of all runs."""
     from tuneoff.report import write_report
-    from tuneoff.store import StoreError, open_store
+    from tuneoff.store import StoreError
 
     budget = _budget(max_train_time, max_memory, max_trainable_params, shots, domain)
+    store = _read_store(results_dir)
     try:
-        store = open_store(results_dir, must_exist=True)
         md = markdown or (str(Path(output).with_suffix(".md")) if output else None)
         paths = write_report(results_dir, html_path=output, md_path=md, csv_path=csv, store=store, budget=budget)
     except (FileNotFoundError, StoreError) as e:
