@@ -260,6 +260,40 @@ def test_resume_reuses_finished_folds_and_frugal_splits_reuse_the_choice(tmp_pat
     assert len(calls) == 8 and other.cost["fits_reused"] == 6 and other.record["shared"]
     assert other.chosen == first.chosen and other.record["reference_data_seed"] == 0
     assert other.cost["time_s"] == again.cost["time_s"]  # the whole selection's cost, as measured once
+    assert other.cost["cpu_s"] == again.cost["cpu_s"] > 0  # CPU time too: a reusing split is not free
+
+
+def test_reusing_runs_record_the_selection_cpu_time_of_the_choice(tmp_path):
+    store = Store(tmp_path)
+    recs = [runner.execute(c, store) for c in
+            load_config(None, [*TINY, "data_seed=[0,1]", f"output_dir={tmp_path}", "select.protocol=cv"]).expand()]
+    ref, reused = (r["resources"] for r in recs)
+    assert recs[1]["selection"]["shared"] and reused["selection_fits"] == 6
+    assert reused["selection_cpu_s"] == ref["selection_cpu_s"] > 0
+
+
+def test_repair_gives_older_reusing_runs_the_selection_cpu_time_of_the_choice(tmp_path):
+    from tuneoff.repair import repair
+
+    store = Store(tmp_path)
+    recs = [runner.execute(c, store) for c in
+            load_config(None, [*TINY, "data_seed=[0,1]", f"output_dir={tmp_path}", "select.protocol=cv"]).expand()]
+    old = recs[1]  # as written before the choice's CPU time was carried: 0 s, no cpu_s in the trace
+    old["resources"]["selection_cpu_s"] = 0.0
+    del old["selection"]["cost"]["cpu_s"]
+    store.put(old)
+    assert repair(tmp_path).selection_cpu == [old["run_id"]]
+    fixed = Store(tmp_path).get(old["run_id"])
+    assert fixed["resources"]["selection_cpu_s"] == recs[0]["resources"]["selection_cpu_s"] > 0
+    assert repair(tmp_path).selection_cpu == []  # once only
+
+
+def test_fits_of_another_method_version_are_not_reused():
+    from tuneoff.selection.cache import fit_id
+
+    cfg = {"task": "demo", "method": {"name": "icl"}}
+    assert fit_id(cfg, ["a"], ["b"]) == fit_id(cfg, ["a"], ["b"], 1)  # keys of version-1 methods unchanged
+    assert fit_id(cfg, ["a"], ["b"], 2) != fit_id(cfg, ["a"], ["b"], 1)
 
 
 def test_dev_protocol_counts_its_extra_labels(tmp_path):

@@ -618,6 +618,8 @@ def repair(
             console.print(term(f"  kept aside as {p}"), highlight=False)
     console.print(f"rows written from manifests: {len(rep.imported)}; rows read back from the damaged store: "
                   f"{len(rep.salvaged)}; manifests restored: {len(rep.restored)}", highlight=False)
+    if rep.selection_cpu:
+        console.print(f"runs given their frugal choice's selection CPU time: {len(rep.selection_cpu)}")
     for p in rep.bad_files:
         err.print(term(f"warning: {p} holds no usable run record; left as it is"), highlight=False)
     for rid in rep.unreadable_rows:

@@ -197,6 +197,13 @@ class RunConfig(_Strict):
         """Plain dict of the config, as saved with the run."""
         return json.loads(self.model_dump_json())
 
+    def method_version(self) -> int:
+        """The version of what this run's method computes with these options (`Method.version_for`)."""
+        from tuneoff.methods import get_method
+
+        cls = get_method(self.method.name)
+        return cls.version_for(cls.Options(**(self.method.model_extra or {})))
+
     def run_id(self) -> str:
         """Hash of everything that can change a run's result (not where it is written)."""
         if not self.is_single:
@@ -210,7 +217,7 @@ class RunConfig(_Strict):
         from tuneoff.methods import get_method
 
         cls = get_method(self.method.name)
-        version = cls.version_for(cls.Options(**(self.method.model_extra or {})))
+        version = self.method_version()
         if version != 1:  # a changed method is a new run; unchanged methods keep their ids
             d["method_version"] = version
         if not cls.trains:  # training settings cannot change its result

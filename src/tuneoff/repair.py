@@ -68,6 +68,7 @@ class RepairReport:
     restored: list[str] = field(default_factory=list)    # manifests written from rows
     bad_files: list[str] = field(default_factory=list)   # files that hold no usable record
     unreadable_rows: list[str] = field(default_factory=list)  # rows without JSON and without a manifest
+    selection_cpu: list[str] = field(default_factory=list)  # runs given their frugal choice's CPU time
 
 
 def live_claims(store: Store) -> list[str]:
@@ -160,4 +161,37 @@ def repair(folder: str | Path, extra: Iterable[str | Path] = ()) -> RepairReport
             rep.unreadable_rows.append(rid)
     rep.restored = [rid for rid in rows if rid not in rep.unreadable_rows
                     and restore_manifests(store, [rid])]
+    rep.selection_cpu = carry_selection_cpu(store)
     return rep
+
+
+def _choice_key(rec: dict) -> str:
+    """What identifies one frugal choice: the run's config without its split and seeds."""
+    c = {k: v for k, v in (rec.get("config") or {}).items() if k not in ("data_seed", "output_dir", "device")}
+    return json.dumps(c, sort_keys=True)
+
+
+def carry_selection_cpu(store: Store) -> list[str]:
+    """Runs that reused a frugal choice were recorded, before selection CPU time was carried with the
+    choice, with 0 s of selection CPU time (its wall time was carried). They take it from the run that
+    made the choice (same settings, the reference split, no fit reused), as runs record it now."""
+    done = store.records("done")
+    made = {}
+    for rec in done:
+        sel, res = rec.get("selection") or {}, rec.get("resources") or {}
+        if sel and not sel.get("shared") and not (sel.get("cost") or {}).get("fits_reused"):
+            made[_choice_key(rec)] = res.get("selection_cpu_s")
+    fixed = []
+    for rec in done:
+        sel, res = rec.get("selection") or {}, rec.get("resources") or {}
+        if not sel.get("shared") or "cpu_s" in (sel.get("cost") or {}) or res.get("selection_cpu_s", 0) > 1.0:
+            continue
+        cpu = made.get(_choice_key(rec))
+        if cpu is None:
+            continue
+        res["selection_cpu_s"] = cpu
+        sel.setdefault("cost", {})["cpu_s"] = cpu
+        write_json_atomic(store.manifest(rec["run_id"]), rec)
+        store.put_row(rec)
+        fixed.append(rec["run_id"])
+    return fixed

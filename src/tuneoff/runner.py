@@ -283,7 +283,7 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
     }
     if sel is not None:  # selection is part of the method's cost: shown alone, and added in the totals
         res = out["resources"]
-        res.update(selection_time_s=sel.cost["time_s"], selection_cpu_s=round(t_sel.cpu_seconds, 3),
+        res.update(selection_time_s=sel.cost["time_s"], selection_cpu_s=sel.cost["cpu_s"],
                    selection_fits=sel.cost["fits"],
                    selection_tokens=sel.cost["train_tokens"] + sel.cost["eval_tokens"],
                    selection_flops_approx=sel.cost["flops_approx"])

@@ -3,7 +3,7 @@ them: one SQLite file, `<output_dir>/selection.sqlite`, one row per fit (a candi
 fold's training part and scored on its held-out part), written in one transaction.
 
 A fit's key is the hash of the candidate's resolved config (selection off, where it is written
-left out) and the example ids of both parts of its fold, so the same fit is the same row whichever
+left out), the method's version (above 1) and the example ids of both parts of its fold, so the same fit is the same row whichever
 run asks for it. A worker on another machine keeps its own file there: only reuse is lost.
 """
 from __future__ import annotations
@@ -17,8 +17,10 @@ from pathlib import Path
 SCHEMA = "CREATE TABLE IF NOT EXISTS fits (fit_id TEXT PRIMARY KEY, record TEXT NOT NULL)"
 
 
-def fit_id(candidate_config: dict, train_ids: list[str], heldout_ids: list[str]) -> str:
+def fit_id(candidate_config: dict, train_ids: list[str], heldout_ids: list[str], method_version: int = 1) -> str:
     d = {k: v for k, v in candidate_config.items() if k not in ("output_dir", "device", "save", "eval")}
+    if method_version != 1:  # as in run ids: a changed method never reuses the old method's fits
+        d["method_version"] = method_version
     blob = json.dumps({"config": d, "train": train_ids, "heldout": heldout_ids}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:20]
 

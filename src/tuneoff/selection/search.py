@@ -9,7 +9,8 @@ No eval set is loaded before the choice is made: only the train pool is read her
 
 Under the frugal budget the choice is made on the reference split (the first data seed) and every
 other split of the same task, model, method and shots reuses it: its fits are found in the fit
-cache, so they cost nothing again. The cost recorded with each run is the whole selection's.
+cache, so they cost nothing again. The cost recorded with each run is the whole selection's (the
+wall and CPU time its fits took when they ran), so every split of a method carries the same cost.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class SelectionError(RuntimeError):
 class Selection:
     chosen: dict      # the chosen values, dotted keys
     record: dict      # the whole trace, stored with the run under "selection"
-    cost: dict        # time_s, train_tokens, eval_tokens, flops_approx, fits, fits_reused
+    cost: dict        # time_s, cpu_s, train_tokens, eval_tokens, flops_approx, fits, fits_reused
     labelled: set     # ids of every labelled example the choice used (few-shot split, dev split)
 
 
@@ -61,6 +62,7 @@ def fit(cand: RunConfig, task, pool: list[dict], fold: Fold, metric: str) -> dic
         with Timer() as t_eval:
             probs, out["eval_tokens"] = predict(method, fold.heldout, cand.eval.batch_size, method.ctx.device)
         out["train_time_s"], out["eval_time_s"] = round(t_train.seconds, 3), round(t_eval.seconds, 3)
+        out["train_cpu_s"], out["eval_cpu_s"] = round(t_train.cpu_seconds, 3), round(t_eval.cpu_seconds, 3)
         if not np.isfinite(probs).all():
             raise TrainingDiverged("non-finite class scores on the held-out fold")
         m = eval_metrics(fold.heldout, probs, task.label_names)
@@ -71,7 +73,9 @@ def fit(cand: RunConfig, task, pool: list[dict], fold: Fold, metric: str) -> dic
     except TrainingDiverged as e:
         out.update(diverged=True, error=str(e), score=None, loss=None)
         out.setdefault("train_time_s", round(t_train.seconds, 3))
+        out.setdefault("train_cpu_s", round(t_train.cpu_seconds, 3))
         out.setdefault("eval_time_s", 0.0)
+        out.setdefault("eval_cpu_s", 0.0)
     params = count_parameters(method.model)
     out["flops_approx"] = (approx_flops(params["params_total"], params["params_trainable"], out["train_tokens"], True)
                            + approx_flops(params["params_total"], 0, out["eval_tokens"], False))
@@ -127,7 +131,8 @@ def select(cfg: RunConfig, cache: FitCache | NoCache | None = None, progress=Non
     folds, dev = _folds(cfg, task, pool, few, ref)
     space = cfg.search_space()
     cands = candidates(space)
-    rows, fits_total, reused, cost = [], 0, 0, {"time_s": 0.0, "train_tokens": 0, "eval_tokens": 0, "flops_approx": 0.0}
+    rows, fits_total, reused, cost = [], 0, 0, {"time_s": 0.0, "cpu_s": 0.0, "train_tokens": 0, "eval_tokens": 0,
+                                       "flops_approx": 0.0}
     for ci, values in enumerate(cands):
         cand = cfg.candidate(values, data_seed=ref)
         resolved = cand.resolved()
@@ -135,7 +140,7 @@ def select(cfg: RunConfig, cache: FitCache | NoCache | None = None, progress=Non
         for fi, fold in enumerate(folds):
             if progress:
                 progress("select", ci * len(folds) + fi, len(cands) * len(folds))
-            key = fit_id(resolved, _ids(fold.train), _ids(fold.heldout))
+            key = fit_id(resolved, _ids(fold.train), _ids(fold.heldout), cfg.method_version())
             got = cache.get(key)
             was_cached = got is not None
             if got is None:
@@ -149,6 +154,8 @@ def select(cfg: RunConfig, cache: FitCache | NoCache | None = None, progress=Non
             fits_total += 1
             reused += was_cached
             cost["time_s"] += got["train_time_s"] + got["eval_time_s"]
+            # fits cached before CPU time was recorded count their wall time
+            cost["cpu_s"] += got.get("train_cpu_s", got["train_time_s"]) + got.get("eval_cpu_s", got["eval_time_s"])
             for k in ("train_tokens", "eval_tokens", "flops_approx"):
                 cost[k] += got[k]
             if got["diverged"]:
@@ -156,7 +163,7 @@ def select(cfg: RunConfig, cache: FitCache | NoCache | None = None, progress=Non
         rows.append(_summary(values, fits))
     best = choose(rows)
     labelled = set(_ids(few)) | set(_ids(dev))
-    cost = {**cost, "time_s": round(cost["time_s"], 3), "fits": fits_total, "fits_reused": reused}
+    cost = {**cost, "time_s": round(cost["time_s"], 3), "cpu_s": round(cost["cpu_s"], 3), "fits": fits_total, "fits_reused": reused}
     record = {
         "protocol": s.protocol, "budget": s.budget, "metric": task.main_metric,
         "folds": len(folds) if s.protocol == "cv" else None, "fold_seed": ref,
