@@ -45,6 +45,21 @@ def test_run_show_and_rerun_skips(toy_task, tmp_path):
     assert len((out / "runs.csv").read_text().splitlines()) > 4
 
 
+def test_a_custom_task_file_s_main_metric_is_the_report_s(toy_task, tmp_path):
+    """The report reads the metric each record was judged by: a task file naming mcc is ranked by
+    mcc (its name is no registered task the report could ask)."""
+    toy_task.write_text(toy_task.read_text() + "main_metric: mcc\n")
+    out = tmp_path / "res"
+    r = runner.invoke(app, ["run", f"task={toy_task}", "model=tiny-bert", "shots=4", "data_seed=[0,1]",
+                            "train.max_steps=2", f"output_dir={out}"])
+    assert r.exit_code == 0 and " ".join(r.output.split()).count("— mcc: test ") == 2, r.output
+    assert "| toy | tiny-bert | finetune |  | 4 | test | in | mcc |" in (out / "summary.md").read_text()
+    assert runner.invoke(app, ["report", str(out)]).exit_code == 0
+    md = (out / "report.md").read_text()
+    assert "Main metric per task: toy: mcc." in md and "toy · tiny-bert — mcc" in md
+    assert "toy · tiny-bert — secondary metric: accuracy" in md
+
+
 def test_config_file_plus_overrides_and_validate(toy_task, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"task: {toy_task}\nmodel: tiny-bert\nshots: 4\ndata_seed: 0\ntrain:\n  max_steps: 2\n")

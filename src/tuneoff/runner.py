@@ -15,6 +15,7 @@ import torch
 from tuneoff import data as data_mod
 from tuneoff import forgetting, models
 from tuneoff.config import RunConfig
+from tuneoff.describe import task_metric
 from tuneoff.environment import environment, warm_up
 from tuneoff.evaluate import eval_metrics, predict
 from tuneoff.methods import Context, Method, get_method
@@ -305,13 +306,6 @@ def _task_name(spec: str) -> str:
         return spec
 
 
-def _main_metric(spec: str) -> str:
-    try:
-        return get_task(spec).main_metric
-    except ValueError:
-        return "accuracy"
-
-
 def _pattern(cfg: RunConfig) -> dict:
     """The pattern an LM-scored run renders, resolved (the task's default when `pattern` is unset):
     its name, template and answer words; for a classification head, none."""
@@ -332,7 +326,7 @@ def base_record(cfg: RunConfig) -> dict:
         "config": cfg.resolved(), "task": _task_name(cfg.task), "model": cfg.model, "method": cfg.method.name,
         "method_version": cls.version_for(cls.Options(**(cfg.method.model_extra or {}))),
         "method_options": dict(cfg.method.model_extra or {}), "shots": cfg.shots,
-        "main_metric": _main_metric(cfg.task),
+        "main_metric": task_metric(cfg.task),
         "data_seed": cfg.data_seed, "seed": cfg.seed, **_pattern(cfg),
     }
 

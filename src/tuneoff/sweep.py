@@ -42,11 +42,11 @@ from tuneoff.config import (
     _format_errors,
     apply_overrides,
     config_from_dict,
-    flatten_keys as _flatten,
     parse_override,
     read_yaml,
     set_key,
 )
+from tuneoff.describe import Label, flatten, fmt, varying
 from tuneoff.repair import restore_manifests
 from tuneoff.store import StoreError
 from tuneoff.workqueue import WorkQueue
@@ -67,7 +67,7 @@ class MethodEntry(BaseModel):
     @field_validator("overrides")
     @classmethod
     def _flat_overrides(cls, v: dict) -> dict:
-        flat = _flatten(v)
+        flat = flatten(v)
         bad = [k for k in flat if k == "method" or k.startswith("method.")]
         if bad:
             raise ValueError(f"{bad[0]!r} cannot be overridden: give method options in the entry itself "
@@ -93,7 +93,7 @@ class SweepConfig(BaseModel):
     @classmethod
     def _nest_defaults(cls, v: dict) -> dict:
         out: dict = {}
-        for key, value in _flatten(v).items():  # dotted keys (train.lr: 1e-4) merge into sections
+        for key, value in flatten(v).items():  # dotted keys (train.lr: 1e-4) merge into sections
             if value != {}:
                 set_key(out, key.split("."), value, f"defaults key {key!r}")
         return out
@@ -152,8 +152,8 @@ class Sweep:
     def method_label(self, run: RunConfig) -> str:
         """The method and those of its options that differ between its runs, e.g. `lora(r=8)`."""
         opts = run.method.model_extra or {}
-        shown = ",".join(f"{k}={opts.get(k)}" for k in self.method_options.get(run.method.name, []))
-        return run.method.name + (f"({shown})" if shown else "")
+        shown = ", ".join(f"{k}={fmt(opts.get(k))}" for k in self.method_options.get(run.method.name, []))
+        return Label(run.method.name, shown).method_label
 
     def describe(self, run: RunConfig) -> dict[str, Any]:
         """The values of the varying keys for one run (for listings)."""
@@ -251,15 +251,13 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
 
 
 def _flat_config(run: RunConfig) -> dict:
-    return _flatten({k: v for k, v in run.resolved().items() if k not in ("output_dir",)})
+    return flatten({k: v for k, v in run.resolved().items() if k != "output_dir"})
 
 
 def varying_keys(runs: list[RunConfig]) -> list[str]:
     """Dotted config keys whose value differs between runs (method options as method.<opt>).
     An option that some runs lack (another method's) counts as differing."""
-    flats = [_flat_config(r) for r in runs]
-    keys = list(dict.fromkeys(k for f in flats for k in f))
-    return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
+    return varying([_flat_config(r) for r in runs])
 
 
 # -- planning and running ------------------------------------------------------------------------
