@@ -45,6 +45,54 @@ def test_run_show_and_rerun_skips(toy_task, tmp_path):
     assert len((out / "runs.csv").read_text().splitlines()) > 4
 
 
+def test_run_skips_through_the_plan_one_rule_with_the_sweep(toy_task, tmp_path, monkeypatch):
+    """`tuneoff run` makes a plan of its runs and runs it on the sweep's driver: done runs are
+    skipped (not claimed, not computed), a failed run is run again, --force reruns done runs, and
+    a done run that now asks for its weights (save=true) runs again once."""
+    from tuneoff import claims, plan
+    from tuneoff.store import Store
+
+    out = tmp_path / "res"
+    args = [f"task={toy_task}", "model=tiny-bert", "shots=4", "data_seed=[0,1]", "train.max_steps=2",
+            f"output_dir={out}"]
+    plans = []
+    real = plan.run_plan
+    monkeypatch.setattr(plan, "run_plan", lambda p, *a, **k: plans.append(p) or real(p, *a, **k))
+    assert runner.invoke(app, ["run", *args]).exit_code == 0
+    again = runner.invoke(app, ["run", *args])
+    assert again.exit_code == 0 and again.output.count("skipped (done)") == 2, again.output
+    assert [len(p.todo) for p in plans] == [2, 0] and len(plans[1].done) == 2
+    store = Store(out)
+    assert sorted(claims.attempt_counts(store).values(), key=str) == [{"done": 1}] * 2  # nothing claimed again
+    failing = [*args[:2], "shots=999", "data_seed=0", f"output_dir={out}"]
+    assert runner.invoke(app, ["run", *failing]).exit_code == 1
+    rerun = runner.invoke(app, ["run", *failing])  # failed: run again (a sweep needs --retry-failed)
+    assert rerun.exit_code == 1 and "skipped" not in rerun.output and plans[-1].retry_failed
+    forced = runner.invoke(app, ["run", *args, "--force"])
+    assert forced.exit_code == 0 and forced.output.count(": done") == 2 and "skipped" not in forced.output
+    saved = runner.invoke(app, ["run", *args[:-1], "data_seed=0", "save=true", f"output_dir={out}"])
+    assert saved.exit_code == 0 and ": done" in saved.output and "skipped" not in saved.output
+    assert runner.invoke(app, ["run", *args[:-1], "data_seed=0", "save=true", f"output_dir={out}"]).output.count(
+        "skipped (done)") == 1  # its weights are there now
+    counts = claims.attempt_counts(store)
+    assert sorted(c.get("done", 0) + c.get("failed", 0) for c in counts.values()) == [2, 2, 3]
+
+
+def test_a_custom_task_file_s_main_metric_is_the_report_s(toy_task, tmp_path):
+    """The report reads the metric each record was judged by: a task file naming mcc is ranked by
+    mcc (its name is no registered task the report could ask)."""
+    toy_task.write_text(toy_task.read_text() + "main_metric: mcc\n")
+    out = tmp_path / "res"
+    r = runner.invoke(app, ["run", f"task={toy_task}", "model=tiny-bert", "shots=4", "data_seed=[0,1]",
+                            "train.max_steps=2", f"output_dir={out}"])
+    assert r.exit_code == 0 and " ".join(r.output.split()).count("— mcc: test ") == 2, r.output
+    assert "| toy | tiny-bert | finetune |  | 4 | test | in | mcc |" in (out / "summary.md").read_text()
+    assert runner.invoke(app, ["report", str(out)]).exit_code == 0
+    md = (out / "report.md").read_text()
+    assert "Main metric per task: toy: mcc." in md and "toy · tiny-bert — mcc" in md
+    assert "toy · tiny-bert — secondary metric: accuracy" in md
+
+
 def test_config_file_plus_overrides_and_validate(toy_task, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"task: {toy_task}\nmodel: tiny-bert\nshots: 4\ndata_seed: 0\ntrain:\n  max_steps: 2\n")
@@ -64,9 +112,9 @@ def test_bad_input_exits_with_a_clear_message(tmp_path):
 
 
 def test_progress_is_plain_lines_when_the_output_is_not_a_terminal(toy_task, tmp_path, monkeypatch):
-    import tuneoff.cli as cli
+    from tuneoff.cli import display
 
-    monkeypatch.setattr(cli, "LINE_EVERY_S", 0.0)  # a line for every update after a phase's first
+    monkeypatch.setattr(display, "LINE_EVERY_S", 0.0)  # a line for every update after a phase's first
     r = runner.invoke(app, ["run", f"task={toy_task}", "model=tiny-bert", "shots=4", "data_seed=0",
                             "train.max_steps=3", "train.batch_size=2", f"output_dir={tmp_path}"])
     assert r.exit_code == 0, r.output

@@ -17,14 +17,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 from tuneoff.config import ConfigError  # noqa: E402
 from tuneoff.store import Store  # noqa: E402
-from tuneoff.sweep import (  # noqa: E402
-    eta_seconds,
-    expand_sweep,
-    load_sweep,
-    make_plan,
-    parse_sweep,
-    run_sweep,
-)
+from tuneoff.plan import eta_seconds, make_plan, run_plan  # noqa: E402
+from tuneoff.sweep import expand_sweep, load_sweep, parse_sweep  # noqa: E402
 
 
 def _write(path: Path, data: dict) -> Path:
@@ -155,6 +149,17 @@ def test_plan_skips_done_and_failed_unless_retrying():
     assert [r.run_id() for r in retry.todo] == ids[1:] and retry.skipped_failed == 0
 
 
+def test_plan_reruns_done_runs_only_when_forced_or_missing_the_weights_they_ask_for(tmp_path):
+    sw = expand_sweep(parse_sweep({"defaults": {"shots": 8, "data_seed": [0, 1], "save": True}}))
+    ids = [r.run_id() for r in sw.runs]
+    statuses = dict.fromkeys(ids, "done")
+    (tmp_path / ids[0] / "weights").mkdir(parents=True)  # only the first kept its weights
+    plan = make_plan(sw.runs, statuses, run_dir=lambda rid: tmp_path / rid)
+    assert plan.done == ids[:1] and [r.run_id() for r in plan.todo] == ids[1:]
+    forced = make_plan(sw.runs, statuses, run_dir=lambda rid: tmp_path / rid, force=True)
+    assert forced.done == [] and [r.run_id() for r in forced.todo] == ids
+
+
 def test_a_done_run_missing_its_manifest_gets_it_back(tmp_path):
     """A done run whose manifest.json was deleted: the next sweep writes it again from the store."""
     from tuneoff.executors import LocalExecutor
@@ -166,7 +171,7 @@ def test_a_done_run_missing_its_manifest_gets_it_back(tmp_path):
     manifest = store.run_dir(rec["run_id"]) / "manifest.json"
     manifest.unlink()
     plan = make_plan(sw.runs, store.statuses())
-    assert plan.todo == [] and run_sweep(plan, store, LocalExecutor()) == [rec]
+    assert plan.todo == [] and run_plan(plan, store, LocalExecutor()) == [rec]
     assert json.loads(manifest.read_text()) == rec
 
 
@@ -354,11 +359,11 @@ def test_ray_and_local_executors_give_identical_records(ray_cluster, toy_task, t
                                          "methods": ["finetune"], "grid": {"train.lr": [1e-2]}}))
 
     local_sw, ray_sw = sweep(tmp_path / "local"), sweep(tmp_path / "ray")
-    local = run_sweep(make_plan(local_sw.runs, {}), Store(tmp_path / "local"), LocalExecutor())
+    local = run_plan(make_plan(local_sw.runs, {}), Store(tmp_path / "local"), LocalExecutor())
     ex = RayExecutor()
     assert not ex.started_ray and ex.slots == 2  # joined the test's cluster
     ray_store = Store(tmp_path / "ray")
-    remote = run_sweep(make_plan(ray_sw.runs, {}), ray_store, ex)
+    remote = run_plan(make_plan(ray_sw.runs, {}), ray_store, ex)
     assert len(local) == len(remote) == 2
     for a, b in zip(local, remote):
         assert a["status"] == b["status"] == "done", (a.get("error"), b.get("error"))
@@ -382,7 +387,7 @@ def test_ray_driver_submits_only_runs_not_done(ray_cluster, toy_task, tmp_path):
     submitted = []
     real = ex._submit
     ex._submit = lambda run, run_dir: submitted.append(run.run_id()) or real(run, run_dir)
-    records = run_sweep(make_plan(sw.runs, store.statuses()), store, ex)
+    records = run_plan(make_plan(sw.runs, store.statuses()), store, ex)
     assert sorted(submitted) == sorted(r.run_id() for r in sw.runs[1:])
     assert store.get(kept["run_id"]) == kept and len(records) == 3
     assert all(r["status"] == "done" for r in records[1:]), [r.get("error") for r in records]

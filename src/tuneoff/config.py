@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from tuneoff.describe import NOT_RESULT, drop
 from tuneoff.selection.options import SelectConfig, check_selection, hashed_selection, resolve_space
 
 
@@ -209,9 +210,7 @@ class RunConfig(_Strict):
         if not self.is_single:
             raise ConfigError("run_id() needs a single run: call expand() first")
         d = self.resolved()
-        for k in ("output_dir", "device", "save"):
-            d.pop(k, None)
-        d["eval"].pop("batch_size", None)
+        drop(d, NOT_RESULT)
         if d.get("forgetting") == ForgettingConfig().model_dump():  # ids of runs from before it existed
             d.pop("forgetting")
         from tuneoff.methods import get_method
@@ -270,18 +269,6 @@ def set_key(data: dict, path: list[str], value: Any, what: str = "") -> None:
     if path == ["method"] and isinstance(node.get("method"), dict) and isinstance(value, str):
         value = {"name": value}  # switching method drops the old method's options
     node[path[-1]] = value
-
-
-def flatten_keys(d: dict, prefix: str = "") -> dict:
-    """{"train": {"lr": 1}} -> {"train.lr": 1}; keys already dotted stay as they are."""
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(flatten_keys(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

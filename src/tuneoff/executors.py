@@ -174,12 +174,17 @@ class RayExecutor:
             self.watchdog = None
 
 
+def check_executor(name: str, address: str | None = None) -> None:
+    """An unknown executor, or an option of another executor's, is an error before anything starts."""
+    if name not in ("local", "ray"):
+        raise ExecutorError(f"unknown executor {name!r}; use local or ray")
+    if address and name != "ray":
+        raise ExecutorError("--address is for the ray executor; add --executor ray")
+
+
 def make_executor(name: str, address: str | None = None, num_cpus: int | None = None,
                   cpus_per_run: int = 1):
+    check_executor(name, address)
     if name == "local":
-        if address:
-            raise ExecutorError("--address is for the ray executor; add --executor ray")
         return LocalExecutor()
-    if name == "ray":
-        return RayExecutor(address=address, num_cpus=num_cpus, cpus_per_run=cpus_per_run)
-    raise ExecutorError(f"unknown executor {name!r}; use local or ray")
+    return RayExecutor(address=address, num_cpus=num_cpus, cpus_per_run=cpus_per_run)

@@ -1,7 +1,8 @@
 """One run, top to bottom: config -> task -> split -> model -> method -> train -> evaluate -> record.
 
-`execute` never lets one run's failure take down its caller: a bad input or a NaN loss becomes a
-`failed` record with the reason, and everything already recorded stays.
+`run_record` never lets one run's failure take down its caller: a bad input or a NaN loss becomes a
+`failed` record with the reason, and everything already recorded stays. `execute` runs one config
+through the driver of `tuneoff run` and `tuneoff sweep` (`tuneoff.plan`: skipped when done).
 """
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import torch
 from tuneoff import data as data_mod
 from tuneoff import forgetting, models
 from tuneoff.config import RunConfig
+from tuneoff.describe import task_metric
 from tuneoff.environment import environment, warm_up
 from tuneoff.evaluate import eval_metrics, predict
 from tuneoff.methods import Context, Method, get_method
 from tuneoff.resources import PeakMemory, Timer, approx_flops, count_parameters
-from tuneoff.store import Store, StoreError
+from tuneoff.plan import execute  # noqa: F401 - one config, as `tuneoff run` runs it
 from tuneoff.tasks import Task, get_task
 from tuneoff.train import train
 
@@ -305,13 +307,6 @@ def _task_name(spec: str) -> str:
         return spec
 
 
-def _main_metric(spec: str) -> str:
-    try:
-        return get_task(spec).main_metric
-    except ValueError:
-        return "accuracy"
-
-
 def _pattern(cfg: RunConfig) -> dict:
     """The pattern an LM-scored run renders, resolved (the task's default when `pattern` is unset):
     its name, template and answer words; for a classification head, none."""
@@ -332,40 +327,9 @@ def base_record(cfg: RunConfig) -> dict:
         "config": cfg.resolved(), "task": _task_name(cfg.task), "model": cfg.model, "method": cfg.method.name,
         "method_version": cls.version_for(cls.Options(**(cfg.method.model_extra or {}))),
         "method_options": dict(cfg.method.model_extra or {}), "shots": cfg.shots,
-        "main_metric": _main_metric(cfg.task),
+        "main_metric": task_metric(cfg.task),
         "data_seed": cfg.data_seed, "seed": cfg.seed, **_pattern(cfg),
     }
-
-
-def execute(cfg: RunConfig, store: Store, progress=None, force: bool = False, on_wait=None) -> dict:
-    """Run one config and record the outcome, unless its id is already done (`skipped`) or another
-    process on the same folder records it meanwhile (`elsewhere`: this one waits for it rather than
-    computing it twice)."""
-    from tuneoff.repair import restore_manifests
-    from tuneoff.workqueue import WorkQueue
-
-    run_id = cfg.run_id()
-    wants_weights = cfg.save and not (store.run_dir(run_id) / "weights").is_dir()
-    before = store.status(run_id)
-    queue = WorkQueue(store, [cfg], retry_failed=True, rerun=lambda r: force or wants_weights, on_wait=on_wait)
-    try:
-        claimed = queue.next(block=True)
-        if claimed is None:  # done before, or recorded by another process while this one waited
-            rec = store.get(run_id)
-            if rec is None:
-                raise StoreError(store.bad_rows_note() or f"run {run_id} has no readable record in {store.path}")
-            restore_manifests(store, [run_id])
-            rec["skipped"] = ("done" if before == "done" and not queue.adopted
-                              else "recovered from its manifest" if queue.adopted else "by another process")
-            return rec
-        record = run_record(cfg, store.run_dir(run_id), progress)
-        store.put(record)
-        return record
-    finally:
-        try:
-            queue.release()
-        except StoreError:
-            pass  # the store that failed is named by the error on its way out
 
 
 def run_record(cfg: RunConfig, run_dir: Path, progress=None) -> dict:

@@ -3,7 +3,6 @@ with the majority-class baseline beside it. (The full HTML report lives in `tune
 from __future__ import annotations
 
 import csv
-import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from rich.table import Table
 
 from tuneoff.calibration import DEFINITION
+from tuneoff.describe import labels, main_metric
 from tuneoff.escape import md as md_text
 from tuneoff.escape import term
 
@@ -44,11 +44,6 @@ def flag_text(flagged: list[str], top: tuple[str, float] | None) -> str:
     return ", ".join(flagged) + (f" · {top[1]:.0%} {top[0]}" if top else "")
 
 
-def main_metric(record: dict) -> str:
-    """The task's main metric, as recorded with the run (older records: accuracy)."""
-    return record.get("main_metric", "accuracy")
-
-
 def _fmt(values: list[float]) -> str:
     if not values:
         return "–"
@@ -57,44 +52,13 @@ def _fmt(values: list[float]) -> str:
     return f"{mean:.3f} ± {sd:.3f}" if sd is not None else f"{mean:.3f}"
 
 
-# settings that cannot change a score (the forgetting measure runs beside the evaluation)
-IGNORED = {"data_seed", "seed", "output_dir", "device", "save", "eval.batch_size",
-           "forgetting.enabled", "forgetting.text", "forgetting.max_tokens"}
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _settings(records: list[dict]) -> list[str]:
-    """Config keys (beyond task, model, method, shots) whose values differ among the records:
-    runs that differ in them are different settings, never pooled as if they were seeds."""
-    flats = [_flat(r.get("config") or {}) for r in records]
-    keys = sorted({k for f in flats for k in f} - IGNORED - {"task", "model", "method.name", "shots"})
-    return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
-
-
 def _done_with_options(records: list[dict]):
-    """(record, options label) for each done record: the label names the method options and any other
-    setting that differs between the done records, so only runs that differ by seed share one."""
-    done = [r for r in records if r.get("status") == "done"]
-    varying = _settings(done)
-    versions: dict[str, set] = defaultdict(set)  # a method's version shows where old and new runs share a folder
-    for r in done:
-        versions[r.get("method")].add(r.get("method_version", 1))
-    for r in done:
-        flat = _flat(r.get("config") or {})
-        if len(versions[r.get("method")]) > 1:
-            flat, varying_r = {**flat, "version": r.get("method_version", 1)}, [*varying, "version"]
-        else:
-            varying_r = varying
-        yield r, ",".join(f"{k.removeprefix('method.')}={flat[k]}" for k in varying_r if k in flat)
+    """(record, options) for each done record: the settings that tell its runs apart and the
+    pattern where several were used (`describe.labels`, as the report names them), so only runs
+    that differ by seed share one."""
+    for r, label in zip(records, labels(records)):
+        if r.get("status") == "done":
+            yield r, label.details
 
 
 def _fixed_into_title(rows: list[dict], candidates: tuple[str, ...], title: str) -> tuple[list[str], str]:

@@ -19,11 +19,11 @@ first data seed, then the next). Each run's settings are layered
 defaults < grid value < method entry < the entry's `overrides` < command-line key=value overrides,
 and validated by `tuneoff.config` (the one validator). Runs with the same run_id are kept once.
 
-Running is keyed by run_id: what the store holds as `done` is skipped before anything is submitted,
-`failed` runs are skipped unless asked to retry, each run is claimed before it starts (several
-processes on one folder share the plan: `tuneoff.workqueue`), and every finished run is written by
-the driver as soon as it is back (manifest, then its row in one SQLite transaction), so killing a
-sweep loses only the runs in flight.
+Running is keyed by run_id and goes through `tuneoff.plan`, as `tuneoff run` does: what the store
+holds as `done` is skipped before anything is submitted, `failed` runs are skipped unless asked to
+retry, each run is claimed before it starts (several processes on one folder share the plan), and
+every finished run is written by the driver as soon as it is back (manifest, then its row in one
+SQLite transaction), so killing a sweep loses only the runs in flight.
 """
 from __future__ import annotations
 
@@ -42,14 +42,11 @@ from tuneoff.config import (
     _format_errors,
     apply_overrides,
     config_from_dict,
-    flatten_keys as _flatten,
     parse_override,
     read_yaml,
     set_key,
 )
-from tuneoff.repair import restore_manifests
-from tuneoff.store import StoreError
-from tuneoff.workqueue import WorkQueue
+from tuneoff.describe import Label, flatten, fmt, varying
 
 GRID_ALIASES = {"tasks": "task", "models": "model", "patterns": "pattern", "seeds": "seed",
                 "data_seeds": "data_seed"}
@@ -67,7 +64,7 @@ class MethodEntry(BaseModel):
     @field_validator("overrides")
     @classmethod
     def _flat_overrides(cls, v: dict) -> dict:
-        flat = _flatten(v)
+        flat = flatten(v)
         bad = [k for k in flat if k == "method" or k.startswith("method.")]
         if bad:
             raise ValueError(f"{bad[0]!r} cannot be overridden: give method options in the entry itself "
@@ -93,7 +90,7 @@ class SweepConfig(BaseModel):
     @classmethod
     def _nest_defaults(cls, v: dict) -> dict:
         out: dict = {}
-        for key, value in _flatten(v).items():  # dotted keys (train.lr: 1e-4) merge into sections
+        for key, value in flatten(v).items():  # dotted keys (train.lr: 1e-4) merge into sections
             if value != {}:
                 set_key(out, key.split("."), value, f"defaults key {key!r}")
         return out
@@ -152,8 +149,8 @@ class Sweep:
     def method_label(self, run: RunConfig) -> str:
         """The method and those of its options that differ between its runs, e.g. `lora(r=8)`."""
         opts = run.method.model_extra or {}
-        shown = ",".join(f"{k}={opts.get(k)}" for k in self.method_options.get(run.method.name, []))
-        return run.method.name + (f"({shown})" if shown else "")
+        shown = ", ".join(f"{k}={fmt(opts.get(k))}" for k in self.method_options.get(run.method.name, []))
+        return Label(run.method.name, shown).method_label
 
     def describe(self, run: RunConfig) -> dict[str, Any]:
         """The values of the varying keys for one run (for listings)."""
@@ -251,122 +248,10 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
 
 
 def _flat_config(run: RunConfig) -> dict:
-    return _flatten({k: v for k, v in run.resolved().items() if k not in ("output_dir",)})
+    return flatten({k: v for k, v in run.resolved().items() if k != "output_dir"})
 
 
 def varying_keys(runs: list[RunConfig]) -> list[str]:
     """Dotted config keys whose value differs between runs (method options as method.<opt>).
     An option that some runs lack (another method's) counts as differing."""
-    flats = [_flat_config(r) for r in runs]
-    keys = list(dict.fromkeys(k for f in flats for k in f))
-    return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
-
-
-# -- planning and running ------------------------------------------------------------------------
-
-@dataclass
-class Plan:
-    runs: list[RunConfig]
-    done: list[str]          # run_ids already done (skipped)
-    failed: list[str]        # run_ids recorded as failed
-    todo: list[RunConfig]    # what this invocation runs
-    retry_failed: bool
-
-    @property
-    def skipped_failed(self) -> int:
-        return 0 if self.retry_failed else len(self.failed)
-
-
-def make_plan(runs: list[RunConfig], statuses: dict[str, str], retry_failed: bool = False,
-              run_dir=None) -> Plan:
-    """Decide, in the driver and before anything is submitted, which runs still need running.
-    A done run is rerun only if it asks for saved weights that its folder lacks (as `runner.execute`)."""
-    done, failed, todo = [], [], []
-    for run in runs:
-        rid = run.run_id()
-        status = statuses.get(rid)
-        weights_missing = run.save and run_dir is not None and not (run_dir(rid) / "weights").is_dir()
-        if status == "done" and not weights_missing:
-            done.append(rid)
-            continue
-        if status == "failed":
-            failed.append(rid)
-            if not retry_failed:
-                continue
-        todo.append(run)
-    return Plan(runs, done, failed, todo, retry_failed)
-
-
-class Observer:
-    """What a sweep reports while it runs; the CLI draws it, tests may count it. `progress` (a
-    runner progress callback) is used by executors that run in this process."""
-
-    progress = None
-
-    def started(self, run: RunConfig) -> None: ...
-
-    def finished(self, run: RunConfig, record: dict, seconds: float) -> None: ...
-
-    def elsewhere(self, run: RunConfig, status: str) -> None:
-        """A run of the plan that another process recorded meanwhile (or its manifest held)."""
-
-    def waiting(self, busy: int) -> None:
-        """Only runs that other live processes hold are left; this one waits for them."""
-
-
-def needs_weights(store, run: RunConfig) -> bool:
-    return run.save and not (store.run_dir(run.run_id()) / "weights").is_dir()
-
-
-class _Reporting(WorkQueue):
-    """A work queue that tells the observer about runs recorded elsewhere as it meets them."""
-
-    def __init__(self, observer: Observer, *args, **kwargs):
-        super().__init__(*args, on_wait=observer.waiting, **kwargs)
-        self.observer = observer
-
-    def next(self, block: bool = True):
-        seen = len(self.elsewhere) + len(self.adopted)
-        run = super().next(block)
-        for other, status in [*self.elsewhere, *((r, "done") for r in self.adopted)][seen:]:
-            self.observer.elsewhere(other, status)
-        return run
-
-
-def run_sweep(plan: Plan, store, executor, observer: Observer | None = None) -> list[dict]:
-    """Run `plan.todo` on `executor`, claiming each run before it starts (so that other processes
-    on the same folder never compute it too) and writing each record to `store` as soon as it is
-    back. Returns the records of every run of the sweep (done, failed, and just run), from the store."""
-    observer = observer or Observer()
-    restore_manifests(store, plan.done)
-    queue = _Reporting(observer, store, plan.todo, plan.retry_failed, rerun=lambda r: needs_weights(store, r))
-    try:
-        for run, record, seconds in executor.run(queue, store.run_dir, observer):
-            if record.get("run_id") != run.run_id():  # a worker that built another config is a bug
-                raise RuntimeError(f"executor returned run {record.get('run_id')} for {run.run_id()}")
-            store.put(record)
-            observer.finished(run, record, seconds)
-    finally:
-        try:
-            queue.release()
-        except StoreError:
-            pass  # the store that failed is named by the error on its way out
-    return sweep_records(store, plan.runs)
-
-
-def sweep_records(store, runs: list[RunConfig]) -> list[dict]:
-    out = []
-    for run in runs:
-        rec = store.get(run.run_id())
-        if rec is not None:
-            out.append(rec)
-    return out
-
-
-def eta_seconds(durations: list[float], left: int, parallel: int = 1) -> float | None:
-    """Time left, from the mean time of the runs finished so far; None before the first one."""
-    if not durations:
-        return None
-    return sum(durations) / len(durations) * left / max(1, min(parallel, left))
-
-
+    return varying([_flat_config(r) for r in runs])

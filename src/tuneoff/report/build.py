@@ -11,7 +11,7 @@ from tuneoff.budget import Budget
 from tuneoff.report import decision_plots, plots
 from tuneoff.report.answer import recommendation_blocks
 from tuneoff.report.blocks import Bullets, Figure, Section, Text
-from tuneoff.report.frame import METRICS, aggregate, done_rows, eval_sets_in_order, main_metric, runs, to_frame
+from tuneoff.report.frame import METRICS, aggregate, done_rows, eval_sets_in_order, runs, task_metric, to_frame
 from tuneoff.report.quality import calibration_table, cross_model_leaderboard, forgetting_table
 from tuneoff.report.protocol import protocol_blocks, warnings
 from tuneoff.report.selection import selection_blocks
@@ -49,7 +49,7 @@ def build_sections(records: list[dict], n_boot: int = N_BOOT, seed: int = 0,
     tasks = sorted(run_df["task"].dropna().unique()) if len(run_df) else []
     if tasks:
         sec["summary"].blocks.append(Text("Main metric per task: " + ", ".join(
-            f"{t}: {main_metric(t)}" for t in tasks) + ". Other metrics are in the secondary tables."))
+            f"{t}: {task_metric(run_df, t)}" for t in tasks) + ". Other metrics are in the secondary tables."))
 
     answers = _recommendation(sec["recommendation"], frame, budget)
     for task in tasks if len(agg) else []:
@@ -96,7 +96,7 @@ def _recommendation(section: Section, frame, budget: Budget | None) -> list:
 def _cross_model_blocks(sec, frame, agg, run_df, task) -> None:
     """What spans the models of a task: the cross-model leaderboard, calibration, forgetting."""
     f = frame[frame["task"] == task]
-    metric, eval_sets = main_metric(task), eval_sets_in_order(f)
+    metric, eval_sets = task_metric(f, task), eval_sets_in_order(f)
     if f["model"].nunique() > 1:
         sec["leaderboard"].blocks.append(cross_model_leaderboard(agg, run_df, task, metric, eval_sets))
     cal = calibration_table(frame, task, eval_sets)
@@ -119,7 +119,7 @@ def _task_blocks(sec, frame, agg, run_df, task, model) -> None:
     a = agg[(agg["task"] == task) & (agg["model"] == model)]
     f = frame[(frame["task"] == task) & (frame["model"] == model)]
     r = run_df[(run_df["task"] == task) & (run_df["model"] == model)]
-    metric = main_metric(task)
+    metric = task_metric(f, task)
     eval_sets = eval_sets_in_order(f)
     variants = variant_order(a, metric)
     head = f"{task} · {model}"

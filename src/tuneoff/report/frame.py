@@ -12,7 +12,8 @@ import json
 import numpy as np
 import pandas as pd
 
-DEFAULT_METRIC = "accuracy"
+from tuneoff.describe import DEFAULT_METRIC, Label, field, labels, main_metric, method_name, method_options
+
 METRICS = ("accuracy", "mcc", "f1")
 
 RESOURCES = ("params_total", "params_trainable", "peak_memory_mb", "memory_baseline_mb", "memory_run_mb",
@@ -50,83 +51,31 @@ SPLIT_COLUMNS = ["split_checksum", "split_n", "train_pool"]
 GROUP_KEYS = ["task", "model", "method_label", "variant", "pattern", "shots", "eval_set", "domain", "subset"]
 
 
-def main_metric(task) -> str:
-    """The metric a registered task is judged by (`Task.main_metric`: CoLA -> mcc), else accuracy.
-    Records carry their own `main_metric`, which `to_frame` prefers."""
-    from tuneoff.tasks import get_task
-
-    try:
-        return get_task(str(task)).main_metric
-    except ValueError:
-        return DEFAULT_METRIC
-
-
-def _config(rec: dict) -> dict:
-    return rec.get("config") or {}
-
-
-def _method_name(rec: dict) -> str:
-    m = rec.get("method") or (_config(rec).get("method") or {})
-    return str(m.get("name", "?") if isinstance(m, dict) else m)
-
-
-def _options(rec: dict) -> dict:
-    opts = rec.get("method_options")
-    if opts is None:
-        m = _config(rec).get("method")
-        opts = {k: v for k, v in m.items() if k != "name"} if isinstance(m, dict) else {}
-    return dict(opts)
-
-
-def _get(rec: dict, key: str):
-    v = rec.get(key)
-    return _config(rec).get(key) if v is None else v
-
-
-def _fmt_value(v) -> str:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, float):
-        return f"{v:g}"
-    return json.dumps(v, sort_keys=True, separators=(",", ":"))
+def task_metric(frame: pd.DataFrame, task) -> str:
+    """The main metric of `task` in `frame`: the one its runs recorded (`describe.main_metric`:
+    e.g. mcc for CoLA, or whatever a custom task file names), else accuracy."""
+    m = frame.loc[frame["task"] == task, "main_metric"].dropna() if "main_metric" in frame else []
+    return str(m.mode().iloc[0]) if len(m) else DEFAULT_METRIC
 
 
 def method_labels(records: list[dict]) -> dict[str, str]:
-    """run_id -> method label: the method name plus the options that differ among the runs of that
-    method, e.g. "lora(r=8)" and "lora(r=16)"; just "lora" when all its runs share their options."""
-    by_method: dict[str, list[dict]] = {}
-    for rec in records:
-        by_method.setdefault(_method_name(rec), []).append(rec)
-    labels = {}
-    for name, recs in by_method.items():  # a method's version shows where old and new runs share a store
-        opts = [{**_options(r), **_selection_option(r), "version": r.get("method_version", 1)} for r in recs]
-        keys = sorted({k for o in opts for k in o})
-        differing = [k for k in keys
-                     if len({json.dumps(o.get(k, None), sort_keys=True) for o in opts}) > 1]
-        for rec, o in zip(recs, opts):
-            inner = ", ".join(f"{k}={_fmt_value(o[k])}" for k in differing if k in o)  # absent keys left out
-            labels[rec.get("run_id")] = f"{name}({inner})" if inner else name
-    return labels
+    """run_id -> method label: the method name plus the settings that differ among the runs of
+    that method (`describe.labels`, as the summary names them), e.g. "lora(r=8)" and "lora(r=16)";
+    just "lora" when all its runs share their settings."""
+    return {rec.get("run_id"): lab.method_label for rec, lab in zip(records, labels(records))}
 
 
-def _selection_option(rec: dict) -> dict:
-    """How the run's hyperparameters were chosen, as a pseudo-option: it shows in the label only
-    where runs of one method differ in it (e.g. `finetune(select=cv/frugal)` beside `finetune(select=off)`)."""
-    s = _config(rec).get("select")
-    return {"select": f"{s.get('protocol')}/{s.get('budget')}" if isinstance(s, dict) else "off"}
-
-
-def _run_fields(rec: dict, label: str) -> dict:
-    task = _get(rec, "task")
+def _run_fields(rec: dict, label: Label) -> dict:
+    task = field(rec, "task")
     split = rec.get("split") or {}
     losses = (rec.get("train") or {}).get("losses") or []
     row = {
         "run_id": rec.get("run_id"), "status": rec.get("status"), "error": rec.get("error"),
-        "created_at": rec.get("created_at"), "task": task, "model": _get(rec, "model"),
-        "method": _method_name(rec), "method_options": json.dumps(_options(rec), sort_keys=True),
-        "method_label": label, "variant": label, "pattern": _get(rec, "pattern"),
-        "shots": _get(rec, "shots"), "data_seed": _get(rec, "data_seed"), "seed": _get(rec, "seed"),
-        "main_metric": rec.get("main_metric") or main_metric(task),
+        "created_at": rec.get("created_at"), "task": task, "model": field(rec, "model"),
+        "method": method_name(rec), "method_options": json.dumps(method_options(rec), sort_keys=True),
+        "method_label": label.method_label, "variant": label.variant, "pattern": field(rec, "pattern"),
+        "shots": field(rec, "shots"), "data_seed": field(rec, "data_seed"), "seed": field(rec, "seed"),
+        "main_metric": main_metric(rec),
         "split_checksum": split.get("checksum"), "split_n": split.get("n"), "train_pool": split.get("train_pool"),
         "final_loss": float(losses[-1]) if losses else np.nan,
         "notes": " | ".join(str(n) for n in rec.get("notes") or []),
@@ -180,10 +129,9 @@ def _scores(s: dict, n_default) -> dict:
 
 def to_frame(records: list[dict]) -> pd.DataFrame:
     """One row per (run, eval set, subset); failed runs are one row with their error and no metrics."""
-    labels = method_labels(records)
     rows = []
-    for rec in records:
-        run = _run_fields(rec, labels.get(rec.get("run_id"), _method_name(rec)))
+    for rec, label in zip(records, labels(records)):
+        run = _run_fields(rec, label)
         metric_rows = _metric_rows(rec.get("metrics")) if rec.get("status") == "done" else []
         if not metric_rows:
             rows.append({**run})
@@ -198,17 +146,7 @@ def to_frame(records: list[dict]) -> pd.DataFrame:
     frame["pattern"] = frame["pattern"].astype(object).where(frame["pattern"].notna(), None)
     for c in ("shots", "data_seed", "seed", "n"):
         frame[c] = pd.to_numeric(frame[c], errors="coerce").astype("Int64")
-    _set_variants(frame)
     return frame
-
-
-def _set_variants(frame: pd.DataFrame) -> None:
-    """variant = method label, plus the pattern where runs of that label on a task used several."""
-    if frame.empty:
-        return
-    pat = frame["pattern"].map(lambda p: "default" if p is None else str(p))
-    n_pat = pat.groupby([frame["task"].astype(str), frame["method_label"]]).transform("nunique")
-    frame["variant"] = np.where(n_pat > 1, frame["method_label"] + " [" + pat + "]", frame["method_label"])
 
 
 def done_rows(frame: pd.DataFrame) -> pd.DataFrame:

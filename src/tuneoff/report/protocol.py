@@ -1,6 +1,6 @@
 """What was run and on what (the protocol), and the warnings a reader must see before the numbers:
 failed runs, scores at or below the majority baseline, collapsed predictions, splits that do not
-match their seeds, runs pooled into one cell that differ in settings outside the method options."""
+match their seeds, several runs of one setting on one split pooled into one cell."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tuneoff.report.blocks import Bullets, Table, Text, cells, num
-from tuneoff.report.frame import done_rows, main_metric
+from tuneoff.report.frame import done_rows, task_metric
 from tuneoff.report.tables import frame_table
 from tuneoff.summary import COLLAPSED
 
@@ -33,7 +33,7 @@ def warnings(frame: pd.DataFrame, agg: pd.DataFrame, runs: pd.DataFrame) -> list
     # at or below the majority baseline
     below = []
     for (task, model), a in agg.groupby(["task", "model"]):
-        m = main_metric(task)
+        m = task_metric(frame, task)
         main = a[(a["metric"] == m) & (a["subset"] == "overall")]
         maj = a[(a["metric"] == m) & (a["subset"] == "majority")].groupby("eval_set")["mean"].mean()
         for _, r in main.iterrows():
@@ -70,8 +70,9 @@ def warnings(frame: pd.DataFrame, agg: pd.DataFrame, runs: pd.DataFrame) -> list
     dup = [f"{t}/{mo}: {v} at {int(s)} shots, data_seed {ds}, seed {sd} ({n} runs)"
            for (t, mo, v, s, ds, sd), n in dup.items() if n > 1]
     if dup:
-        out.append("Several runs share a method label and a split (they differ in a setting outside the "
-                   "method options, e.g. train.lr) and are pooled as if they were seeds: " + "; ".join(_cap(dup)))
+        out.append("Several runs share a method label and a split (they differ only in what cannot change a "
+                   "score, e.g. forgetting.*, or in the reference split of a frugal selection) and are pooled as if "
+                   "they were seeds: " + "; ".join(_cap(dup)))
     if len(agg) and agg["count"].max() <= 1:
         out.append("One run per configuration: no standard deviation (shown as –) and no paired test.")
     return out

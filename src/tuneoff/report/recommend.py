@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from tuneoff.budget import Budget
-from tuneoff.report.frame import done_rows, main_metric, memory_column
+from tuneoff.report.frame import done_rows, memory_column, task_metric
 
 ALPHA = 0.05
 MIN_PAIRS = 3
@@ -101,7 +101,7 @@ def run_scores(frame: pd.DataFrame, domain: str) -> pd.DataFrame:
     d = d[(d["subset"] == "overall") & (d["domain"] == domain)]
     if d.empty:
         return pd.DataFrame(columns=["run_id", "task", "shots", "candidate", "score", "eval_sets"])
-    metric = d["task"].map(lambda t: main_metric(t))
+    metric = d["task"].map({t: task_metric(d, t) for t in d["task"].unique()})
     d = d.assign(value=[row[m] for (_, row), m in zip(d.iterrows(), metric)], metric=metric)
     g = d.groupby("run_id", sort=False)
     out = g.agg(task=("task", "first"), shots=("shots", "first"), model=("model", "first"),

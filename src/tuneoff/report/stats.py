@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from tuneoff.report.frame import done_rows, main_metric
+from tuneoff.report.frame import done_rows, task_metric
 
 N_BOOT = 10_000
 ALPHA = 0.05
@@ -98,7 +98,7 @@ def paired_tests(frame: pd.DataFrame, metric: str | None = None, subset: str = "
     df = df[df["subset"] == subset]
     rows = []
     for (task, model, es, shots), g in df.groupby(["task", "model", "eval_set", "shots"], sort=True):
-        m = metric or main_metric(task)
+        m = metric or task_metric(g, task)
         if m not in g.columns:
             continue
         per = _per_run(g, m)

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tuneoff.describe import flatten
+
 # keys a search space may not cover: they define the comparison, not a method's hyperparameters
 FIXED_KEYS = ("task", "data_dir", "model", "shots", "data_seed", "seed", "eval", "output_dir", "save",
               "device", "trust_remote_code", "select", "method.name")
@@ -45,9 +47,7 @@ class SelectConfig(BaseModel):
 
     @model_validator(mode="after")
     def _space_keys(self) -> "SelectConfig":
-        from tuneoff.config import flatten_keys  # late: config imports this module
-
-        space = flatten_keys(dict(self.model_extra or {}))
+        space = flatten(dict(self.model_extra or {}))
         for key, values in space.items():
             if any(key == f or key.startswith(f + ".") for f in FIXED_KEYS):
                 raise ValueError(f"select key {key!r}: {key.split('.')[0]!r} defines the comparison and "

@@ -1,0 +1,4 @@
+"""`python -m tuneoff`: the `tuneoff` command."""
+from tuneoff.cli import main
+
+main()

@@ -1,0 +1,48 @@
+"""The command line: thin; it parses, builds a config and calls the same functions as the Python API.
+The commands live in `running` (run, sweep), `info` (validate, ls) and `results` (show, recommend,
+report, repair, evaluate); `main` is the `tuneoff` entry point."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+# each module adds its commands to the app, in the order --help lists them
+from tuneoff.cli import running, info, results  # noqa: F401, I001
+from tuneoff.cli.base import app, err
+from tuneoff.cli.display import brief as _brief  # noqa: F401 - the line a finished run gets
+
+__all__ = ["app", "main", "quiet_libraries"]
+
+
+class Interrupted(BaseException):
+    """Ctrl-C. Not a KeyboardInterrupt, which the CLI framework turns into a bare exit before
+    tuneoff could say what was kept."""
+
+
+def _on_sigint(signum, frame):
+    raise Interrupted()
+
+
+def quiet_libraries() -> None:
+    """Keep library messages that are not the user's to act on off their terminal: transformers'
+    load reports (they go to the run record) and progress bars, and the FutureWarning transformers
+    raises when peft reads `is_gradient_checkpointing`."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet_libraries()
+    signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        app()
+    except (Interrupted, KeyboardInterrupt):
+        err.print("interrupted; finished runs are in the results store: the same command goes on from there")
+        sys.exit(130)

@@ -1,0 +1,78 @@
+"""What every command shares: the app, the consoles, failing with a clear message, loading a
+config, and opening a results store."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from tuneoff.config import ConfigError, load_config
+from tuneoff.escape import term
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+                  help="tuneoff: which way of adapting a language model works best with a few labels, and at what cost.")
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(msg: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {term(msg)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def message(e: Exception) -> str:
+    # str(KeyError) is the repr of its argument: quotes and escaped newlines
+    return e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+
+
+def _split_args(config: Optional[str], overrides: Optional[list[str]]) -> tuple[Optional[str], list[str]]:
+    overrides = list(overrides or [])
+    if config and "=" in config and not Path(config).is_file():
+        return None, [config, *overrides]
+    return config, overrides
+
+
+def load(config: Optional[str], overrides: Optional[list[str]]):
+    path, ov = _split_args(config, overrides)
+    try:
+        cfg = load_config(path, ov)
+        from tuneoff.runner import preflight
+
+        preflight(cfg)  # an unknown task, eval set, pattern or model is an error before any run starts
+        return cfg
+    except (ConfigError, ValueError, KeyError) as e:
+        fail(message(e))
+
+
+def open_results(folder, write: bool = True):
+    """The results store of `folder`. To write (runs): checked (damaged, unwritable) before any
+    run starts, created if missing. To read (show, report, a dry run): it must exist, and its file
+    is left as it is. A store that cannot be used is a clear error."""
+    from tuneoff.claims import lease_seconds
+    from tuneoff.store import StoreError, check_writable, open_store
+
+    try:
+        if write:
+            check_writable(folder)
+            lease_seconds()  # a malformed TUNEOFF_LEASE_S is an error now, not at the first claim
+        return open_store(folder, must_exist=not write)
+    except (FileNotFoundError, StoreError) as e:
+        fail(str(e))
+
+
+def warn_bad_rows(store) -> None:
+    note = store.bad_rows_note()
+    if note:
+        err.print(f"[yellow]warning:[/] {term(note)}", highlight=False)
+
+
+def print_recommendation(records: list[dict], budget) -> None:
+    """The answer, within `budget`, for these records (as `tuneoff recommend` and the report give it)."""
+    from tuneoff.report.answer import recommendation_blocks
+    from tuneoff.report.frame import to_frame
+    from tuneoff.report.terminal import print_blocks
+
+    console.rule("recommendation")
+    print_blocks(console, recommendation_blocks(to_frame(records), budget)[0])

@@ -1,0 +1,231 @@
+"""What `tuneoff run` and `tuneoff sweep` draw while a plan runs: a line per run as it ends, the
+runs left and the time left, and the current run's phases (bars on a terminal, plain lines in a
+log)."""
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
+
+from tuneoff.escape import term
+from tuneoff.plan import ELSEWHERE, Observer, eta_seconds
+
+
+class _Bars:
+    """Adapts runner progress callbacks to a rich progress bar. A phase without a count (model
+    load, GGUF dequantising, a method's set-up) shows until the next phase starts."""
+
+    def __init__(self, progress: Progress):
+        self.p, self.tasks, self.steps = progress, {}, set()
+
+    def __call__(self, phase: str, done: int, total: int | None, loss: float | None = None) -> None:
+        if phase not in self.tasks:
+            for old in [k for k in self.steps if k != phase]:  # a set-up step ends when the next phase starts
+                self.p.remove_task(self.tasks.pop(old))
+                self.steps.discard(old)
+            self.tasks[phase] = self.p.add_task(phase, total=total)
+            if total is None:
+                self.steps.add(phase)
+        desc = f"{phase}" + (f" loss {loss:.4f}" if loss is not None else "")
+        self.p.update(self.tasks[phase], completed=done, total=total, description=desc)
+
+    def reset(self) -> None:
+        for t in self.tasks.values():
+            self.p.remove_task(t)
+        self.tasks, self.steps = {}, set()
+
+
+LINE_EVERY_S = 30.0  # plain progress: a line per phase when it starts and ends, and at most this often
+
+
+class _Lines:
+    """Runner progress as plain lines, for output that is not a terminal (a log file, a pipe): each
+    phase when it starts and ends, and in between at most every LINE_EVERY_S seconds with the time
+    elapsed and about how long is left."""
+
+    def __init__(self, out: Console):
+        self.out, self.phases = out, {}
+
+    def __call__(self, phase: str, done: int, total: int | None, loss: float | None = None) -> None:
+        now = time.monotonic()
+        if phase not in self.phases:
+            self.phases[phase] = [now, now]
+            self._say(f"{phase} …" if not total else f"{phase}: {done}/{total}")
+            return
+        start, last = self.phases[phase]
+        if not total:
+            return
+        lost = f", loss {loss:.4f}" if loss is not None else ""
+        if done >= total:
+            self._say(f"{phase}: {done}/{total} done in {duration(now - start)}{lost}")
+        elif now - last >= LINE_EVERY_S and done:
+            left = (now - start) / done * (total - done)
+            self._say(f"{phase}: {done}/{total}, {duration(now - start)} elapsed, about {duration(left)} "
+                      f"left{lost}")
+        else:
+            return
+        self.phases[phase][1] = now
+
+    def _say(self, text: str) -> None:
+        self.out.print(f"  {text}", highlight=False, markup=False, soft_wrap=True)  # one line each in a log
+
+    def reset(self) -> None:
+        self.phases = {}
+
+
+def duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class _Bar(BarColumn):
+    def render(self, task):
+        return "" if task.fields.get("nobar") else super().render(task)
+
+
+class _Left(TimeRemainingColumn):
+    """Time left of a counted phase; nothing for a set-up step or the sweep's "now" line."""
+
+    def render(self, task):
+        hide = task.total is None or task.fields.get("nobar") or task.fields.get("noleft")
+        return Text("") if hide else super().render(task)
+
+
+class _Count(TextColumn):
+    def __init__(self):
+        super().__init__("")
+
+    def render(self, task):
+        return Text("" if task.total is None else f"{int(task.completed)}/{int(task.total)}")
+
+
+def bars(console: Console) -> Progress:
+    """The live area the runs' phases are drawn in (gone once the runs end)."""
+    return Progress(TextColumn("{task.description}"), _Bar(), _Count(), TimeElapsedColumn(), _Left(),
+                    console=console, transient=True)
+
+
+class _Display(Observer):
+    """Runner callbacks for the local executor: bars on a terminal, plain lines elsewhere (rich
+    draws nothing live where it cannot redraw)."""
+
+    def __init__(self, progress: Progress):
+        self.p, self.waited = progress, 0
+        self.progress = _Bars(progress) if progress.console.is_terminal else _Lines(progress.console)
+
+    def say(self, line: str) -> None:
+        self.p.console.print(line, highlight=False)
+
+    def waiting(self, busy) -> None:
+        if busy != self.waited:
+            self.waited = busy
+            self.say(f"waiting for {busy} run(s) that another tuneoff process is running "
+                     "(taken over if that process dies)")
+
+
+class RunDisplay(_Display):
+    """`tuneoff run`: a line per run of the config, numbered in its order, as it ends or is found
+    finished, with its scores and about how long the rest will take."""
+
+    def __init__(self, progress: Progress, plan):
+        super().__init__(progress)
+        self.number = {r.run_id(): i for i, r in enumerate(plan.runs, 1)}
+        self.total, self.left, self.durations = len(plan.runs), len(plan.todo), []
+        done = set(plan.done)
+        for run in plan.runs:
+            if run.run_id() in done:
+                self.say(f"{self.label(run)}: skipped (done)")
+
+    def label(self, run) -> str:
+        return f"[{self.number[run.run_id()]}/{self.total}] shots={run.shots} data_seed={run.data_seed} seed={run.seed}"
+
+    def elsewhere(self, run, status, how=ELSEWHERE) -> None:
+        self.left -= 1
+        self.say(f"{self.label(run)}: {status} ({how})")
+
+    def finished(self, run, record, seconds) -> None:
+        self.progress.reset()
+        self.left -= 1
+        self.durations.append(seconds)
+        line = f"{self.label(run)}: {record['status']}"
+        if record["status"] == "failed":
+            line += f" — [red]{term(record['error'])}[/]"
+        else:
+            line += f" — {brief(record)}"  # markup of its own, the data in it escaped
+        eta = eta_seconds(self.durations, self.left)
+        self.say(line + (f"; about {duration(eta)} left" if eta and self.left > 0 else ""))
+
+
+class SweepDisplay(_Display):
+    """Draws a sweep: runs done/failed/left with the time left, the run(s) in progress and, for the
+    local executor, the current run's train/eval bars. One line per finished run (kept in logs)."""
+
+    def __init__(self, progress: Progress, plan, parallel: int, label):
+        super().__init__(progress)
+        self.label, self.parallel = label, parallel
+        self.total, self.done, self.failed, self.durations = len(plan.todo), 0, 0, []
+        self.overall = progress.add_task("", total=self.total, noleft=True)  # its line says the time left
+        self.now = progress.add_task("", total=None, nobar=True)
+        self.running: dict[str, str] = {}
+        self._refresh()
+
+    def _counts(self) -> str:
+        left = self.total - self.done - self.failed
+        eta = eta_seconds(self.durations, left, self.parallel)
+        return (f"{self.done} done, {self.failed} failed, {left} left"
+                + (f", about {duration(eta)} to go" if eta is not None else ""))
+
+    def _refresh(self) -> None:
+        self.p.update(self.overall, description=f"runs: {self._counts()}",
+                      completed=self.done + self.failed, total=self.total)
+        names = list(self.running.values())
+        now = term("; ".join(names[:3]) + (f"; +{len(names) - 3} more" if len(names) > 3 else ""))
+        self.p.update(self.now, description=f"now: {now}" if names else "", visible=bool(names))
+
+    def elsewhere(self, run, status, how=ELSEWHERE) -> None:
+        self.total -= 1
+        how = "recorded by another process" if how == ELSEWHERE else how
+        self.say(term(f"{self.label(run)}: {status}, {how}"))
+        self._refresh()
+
+    def started(self, run) -> None:
+        if not self.running:
+            self.p.reset(self.now)  # its clock shows how long the current run has taken
+        self.running[run.run_id()] = self.label(run)
+        self._refresh()
+
+    def finished(self, run, record, seconds) -> None:
+        self.running.pop(run.run_id(), None)
+        self.progress.reset()
+        ok = record["status"] == "done"
+        self.done += ok
+        self.failed += not ok
+        self.durations.append(seconds)
+        line = (term(f"[{self.done + self.failed}/{self.total}] {self.label(run)}: ")
+                + ("[green]done[/]" if ok else f"[red]failed[/] — {term((record.get('error') or '')[:300])}")
+                + f" ({duration(seconds)}); {self._counts()}")
+        self.say(line)
+        self._refresh()
+
+
+def brief(rec: dict) -> str:
+    """One line on a finished run: its main metric per eval set (flagged at or below the majority
+    baseline, or collapsed onto one label), and how long it took."""
+    from tuneoff.describe import main_metric
+    from tuneoff.summary import flag_text, flags, top_label
+
+    metric = main_metric(rec)
+    parts = []
+    for name, m in rec.get("metrics", {}).items():
+        score, maj = m["overall"][metric], m.get("majority", {}).get(metric)
+        top = top_label([m["overall"].get("pred_dist") or {}])
+        flagged = [f"{f} {maj:.3f}" if f == "≤ majority" else f for f in flags(score, maj, top[1] if top else None)]
+        note = f" [red]({term(flag_text(flagged, top))})[/]" if flagged else ""
+        parts.append(f"{term(name)} {score:.3f}{note}")
+    res = rec.get("resources", {})
+    chosen = (rec.get("selection") or {}).get("chosen_label")
+    took = sum(res.get(f"{k}_time_s", 0) for k in ("load", "setup", "train", "eval", "selection"))
+    return (f"{term(metric)}: {', '.join(parts)}" + (f"; chose {term(chosen)}" if chosen else "")
+            + f" ({duration(took)})")

@@ -1,0 +1,99 @@
+"""The commands that describe without running: validate a config, list what is registered."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.padding import Padding
+from rich.table import Table
+
+from tuneoff.cli.base import app, console, fail, load
+from tuneoff.escape import term
+
+
+@app.command()
+def validate(
+    config: str = typer.Argument(..., help="YAML config"),
+    overrides: Optional[list[str]] = typer.Argument(None),
+):
+    """Check a config (types, keys, task, eval sets, pattern, model, method options) without running it."""
+    import json
+
+    cfg = load(config, overrides)
+    console.print_json(json.dumps(cfg.resolved()))
+    console.print(f"[green]valid[/]: {len(cfg.expand())} run(s)")
+    if cfg.select is not None:
+        from tuneoff.selection.options import candidates, label
+
+        cands = candidates(cfg.search_space())
+        how = f"{cfg.select.folds}-fold cv (capped at the shots per class)" if cfg.select.protocol == "cv" \
+            else "a dev split of the same size"
+        console.print(f"selection ({cfg.select.budget}): {len(cands)} candidate(s) on {how}: "
+                      + "; ".join(label(c) for c in cands), highlight=False)
+
+
+def _data_of(task) -> str:
+    """Where a task's splits come from: the hub datasets, or the local files under data_dir."""
+    sources = [task.train, *(e.source for e in task.eval_sets)]
+    hub = list(dict.fromkeys(" ".join(x for x in s.hub[:2] if x) for s in sources if s.hub))
+    local = list(dict.fromkeys(s.local.split("/")[0] + "/" for s in sources if s.local))
+    if not hub and not local:
+        return "built in"
+    parts = [f"hub {', '.join(hub)}"] if hub else []
+    if local:
+        parts.append(f"or data_dir=FOLDER with {', '.join(local)}")
+    return "; ".join(parts)
+
+
+@app.command("ls")
+def ls(what: str = typer.Argument(..., help="tasks | methods | models")):
+    """List the registered tasks, methods or models."""
+    if what == "tasks":
+        from tuneoff.tasks import list_tasks
+
+        # one block per task: readable at any terminal width
+        for task in list_tasks():
+            evals = ", ".join(
+                f"{e.name} ({e.domain}{', per ' + '/'.join(e.subset_fields) + ' and label' if e.subset_fields else ''}"
+                f"{', if present' if e.optional else ''})" for e in task.eval_sets)
+            g = Table.grid(padding=(0, 2), pad_edge=True)
+            g.add_column(style="dim", no_wrap=True, min_width=10)
+            g.add_column()
+            g.add_row("labels", term(", ".join(task.label_names)))
+            g.add_row("splits", term(f"train; eval: {evals}"))
+            g.add_row("data", term(_data_of(task)))
+            others = ", ".join(m for m in task.metrics if m != task.main_metric)
+            g.add_row("metric", f"{task.main_metric} (also {others}; the majority baseline beside each)")
+            g.add_row("patterns", term(", ".join(task.patterns) + (f" (default {task.default_pattern})"
+                                                                    if task.default_pattern else "")))
+            console.print(f"[bold]{term(task.name)}[/]: {term(task.description)}", highlight=False)
+            console.print(Padding(g, (0, 0, 1, 2)), highlight=False)
+        console.print("[dim]or a custom task: the path of a task YAML file (see the README)[/]")
+        return
+    elif what == "methods":
+        from tuneoff.methods import list_methods
+
+        t = Table(title="methods")
+        for c in ("name", "trains", "head", "options", "search space (select)", "description"):
+            t.add_column(c)
+        for m in list_methods():
+            opts = ", ".join(f"{k}={f.default!r}" if isinstance(f.default, str) else f"{k}={f.default}"
+                             for k, f in m.Options.model_fields.items())
+            space = "; ".join(f"{k}: {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)}"
+                              for k, vs in m.search_space_for(m.Options()).items())
+            t.add_row(m.name, "yes" if m.trains else "no", m.head, opts, space, m.description)
+    elif what == "models":
+        from tuneoff.models import EMBEDDED, MODEL_DESCRIPTIONS
+
+        t = Table(title="models (or any hub id / local folder)")
+        for c in ("alias", "installed", "description"):
+            t.add_column(c)
+        import importlib.util
+
+        for alias, desc in MODEL_DESCRIPTIONS.items():
+            emb = EMBEDDED.get(alias)
+            ok = "yes" if emb is None or importlib.util.find_spec(emb.package) else f"no: {emb.install}"
+            t.add_row(alias, ok, desc)
+    else:
+        fail(f"unknown list {what!r}; use one of: tasks, methods, models")
+    console.print(t)

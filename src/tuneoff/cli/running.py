@@ -1,0 +1,140 @@
+"""`tuneoff run` and `tuneoff sweep`: both make a plan of their runs and run it through the same
+driver (`tuneoff.plan`), then print and write the summary of the results folder."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from tuneoff.cli.base import app, console, fail, load, message, open_results, print_recommendation, warn_bad_rows
+from tuneoff.cli.display import RunDisplay, SweepDisplay, bars
+from tuneoff.config import ConfigError
+from tuneoff.escape import term
+
+
+def _drive(plan, store, display, executor: str = "local", *options) -> list[dict]:
+    """Run `plan` on the executor (`options`: make_executor's), drawn by `display(progress,
+    executor)`; the records of all its runs. Nothing to run starts no executor. A store that
+    fails while the runs go on is an error (exit 1) that says what was kept."""
+    from tuneoff.executors import ExecutorError, make_executor
+    from tuneoff.plan import run_plan
+    from tuneoff.store import StoreError
+
+    try:
+        ex = make_executor(executor, *options) if plan.todo else make_executor("local")
+    except ExecutorError as e:
+        fail(str(e))
+    try:
+        with bars(console) as progress:
+            return run_plan(plan, store, ex, display(progress, ex))
+    except StoreError as e:
+        fail(str(e), code=1)
+    finally:
+        ex.close()
+
+
+def _conclude(store, records: list[dict], out, budget=None) -> None:
+    """The results table of these runs, the folder's summary files and (a sweep) the answer for
+    its budget; exit 1 if a run failed."""
+    from tuneoff.summary import print_summary, write_folder_summary
+
+    failed = print_summary(console, records)
+    md, csv_path = write_folder_summary(store)
+    warn_bad_rows(store)
+    console.print(term(f"written: {md}, {csv_path} (every run in {out}/), {store.path}"), highlight=False)
+    if budget is not None:
+        print_recommendation(records, budget)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    config: Optional[str] = typer.Argument(None, help="YAML config (optional); then key=value overrides"),
+    overrides: Optional[list[str]] = typer.Argument(None, help="e.g. task=mnli shots=16 train.lr=1e-4"),
+    force: bool = typer.Option(False, help="rerun runs that are already done"),
+):
+    """Run the comparison runs of a config (default: the built-in demo task), record and print them."""
+    from tuneoff.plan import make_plan
+
+    cfg = load(config, overrides)
+    runs = cfg.expand()
+    store = open_results(cfg.output_dir)
+    console.print(f"[bold]{len(runs)} run(s)[/]: " + term(f"task={cfg.task} model={cfg.model} "
+                                                       f"method={cfg.method.name} → {cfg.output_dir}/"))
+    # a failed run is run again (a sweep asks for --retry-failed); --force reruns done ones too
+    plan = make_plan(runs, store.statuses(), retry_failed=True, run_dir=store.run_dir, force=force)
+    records = _drive(plan, store, lambda progress, ex: RunDisplay(progress, plan))
+    _conclude(store, records, cfg.output_dir)
+
+
+@app.command()
+def sweep(
+    config: str = typer.Argument(..., help="sweep YAML (defaults, grid, methods); then key=value overrides"),
+    overrides: Optional[list[str]] = typer.Argument(
+        None, help=r"grid.train.lr=\[1e-4] or methods=\[finetune] edit the sweep; any other key (e.g. "
+                   "train.max_steps=5) is set on every run, last"),
+    executor: str = typer.Option("local", help="local (here, one run at a time) | ray (Ray tasks)"),
+    address: Optional[str] = typer.Option(None, help="ray: address of an existing cluster (default: start one here)"),
+    num_cpus: Optional[int] = typer.Option(None, help="ray: CPUs of the local cluster (default: all)"),
+    cpus_per_run: int = typer.Option(1, help="ray: CPUs each run asks for when it gets no GPU"),
+    retry_failed: bool = typer.Option(False, help="rerun runs recorded as failed (default: skip them)"),
+    dry_run: bool = typer.Option(False, help="list the runs and their status; run nothing"),
+):
+    """Run a grid of runs (methods x grid values x shots x seeds) into one results store; resumable."""
+    from tuneoff.executors import ExecutorError, check_executor
+    from tuneoff.plan import make_plan
+    from tuneoff.runner import preflight
+    from tuneoff.store import has_manifests
+    from tuneoff.sweep import load_sweep
+
+    try:
+        check_executor(executor, address)
+    except ExecutorError as e:
+        fail(str(e))
+    try:
+        sw = load_sweep(config, overrides)
+        checked = set()
+        for run in sw.runs:  # what would fail every run alike is an error before any run starts
+            key = (run.task, run.pattern, tuple(run.eval.sets or ()), run.data_dir, run.model,
+                   run.trust_remote_code, run.output_dir, run.device)  # every field preflight reads
+            if key not in checked:
+                checked.add(key)
+                preflight(run, read_model_config=not dry_run)
+    except (ConfigError, ValueError, KeyError) as e:
+        fail(message(e))
+    out = Path(sw.output_dir)
+    if not dry_run:
+        store = open_results(out)
+    else:  # read what is there, create nothing (manifests without their store: damaged, say so)
+        store = open_results(out, write=False) if (out / "results.sqlite").is_file() or has_manifests(out) else None
+    plan = make_plan(sw.runs, store.statuses() if store else {}, retry_failed,
+                     store.run_dir if store else None)
+    dup = f" ({sw.duplicates} duplicate(s) merged)" if sw.duplicates else ""
+    console.print(f"[bold]sweep {term(config)}[/]: {len(sw.runs)} run(s){dup} → {term(out)}/", highlight=False)
+    failed_note = ("run again now (--retry-failed)" if retry_failed
+                   else "skipped: --retry-failed reruns them") if plan.failed else ""
+    console.print(f"already done: {len(plan.done)}; failed: {len(plan.failed)}"
+                  + (f", {failed_note}" if failed_note else "") + f"; to run now: {len(plan.todo)}",
+                  highlight=False)
+    if dry_run:
+        _list(config, sw, plan)
+        return
+    records = _drive(plan, store, lambda progress, ex: SweepDisplay(progress, plan, ex.slots, sw.label),
+                     executor, address, num_cpus, cpus_per_run)
+    _conclude(store, records, out, sw.budget)
+
+
+def _list(config: str, sw, plan) -> None:
+    """The dry run's table: every run of the sweep, its status and the settings that vary."""
+    t = Table(title=term(f"runs of {config}"))
+    for c in ("#", "run_id", "status", "method", *sw.varying):
+        t.add_column(c, no_wrap=c == "run_id", min_width=16 if c == "run_id" else None)
+    status = {**{r: "done" for r in plan.done}, **{r: "failed" for r in plan.failed}}
+    for i, run in enumerate(sw.runs, 1):
+        rid = run.run_id()
+        t.add_row(str(i), rid, status.get(rid, "to run"), term(sw.method_label(run)),
+                  *[term(v) for v in sw.describe(run).values()])
+    console.print(t)

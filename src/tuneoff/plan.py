@@ -1,0 +1,168 @@
+"""The one driver of `tuneoff run`, `tuneoff sweep` and `runner.execute`: decide which runs still
+need running (`make_plan`), then run them on an executor (`run_plan`), claiming each before it
+starts and writing each record to the store as soon as it is back.
+
+The skip rule, in one place: a run the store holds as `done` is skipped, unless it asks for saved
+weights that its folder lacks or the plan is forced; a `failed` run is skipped unless the plan
+retries failed runs (`tuneoff sweep --retry-failed`; `tuneoff run` always does). Several processes
+on one folder share the plan through claims (`tuneoff.workqueue`): a run another process records
+meanwhile is not computed again, and a manifest whose row is missing is taken in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from tuneoff.config import RunConfig
+from tuneoff.repair import restore_manifests
+from tuneoff.store import StoreError, StoreUnwritable
+from tuneoff.workqueue import WorkQueue
+
+RECOVERED = "recovered from its manifest"
+ELSEWHERE = "by another process"
+
+
+@dataclass
+class Plan:
+    runs: list[RunConfig]
+    done: list[str]          # run_ids already done (skipped)
+    failed: list[str]        # run_ids recorded as failed
+    todo: list[RunConfig]    # what this invocation runs
+    retry_failed: bool
+    force: bool = False      # rerun done runs too
+
+    @property
+    def skipped_failed(self) -> int:
+        return 0 if self.retry_failed else len(self.failed)
+
+
+def rerun_done(run: RunConfig, run_dir: Callable[[str], Path] | None, force: bool = False) -> bool:
+    """Whether a run recorded as done is run again: forced, or it asks for saved weights that its
+    folder (`run_dir(run_id)`, when known) lacks."""
+    return force or (run.save and run_dir is not None and not (run_dir(run.run_id()) / "weights").is_dir())
+
+
+def make_plan(runs: list[RunConfig], statuses: dict[str, str], retry_failed: bool = False,
+              run_dir=None, force: bool = False) -> Plan:
+    """Decide, in the driver and before anything is submitted, which runs still need running."""
+    done, failed, todo = [], [], []
+    for run in runs:
+        rid = run.run_id()
+        status = statuses.get(rid)
+        if status == "done" and not rerun_done(run, run_dir, force):
+            done.append(rid)
+            continue
+        if status == "failed":
+            failed.append(rid)
+            if not retry_failed:
+                continue
+        todo.append(run)
+    return Plan(runs, done, failed, todo, retry_failed, force)
+
+
+class Observer:
+    """What a plan reports while it runs; the CLI draws it, tests may count it. `progress` (a
+    runner progress callback) is used by executors that run in this process."""
+
+    progress = None
+
+    def started(self, run: RunConfig) -> None: ...
+
+    def finished(self, run: RunConfig, record: dict, seconds: float) -> None: ...
+
+    def elsewhere(self, run: RunConfig, status: str, how: str = ELSEWHERE) -> None:
+        """A run of the plan that another process recorded meanwhile (ELSEWHERE), or whose
+        manifest held its finished record (RECOVERED): not computed here."""
+
+    def waiting(self, busy: int) -> None:
+        """Only runs that other live processes hold are left; this one waits for them."""
+
+
+class _Reporting(WorkQueue):
+    """A work queue that tells the observer about runs recorded elsewhere as it meets them."""
+
+    def __init__(self, observer: Observer, *args, **kwargs):
+        super().__init__(*args, on_wait=observer.waiting, **kwargs)
+        self.observer = observer
+
+    def next(self, block: bool = True):
+        seen = len(self.elsewhere) + len(self.adopted)
+        run = super().next(block)
+        met = [*((r, s, ELSEWHERE) for r, s in self.elsewhere), *((r, "done", RECOVERED) for r in self.adopted)]
+        for other, status, how in met[seen:]:
+            self.observer.elsewhere(other, status, how)
+        return run
+
+
+def run_plan(plan: Plan, store, executor, observer: Observer | None = None) -> list[dict]:
+    """Run `plan.todo` on `executor`, claiming each run before it starts (so that other processes
+    on the same folder never compute it too) and writing each record to `store` as soon as it is
+    back. Returns the records of every run of the plan (done, failed, and just run), from the store."""
+    observer = observer or Observer()
+    try:
+        restore_manifests(store, plan.done)  # a deleted manifest.json comes back on any run
+    except OSError as e:
+        raise StoreUnwritable(f"could not restore the run manifests in {store.folder}: {e}") from None
+    queue = _Reporting(observer, store, plan.todo, plan.retry_failed,
+                       rerun=lambda r: rerun_done(r, store.run_dir, plan.force))
+    try:
+        for run, record, seconds in executor.run(queue, store.run_dir, observer):
+            if record.get("run_id") != run.run_id():  # a worker that built another config is a bug
+                raise RuntimeError(f"executor returned run {record.get('run_id')} for {run.run_id()}")
+            store.put(record)
+            observer.finished(run, record, seconds)
+    finally:
+        try:
+            queue.release()
+        except StoreError:
+            pass  # the store that failed is named by the error on its way out
+    return plan_records(store, plan.runs)
+
+
+def plan_records(store, runs: list[RunConfig]) -> list[dict]:
+    """The records the store holds for `runs`, in their order (an unreadable one left out)."""
+    return [rec for run in runs if (rec := store.get(run.run_id())) is not None]
+
+
+class _Outcome(Observer):
+    """How one run ended: run here, or why not (`skipped`)."""
+
+    def __init__(self, progress=None, on_wait=None):
+        self.progress, self.on_wait = progress, on_wait
+        self.record, self.skipped = None, "done"
+
+    def finished(self, run, record, seconds) -> None:
+        self.record, self.skipped = record, None
+
+    def elsewhere(self, run, status, how=ELSEWHERE) -> None:
+        self.skipped = how
+
+    def waiting(self, busy) -> None:
+        if self.on_wait is not None:
+            self.on_wait(busy)
+
+
+def execute(cfg: RunConfig, store, progress=None, force: bool = False, on_wait=None) -> dict:
+    """Run one config as `tuneoff run` does (a plan of one run on the local executor) and return
+    its record. A run not computed here has `skipped`: "done" (recorded before), RECOVERED or
+    ELSEWHERE. A failed run is run again; `force` reruns a done one. Never raises for a failed run."""
+    from tuneoff.executors import LocalExecutor
+
+    plan = make_plan([cfg], store.statuses(), retry_failed=True, run_dir=store.run_dir, force=force)
+    outcome = _Outcome(progress, on_wait)
+    run_plan(plan, store, LocalExecutor(), outcome)
+    if outcome.record is not None:
+        return outcome.record
+    rec = store.get(cfg.run_id())
+    if rec is None:
+        raise StoreError(store.bad_rows_note() or f"run {cfg.run_id()} has no readable record in {store.path}")
+    rec["skipped"] = outcome.skipped
+    return rec
+
+
+def eta_seconds(durations: list[float], left: int, parallel: int = 1) -> float | None:
+    """Time left, from the mean time of the runs finished so far; None before the first one."""
+    if not durations:
+        return None
+    return sum(durations) / len(durations) * left / max(1, min(parallel, left))
