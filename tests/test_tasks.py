@@ -8,6 +8,7 @@ A deliberate change to a built-in task rewrites it:  python tests/test_tasks.py
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -147,6 +148,13 @@ def test_every_shipped_file_of_the_package_is_package_data():
     shipped = {p for p in package.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")}
     assert package / "tasks" / "builtin" / "mnli.yaml" in covered
     assert not shipped - covered, sorted(str(p.relative_to(package)) for p in shipped - covered)
+
+
+def test_the_demo_generator_writes_the_shipped_files_byte_for_byte(tmp_path):
+    demo = Path(tuneoff.__file__).parent / "tasks" / "data" / "demo"
+    subprocess.run([sys.executable, "-B", str(demo / "generate.py"), str(tmp_path)], check=True, capture_output=True)
+    for name in ("train.jsonl", "test.jsonl", "ood.jsonl"):
+        assert (tmp_path / name).read_bytes() == (demo / name).read_bytes(), name
 
 
 if __name__ == "__main__":
