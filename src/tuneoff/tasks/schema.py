@@ -75,7 +75,10 @@ class EvalSpec(SourceSpec):
     label_map: LabelMap | None = None  # raw label id -> task label id (null drops the row); default: the task's
     optional: bool = False  # a missing local file is skipped with a note instead of failing the run
 
-    _one_or_many = field_validator("subset_fields", mode="before")(lambda v: [v] if isinstance(v, str) else v)
+    @field_validator("subset_fields", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
 
     def eval_set(self, base: Path) -> EvalSet:
         return EvalSet(self.name, self.source(base), domain=self.domain, subset_fields=self.subset_fields,
