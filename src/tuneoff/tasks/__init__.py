@@ -14,40 +14,30 @@ BUILTIN_DIR = Path(__file__).parent / "builtin"
 # the order of `tuneoff ls tasks`: the offline demo first, then GLUE; each is BUILTIN_DIR/<name>.yaml
 BUILTIN = ("demo", "cola", "mnli", "mnli-3way", "rte", "sst2")
 
-_REGISTRY: dict[str, Task] = {}
+_BUILT: dict[str, Task] = {}  # the built-ins read so far: each file is read on first use, once
 
 
-def register_task(task: Task) -> Task:
-    if task.name in _REGISTRY:
-        raise TaskError(f"task {task.name!r} is registered twice")
-    _REGISTRY[task.name] = task
-    return task
-
-
-def _load_builtins() -> None:
-    files = {p.stem for p in BUILTIN_DIR.glob("*.yaml")}
-    if files != set(BUILTIN):
-        raise TaskError(f"{BUILTIN_DIR} holds {sorted(files)}, but the built-in tasks are {sorted(BUILTIN)}")
-    for name in BUILTIN:
+def _builtin(name: str) -> Task:
+    if name not in _BUILT:
         task = load_task_yaml(BUILTIN_DIR / f"{name}.yaml")
         if task.name != name:
             raise TaskError(f"{BUILTIN_DIR / name}.yaml names its task {task.name!r}; a built-in is named as its file")
-        register_task(task)
-
-
-_load_builtins()
+        _BUILT[name] = task
+    return _BUILT[name]
 
 
 def list_tasks() -> list[Task]:
-    return list(_REGISTRY.values())
+    files = {p.stem for p in BUILTIN_DIR.glob("*.yaml")}
+    if files != set(BUILTIN):
+        raise TaskError(f"{BUILTIN_DIR} holds {sorted(files)}, but the built-in tasks are {sorted(BUILTIN)}")
+    return [_builtin(name) for name in BUILTIN]
 
 
 def get_task(name_or_path: str) -> Task:
-    """A registered task by name, or a custom task from a ``.yaml``/``.yml`` file."""
+    """A built-in task by name, or a custom task from a ``.yaml``/``.yml`` file."""
     if name_or_path.endswith((".yaml", ".yml")):
         return load_task_yaml(name_or_path)
-    if name_or_path not in _REGISTRY:
-        raise TaskError(f"unknown task {name_or_path!r}; known tasks: {', '.join(_REGISTRY)} "
+    if name_or_path not in BUILTIN:
+        raise TaskError(f"unknown task {name_or_path!r}; known tasks: {', '.join(BUILTIN)} "
                         "(or give the path of a task YAML file)")
-    return _REGISTRY[name_or_path]
-
+    return _builtin(name_or_path)
