@@ -76,3 +76,15 @@ def test_pooled_bins_weight_by_examples():
     assert pooled["n"][9] == 4
     assert pooled["accuracy"][9] == pytest.approx(3 / 4)
     assert pooled["confidence"][9] == pytest.approx((3 * 0.95 + 0.91) / 4, abs=1e-4)
+
+
+def test_the_metrics_are_named_in_one_place():
+    from tuneoff import metrics
+    from tuneoff.report.frame import METRICS
+    from tuneoff.tasks import get_task
+    from tuneoff.tasks.base import Task
+
+    assert METRICS == metrics.NAMES == tuple(metrics.METRICS) == Task.__dataclass_fields__["metrics"].default
+    assert get_task("cola").main_metric in metrics.NAMES
+    got = scores([0, 1, 1, 0], [0, 1, 0, 0], 2)
+    assert set(got) == {"n", *metrics.NAMES} and got["accuracy"] == 0.75

@@ -11,11 +11,11 @@ from collections import Counter
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from tuneoff.calibration import calibration
 from tuneoff.methods import Method
 from tuneoff.methods.base import batch_to
+from tuneoff.metrics import scores
 
 
 @torch.no_grad()
@@ -38,20 +38,6 @@ def predict(method: Method, examples: list[dict], batch_size: int, device: torch
         if progress:
             progress(min(i + batch_size, len(examples)), len(examples))
     return probs, tokens
-
-
-def scores(y_true, y_pred, num_labels: int) -> dict:
-    """accuracy, MCC and macro-F1 over all the task's labels (sklearn)."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    labels = list(range(num_labels))
-    if len(y_true) == 0:
-        return {"n": 0}
-    return {
-        "n": int(len(y_true)),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "mcc": float(matthews_corrcoef(y_true, y_pred)) if len(set(y_true) | set(y_pred)) > 1 else 0.0,
-        "f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-    }
 
 
 def majority_baseline(y_true, num_labels: int) -> dict:

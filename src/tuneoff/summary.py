@@ -13,6 +13,7 @@ from tuneoff.calibration import DEFINITION
 from tuneoff.describe import labels, main_metric
 from tuneoff.escape import md as md_text
 from tuneoff.escape import term
+from tuneoff.metrics import NAMES
 
 COLLAPSED = 0.95  # a run that gives one label to at least this share of an eval set has collapsed
 
@@ -84,7 +85,7 @@ def summarise(records: list[dict]) -> list[dict]:
             g["scores"].append(m["overall"][metric])
             g["majority"].append(m["majority"][metric])
             g["dists"].append(m["overall"].get("pred_dist") or {})
-            for other in ("accuracy", "mcc", "f1"):
+            for other in NAMES:
                 g["other"][other].append(m["overall"][other])
             for cal in ("ece", "brier"):  # calibration; absent from records written before it was measured
                 if m["overall"].get(cal) is not None:
@@ -97,7 +98,7 @@ def summarise(records: list[dict]) -> list[dict]:
                      "eval_set": es, "domain": domain, "metric": metric, "score": _fmt(g["scores"]),
                      "runs": len(g["scores"]), "majority": _fmt(g["majority"]),
                      "most_predicted": f"{top[1]:.0%} {top[0]}" if top else "–", "flag": flag_text(flagged, top),
-                     **{k: _fmt(g["other"].get(k, [])) for k in ("accuracy", "mcc", "f1", "ece", "brier")}})
+                     **{k: _fmt(g["other"].get(k, [])) for k in (*NAMES, "ece", "brier")}})
     rows.sort(key=lambda r: (r["task"], r["model"], r["method"], r["options"], r["shots"], r["domain"], r["eval_set"]))
     return rows
 
@@ -203,7 +204,7 @@ def write_summary(rows: list[dict], folder: Path, subset_rows: list[dict] | None
                   failed: list[dict] | None = None) -> tuple[Path, Path]:
     md, csv_path = folder / "summary.md", folder / "summary.csv"
     cols = ["task", "model", "method", "options", "shots", "eval_set", "domain", "metric", "score", "majority",
-            "most_predicted", "flag", "accuracy", "mcc", "f1", "ece", "brier", "runs"]
+            "most_predicted", "flag", *NAMES, "ece", "brier", "runs"]
     text = ("# tuneoff results (mean ± std over seeds)\n\n" + "\n".join(_md_table(rows, cols)) + "\n\n"
             f"ece, brier: calibration of the class probabilities. {DEFINITION}\n")
     if any(r["flag"] for r in rows):

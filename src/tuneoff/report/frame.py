@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from tuneoff.describe import DEFAULT_METRIC, Label, field, labels, main_metric, method_name, method_options
+from tuneoff.metrics import NAMES
 
-METRICS = ("accuracy", "mcc", "f1")
+METRICS = NAMES  # every metric of tuneoff.metrics
 
 RESOURCES = ("params_total", "params_trainable", "peak_memory_mb", "memory_baseline_mb", "memory_run_mb",
              "peak_cuda_mb", "load_time_s", "load_cpu_s", "setup_time_s", "setup_cpu_s", "train_time_s",

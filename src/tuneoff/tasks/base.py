@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tuneoff.metrics import NAMES
+
 
 @dataclass(frozen=True)
 class Source:
@@ -46,7 +48,7 @@ class Task:
     train: Source
     eval_sets: tuple[EvalSet, ...]
     label_map: dict[int, int | None] | None = None  # applies to train and eval sets without their own
-    metrics: tuple[str, ...] = ("accuracy", "mcc", "f1")
+    metrics: tuple[str, ...] = NAMES
     main_metric: str = "accuracy"
     patterns: dict[str, Pattern] = field(default_factory=dict)
     default_pattern: str | None = None

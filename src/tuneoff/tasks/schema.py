@@ -19,9 +19,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from tuneoff.metrics import NAMES
 from tuneoff.tasks.base import EvalSet, Pattern, Source, Task
 
-METRICS: tuple[str, ...] = Task.__dataclass_fields__["metrics"].default  # accuracy, mcc, f1
+METRICS = NAMES  # accuracy, mcc, f1 (tuneoff.metrics)
 
 
 class TaskError(ValueError):
