@@ -13,9 +13,7 @@ import torch  # noqa: E402
 from tuneoff import prompts  # noqa: E402
 from tuneoff.config import load_config  # noqa: E402
 from tuneoff.evaluate import predict  # noqa: E402
-from tuneoff.methods import MethodError, list_methods  # noqa: E402
-
-list_methods()  # discover every method before importing one module directly (see methods/__init__.py)
+from tuneoff.methods import MethodError  # noqa: E402
 from tuneoff.methods.base import batch_to  # noqa: E402
 from tuneoff.methods.icl import draw_demos, make_context  # noqa: E402
 from tuneoff.runner import accelerator_for, execute, prepare  # noqa: E402

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from tuneoff.registry import get_method
 from tuneoff.selection.options import SelectConfig, check_selection, hashed_selection, resolve_space
 
 
@@ -120,8 +121,6 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _method_options(self) -> "RunConfig":
-        from tuneoff.methods import get_method  # late: methods import config
-
         cls = get_method(self.method.name)
         extra = dict(self.method.model_extra or {})
         try:
@@ -142,8 +141,6 @@ class RunConfig(_Strict):
     # -- selection -----------------------------------------------------------------------------
     def search_space(self) -> dict[str, list]:
         """The search space of this run's method: its default, with the `select:` keys replacing it."""
-        from tuneoff.methods import get_method
-
         if self.select is None:
             return {}
         cls = get_method(self.method.name)
@@ -188,8 +185,6 @@ class RunConfig(_Strict):
     def uses_pattern(self) -> bool:
         """Whether the method scores labels through a prompt pattern on the LM head (pattern, icl,
         distill, lora with scoring=pattern); a classification head never sees the pattern."""
-        from tuneoff.methods import get_method
-
         cls = get_method(self.method.name)
         return cls.head_for(cls.Options(**(self.method.model_extra or {}))) == "lm"
 
@@ -207,8 +202,6 @@ class RunConfig(_Strict):
         d["eval"].pop("batch_size", None)
         if d.get("forgetting") == ForgettingConfig().model_dump():  # ids of runs from before it existed
             d.pop("forgetting")
-        from tuneoff.methods import get_method
-
         cls = get_method(self.method.name)
         version = cls.version_for(cls.Options(**(self.method.model_extra or {})))
         if version != 1:  # a changed method is a new run; unchanged methods keep their ids

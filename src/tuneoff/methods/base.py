@@ -14,14 +14,12 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
+from tuneoff.registry import MethodError
+
 if TYPE_CHECKING:
     from tuneoff.config import RunConfig
     from tuneoff.models import Loaded
     from tuneoff.tasks import Task
-
-
-class MethodError(ValueError):
-    """An option or combination that makes no sense for this model, task or method."""
 
 
 class MethodOptions(BaseModel):
