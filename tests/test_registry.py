@@ -68,3 +68,30 @@ def test_unknown_method_names_the_known_ones():
         get_method("nope")
     with pytest.raises(ConfigError, match="unknown method 'nope'.*finetune"):
         load_config(None, ["method=nope"])
+
+
+def test_method_options_are_parsed_once_by_validation(scratch_registry):
+    from pydantic import model_validator
+
+    from tuneoff.methods import MethodOptions
+
+    parses = []
+
+    class CountedOptions(MethodOptions):
+        x: int = 1
+
+        @model_validator(mode="after")
+        def _count(self):
+            parses.append(self.x)
+            return self
+
+    class Counted(Method):
+        name, description, Options = "counted", "counts how often its options are parsed", CountedOptions
+
+    register(Counted)
+    cfg = load_config(None, ["method=counted", "method.x=3", "shots=8", "data_seed=0"])
+    assert parses == [3]
+    cfg.run_id(), cfg.uses_pattern, cfg.search_space(), cfg.method_version, cfg.expand()[0].method_options
+    assert parses == [3] and cfg.method_options.x == 3
+    with pytest.raises(ConfigError, match="'method.x'"):  # validation's message, as before
+        load_config(None, ["method=counted", "method.x=many"])

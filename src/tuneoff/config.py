@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -102,6 +103,8 @@ class RunConfig(_Strict):
     trust_remote_code: bool = Field(False, description="allow model code from the hub (off unless asked)")
     select: SelectConfig | None = Field(
         None, description="hyperparameter selection from the few-shot labels (see tuneoff.selection); null = off")
+    # (the `method` section it was parsed from, its method's options): parsed once, by validation
+    _parsed: tuple[MethodConfig, BaseModel] | None = PrivateAttr(None)
 
     @field_validator("method", mode="before")
     @classmethod
@@ -122,13 +125,32 @@ class RunConfig(_Strict):
     @model_validator(mode="after")
     def _method_options(self) -> "RunConfig":
         cls = get_method(self.method.name)
-        extra = dict(self.method.model_extra or {})
         try:
-            opts = cls.Options(**extra)
+            opts = cls.Options(**(self.method.model_extra or {}))
         except ValidationError as e:
             raise ValueError(_format_errors(e, prefix="method.", model=cls.Options)) from None
         object.__setattr__(self, "method", MethodConfig(name=self.method.name, **opts.model_dump()))
+        self._parsed = (self.method, opts)
         return self
+
+    # -- the method ----------------------------------------------------------------------------
+    @property
+    def method_class(self) -> type:
+        """The registered class of this run's method (a `tuneoff.methods.Method`)."""
+        return get_method(self.method.name)
+
+    @property
+    def method_options(self) -> BaseModel:
+        """The method's options as its `Options` object, parsed once when the config was validated
+        (a copy given another `method` section without validation parses that one, once)."""
+        if self._parsed is None or self._parsed[0] is not self.method:
+            self._parsed = (self.method, self.method_class.Options(**(self.method.model_extra or {})))
+        return self._parsed[1]
+
+    @property
+    def method_version(self) -> int:
+        """The version of what this run's method computes with these options (see Method.version)."""
+        return self.method_class.version_for(self.method_options)
 
     @model_validator(mode="after")
     def _selection(self) -> "RunConfig":
@@ -143,8 +165,7 @@ class RunConfig(_Strict):
         """The search space of this run's method: its default, with the `select:` keys replacing it."""
         if self.select is None:
             return {}
-        cls = get_method(self.method.name)
-        return resolve_space(self.select, cls, cls.Options(**(self.method.model_extra or {})))
+        return resolve_space(self.select, self.method_class, self.method_options)
 
     def candidate(self, values: dict, data_seed: int | None = None) -> "RunConfig":
         """This run with one candidate's values set, selection off (optionally on another split)."""
@@ -185,8 +206,7 @@ class RunConfig(_Strict):
     def uses_pattern(self) -> bool:
         """Whether the method scores labels through a prompt pattern on the LM head (pattern, icl,
         distill, lora with scoring=pattern); a classification head never sees the pattern."""
-        cls = get_method(self.method.name)
-        return cls.head_for(cls.Options(**(self.method.model_extra or {}))) == "lm"
+        return self.method_class.head_for(self.method_options) == "lm"
 
     def resolved(self) -> dict:
         """Plain dict of the config, as saved with the run."""
@@ -202,11 +222,10 @@ class RunConfig(_Strict):
         d["eval"].pop("batch_size", None)
         if d.get("forgetting") == ForgettingConfig().model_dump():  # ids of runs from before it existed
             d.pop("forgetting")
-        cls = get_method(self.method.name)
-        version = cls.version_for(cls.Options(**(self.method.model_extra or {})))
+        version = self.method_version
         if version != 1:  # a changed method is a new run; unchanged methods keep their ids
             d["method_version"] = version
-        if not cls.trains:  # training settings cannot change its result
+        if not self.method_class.trains:  # training settings cannot change its result
             d["train"] = {"max_length": d["train"]["max_length"]}
         if not self.uses_pattern:  # nor can a pattern that the method never renders
             d["pattern"] = None

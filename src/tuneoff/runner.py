@@ -138,8 +138,7 @@ def build_method(cfg: RunConfig, task: Task, pool: list[dict], train_set: list[d
     widen the word-level vocabulary of the tiny test models; selection passes none. `timers`, if
     given, gets the "load" (model) and "setup" (the method's set-up) timers. `on_load` is called
     with the loaded model before the method touches it (outside both timers)."""
-    method_cls = get_method(cfg.method.name)
-    options = method_cls.Options(**(cfg.method.model_extra or {}))
+    method_cls, options = cfg.method_class, cfg.method_options
     vocab = [" ".join(ex[f] for f in task.text_fields) for ex in pool] + list(eval_texts)
     vocab += [p.template + " " + " ".join(p.verbalizer.values()) for p in task.patterns.values()]
     vocab += [task.instruction, " ".join(task.label_names)]

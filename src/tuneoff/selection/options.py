@@ -20,8 +20,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tuneoff.registry import get_method
-
 # keys a search space may not cover: they define the comparison, not a method's hyperparameters
 FIXED_KEYS = ("task", "data_dir", "model", "shots", "data_seed", "seed", "eval", "output_dir", "save",
               "device", "trust_remote_code", "select", "method.name")
@@ -79,9 +77,7 @@ def check_selection(cfg) -> None:
     """What would make a selection impossible, found before any run: cv on 1 example per class, a
     method drawing more per class than a fold's training part holds, a candidate that is no valid run."""
     if cfg.select.protocol == "cv":
-
-        cls = get_method(cfg.method.name)
-        need = cls.needs_per_class(cls.Options(**(cfg.method.model_extra or {})))
+        need = cfg.method_class.needs_per_class(cfg.method_options)
         for n in cfg.shots if isinstance(cfg.shots, list) else [cfg.shots]:
             if n < 2:
                 raise ValueError("select.protocol=cv needs at least 2 examples per class to hold one out "
