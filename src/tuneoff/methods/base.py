@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict
 from tuneoff.registry import MethodError
 
 if TYPE_CHECKING:
-    from tuneoff.config import RunConfig
     from tuneoff.models import Loaded
     from tuneoff.tasks import Task
 
@@ -28,14 +27,19 @@ class MethodOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Context:
-    """What a method gets to build itself."""
+    """What a method gets to build itself: the task, the model as loaded and where it runs, and the
+    few run settings a method reads (never the whole run config). `runner.build_method` builds it."""
 
     task: "Task"
-    config: "RunConfig"
     loaded: "Loaded"
     device: torch.device
+    seed: int  # the training seed: adapter init, re-initialised layers, half's default choice
+    data_seed: int  # the few-shot split's seed (distill draws its unlabelled inputs with it)
+    max_length: int  # tokens per input after truncation, in training and evaluation
+    eval_batch_size: int  # examples per batch of a set-up pass that scores (distill's teacher)
+    pattern: str | None = None  # the prompt pattern of an LM-scored method; None = the task's default
 
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layernorm", "layer_norm", "norm.weight")
@@ -83,7 +87,7 @@ class Method:
         self.task = ctx.task
         self.model: torch.nn.Module = ctx.loaded.model
         self.tokenizer = ctx.loaded.tokenizer
-        self.max_length = ctx.config.train.max_length
+        self.max_length = ctx.max_length
         self.notes: list[str] = []  # said in the run record (e.g. an option that had no effect)
         self.progress = None  # the runner's progress callback(phase, done, total), for long set-ups
 

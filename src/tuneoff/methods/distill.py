@@ -74,13 +74,13 @@ class ContextDistill(Method):
 
     # -- set-up ----------------------------------------------------------------------------------
     def setup(self, train, pool):
-        opts, cfg = self.options, self.ctx.config
+        opts = self.options
         few_ids = {ex["id"] for ex in train}
         rest = [ex for ex in pool if ex["id"] not in few_ids]
         if opts.unlabelled > len(rest):
             raise MethodError(f"unlabelled={opts.unlabelled}, but the training pool has only {len(rest)} "
                               "inputs outside the few-shot set")
-        rng = random.Random(f"unlabelled/{cfg.data_seed}/{opts.demo_seed}")
+        rng = random.Random(f"unlabelled/{self.ctx.data_seed}/{opts.demo_seed}")
         self.unlabelled = [{**ex, "label": UNLABELLED} for ex in rng.sample(rest, opts.unlabelled)]
         if opts.student == "lora":
             from peft import LoraConfig, get_peft_model
@@ -115,7 +115,7 @@ class ContextDistill(Method):
     @torch.no_grad()
     def _compute_teacher(self, train: list[dict]) -> None:
         opts, device = self.options, self.ctx.device
-        bs = self.ctx.config.eval.batch_size
+        bs = self.ctx.eval_batch_size
         self.model.eval()
         off = self.model.disable_adapter() if opts.student == "lora" else contextlib.nullcontext()
         groups = list(self._contexts(train).values())

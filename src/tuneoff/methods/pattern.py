@@ -179,9 +179,9 @@ def window_of(model) -> int:
 
 
 def scorer_for(method: Method) -> LMScorer:
-    task, cfg = method.task, method.ctx.config
+    task = method.task
     try:
-        pattern = task.pattern(cfg.pattern)
+        pattern = task.pattern(method.ctx.pattern)
         return LMScorer(task, pattern, method.tokenizer, method.ctx.loaded.is_decoder, method.max_length,
                         window_of(method.model))
     except (KeyError, prompts.PromptError) as e:

@@ -106,7 +106,7 @@ class PeftMethod(ClassifierMethod):
         config = self.peft_config()
         for p in base.parameters():
             p.requires_grad_(False)
-        with seeded(self.ctx.config.seed, self.ctx.device):  # adapter init; the caller's RNG is untouched
+        with seeded(self.ctx.seed, self.ctx.device):  # adapter init; the caller's RNG is untouched
             try:
                 wrapped = get_peft_model(base, config)
             except (ValueError, TypeError, KeyError, AttributeError, NotImplementedError) as e:
