@@ -155,10 +155,28 @@ def batch_to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
+def require_decoder(method: Method, why: str = "") -> None:
+    """A MethodError unless the method's model is a decoder (causal) LM; `why` is said after the need."""
+    loaded = method.ctx.loaded
+    if not loaded.is_decoder:
+        raise MethodError(f"{method.name} needs a decoder (causal) LM{why}; {loaded.name!r} is a masked LM "
+                          "(try model=smollm2-135m)")
+
+
+def set_trainable(model: torch.nn.Module, which: bool | set[str]) -> None:
+    """Set which parameters train: every one (True), none (False) or those named in `which`."""
+    for n, p in model.named_parameters():
+        p.requires_grad_(which if isinstance(which, bool) else n in which)
+
+
 class ClassifierMethod(Method):
     """The input's text fields go to the model as a (pair of) segment(s); a classification head scores."""
 
     head = "classifier"
+
+    def padding_side(self) -> str | None:
+        """The side a batch is padded on; None: the tokenizer's own."""
+        return None
 
     def texts(self, examples: list[dict]) -> tuple[list[str], list[str] | None]:
         fields = self.task.text_fields
@@ -168,22 +186,12 @@ class ClassifierMethod(Method):
 
     def collate(self, examples: list[dict]) -> dict:
         first, second = self.texts(examples)
-        enc = self.tokenizer(first, second, padding=True, truncation=True, max_length=self.max_length,
-                             return_tensors="pt")
-        enc = dict(enc)
+        side = self.padding_side()
+        enc = dict(self.tokenizer(first, second, padding=True, truncation=True, max_length=self.max_length,
+                                  return_tensors="pt", **({"padding_side": side} if side else {})))
         enc["labels"] = torch.tensor([ex["label"] for ex in examples])
         return enc
 
     def class_logits(self, batch: dict) -> torch.Tensor:
         inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         return self.model(**inputs).logits
-
-
-def classifier_head(model: torch.nn.Module) -> list[str]:
-    """Names of the parameters of the new classification head (`score`, `classifier`, ...)."""
-    names = [n for n, _ in model.named_parameters()
-             if n.split(".")[0] in ("classifier", "score", "pre_classifier")
-             or n.startswith(("classifier.", "score."))]
-    if not names:
-        raise MethodError(f"could not find the classification head of {type(model).__name__}")
-    return names

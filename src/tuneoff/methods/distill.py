@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from tuneoff.methods import Method, MethodError, register
-from tuneoff.methods.base import batch_to
+from tuneoff.methods.base import batch_to, require_decoder, set_trainable
 from tuneoff.methods.icl import (ContextOptions, check_window, content_free_scores, draw_demos, instruction_notes,
                                  make_context)
 from tuneoff.methods.pattern import Prefix, scorer_for
@@ -63,9 +63,7 @@ class ContextDistill(Method):
 
     def __init__(self, options, ctx):
         super().__init__(options, ctx)
-        if not ctx.loaded.is_decoder:
-            raise MethodError(f"distill needs a decoder (causal) LM for its in-context teacher; "
-                              f"{ctx.loaded.name!r} is a masked LM (try model=smollm2-135m)")
+        require_decoder(self, " for its in-context teacher")
         self.scorer = scorer_for(self)
         self.teacher: dict[str, torch.Tensor] = {}  # example id -> teacher label log-probs [C]
         self.teacher_context: dict[str, str] = {}  # example id -> the context the teacher saw
@@ -88,8 +86,7 @@ class ContextDistill(Method):
             self.model = get_peft_model(self.model, LoraConfig(r=opts.lora_r, lora_alpha=opts.lora_alpha,
                                                                lora_dropout=opts.lora_dropout))
         else:
-            for p in self.model.parameters():
-                p.requires_grad_(True)
+            set_trainable(self.model, True)
         self.notes += instruction_notes(self.task, opts)
         self._compute_teacher(train)
 

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from tuneoff import prompts
 from tuneoff.methods import Method, MethodError, MethodOptions, register
+from tuneoff.methods.base import require_decoder, set_trainable
 from tuneoff.methods.pattern import LMScorer, Prefix, scorer_for
 
 
@@ -112,17 +113,14 @@ class InContext(Method):
 
     def __init__(self, options, ctx):
         super().__init__(options, ctx)
-        if not ctx.loaded.is_decoder:
-            raise MethodError(f"icl needs a decoder (causal) LM; {ctx.loaded.name!r} is a masked LM "
-                              "(try model=smollm2-135m)")
+        require_decoder(self)
         self.scorer = scorer_for(self)
         self.prefix: Prefix | None = None
         self.calibration: torch.Tensor | None = None
 
     def setup(self, train, pool):
         opts = self.options
-        for p in self.model.parameters():
-            p.requires_grad_(False)
+        set_trainable(self.model, False)
         self.model.eval()
         self.demos = draw_demos(train, opts.k, opts.demo_seed, self.task)
         self.notes += instruction_notes(self.task, opts)

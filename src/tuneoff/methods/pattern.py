@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from tuneoff import prompts
 from tuneoff.methods import Method, MethodError, MethodOptions, register
+from tuneoff.methods.base import set_trainable
 from tuneoff.methods.kvcache import cache_arg, cache_of, dynamic_cache
 
 
@@ -205,8 +206,7 @@ class PatternFinetune(Method):
         self.scorer = scorer_for(self)
 
     def setup(self, train, pool):
-        for p in self.model.parameters():
-            p.requires_grad_(True)
+        set_trainable(self.model, True)
 
     def prompt_example(self, example: dict) -> str:
         return self.scorer.prompt(example)
