@@ -4,9 +4,9 @@ frozen pretrained LM gives *with* it (the task's instruction and k demonstration
 Teacher and student are the same pretrained LM scoring the same verbalizer words through its LM
 head; only the input differs (teacher: context + pattern-rendered input; student: the rendered
 input alone). Teacher distributions are computed once, in `setup`, before any weight changes
-(batched, no_grad, shared-prefix cache) and looked up by example id at every step. For
-`student=full` the model in `setup` *is* the pretrained teacher, so no copy is kept; for
-`student=lora` the teacher runs with the adapters disabled.
+(icl's context, cache, calibration and batched scoring, no_grad) and looked up by example id at
+every step. For `student=full` the model in `setup` *is* the pretrained teacher, so no copy is
+kept; for `student=lora` the teacher runs with the adapters disabled.
 
 Loss = T^2 * KL(teacher_T || student_T) over the label words, + ce_weight * cross-entropy on gold
 labels (labelled inputs only). ce_weight defaults to 0: the method is then pure context
@@ -24,9 +24,8 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from tuneoff.methods import Method, MethodError, register
-from tuneoff.methods.base import batch_to, require_decoder, set_trainable
-from tuneoff.methods.icl import (ContextOptions, check_window, content_free_scores, draw_demos, instruction_notes,
-                                 make_context)
+from tuneoff.methods.base import require_decoder, set_trainable
+from tuneoff.methods.icl import ContextOptions, DemoContext, draw_demos, instruction_notes
 from tuneoff.methods.pattern import Prefix, scorer_for
 
 
@@ -111,8 +110,8 @@ class ContextDistill(Method):
 
     @torch.no_grad()
     def _compute_teacher(self, train: list[dict]) -> None:
-        opts, device = self.options, self.ctx.device
-        bs = self.ctx.eval_batch_size
+        """icl's scores of each example after its context (cached, calibrated as icl with these options)."""
+        opts = self.options
         self.model.eval()
         off = self.model.disable_adapter() if opts.student == "lora" else contextlib.nullcontext()
         groups = list(self._contexts(train).values())
@@ -120,21 +119,15 @@ class ContextDistill(Method):
         self.report("teacher pass", 0, total)
         with off:
             for demos, exs in groups:
-                prefix = make_context(self.scorer, self.task, demos, opts)
-                check_window(self.scorer, self.task, demos, opts, exs)
-                self.scorer.build(self.model, prefix)
-                shift = (content_free_scores(self.scorer, self.model, prefix, True) if opts.calibrate else 0.0)
-                for i in range(0, len(exs), bs):
-                    chunk = exs[i:i + bs]
-                    batch = batch_to(self.scorer.encode(chunk, prefix, inline=False), device)
-                    scores = (self.scorer.scores(self.model, batch, prefix) - shift).float().cpu()
+                context = DemoContext.build(self.scorer, self.model, self.task, demos, opts, exs)
+                for chunk, scores in context.score_batches(exs, self.ctx.eval_batch_size, self.ctx.device):
                     self.teacher_forwards += 1
-                    for ex, s in zip(chunk, scores):
+                    for ex, s in zip(chunk, scores.float().cpu()):
                         self.teacher[ex["id"]] = s
-                        self.teacher_context[ex["id"]] = prefix.text
+                        self.teacher_context[ex["id"]] = context.prefix.text
                     done += len(chunk)
                     self.report("teacher pass", done, total)
-                prefix.kv = None  # free the cache
+                context.release()
 
     def train_examples(self, few: list[dict]) -> list[dict]:
         return few + self.unlabelled
