@@ -336,6 +336,24 @@ def test_distill_loss_falls_and_unlabelled_inputs_skip_the_cross_entropy():
     assert sum(stats.losses[-4:]) / 4 < 0.5 * sum(stats.losses[:3]) / 3
 
 
+def test_distill_lora_student_is_lora_set_up_with_the_distill_options():
+    """student=lora is lora's own set-up (scoring=pattern): the same target layers, rank, scale and
+    dropout, and the same adapter init from the run's seed."""
+    d = prep("method=distill", "method.k=2", "method.student=lora", "method.lora_r=4", "method.lora_alpha=8",
+             "method.lora_dropout=0.1").method
+    lora = prep("method=lora", "method.scoring=pattern", "method.r=4", "method.alpha=8", "method.dropout=0.1").method
+    dc, lc = d.model.peft_config["default"], lora.model.peft_config["default"]
+    assert (set(dc.target_modules), dc.r, dc.lora_alpha, dc.lora_dropout) == \
+        (set(lc.target_modules), lc.r, lc.lora_alpha, lc.lora_dropout) == ({"q_proj", "v_proj"}, 4, 8, 0.1)
+    mine = {n: p for n, p in d.model.named_parameters() if p.requires_grad}
+    theirs = {n: p for n, p in lora.model.named_parameters() if p.requires_grad}
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[n], theirs[n]) for n in mine)
+    # a changed set-up is a new run for this student only
+    base = ["model=tiny-llama", "shots=8", "data_seed=0", "method=distill"]
+    assert load_config(None, base + ["method.student=lora"]).method_version == 3
+    assert load_config(None, base).method_version == 2
+
+
 def test_distill_needs_more_shots_than_k():
     with pytest.raises(MethodError, match="shots > k"):
         prep("method=distill", "shots=2", "method.k=2")

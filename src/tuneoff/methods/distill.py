@@ -8,6 +8,13 @@ input alone). Teacher distributions are computed once, in `setup`, before any we
 every step. For `student=full` the model in `setup` *is* the pretrained teacher, so no copy is
 kept; for `student=lora` the teacher runs with the adapters disabled.
 
+`student=lora` is `lora`'s own set-up with scoring=pattern (`peft_methods.lora_model`): the same
+target layers (the architecture's attention query/value), the adapter init seeded by the run's
+seed, and r, alpha, dropout from `lora_r`, `lora_alpha`, `lora_dropout`. These options keep their
+own names and defaults (rank 8 and alpha 16 as lora's, dropout 0 where lora's is 0.1): every
+distill run's id holds them, those of student=full too, whose results they cannot change; set
+`method.lora_dropout=0.1` for lora's dropout.
+
 Loss = T^2 * KL(teacher_T || student_T) over the label words, + ce_weight * cross-entropy on gold
 labels (labelled inputs only). ce_weight defaults to 0: the method is then pure context
 distillation, and pattern-based fine-tuning on gold labels stays a separate entry of the comparison
@@ -34,9 +41,10 @@ class DistillOptions(ContextOptions):
     ce_weight: float = Field(0.0, ge=0, description="weight of gold-label cross-entropy (labelled inputs); 0 = pure distillation")
     unlabelled: int = Field(0, ge=0, description="extra inputs drawn from the training pool, labels unused, to distil on")
     student: Literal["full", "lora"] = Field("full", description="train every weight, or LoRA adapters on the frozen model")
-    lora_r: int = Field(8, ge=1, description="LoRA rank (student=lora)")
-    lora_alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator alpha (student=lora)")
-    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input (student=lora)")
+    lora_r: int = Field(8, ge=1, description="LoRA rank (student=lora; lora's r)")
+    lora_alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator alpha (student=lora; lora's alpha)")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input (student=lora; lora's "
+                                                              "dropout, whose default is 0.1)")
 
 
 UNLABELLED = -100  # the "label" of an unlabelled input: ignored by the cross-entropy
@@ -49,6 +57,11 @@ class ContextDistill(Method):
     Options = DistillOptions
     head = "lm"
     version = 2  # 2: the teacher's demonstration order depends on the split; pattern recorded
+
+    @classmethod
+    def version_for(cls, options):
+        # 3 (student=lora): the adapters are lora's own (seeded init, resolved target layers)
+        return 3 if options.student == "lora" else cls.version
 
     @classmethod
     def needs_per_class(cls, options):
@@ -80,10 +93,10 @@ class ContextDistill(Method):
         rng = random.Random(f"unlabelled/{self.ctx.data_seed}/{opts.demo_seed}")
         self.unlabelled = [{**ex, "label": UNLABELLED} for ex in rng.sample(rest, opts.unlabelled)]
         if opts.student == "lora":
-            from peft import LoraConfig, get_peft_model
+            from tuneoff.methods.peft_methods import LoraOptions, lora_model
 
-            self.model = get_peft_model(self.model, LoraConfig(r=opts.lora_r, lora_alpha=opts.lora_alpha,
-                                                               lora_dropout=opts.lora_dropout))
+            self.model = lora_model(self.ctx, LoraOptions(r=opts.lora_r, alpha=opts.lora_alpha,
+                                                          dropout=opts.lora_dropout, scoring="pattern"))
         else:
             set_trainable(self.model, True)
         self.notes += instruction_notes(self.task, opts)

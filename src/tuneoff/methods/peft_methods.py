@@ -190,6 +190,14 @@ class Lora(PeftMethod):
         return self.scorer.scores(self.model, batch) if self.scorer else super().class_logits(batch)
 
 
+def lora_model(ctx, options: LoraOptions):
+    """`ctx`'s loaded model with `lora`'s own set-up for these options done on it (target layers,
+    seeded adapter init, what trains besides the adapters): the LoRA of every method that has one."""
+    lora = Lora(options, ctx)
+    lora.setup([], [])
+    return lora.model
+
+
 # -- IA3 --------------------------------------------------------------------------------------
 
 
