@@ -59,7 +59,6 @@ class TrainConfig(_Strict):
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="fraction of steps with linear warm-up")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not on biases/norms)")
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping norm; null = off")
-    max_length: int = Field(256, ge=8, description="tokens per input after truncation")
 
 
 class EvalConfig(_Strict):
@@ -74,6 +73,50 @@ class ForgettingConfig(_Strict):
     enabled: bool = Field(True, description="LM loss per token on a general-text sample before and after adaptation")
     text: str | None = Field(None, description="UTF-8 text file to measure on; null = the shipped public-domain sample")
     max_tokens: int = Field(256, ge=16, description="tokens of the text used (its first ones; 256 = one forward pass)")
+
+
+# Keys that moved: where each is now -> its old place. A config, an override or an old record may
+# still give the old name (its value goes to the new place); run ids are hashed with the value in
+# its old place (`in_old_layout`), so they stay what they were.
+MOVED_KEYS = {"max_length": "train.max_length"}
+
+
+def current_key(key: str) -> str:
+    """A dotted key under its current name (`train.max_length` -> `max_length`)."""
+    return next((new for new, old in MOVED_KEYS.items() if old == key), key)
+
+
+def old_key(key: str) -> str:
+    """A dotted key under the name run ids hash it by (`max_length` -> `train.max_length`)."""
+    return MOVED_KEYS.get(key, key)
+
+
+def with_current_keys(data: dict) -> dict:
+    """A config dict (a YAML file's, an old record's) with values under an old name moved to the
+    current one (a shallow copy; `data` is not changed)."""
+    out = dict(data)
+    for new, old in MOVED_KEYS.items():
+        section, key = old.split(".")
+        part = out.get(section)
+        if isinstance(part, dict) and key in part:
+            part = dict(part)
+            value = part.pop(key)
+            out[section] = part
+            if new in out and out[new] != value:
+                raise ConfigError(f"{old!r} is the old name of {new!r}: give it once "
+                                  f"(got {new}={json.dumps(out[new])} and {old}={json.dumps(value)})")
+            out[new] = value
+    return out
+
+
+def in_old_layout(d: dict) -> dict:
+    """A resolved config with each moved key back in its old place (`d` changed, its sections not):
+    the layout that run ids and selection's fit ids are hashed in, so they stay what they were."""
+    for new, old in MOVED_KEYS.items():
+        section, key = old.split(".")
+        if new in d:
+            d[section] = {**d.get(section, {}), key: d.pop(new)}
+    return d
 
 
 class MethodConfig(BaseModel):
@@ -94,6 +137,8 @@ class RunConfig(_Strict):
     shots: int | list[int] = Field([8, 32], description="training examples per class")
     data_seed: int | list[int] = Field([0, 1], description="seed of the few-shot split")
     seed: int | list[int] = Field(0, description="training seed (init, order, dropout)")
+    max_length: int = Field(256, ge=8, description="tokens per input after truncation, in training and evaluation "
+                                                    "(train.max_length: its old name, still read)")
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     forgetting: ForgettingConfig = Field(default_factory=ForgettingConfig)
@@ -105,6 +150,11 @@ class RunConfig(_Strict):
         None, description="hyperparameter selection from the few-shot labels (see tuneoff.selection); null = off")
     # (the `method` section it was parsed from, its method's options): parsed once, by validation
     _parsed: tuple[MethodConfig, BaseModel] | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        return with_current_keys(data) if isinstance(data, dict) else data
 
     @field_validator("method", mode="before")
     @classmethod
@@ -226,10 +276,11 @@ class RunConfig(_Strict):
         if version != 1:  # a changed method is a new run; unchanged methods keep their ids
             d["method_version"] = version
         if not self.method_class.trains:  # training settings cannot change its result
-            d["train"] = {"max_length": d["train"]["max_length"]}
+            d.pop("train")
         if not self.uses_pattern:  # nor can a pattern that the method never renders
             d["pattern"] = None
         d.pop("select", None)  # without selection the id is what it always was
+        in_old_layout(d)
         if self.select is not None:  # with it: the protocol and the whole search space, not the fixed values
             hashed_selection(self, d)
         blob = json.dumps(d, sort_keys=True).encode()
@@ -260,7 +311,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 def set_key(data: dict, path: list[str], value: Any, what: str = "") -> None:
     """Set `data[path[0]][path[1]]... = value` in place, creating sections; `what` names the
-    setting in errors (e.g. "override 'train.lr=1'")."""
+    setting in errors (e.g. "override 'train.lr=1'"). A key's old name sets it under its current one."""
+    path = current_key(".".join(path)).split(".")
     node = data
     for p in path[:-1]:
         nxt = node.get(p)
@@ -290,7 +342,7 @@ def flatten_keys(d: dict, prefix: str = "") -> dict:
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    data = json.loads(json.dumps(data))  # deep copy
+    data = with_current_keys(json.loads(json.dumps(data)))  # deep copy; an override then replaces an old name's value
     for item in overrides:
         path, value = parse_override(item)
         set_key(data, path, value, f"override {item!r}")

@@ -137,7 +137,7 @@ def method_context(cfg: RunConfig, task: Task, loaded: models.Loaded, device: to
     """What a method is given of its run: the task, the loaded model, the device and the few settings
     methods read (nothing else of the config)."""
     return Context(task=task, loaded=loaded, device=device, seed=cfg.seed, data_seed=cfg.data_seed,
-                   max_length=cfg.train.max_length, eval_batch_size=cfg.eval.batch_size, pattern=cfg.pattern)
+                   max_length=cfg.max_length, eval_batch_size=cfg.eval.batch_size, pattern=cfg.pattern)
 
 
 def build_method(cfg: RunConfig, task: Task, pool: list[dict], train_set: list[dict],

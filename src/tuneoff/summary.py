@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.table import Table
 
 from tuneoff.calibration import DEFINITION
+from tuneoff.config import with_current_keys
 from tuneoff.escape import md as md_text
 from tuneoff.escape import term
 
@@ -75,7 +76,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def _settings(records: list[dict]) -> list[str]:
     """Config keys (beyond task, model, method, shots) whose values differ among the records:
     runs that differ in them are different settings, never pooled as if they were seeds."""
-    flats = [_flat(r.get("config") or {}) for r in records]
+    flats = [_flat(with_current_keys(r.get("config") or {})) for r in records]  # old records: old key names
     keys = sorted({k for f in flats for k in f} - IGNORED - {"task", "model", "method.name", "shots"})
     return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
 
@@ -89,7 +90,7 @@ def _done_with_options(records: list[dict]):
     for r in done:
         versions[r.get("method")].add(r.get("method_version", 1))
     for r in done:
-        flat = _flat(r.get("config") or {})
+        flat = _flat(with_current_keys(r.get("config") or {}))
         if len(versions[r.get("method")]) > 1:
             flat, varying_r = {**flat, "version": r.get("method_version", 1)}, [*varying, "version"]
         else:

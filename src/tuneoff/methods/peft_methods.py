@@ -81,8 +81,8 @@ def check_positions(method: ClassifierMethod, extra: int) -> None:
     learned = any(isinstance(m, nn.Embedding) and "position" in n for n, m in model.named_modules())
     limit = getattr(model.config, "max_position_embeddings", None)
     if learned and limit and method.max_length + extra > limit:
-        raise MethodError(f"{method.name}: {extra} virtual tokens + train.max_length={method.max_length} exceed "
-                          f"the {limit} positions of model type {model_type(model)!r}; lower train.max_length "
+        raise MethodError(f"{method.name}: {extra} virtual tokens + max_length={method.max_length} exceed "
+                          f"the {limit} positions of model type {model_type(model)!r}; lower max_length "
                           f"to {limit - extra} or num_virtual_tokens")
 
 

@@ -18,7 +18,10 @@ SCHEMA = "CREATE TABLE IF NOT EXISTS fits (fit_id TEXT PRIMARY KEY, record TEXT 
 
 
 def fit_id(candidate_config: dict, train_ids: list[str], heldout_ids: list[str]) -> str:
-    d = {k: v for k, v in candidate_config.items() if k not in ("output_dir", "device", "save", "eval")}
+    from tuneoff.config import in_old_layout  # the layout fits were first keyed in, so a cache stays valid
+
+    d = in_old_layout({k: v for k, v in candidate_config.items()
+                       if k not in ("output_dir", "device", "save", "eval")})
     blob = json.dumps({"config": d, "train": train_ids, "heldout": heldout_ids}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:20]
 

@@ -45,16 +45,17 @@ class SelectConfig(BaseModel):
 
     @model_validator(mode="after")
     def _space_keys(self) -> "SelectConfig":
-        from tuneoff.config import flatten_keys  # late: config imports this module
+        from tuneoff.config import current_key, flatten_keys  # late: config imports this module
 
-        space = flatten_keys(dict(self.model_extra or {}))
+        space = {current_key(k): v for k, v in flatten_keys(dict(self.model_extra or {})).items()}
         for key, values in space.items():
             if any(key == f or key.startswith(f + ".") for f in FIXED_KEYS):
                 raise ValueError(f"select key {key!r}: {key.split('.')[0]!r} defines the comparison and "
                                  "cannot be searched; search train.* or method.* keys (or pattern)")
-            if not (key.startswith(("train.", "method.")) or key == "pattern"):
+            if not (key.startswith(("train.", "method.")) or key in ("pattern", "max_length")):
                 raise ValueError(f"select key {key!r} is neither a selection setting (protocol, folds, budget, "
-                                 "reference_seed, oracle) nor a train.* / method.* / pattern key to search")
+                                 "reference_seed, oracle) nor a train.* / method.* / pattern / max_length key "
+                                 "to search")
             if not isinstance(values, list) or not values:
                 raise ValueError(f"select key {key!r} needs a non-empty list of candidate values, got {values!r}")
             space[key] = [float(v) if isinstance(v, str) and _FLOAT.match(v) else v for v in values]
@@ -99,9 +100,12 @@ def check_selection(cfg) -> None:
 
 
 def hashed_selection(cfg, d: dict) -> None:
-    """Put what the run id must cover into `d` (the resolved config being hashed): the protocol and
-    the whole search space, and not the fixed values of the keys it searches."""
-    space = cfg.search_space()
+    """Put what the run id must cover into `d` (the resolved config being hashed, in the old layout
+    of `config.in_old_layout`): the protocol and the whole search space, and not the fixed values of
+    the keys it searches. Moved keys are hashed under their old names."""
+    from tuneoff.config import old_key  # late: config imports this module
+
+    space = {old_key(k): v for k, v in cfg.search_space().items()}
     for key in space:
         node = d
         *parents, last = key.split(".")
