@@ -113,3 +113,40 @@ def test_a_pattern_changes_the_id_only_of_methods_that_render_it():
     assert rid("method=pattern", "pattern=gpt3") != rid("method=pattern", "pattern=minimal")
     assert rid("method=lora", "method.scoring=pattern", "pattern=gpt3") != rid("method=lora", "method.scoring=pattern")
     assert rid("method=lora", "pattern=gpt3") == rid("method=lora")
+
+
+def test_max_length_is_a_top_level_key_and_train_max_length_its_old_name(tmp_path):
+    new = load_config(None, ["method=icl", "shots=8", "data_seed=0", "max_length=100"])
+    old = load_config(None, ["method=icl", "shots=8", "data_seed=0", "train.max_length=100"])
+    assert new.max_length == old.max_length == 100 and "max_length" not in new.resolved()["train"]
+    assert new.run_id() == old.run_id() == "9f6ce4d8cc68c5f4"  # the id from before the key moved
+    f = tmp_path / "c.yaml"
+    f.write_text("shots: 8\ndata_seed: 0\ntrain:\n  lr: 0.001\n  max_length: 100\n")
+    in_file = load_config(f)
+    assert in_file.max_length == 100 and in_file.train.lr == 0.001
+    same = load_config(None, ["shots=8", "data_seed=0", "train.lr=0.001", "max_length=100"])
+    assert in_file.run_id() == same.run_id()
+    assert load_config(f, ["max_length=64"]).max_length == 64  # an override replaces the file's old name
+    f.write_text("max_length: 64\ntrain:\n  max_length: 100\n")
+    with pytest.raises(ConfigError, match="'train.max_length' is the old name of 'max_length': give it once"):
+        load_config(f)
+
+
+def test_a_record_with_max_length_under_train_reads_as_it_was_written():
+    from tuneoff.config import config_from_dict
+
+    for method in ("finetune", "icl"):
+        cfg = load_config(None, [f"method={method}", "shots=8", "data_seed=0", "max_length=48"])
+        record_config = cfg.resolved()
+        record_config["train"]["max_length"] = record_config.pop("max_length")  # as records were written before
+        again = config_from_dict(record_config)
+        assert again.max_length == 48 and again.run_id() == cfg.run_id(), method
+
+
+def test_selection_may_search_max_length_under_either_name_with_the_id_it_had():
+    def rid(key):
+        return load_config(None, ["shots=8", "data_seed=0", "select.protocol=cv", f"select.{key}=[32, 64]"]).run_id()
+
+    assert rid("max_length") == rid("train.max_length") == "768553ea90e4572c"  # as before the move
+    cand = load_config(None, ["shots=8", "data_seed=0", "select.protocol=cv", "select.train.max_length=[32, 64]"])
+    assert cand.search_space()["max_length"] == [32, 64] and cand.candidate({"max_length": 32}).max_length == 32

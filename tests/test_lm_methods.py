@@ -13,9 +13,7 @@ import torch  # noqa: E402
 from tuneoff import prompts  # noqa: E402
 from tuneoff.config import load_config  # noqa: E402
 from tuneoff.evaluate import predict  # noqa: E402
-from tuneoff.methods import MethodError, list_methods  # noqa: E402
-
-list_methods()  # discover every method before importing one module directly (see methods/__init__.py)
+from tuneoff.methods import MethodError  # noqa: E402
 from tuneoff.methods.base import batch_to  # noqa: E402
 from tuneoff.methods.icl import draw_demos, make_context  # noqa: E402
 from tuneoff.runner import accelerator_for, execute, prepare  # noqa: E402
@@ -208,6 +206,7 @@ def test_changed_methods_get_a_version_in_their_run_id_others_keep_theirs():
         d["eval"].pop("batch_size", None)
         d.pop("select", None)
         d.pop("forgetting", None)  # at its defaults it is left out of every id
+        d["train"]["max_length"] = d.pop("max_length")  # then a training setting
         if cfg.method.name == "icl":
             d["train"] = {"max_length": d["train"]["max_length"]}
         if not cfg.uses_pattern:
@@ -336,6 +335,24 @@ def test_distill_loss_falls_and_unlabelled_inputs_skip_the_cross_entropy():
         m.teacher[ex["id"]] = torch.tensor([0.0, -4.0]) if len(ex["text"]) % 2 else torch.tensor([-4.0, 0.0])
     stats = train(m, m.train_examples(d.few), d.cfg.train, 0, accelerator_for(d.device))
     assert sum(stats.losses[-4:]) / 4 < 0.5 * sum(stats.losses[:3]) / 3
+
+
+def test_distill_lora_student_is_lora_set_up_with_the_distill_options():
+    """student=lora is lora's own set-up (scoring=pattern): the same target layers, rank, scale and
+    dropout, and the same adapter init from the run's seed."""
+    d = prep("method=distill", "method.k=2", "method.student=lora", "method.lora_r=4", "method.lora_alpha=8",
+             "method.lora_dropout=0.1").method
+    lora = prep("method=lora", "method.scoring=pattern", "method.r=4", "method.alpha=8", "method.dropout=0.1").method
+    dc, lc = d.model.peft_config["default"], lora.model.peft_config["default"]
+    assert (set(dc.target_modules), dc.r, dc.lora_alpha, dc.lora_dropout) == \
+        (set(lc.target_modules), lc.r, lc.lora_alpha, lc.lora_dropout) == ({"q_proj", "v_proj"}, 4, 8, 0.1)
+    mine = {n: p for n, p in d.model.named_parameters() if p.requires_grad}
+    theirs = {n: p for n, p in lora.model.named_parameters() if p.requires_grad}
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[n], theirs[n]) for n in mine)
+    # a changed set-up is a new run for this student only
+    base = ["model=tiny-llama", "shots=8", "data_seed=0", "method=distill"]
+    assert load_config(None, base + ["method.student=lora"]).method_version == 3
+    assert load_config(None, base).method_version == 2
 
 
 def test_distill_needs_more_shots_than_k():

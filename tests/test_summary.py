@@ -21,6 +21,15 @@ def test_method_options_show_only_where_they_exist():
     assert sorted(r["options"] for r in rows) == ["", "r=4", "r=8"]
 
 
+def test_records_from_before_max_length_moved_pool_with_newer_ones():
+    old, new = _rec(1e-4, 0, 0.6), _rec(1e-4, 1, 0.8)
+    old["config"]["train"]["max_length"] = 64  # written while max_length was a training setting
+    new["config"]["max_length"] = 64
+    assert [(r["options"], r["runs"]) for r in summarise([old, new])] == [("", 2)]
+    new["config"]["max_length"] = 128
+    assert sorted(r["options"] for r in summarise([old, new])) == ["max_length=128", "max_length=64"]
+
+
 def _hans_rec(data_seed, lex_ent, lex_not):
     rec = _rec(1e-4, data_seed, 0.5)
     rec["metrics"]["hans"] = {

@@ -25,6 +25,18 @@ def test_a_few_steps_lower_the_loss_on_a_learnable_task(toy_task, tmp_path):
     assert last < 0.5 * first, stats.losses
 
 
+def test_a_method_gets_the_few_run_settings_it_reads_not_the_run_config(toy_task, tmp_path):
+    import dataclasses
+
+    cfg = _cfg(toy_task, tmp_path, "seed=3", "data_seed=2", "train.max_length=48", "eval.batch_size=5",
+               "device=cpu")
+    ctx = prepare(cfg).method.ctx
+    assert {f.name for f in dataclasses.fields(ctx)} == {"task", "loaded", "device", "seed", "data_seed",
+                                                         "max_length", "eval_batch_size", "pattern"}
+    assert (ctx.seed, ctx.data_seed, ctx.max_length, ctx.eval_batch_size, ctx.pattern) == (3, 2, 48, 5, None)
+    assert ctx.device == torch.device("cpu") and ctx.task.name == "toy"
+
+
 def test_golden_loss_curve(toy_task, tmp_path):
     """Catches silent changes to the loop, the sampler, the tokenizer or the init."""
     prep = prepare(_cfg(toy_task, tmp_path, "train.max_steps=5"))

@@ -18,13 +18,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from tuneoff.describe import NOT_RESULT, drop
+from tuneoff.describe import NOT_RESULT, current_key, current_layout, drop, in_old_layout
+from tuneoff.registry import get_method
 from tuneoff.selection.options import SelectConfig, check_selection, hashed_selection, resolve_space
 
 
@@ -58,7 +60,6 @@ class TrainConfig(_Strict):
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="fraction of steps with linear warm-up")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not on biases/norms)")
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping norm; null = off")
-    max_length: int = Field(256, ge=8, description="tokens per input after truncation")
 
 
 class EvalConfig(_Strict):
@@ -73,6 +74,14 @@ class ForgettingConfig(_Strict):
     enabled: bool = Field(True, description="LM loss per token on a general-text sample before and after adaptation")
     text: str | None = Field(None, description="UTF-8 text file to measure on; null = the shipped public-domain sample")
     max_tokens: int = Field(256, ge=16, description="tokens of the text used (its first ones; 256 = one forward pass)")
+
+
+def with_current_keys(data: dict) -> dict:
+    """`describe.current_layout`, with a key given under both names as a config error."""
+    try:
+        return current_layout(data)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 class MethodConfig(BaseModel):
@@ -93,6 +102,8 @@ class RunConfig(_Strict):
     shots: int | list[int] = Field([8, 32], description="training examples per class")
     data_seed: int | list[int] = Field([0, 1], description="seed of the few-shot split")
     seed: int | list[int] = Field(0, description="training seed (init, order, dropout)")
+    max_length: int = Field(256, ge=8, description="tokens per input after truncation, in training and evaluation "
+                                                    "(train.max_length: its old name, still read)")
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     forgetting: ForgettingConfig = Field(default_factory=ForgettingConfig)
@@ -102,6 +113,13 @@ class RunConfig(_Strict):
     trust_remote_code: bool = Field(False, description="allow model code from the hub (off unless asked)")
     select: SelectConfig | None = Field(
         None, description="hyperparameter selection from the few-shot labels (see tuneoff.selection); null = off")
+    # (the `method` section it was parsed from, its method's options): parsed once, by validation
+    _parsed: tuple[MethodConfig, BaseModel] | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        return with_current_keys(data) if isinstance(data, dict) else data
 
     @field_validator("method", mode="before")
     @classmethod
@@ -121,16 +139,33 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _method_options(self) -> "RunConfig":
-        from tuneoff.methods import get_method  # late: methods import config
-
         cls = get_method(self.method.name)
-        extra = dict(self.method.model_extra or {})
         try:
-            opts = cls.Options(**extra)
+            opts = cls.Options(**(self.method.model_extra or {}))
         except ValidationError as e:
             raise ValueError(_format_errors(e, prefix="method.", model=cls.Options)) from None
         object.__setattr__(self, "method", MethodConfig(name=self.method.name, **opts.model_dump()))
+        self._parsed = (self.method, opts)
         return self
+
+    # -- the method ----------------------------------------------------------------------------
+    @property
+    def method_class(self) -> type:
+        """The registered class of this run's method (a `tuneoff.methods.Method`)."""
+        return get_method(self.method.name)
+
+    @property
+    def method_options(self) -> BaseModel:
+        """The method's options as its `Options` object, parsed once when the config was validated
+        (a copy given another `method` section without validation parses that one, once)."""
+        if self._parsed is None or self._parsed[0] is not self.method:
+            self._parsed = (self.method, self.method_class.Options(**(self.method.model_extra or {})))
+        return self._parsed[1]
+
+    @property
+    def method_version(self) -> int:
+        """The version of what this run's method computes with these options (see Method.version)."""
+        return self.method_class.version_for(self.method_options)
 
     @model_validator(mode="after")
     def _selection(self) -> "RunConfig":
@@ -143,12 +178,9 @@ class RunConfig(_Strict):
     # -- selection -----------------------------------------------------------------------------
     def search_space(self) -> dict[str, list]:
         """The search space of this run's method: its default, with the `select:` keys replacing it."""
-        from tuneoff.methods import get_method
-
         if self.select is None:
             return {}
-        cls = get_method(self.method.name)
-        return resolve_space(self.select, cls, cls.Options(**(self.method.model_extra or {})))
+        return resolve_space(self.select, self.method_class, self.method_options)
 
     def candidate(self, values: dict, data_seed: int | None = None) -> "RunConfig":
         """This run with one candidate's values set, selection off (optionally on another split)."""
@@ -189,21 +221,11 @@ class RunConfig(_Strict):
     def uses_pattern(self) -> bool:
         """Whether the method scores labels through a prompt pattern on the LM head (pattern, icl,
         distill, lora with scoring=pattern); a classification head never sees the pattern."""
-        from tuneoff.methods import get_method
-
-        cls = get_method(self.method.name)
-        return cls.head_for(cls.Options(**(self.method.model_extra or {}))) == "lm"
+        return self.method_class.head_for(self.method_options) == "lm"
 
     def resolved(self) -> dict:
         """Plain dict of the config, as saved with the run."""
         return json.loads(self.model_dump_json())
-
-    def method_version(self) -> int:
-        """The version of what this run's method computes with these options (`Method.version_for`)."""
-        from tuneoff.methods import get_method
-
-        cls = get_method(self.method.name)
-        return cls.version_for(cls.Options(**(self.method.model_extra or {})))
 
     def run_id(self) -> str:
         """Hash of everything that can change a run's result (not where it is written)."""
@@ -213,17 +235,15 @@ class RunConfig(_Strict):
         drop(d, NOT_RESULT)
         if d.get("forgetting") == ForgettingConfig().model_dump():  # ids of runs from before it existed
             d.pop("forgetting")
-        from tuneoff.methods import get_method
-
-        cls = get_method(self.method.name)
-        version = self.method_version()
+        version = self.method_version
         if version != 1:  # a changed method is a new run; unchanged methods keep their ids
             d["method_version"] = version
-        if not cls.trains:  # training settings cannot change its result
-            d["train"] = {"max_length": d["train"]["max_length"]}
+        if not self.method_class.trains:  # training settings cannot change its result
+            d.pop("train")
         if not self.uses_pattern:  # nor can a pattern that the method never renders
             d["pattern"] = None
         d.pop("select", None)  # without selection the id is what it always was
+        in_old_layout(d)
         if self.select is not None:  # with it: the protocol and the whole search space, not the fixed values
             hashed_selection(self, d)
         blob = json.dumps(d, sort_keys=True).encode()
@@ -254,7 +274,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 def set_key(data: dict, path: list[str], value: Any, what: str = "") -> None:
     """Set `data[path[0]][path[1]]... = value` in place, creating sections; `what` names the
-    setting in errors (e.g. "override 'train.lr=1'")."""
+    setting in errors (e.g. "override 'train.lr=1'"). A key's old name sets it under its current one."""
+    path = current_key(".".join(path)).split(".")
     node = data
     for p in path[:-1]:
         nxt = node.get(p)
@@ -272,7 +293,7 @@ def set_key(data: dict, path: list[str], value: Any, what: str = "") -> None:
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    data = json.loads(json.dumps(data))  # deep copy
+    data = with_current_keys(json.loads(json.dumps(data)))  # deep copy; an override then replaces an old name's value
     for item in overrides:
         path, value = parse_override(item)
         set_key(data, path, value, f"override {item!r}")

@@ -27,6 +27,50 @@ AXES = ("task", "model", "method.name", "shots", "pattern")
 DEFAULT_METRIC = "accuracy"
 
 
+# Keys that moved: where each is now -> its old place. A config, an override or an old record may
+# still give the old name (its value goes to the new place); run ids are hashed with the value in
+# its old place (`in_old_layout`), so they stay what they were.
+MOVED_KEYS = {"max_length": "train.max_length"}
+
+
+def current_key(key: str) -> str:
+    """A dotted key under its current name (`train.max_length` -> `max_length`)."""
+    return next((new for new, old in MOVED_KEYS.items() if old == key), key)
+
+
+def old_key(key: str) -> str:
+    """A dotted key under the name run ids hash it by (`max_length` -> `train.max_length`)."""
+    return MOVED_KEYS.get(key, key)
+
+
+def current_layout(data: dict) -> dict:
+    """A config dict (a YAML file's, an old record's) with values under an old name moved to the
+    current one (a shallow copy; `data` is not changed)."""
+    out = dict(data)
+    for new, old in MOVED_KEYS.items():
+        section, key = old.split(".")
+        part = out.get(section)
+        if isinstance(part, dict) and key in part:
+            part = dict(part)
+            value = part.pop(key)
+            out[section] = part
+            if new in out and out[new] != value:
+                raise ValueError(f"{old!r} is the old name of {new!r}: give it once "
+                                  f"(got {new}={json.dumps(out[new])} and {old}={json.dumps(value)})")
+            out[new] = value
+    return out
+
+
+def in_old_layout(d: dict) -> dict:
+    """A resolved config with each moved key back in its old place (`d` changed, its sections not):
+    the layout that run ids and selection's fit ids are hashed in, so they stay what they were."""
+    for new, old in MOVED_KEYS.items():
+        section, key = old.split(".")
+        if new in d:
+            d[section] = {**d.get(section, {}), key: d.pop(new)}
+    return d
+
+
 def flatten(d: dict, prefix: str = "") -> dict:
     """{"train": {"lr": 1}} -> {"train.lr": 1}; keys already dotted stay as they are, an empty
     section is a value of its own."""
@@ -75,7 +119,8 @@ def fmt(value) -> str:
 # -- records -------------------------------------------------------------------------------------
 
 def config_of(rec: dict) -> dict:
-    return rec.get("config") or {}
+    """A record's config with every key under its current name (records before a key moved hold the old)."""
+    return current_layout(rec.get("config") or {})
 
 
 def method_name(rec: dict) -> str:

@@ -19,7 +19,7 @@ from tuneoff.config import RunConfig
 from tuneoff.describe import task_metric
 from tuneoff.environment import environment, warm_up
 from tuneoff.evaluate import eval_metrics, predict
-from tuneoff.methods import Context, Method, get_method
+from tuneoff.methods import Context, Method
 from tuneoff.resources import PeakMemory, Timer, approx_flops, count_parameters
 from tuneoff.plan import execute  # noqa: F401 - one config, as `tuneoff run` runs it
 from tuneoff.tasks import Task, get_task
@@ -43,8 +43,11 @@ def _cached(key: tuple, fn):
 
 
 def pick_device(name: str) -> torch.device:
+    """The torch device of a config's `device` (the one place it is derived); ValueError for
+    device=cuda without a visible GPU."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda but no CUDA GPU is visible; use device=auto or device=cpu")
+        raise ValueError("device=cuda but no CUDA GPU is visible to torch (torch.cuda.is_available() is False); "
+                         "use device=auto or device=cpu, or a torch build with CUDA")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -82,9 +85,7 @@ def preflight(cfg: RunConfig, read_model_config: bool = True) -> None:
     if cfg.data_dir is not None and not Path(cfg.data_dir).is_dir():
         raise data_mod.DataError(f"data_dir {cfg.data_dir!r} is not a folder")
     models.check_spec(cfg.model, cfg.trust_remote_code, read_config=read_model_config)
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda but no CUDA GPU is visible to torch (torch.cuda.is_available() is False); "
-                         "use device=auto or device=cpu, or a torch build with CUDA")
+    pick_device(cfg.device)
     if cfg.forgetting.enabled and cfg.forgetting.text is not None:
         forgetting.read_text(cfg.forgetting.text)  # TextError (a ValueError) naming the key
     out = Path(cfg.output_dir)
@@ -134,18 +135,26 @@ def _phase(progress, name: str) -> None:
         progress(name, 0, None)
 
 
+def method_context(cfg: RunConfig, task: Task, loaded: models.Loaded, device: torch.device) -> Context:
+    """What a method is given of its run: the task, the loaded model, the device and the few settings
+    methods read (nothing else of the config)."""
+    return Context(task=task, loaded=loaded, device=device, seed=cfg.seed, data_seed=cfg.data_seed,
+                   max_length=cfg.max_length, eval_batch_size=cfg.eval.batch_size, pattern=cfg.pattern)
+
+
 def build_method(cfg: RunConfig, task: Task, pool: list[dict], train_set: list[dict],
-                 eval_texts: list[str] = (), progress=None, timers: dict | None = None, on_load=None) -> Method:
+                 eval_texts: list[str] = (), progress=None, timers: dict | None = None, on_load=None,
+                 device: torch.device | None = None) -> Method:
     """Load the model and build the method on `train_set` (its `setup` done). `eval_texts` only
     widen the word-level vocabulary of the tiny test models; selection passes none. `timers`, if
     given, gets the "load" (model) and "setup" (the method's set-up) timers. `on_load` is called
-    with the loaded model before the method touches it (outside both timers)."""
-    method_cls = get_method(cfg.method.name)
-    options = method_cls.Options(**(cfg.method.model_extra or {}))
+    with the loaded model before the method touches it (outside both timers). `device`: the run's,
+    if the caller has derived it already."""
+    method_cls, options = cfg.method_class, cfg.method_options
     vocab = [" ".join(ex[f] for f in task.text_fields) for ex in pool] + list(eval_texts)
     vocab += [p.template + " " + " ".join(p.verbalizer.values()) for p in task.patterns.values()]
     vocab += [task.instruction, " ".join(task.label_names)]
-    device = pick_device(cfg.device)
+    device = pick_device(cfg.device) if device is None else device
     with Timer() as t_load:
         _phase(progress, f"load model {cfg.model}")
         loaded = models.load(cfg.model, method_cls.head_for(options), task.num_labels, vocab_texts=vocab,
@@ -155,7 +164,7 @@ def build_method(cfg: RunConfig, task: Task, pool: list[dict], train_set: list[d
         on_load(loaded)
     with Timer() as t_setup:
         _phase(progress, f"set up {cfg.method.name}")
-        method = method_cls(options, Context(task=task, config=cfg, loaded=loaded, device=device))
+        method = method_cls(options, method_context(cfg, task, loaded, device))
         method.progress = progress
         method.setup(train_set, pool)
     if timers is not None:
@@ -163,10 +172,11 @@ def build_method(cfg: RunConfig, task: Task, pool: list[dict], train_set: list[d
     return method
 
 
-def prepare(cfg: RunConfig, progress=None, data=None, measure_lm: bool = False) -> Prepared:
+def prepare(cfg: RunConfig, progress=None, data=None, measure_lm: bool = False,
+            device: torch.device | None = None) -> Prepared:
     """Data (`load_data`'s result, or loaded here), model and method, set up and timed; with
     `measure_lm` (and forgetting enabled) also the LM loss on the general-text sample of the model
-    as loaded, before the method touches it."""
+    as loaded, before the method touches it. `device`: the run's, if already derived."""
     task, pool, few, evals, notes = data or load_data(cfg)
     notes = list(notes)
     eval_texts = [" ".join(ex[f] for f in task.text_fields) for exs in evals.values() for ex in exs]
@@ -182,7 +192,7 @@ def prepare(cfg: RunConfig, progress=None, data=None, measure_lm: bool = False) 
 
     timers: dict[str, Timer] = {}
     method = build_method(cfg, task, pool, few, eval_texts, progress, timers,
-                          on_load=measure_before if measure_lm and cfg.forgetting.enabled else None)
+                          on_load=measure_before if measure_lm and cfg.forgetting.enabled else None, device=device)
     if method.ctx.loaded.info.get("warning"):
         notes.append(method.ctx.loaded.info["warning"])
     notes += method.notes
@@ -235,7 +245,7 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
             with Timer() as t_sel:  # its process CPU time, beside the wall time it records itself
                 sel = select(cfg, FitCache(cfg.output_dir), progress)
             chosen_cfg = cfg.candidate(sel.chosen)
-        prep = prepare(chosen_cfg, progress, measure_lm=True)
+        prep = prepare(chosen_cfg, progress, measure_lm=True, device=device)
         method = prep.method
         out: dict = {"notes": prep.notes, "model_info": {k: v for k, v in method.ctx.loaded.info.items()
                                                          if k != "newly_initialised"}}
@@ -320,12 +330,11 @@ def _pattern(cfg: RunConfig) -> dict:
 
 
 def base_record(cfg: RunConfig) -> dict:
-    cls = get_method(cfg.method.name)
     return {
         "run_id": cfg.run_id(), "status": "running", "error": None,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "config": cfg.resolved(), "task": _task_name(cfg.task), "model": cfg.model, "method": cfg.method.name,
-        "method_version": cls.version_for(cls.Options(**(cfg.method.model_extra or {}))),
+        "method_version": cfg.method_version,
         "method_options": dict(cfg.method.model_extra or {}), "shots": cfg.shots,
         "main_metric": task_metric(cfg.task),
         "data_seed": cfg.data_seed, "seed": cfg.seed, **_pattern(cfg),

@@ -79,7 +79,7 @@ class Adaptive(PartialMethod):
         if init is None:
             raise MethodError(f"adaptive: {type(self.model).__name__} has no _init_weights to re-initialise layers with")
         changed = False
-        with seeded(self.ctx.config.seed, self.ctx.device):
+        with seeded(self.ctx.seed, self.ctx.device):
             for i in which:
                 layer = self.layers[i]
                 before = [t.detach().clone() for t in layer.parameters()]

@@ -14,14 +14,11 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
+from tuneoff.registry import MethodError
+
 if TYPE_CHECKING:
-    from tuneoff.config import RunConfig
     from tuneoff.models import Loaded
     from tuneoff.tasks import Task
-
-
-class MethodError(ValueError):
-    """An option or combination that makes no sense for this model, task or method."""
 
 
 class MethodOptions(BaseModel):
@@ -30,14 +27,19 @@ class MethodOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Context:
-    """What a method gets to build itself."""
+    """What a method gets to build itself: the task, the model as loaded and where it runs, and the
+    few run settings a method reads (never the whole run config). `runner.build_method` builds it."""
 
     task: "Task"
-    config: "RunConfig"
     loaded: "Loaded"
     device: torch.device
+    seed: int  # the training seed: adapter init, re-initialised layers, half's default choice
+    data_seed: int  # the few-shot split's seed (distill draws its unlabelled inputs with it)
+    max_length: int  # tokens per input after truncation, in training and evaluation
+    eval_batch_size: int  # examples per batch of a set-up pass that scores (distill's teacher)
+    pattern: str | None = None  # the prompt pattern of an LM-scored method; None = the task's default
 
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layernorm", "layer_norm", "norm.weight")
@@ -85,7 +87,7 @@ class Method:
         self.task = ctx.task
         self.model: torch.nn.Module = ctx.loaded.model
         self.tokenizer = ctx.loaded.tokenizer
-        self.max_length = ctx.config.train.max_length
+        self.max_length = ctx.max_length
         self.notes: list[str] = []  # said in the run record (e.g. an option that had no effect)
         self.progress = None  # the runner's progress callback(phase, done, total), for long set-ups
 
@@ -153,10 +155,28 @@ def batch_to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
+def require_decoder(method: Method, why: str = "") -> None:
+    """A MethodError unless the method's model is a decoder (causal) LM; `why` is said after the need."""
+    loaded = method.ctx.loaded
+    if not loaded.is_decoder:
+        raise MethodError(f"{method.name} needs a decoder (causal) LM{why}; {loaded.name!r} is a masked LM "
+                          "(try model=smollm2-135m)")
+
+
+def set_trainable(model: torch.nn.Module, which: bool | set[str]) -> None:
+    """Set which parameters train: every one (True), none (False) or those named in `which`."""
+    for n, p in model.named_parameters():
+        p.requires_grad_(which if isinstance(which, bool) else n in which)
+
+
 class ClassifierMethod(Method):
     """The input's text fields go to the model as a (pair of) segment(s); a classification head scores."""
 
     head = "classifier"
+
+    def padding_side(self) -> str | None:
+        """The side a batch is padded on; None: the tokenizer's own."""
+        return None
 
     def texts(self, examples: list[dict]) -> tuple[list[str], list[str] | None]:
         fields = self.task.text_fields
@@ -166,22 +186,12 @@ class ClassifierMethod(Method):
 
     def collate(self, examples: list[dict]) -> dict:
         first, second = self.texts(examples)
-        enc = self.tokenizer(first, second, padding=True, truncation=True, max_length=self.max_length,
-                             return_tensors="pt")
-        enc = dict(enc)
+        side = self.padding_side()
+        enc = dict(self.tokenizer(first, second, padding=True, truncation=True, max_length=self.max_length,
+                                  return_tensors="pt", **({"padding_side": side} if side else {})))
         enc["labels"] = torch.tensor([ex["label"] for ex in examples])
         return enc
 
     def class_logits(self, batch: dict) -> torch.Tensor:
         inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         return self.model(**inputs).logits
-
-
-def classifier_head(model: torch.nn.Module) -> list[str]:
-    """Names of the parameters of the new classification head (`score`, `classifier`, ...)."""
-    names = [n for n, _ in model.named_parameters()
-             if n.split(".")[0] in ("classifier", "score", "pre_classifier")
-             or n.startswith(("classifier.", "score."))]
-    if not names:
-        raise MethodError(f"could not find the classification head of {type(model).__name__}")
-    return names

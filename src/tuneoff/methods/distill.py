@@ -4,9 +4,16 @@ frozen pretrained LM gives *with* it (the task's instruction and k demonstration
 Teacher and student are the same pretrained LM scoring the same verbalizer words through its LM
 head; only the input differs (teacher: context + pattern-rendered input; student: the rendered
 input alone). Teacher distributions are computed once, in `setup`, before any weight changes
-(batched, no_grad, shared-prefix cache) and looked up by example id at every step. For
-`student=full` the model in `setup` *is* the pretrained teacher, so no copy is kept; for
-`student=lora` the teacher runs with the adapters disabled.
+(icl's context, cache, calibration and batched scoring, no_grad) and looked up by example id at
+every step. For `student=full` the model in `setup` *is* the pretrained teacher, so no copy is
+kept; for `student=lora` the teacher runs with the adapters disabled.
+
+`student=lora` is `lora`'s own set-up with scoring=pattern (`peft_methods.lora_model`): the same
+target layers (the architecture's attention query/value), the adapter init seeded by the run's
+seed, and r, alpha, dropout from `lora_r`, `lora_alpha`, `lora_dropout`. These options keep their
+own names and defaults (rank 8 and alpha 16 as lora's, dropout 0 where lora's is 0.1): every
+distill run's id holds them, those of student=full too, whose results they cannot change; set
+`method.lora_dropout=0.1` for lora's dropout.
 
 Loss = T^2 * KL(teacher_T || student_T) over the label words, + ce_weight * cross-entropy on gold
 labels (labelled inputs only). ce_weight defaults to 0: the method is then pure context
@@ -24,9 +31,8 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from tuneoff.methods import Method, MethodError, register
-from tuneoff.methods.base import batch_to
-from tuneoff.methods.icl import (ContextOptions, check_window, content_free_scores, draw_demos, instruction_notes,
-                                 make_context)
+from tuneoff.methods.base import require_decoder, set_trainable
+from tuneoff.methods.icl import ContextOptions, DemoContext, draw_demos, instruction_notes
 from tuneoff.methods.pattern import Prefix, scorer_for
 
 
@@ -35,9 +41,10 @@ class DistillOptions(ContextOptions):
     ce_weight: float = Field(0.0, ge=0, description="weight of gold-label cross-entropy (labelled inputs); 0 = pure distillation")
     unlabelled: int = Field(0, ge=0, description="extra inputs drawn from the training pool, labels unused, to distil on")
     student: Literal["full", "lora"] = Field("full", description="train every weight, or LoRA adapters on the frozen model")
-    lora_r: int = Field(8, ge=1, description="LoRA rank (student=lora)")
-    lora_alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator alpha (student=lora)")
-    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input (student=lora)")
+    lora_r: int = Field(8, ge=1, description="LoRA rank (student=lora; lora's r)")
+    lora_alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator alpha (student=lora; lora's alpha)")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input (student=lora; lora's "
+                                                              "dropout, whose default is 0.1)")
 
 
 UNLABELLED = -100  # the "label" of an unlabelled input: ignored by the cross-entropy
@@ -52,6 +59,11 @@ class ContextDistill(Method):
     version = 2  # 2: the teacher's demonstration order depends on the split; pattern recorded
 
     @classmethod
+    def version_for(cls, options):
+        # 3 (student=lora): the adapters are lora's own (seeded init, resolved target layers)
+        return 3 if options.student == "lora" else cls.version
+
+    @classmethod
     def needs_per_class(cls, options):
         return options.k
 
@@ -63,9 +75,7 @@ class ContextDistill(Method):
 
     def __init__(self, options, ctx):
         super().__init__(options, ctx)
-        if not ctx.loaded.is_decoder:
-            raise MethodError(f"distill needs a decoder (causal) LM for its in-context teacher; "
-                              f"{ctx.loaded.name!r} is a masked LM (try model=smollm2-135m)")
+        require_decoder(self, " for its in-context teacher")
         self.scorer = scorer_for(self)
         self.teacher: dict[str, torch.Tensor] = {}  # example id -> teacher label log-probs [C]
         self.teacher_context: dict[str, str] = {}  # example id -> the context the teacher saw
@@ -74,22 +84,21 @@ class ContextDistill(Method):
 
     # -- set-up ----------------------------------------------------------------------------------
     def setup(self, train, pool):
-        opts, cfg = self.options, self.ctx.config
+        opts = self.options
         few_ids = {ex["id"] for ex in train}
         rest = [ex for ex in pool if ex["id"] not in few_ids]
         if opts.unlabelled > len(rest):
             raise MethodError(f"unlabelled={opts.unlabelled}, but the training pool has only {len(rest)} "
                               "inputs outside the few-shot set")
-        rng = random.Random(f"unlabelled/{cfg.data_seed}/{opts.demo_seed}")
+        rng = random.Random(f"unlabelled/{self.ctx.data_seed}/{opts.demo_seed}")
         self.unlabelled = [{**ex, "label": UNLABELLED} for ex in rng.sample(rest, opts.unlabelled)]
         if opts.student == "lora":
-            from peft import LoraConfig, get_peft_model
+            from tuneoff.methods.peft_methods import LoraOptions, lora_model
 
-            self.model = get_peft_model(self.model, LoraConfig(r=opts.lora_r, lora_alpha=opts.lora_alpha,
-                                                               lora_dropout=opts.lora_dropout))
+            self.model = lora_model(self.ctx, LoraOptions(r=opts.lora_r, alpha=opts.lora_alpha,
+                                                          dropout=opts.lora_dropout, scoring="pattern"))
         else:
-            for p in self.model.parameters():
-                p.requires_grad_(True)
+            set_trainable(self.model, True)
         self.notes += instruction_notes(self.task, opts)
         self._compute_teacher(train)
 
@@ -114,8 +123,8 @@ class ContextDistill(Method):
 
     @torch.no_grad()
     def _compute_teacher(self, train: list[dict]) -> None:
-        opts, device = self.options, self.ctx.device
-        bs = self.ctx.config.eval.batch_size
+        """icl's scores of each example after its context (cached, calibrated as icl with these options)."""
+        opts = self.options
         self.model.eval()
         off = self.model.disable_adapter() if opts.student == "lora" else contextlib.nullcontext()
         groups = list(self._contexts(train).values())
@@ -123,21 +132,15 @@ class ContextDistill(Method):
         self.report("teacher pass", 0, total)
         with off:
             for demos, exs in groups:
-                prefix = make_context(self.scorer, self.task, demos, opts)
-                check_window(self.scorer, self.task, demos, opts, exs)
-                self.scorer.build(self.model, prefix)
-                shift = (content_free_scores(self.scorer, self.model, prefix, True) if opts.calibrate else 0.0)
-                for i in range(0, len(exs), bs):
-                    chunk = exs[i:i + bs]
-                    batch = batch_to(self.scorer.encode(chunk, prefix, inline=False), device)
-                    scores = (self.scorer.scores(self.model, batch, prefix) - shift).float().cpu()
+                context = DemoContext.build(self.scorer, self.model, self.task, demos, opts, exs)
+                for chunk, scores in context.score_batches(exs, self.ctx.eval_batch_size, self.ctx.device):
                     self.teacher_forwards += 1
-                    for ex, s in zip(chunk, scores):
+                    for ex, s in zip(chunk, scores.float().cpu()):
                         self.teacher[ex["id"]] = s
-                        self.teacher_context[ex["id"]] = prefix.text
+                        self.teacher_context[ex["id"]] = context.prefix.text
                     done += len(chunk)
                     self.report("teacher pass", done, total)
-                prefix.kv = None  # free the cache
+                context.release()
 
     def train_examples(self, few: list[dict]) -> list[dict]:
         return few + self.unlabelled

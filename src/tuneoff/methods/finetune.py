@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from tuneoff.methods import ClassifierMethod, register
+from tuneoff.methods.base import set_trainable
 
 
 @register
@@ -10,5 +11,4 @@ class Finetune(ClassifierMethod):
     description = "vanilla fine-tuning: all weights + a new classification head"
 
     def setup(self, train, pool):
-        for p in self.model.parameters():
-            p.requires_grad_(True)
+        set_trainable(self.model, True)

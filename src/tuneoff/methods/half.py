@@ -53,7 +53,7 @@ class Half(PartialMethod):
 
     def choose(self) -> list[str]:
         """Full names of the frozen groups (submodules), drawn with a local RNG."""
-        seed = self.options.half_seed if self.options.half_seed is not None else self.ctx.config.seed
+        seed = self.options.half_seed if self.options.half_seed is not None else self.ctx.seed
         rng = random.Random(seed)
         layers_name, layers = find_layers(self.model)
         frozen = []

@@ -8,12 +8,14 @@ come from the few-shot training set only, so icl sees the same labelled data as 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import torch
 from pydantic import Field
 
 from tuneoff import prompts
 from tuneoff.methods import Method, MethodError, MethodOptions, register
+from tuneoff.methods.base import batch_to, require_decoder, set_trainable
 from tuneoff.methods.pattern import LMScorer, Prefix, scorer_for
 
 
@@ -94,6 +96,58 @@ def scorer_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+@dataclass
+class DemoContext:
+    """A context of demonstrations, ready for queries: its prefix (with its key/value cache when
+    `cached`) and, with calibration, the content-free label scores subtracted from every query's.
+    icl scores its eval inputs after one; distill's teacher scores its training inputs after each
+    of its contexts."""
+
+    scorer: LMScorer
+    model: torch.nn.Module
+    prefix: Prefix
+    cached: bool
+    calibration: torch.Tensor | None = None
+
+    @classmethod
+    def build(cls, scorer: LMScorer, model, task, demos: list[dict], opts: ContextOptions, queries: list[dict],
+              cached: bool = True) -> "DemoContext":
+        """The context of `demos`, checked to leave room for the longest of `queries`; its cache built
+        (if `cached`) and its calibration measured (if `opts.calibrate`)."""
+        prefix = make_context(scorer, task, demos, opts)
+        check_window(scorer, task, demos, opts, queries)
+        if cached:
+            scorer.build(model, prefix)
+        ctx = cls(scorer, model, prefix, cached)
+        if opts.calibrate:
+            ctx.calibration = content_free_scores(scorer, model, prefix, cached)
+        return ctx
+
+    def encode(self, examples: list[dict], cached: bool | None = None) -> dict:
+        """A batch of queries; `cached` (default: as built): the context comes from its cache, else
+        it is put before each query (the same numbers, slower)."""
+        return self.scorer.encode(examples, self.prefix, inline=not self._cached(cached))
+
+    def scores(self, batch: dict, cached: bool | None = None) -> torch.Tensor:
+        """Label log-probs of a batch of queries after the context (calibrated), [batch, num_labels]."""
+        s = self.scorer.scores(self.model, batch, self.prefix if self._cached(cached) else None)
+        return s - self.calibration if self.calibration is not None else s
+
+    def _cached(self, cached: bool | None) -> bool:
+        return self.cached if cached is None else cached
+
+    @torch.no_grad()
+    def score_batches(self, examples: list[dict], batch_size: int, device: torch.device):
+        """(chunk, its scores) for the examples in batches of `batch_size`."""
+        for i in range(0, len(examples), batch_size):
+            chunk = examples[i:i + batch_size]
+            yield chunk, self.scores(batch_to(self.encode(chunk), device))
+
+    def release(self) -> None:
+        """Free the key/value cache."""
+        self.prefix.kv = None
+
+
 @register
 class InContext(Method):
     name = "icl"
@@ -112,33 +166,27 @@ class InContext(Method):
 
     def __init__(self, options, ctx):
         super().__init__(options, ctx)
-        if not ctx.loaded.is_decoder:
-            raise MethodError(f"icl needs a decoder (causal) LM; {ctx.loaded.name!r} is a masked LM "
-                              "(try model=smollm2-135m)")
+        require_decoder(self)
         self.scorer = scorer_for(self)
-        self.prefix: Prefix | None = None
-        self.calibration: torch.Tensor | None = None
+        self.context: DemoContext | None = None
 
     def setup(self, train, pool):
         opts = self.options
-        for p in self.model.parameters():
-            p.requires_grad_(False)
+        set_trainable(self.model, False)
         self.model.eval()
         self.demos = draw_demos(train, opts.k, opts.demo_seed, self.task)
         self.notes += instruction_notes(self.task, opts)
-        self.prefix = make_context(self.scorer, self.task, self.demos, opts)
-        check_window(self.scorer, self.task, self.demos, opts, train)
-        if opts.use_cache:
-            self.scorer.build(self.model, self.prefix)
-        if opts.calibrate:
-            self.calibration = content_free_scores(self.scorer, self.model, self.prefix, opts.use_cache)
+        self.context = DemoContext.build(self.scorer, self.model, self.task, self.demos, opts, train, opts.use_cache)
+
+    @property
+    def prefix(self) -> Prefix | None:
+        return self.context.prefix if self.context else None
 
     def prompt_example(self, example: dict) -> str:
         return self.scorer.prompt(example, self.prefix)
 
     def collate(self, examples: list[dict]) -> dict:
-        return self.scorer.encode(examples, self.prefix, inline=not self.options.use_cache)
+        return self.context.encode(examples, self.options.use_cache)
 
     def class_logits(self, batch: dict) -> torch.Tensor:
-        s = self.scorer.scores(self.model, batch, self.prefix if self.options.use_cache else None)
-        return s - self.calibration if self.calibration is not None else s
+        return self.context.scores(batch, self.options.use_cache)

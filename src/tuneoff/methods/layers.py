@@ -12,7 +12,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tuneoff.methods.base import ClassifierMethod, MethodError, classifier_head
+from tuneoff.methods.base import ClassifierMethod, MethodError, set_trainable
+
+# The top-level modules of a new classification head, the one that gives the logits first
+# (DistilBERT puts `pre_classifier` before its `classifier`).
+HEAD_MODULES = ("score", "classifier", "pre_classifier")
 
 # Where the layer list usually lives, relative to the backbone (`model.base_model`).
 KNOWN_LAYER_PATHS = ("layers", "encoder.layer", "encoder.layers", "decoder.layers", "h", "layer", "blocks",
@@ -92,6 +96,20 @@ def embedding_params(model: nn.Module) -> list[str]:
     return params_under(model, embedding_modules(model))
 
 
+def head_modules(model: nn.Module) -> list[str]:
+    """Names of the top-level modules of the classification head, the one that gives the logits first."""
+    found = [n for n in HEAD_MODULES if isinstance(getattr(model, n, None), nn.Module)]
+    if not found or found[0] == "pre_classifier":
+        raise MethodError(f"could not find the classification head of {type(model).__name__}")
+    return found
+
+
+def classifier_head(model: nn.Module) -> list[str]:
+    """Names of the parameters of the new classification head (`score`, `classifier`, ...)."""
+    heads = head_modules(model)
+    return [n for n, _ in model.named_parameters() if n.split(".")[0] in heads]
+
+
 def head_params(model: nn.Module, newly_initialised=()) -> list[str]:
     """The classification head, plus any weight the loader initialised from scratch (e.g. a pooler
     missing from the checkpoint): a weight nobody trained cannot stay frozen."""
@@ -144,8 +162,7 @@ class PartialMethod(ClassifierMethod):
         chosen = self.trainable_names()
         unknown = chosen - {n for n, _ in self.model.named_parameters()}
         assert not unknown, f"{self.name}: no such parameters {sorted(unknown)[:5]}"
-        for n, p in self.model.named_parameters():
-            p.requires_grad_(n in chosen)
+        set_trainable(self.model, chosen)
 
     def load(self, folder: Path) -> None:
         load_exact(self.model, folder)

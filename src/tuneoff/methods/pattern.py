@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from tuneoff import prompts
 from tuneoff.methods import Method, MethodError, MethodOptions, register
+from tuneoff.methods.base import set_trainable
 from tuneoff.methods.kvcache import cache_arg, cache_of, dynamic_cache
 
 
@@ -179,9 +180,9 @@ def window_of(model) -> int:
 
 
 def scorer_for(method: Method) -> LMScorer:
-    task, cfg = method.task, method.ctx.config
+    task = method.task
     try:
-        pattern = task.pattern(cfg.pattern)
+        pattern = task.pattern(method.ctx.pattern)
         return LMScorer(task, pattern, method.tokenizer, method.ctx.loaded.is_decoder, method.max_length,
                         window_of(method.model))
     except (KeyError, prompts.PromptError) as e:
@@ -205,8 +206,7 @@ class PatternFinetune(Method):
         self.scorer = scorer_for(self)
 
     def setup(self, train, pool):
-        for p in self.model.parameters():
-            p.requires_grad_(True)
+        set_trainable(self.model, True)
 
     def prompt_example(self, example: dict) -> str:
         return self.scorer.prompt(example)

@@ -25,8 +25,9 @@ from pydantic import Field
 from torch import nn
 
 from tuneoff.methods import ClassifierMethod, MethodError, MethodOptions, register
+from tuneoff.methods.base import set_trainable
 from tuneoff.methods.kvcache import cache_arg
-from tuneoff.methods.layers import head_params, load_exact, model_type, seeded
+from tuneoff.methods.layers import head_modules, head_params, load_exact, model_type, seeded
 
 # When the peft table has no entry for a model type: the first of these whose names all exist.
 FALLBACK_ATTENTION = (("q_proj", "v_proj"), ("query", "value"), ("q", "v"), ("c_attn",), ("qkv_proj",),
@@ -80,8 +81,8 @@ def check_positions(method: ClassifierMethod, extra: int) -> None:
     learned = any(isinstance(m, nn.Embedding) and "position" in n for n, m in model.named_modules())
     limit = getattr(model.config, "max_position_embeddings", None)
     if learned and limit and method.max_length + extra > limit:
-        raise MethodError(f"{method.name}: {extra} virtual tokens + train.max_length={method.max_length} exceed "
-                          f"the {limit} positions of model type {model_type(model)!r}; lower train.max_length "
+        raise MethodError(f"{method.name}: {extra} virtual tokens + max_length={method.max_length} exceed "
+                          f"the {limit} positions of model type {model_type(model)!r}; lower max_length "
                           f"to {limit - extra} or num_virtual_tokens")
 
 
@@ -104,9 +105,8 @@ class PeftMethod(ClassifierMethod):
         base = self.model
         head = self.trainable_head()
         config = self.peft_config()
-        for p in base.parameters():
-            p.requires_grad_(False)
-        with seeded(self.ctx.config.seed, self.ctx.device):  # adapter init; the caller's RNG is untouched
+        set_trainable(base, False)
+        with seeded(self.ctx.seed, self.ctx.device):  # adapter init; the caller's RNG is untouched
             try:
                 wrapped = get_peft_model(base, config)
             except (ValueError, TypeError, KeyError, AttributeError, NotImplementedError) as e:
@@ -190,6 +190,14 @@ class Lora(PeftMethod):
         return self.scorer.scores(self.model, batch) if self.scorer else super().class_logits(batch)
 
 
+def lora_model(ctx, options: LoraOptions):
+    """`ctx`'s loaded model with `lora`'s own set-up for these options done on it (target layers,
+    seeded adapter init, what trains besides the adapters): the LoRA of every method that has one."""
+    lora = Lora(options, ctx)
+    lora.setup([], [])
+    return lora.model
+
+
 # -- IA3 --------------------------------------------------------------------------------------
 
 
@@ -239,14 +247,8 @@ class VirtualTokens(PeftMethod):
     text: with left padding the pads would come between them, and how far the prompt is from the
     text (and so each example's score) would depend on the batch it is in."""
 
-    def collate(self, examples):
-        if not self.ctx.loaded.is_decoder:
-            return super().collate(examples)
-        first, second = self.texts(examples)
-        enc = dict(self.tokenizer(first, second, padding=True, truncation=True, max_length=self.max_length,
-                                  return_tensors="pt", padding_side="right"))
-        enc["labels"] = torch.tensor([ex["label"] for ex in examples])
-        return enc
+    def padding_side(self):
+        return "right" if self.ctx.loaded.is_decoder else None
 
 
 @register
@@ -286,7 +288,8 @@ class PromptTuning(VirtualTokens):
             return super().class_logits(batch)  # an encoder pools its first position (the first virtual token)
         # peft feeds a decoder classifier `inputs_embeds`, so it cannot find the last real token and
         # scores the last position, a pad in a right-padded batch: read the head at the right place.
-        head = self.model.get_base_model().get_submodule(classifier_module(self.model))
+        base = self.model.get_base_model()
+        head = base.get_submodule(head_modules(base)[0])
         seen = {}
         hook = head.register_forward_hook(lambda mod, args, out: seen.__setitem__("logits", out))
         try:
@@ -297,14 +300,6 @@ class PromptTuning(VirtualTokens):
         logits = seen["logits"]  # [batch, virtual + length, labels]
         last = self.options.num_virtual_tokens + batch["attention_mask"].sum(1) - 1
         return logits[torch.arange(logits.shape[0], device=logits.device), last]
-
-
-def classifier_module(model) -> str:
-    base = model.get_base_model()
-    for name in ("score", "classifier"):
-        if isinstance(getattr(base, name, None), nn.Module):
-            return name
-    raise MethodError(f"could not find the classification head of {type(base).__name__}")
 
 
 class PrefixTuningOptions(MethodOptions):

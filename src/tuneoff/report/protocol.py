@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from tuneoff.describe import current_layout
 from tuneoff.report.blocks import Bullets, Table, Text, cells, num
 from tuneoff.report.frame import done_rows, task_metric
 from tuneoff.report.tables import frame_table
@@ -133,12 +134,14 @@ def _methods(runs: pd.DataFrame, records: list[dict]) -> list:
     for (task, variant), g in runs.groupby(["task", "variant"], sort=True):
         recs = [by_id[i] for i in g["run_id"] if i in by_id]
         opts = _join(g["method_options"])
-        train = _join(json.dumps((r.get("config") or {}).get("train"), sort_keys=True) for r in recs)
-        rows.append([task, variant, opts, train])
+        configs = [current_layout(r.get("config") or {}) for r in recs]  # old records: max_length in train
+        max_length = _join(c.get("max_length") for c in configs)
+        train = _join(json.dumps(c.get("train"), sort_keys=True) for c in configs)
+        rows.append([task, variant, opts, max_length, train])
         prompt = next((r.get("prompt") for r in recs if r.get("prompt")), None)
         if prompt:
             prompts.append((f"{task} · {variant}", str(prompt)))
-    blocks: list = [Table(["task", "method", "options", "training settings (config.train)"],
+    blocks: list = [Table(["task", "method", "options", "max_length", "training settings (config.train)"],
                           [cells(r) for r in rows], title="Methods")]
     if prompts:
         blocks.append(Text("An eval example as each templated method saw it (verbatim; icl's demonstrations "

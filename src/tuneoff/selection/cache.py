@@ -18,7 +18,10 @@ SCHEMA = "CREATE TABLE IF NOT EXISTS fits (fit_id TEXT PRIMARY KEY, record TEXT 
 
 
 def fit_id(candidate_config: dict, train_ids: list[str], heldout_ids: list[str], method_version: int = 1) -> str:
-    d = {k: v for k, v in candidate_config.items() if k not in ("output_dir", "device", "save", "eval")}
+    from tuneoff.describe import in_old_layout  # the layout fits were first keyed in, so a cache stays valid
+
+    d = in_old_layout({k: v for k, v in candidate_config.items()
+                       if k not in ("output_dir", "device", "save", "eval")})
     if method_version != 1:  # as in run ids: a changed method never reuses the old method's fits
         d["method_version"] = method_version
     blob = json.dumps({"config": d, "train": train_ids, "heldout": heldout_ids}, sort_keys=True).encode()

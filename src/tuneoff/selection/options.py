@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tuneoff.describe import flatten
+from tuneoff.describe import current_key, flatten, old_key
 
 # keys a search space may not cover: they define the comparison, not a method's hyperparameters
 FIXED_KEYS = ("task", "data_dir", "model", "shots", "data_seed", "seed", "eval", "output_dir", "save",
@@ -47,14 +47,15 @@ class SelectConfig(BaseModel):
 
     @model_validator(mode="after")
     def _space_keys(self) -> "SelectConfig":
-        space = flatten(dict(self.model_extra or {}))
+        space = {current_key(k): v for k, v in flatten(dict(self.model_extra or {})).items()}
         for key, values in space.items():
             if any(key == f or key.startswith(f + ".") for f in FIXED_KEYS):
                 raise ValueError(f"select key {key!r}: {key.split('.')[0]!r} defines the comparison and "
                                  "cannot be searched; search train.* or method.* keys (or pattern)")
-            if not (key.startswith(("train.", "method.")) or key == "pattern"):
+            if not (key.startswith(("train.", "method.")) or key in ("pattern", "max_length")):
                 raise ValueError(f"select key {key!r} is neither a selection setting (protocol, folds, budget, "
-                                 "reference_seed, oracle) nor a train.* / method.* / pattern key to search")
+                                 "reference_seed, oracle) nor a train.* / method.* / pattern / max_length key "
+                                 "to search")
             if not isinstance(values, list) or not values:
                 raise ValueError(f"select key {key!r} needs a non-empty list of candidate values, got {values!r}")
             space[key] = [float(v) if isinstance(v, str) and _FLOAT.match(v) else v for v in values]
@@ -77,10 +78,7 @@ def check_selection(cfg) -> None:
     """What would make a selection impossible, found before any run: cv on 1 example per class, a
     method drawing more per class than a fold's training part holds, a candidate that is no valid run."""
     if cfg.select.protocol == "cv":
-        from tuneoff.methods import get_method  # late: methods import the config
-
-        cls = get_method(cfg.method.name)
-        need = cls.needs_per_class(cls.Options(**(cfg.method.model_extra or {})))
+        need = cfg.method_class.needs_per_class(cfg.method_options)
         for n in cfg.shots if isinstance(cfg.shots, list) else [cfg.shots]:
             if n < 2:
                 raise ValueError("select.protocol=cv needs at least 2 examples per class to hold one out "
@@ -102,9 +100,11 @@ def check_selection(cfg) -> None:
 
 
 def hashed_selection(cfg, d: dict) -> None:
-    """Put what the run id must cover into `d` (the resolved config being hashed): the protocol and
-    the whole search space, and not the fixed values of the keys it searches."""
-    space = cfg.search_space()
+    """Put what the run id must cover into `d` (the resolved config being hashed, in the old layout
+    of `config.in_old_layout`): the protocol and the whole search space, and not the fixed values of
+    the keys it searches. Moved keys are hashed under their old names."""
+
+    space = {old_key(k): v for k, v in cfg.search_space().items()}
     for key in space:
         node = d
         *parents, last = key.split(".")

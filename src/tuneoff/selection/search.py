@@ -140,7 +140,7 @@ def select(cfg: RunConfig, cache: FitCache | NoCache | None = None, progress=Non
         for fi, fold in enumerate(folds):
             if progress:
                 progress("select", ci * len(folds) + fi, len(cands) * len(folds))
-            key = fit_id(resolved, _ids(fold.train), _ids(fold.heldout), cfg.method_version())
+            key = fit_id(resolved, _ids(fold.train), _ids(fold.heldout), cfg.method_version)
             got = cache.get(key)
             was_cached = got is not None
             if got is None:
