@@ -1,0 +1,156 @@
+"""The result tables of the real-data comparison (docs/cola-mnli-cpu/README.md) from its store.
+
+    python benchmarks/real_table.py docs/cola-mnli-cpu [examples/cola-mnli-cpu.yaml]
+
+Per task, method and shot count: the task's main metric on each eval set as mean ± std (n runs)
+over data seeds, its 95% interval over seeds (Student t, n − 1 degrees of freedom), the best run
+(for a like-for-like line beside a study that reports its best run), accuracy beside it, and the
+majority baseline. Then HANS per heuristic and gold label, and the side-by-side with the figures of
+arXiv 2405.13181 (iamvarada/llm_finetuning, Results/*.csv, best of its runs). With the sweep config
+given, every cell says how many of its planned runs are done, so a partial store is labelled so.
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+from collections import defaultdict
+
+from scipy import stats
+
+from tuneoff.store import Store
+
+# The study's own figures (OPT-125m, best of its runs, accuracy in-domain / out-of-domain), as in
+# its results files: vanilla = vanilla_*_baseline*.csv, PBFT = pbft_*.csv, distillation =
+# few_shot_context_distillation_mnli_baseline_results.csv.
+STUDY = [
+    ("cola", "finetune", 16, 0.527, 0.531), ("cola", "finetune", 128, 0.631, 0.624),
+    ("cola", "pattern", 128, 0.641, 0.632),
+    ("mnli", "finetune", 16, 0.593, 0.494), ("mnli", "finetune", 128, 0.688, 0.500),
+    ("mnli", "pattern", 128, 0.674, 0.501), ("mnli", "distill", 128, 0.671, 0.500),
+]
+OOD = {"cola": "out_of_domain", "mnli": "hans"}
+IN = {"cola": "in_domain", "mnli": "validation_matched"}
+
+
+def label(rec: dict) -> str:
+    opts = rec.get("method_options") or {}
+    name = rec.get("method") or (rec.get("config") or {}).get("method", {}).get("name")
+    return f"{name}(k={opts['k']})" if "k" in opts else str(name)
+
+
+def interval(values: list[float]) -> str:
+    if len(values) < 2:
+        return "–"
+    m, sd = statistics.fmean(values), statistics.stdev(values)
+    h = stats.t.ppf(0.975, len(values) - 1) * sd / len(values) ** 0.5
+    return f"[{m - h:.3f}, {m + h:.3f}]"
+
+
+def msn(values: list[float]) -> str:
+    if not values:
+        return "–"
+    sd = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
+    return f"{statistics.fmean(values):.3f}{sd} ({len(values)})"
+
+
+def planned_counts(config: str | None, folder: str) -> dict:
+    if not config:
+        return {}
+    from tuneoff.sweep import load_sweep
+
+    sweep = load_sweep(config, [f"output_dir={folder}"])
+    out: dict = defaultdict(int)
+    for run in sweep.runs:
+        opts = run.method.model_extra or {}
+        name = f"{run.method.name}(k={opts['k']})" if "k" in opts else run.method.name
+        out[(run.task, name, run.shots)] += 1
+    return out
+
+
+def main(folder: str, config: str | None = None) -> None:
+    store = Store(folder, reading=True)
+    done, failed = store.records("done"), store.records("failed")
+    planned = planned_counts(config, folder)
+    cells: dict = defaultdict(list)
+    for r in done:
+        cells[(r["task"], label(r), r["shots"])].append(r)
+    errors: dict = {}
+    for r in failed:
+        errors.setdefault((r["task"], label(r), r["shots"]), (r.get("error") or "failed").splitlines()[0])
+    keys = sorted(set(cells) | set(errors) | set(planned), key=lambda k: (k[0], k[1], k[2]))
+    total_planned = sum(planned.values()) if planned else None
+    print(f"{len(done)} runs done, {len(failed)} failed"
+          + (f", of {total_planned} planned" + (" (partial)" if len(done) + len(failed) < total_planned else "")
+             if total_planned else "") + "\n")
+    for task in sorted({k[0] for k in keys}):
+        metric = next((r.get("main_metric", "accuracy") for k in keys if k[0] == task for r in cells.get(k, [])),
+                      "accuracy")
+        es_in, es_out = IN.get(task, "in_domain"), OOD.get(task, "out_of_domain")
+        print(f"### {task}: {metric} (in-domain {es_in} / out-of-domain {es_out})\n")
+        print(f"| method | shots | runs | {metric} in | 95% interval in | best in | {metric} out | 95% interval out "
+              f"| best out | accuracy in / out |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        majority = {}
+        for key in keys:
+            if key[0] != task:
+                continue
+            recs = cells.get(key, [])
+            n_plan = planned.get(key)
+            runs = f"{len(recs)} of {n_plan}" if n_plan else str(len(recs))
+            if not recs:
+                why = f"n/a: {errors[key]}" if key in errors else "not run yet"
+                print(f"| {key[1]} | {key[2]} | {runs} | {why} | | | | | | |")
+                continue
+            row = []
+            for es in (es_in, es_out):
+                vals = [r["metrics"][es]["overall"][metric] for r in recs if es in r["metrics"]]
+                row += [msn(vals), interval(vals), f"{max(vals):.3f}" if vals else "–"]
+                for r in recs:
+                    if es in r["metrics"]:
+                        majority[es] = r["metrics"][es]["majority"]
+            acc = [msn([r["metrics"][es]["overall"]["accuracy"] for r in recs if es in r["metrics"]]).split(" (")[0]
+                   for es in (es_in, es_out)]
+            print(f"| {key[1]} | {key[2]} | {runs} | " + " | ".join(row) + f" | {acc[0]} / {acc[1]} |")
+        base = " / ".join(f"{es}: {metric} {m.get(metric, 0):.3f}, accuracy {m['accuracy']:.3f} ({m['label']})"
+                          for es, m in majority.items())
+        print(f"\nMajority baseline (always the most frequent label): {base}\n")
+        if task == "mnli":
+            hans_table([r for k, rs in cells.items() if k[0] == task for r in rs])
+    study_table(cells)
+
+
+def hans_table(recs: list[dict]) -> None:
+    subsets = sorted({s for r in recs for s in (r["metrics"].get("hans", {}).get("subsets") or {}) if "|" in s})
+    if not subsets:
+        return
+    print("HANS accuracy per heuristic | gold label (mean over runs):\n")
+    print("| method | shots | " + " | ".join(s.replace("heuristic=", "").replace("|label=", " · ") for s in subsets) + " |")
+    print("|---|---|" + "---|" * len(subsets))
+    by: dict = defaultdict(list)
+    for r in recs:
+        by[(label(r), r["shots"])].append(r)
+    for (name, shots), rs in sorted(by.items()):
+        vals = [statistics.fmean(r["metrics"]["hans"]["subsets"][s]["accuracy"] for r in rs
+                                 if s in r["metrics"].get("hans", {}).get("subsets", {})) for s in subsets]
+        print(f"| {name} | {shots} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+    print()
+
+
+def study_table(cells: dict) -> None:
+    print("### Beside arXiv 2405.13181 (OPT-125m, best of its runs; accuracy in-domain / out-of-domain)\n")
+    print("| task | method | shots | study (best run) | tuneoff best run | tuneoff mean ± std (n) |")
+    print("|---|---|---|---|---|---|")
+    for task, method, shots, a_in, a_out in STUDY:
+        recs = cells.get((task, method, shots), [])
+        if method == "distill":
+            recs = next((v for k, v in cells.items() if k[0] == task and k[1].startswith("distill") and k[2] == shots), [])
+        es = (IN[task], OOD[task])
+        vals = [[r["metrics"][e]["overall"]["accuracy"] for r in recs if e in r["metrics"]] for e in es]
+        best = " / ".join(f"{max(v):.3f}" if v else "–" for v in vals)
+        mean = " / ".join(msn(v) for v in vals)
+        print(f"| {task} | {method} | {shots} | {a_in:.3f} / {a_out:.3f} | {best} | {mean} |")
+    print()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
