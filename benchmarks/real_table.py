@@ -111,8 +111,8 @@ def main(folder: str, config: str | None = None) -> None:
             acc = [msn([r["metrics"][es]["overall"]["accuracy"] for r in recs if es in r["metrics"]]).split(" (")[0]
                    for es in (es_in, es_out)]
             print(f"| {key[1]} | {key[2]} | {runs} | " + " | ".join(row) + f" | {acc[0]} / {acc[1]} |")
-        base = " / ".join(f"{es}: {metric} {m.get(metric, 0):.3f}, accuracy {m['accuracy']:.3f} ({m['label']})"
-                          for es, m in majority.items())
+        base = " / ".join(f"{es}: " + (f"{metric} {m.get(metric, 0):.3f}, " if metric != "accuracy" else "")
+                          + f"accuracy {m['accuracy']:.3f} (label id {m['label']})" for es, m in majority.items())
         print(f"\nMajority baseline (always the most frequent label): {base}\n")
         if task == "mnli":
             hans_table([r for k, rs in cells.items() if k[0] == task for r in rs])
