@@ -242,8 +242,7 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
             from tuneoff.selection.cache import FitCache
             from tuneoff.selection.search import select
 
-            with Timer() as t_sel:  # its process CPU time, beside the wall time it records itself
-                sel = select(cfg, FitCache(cfg.output_dir), progress)
+            sel = select(cfg, FitCache(cfg.output_dir), progress)  # records its fits' wall and CPU time
             chosen_cfg = cfg.candidate(sel.chosen)
         prep = prepare(chosen_cfg, progress, measure_lm=True, device=device)
         method = prep.method
