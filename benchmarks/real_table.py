@@ -11,12 +11,15 @@ given, every cell says how many of its planned runs are done, so a partial store
 """
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 from collections import defaultdict
 
 from scipy import stats
 
+from tuneoff.describe import main_metric, method_name, method_options
+from tuneoff.report import blocks
 from tuneoff.store import Store
 
 # The study's own figures (OPT-125m, best of its runs, accuracy in-domain / out-of-domain), as in
@@ -32,10 +35,13 @@ OOD = {"cola": "out_of_domain", "mnli": "hans"}
 IN = {"cola": "in_domain", "mnli": "validation_matched"}
 
 
+def name_of(method: str, options: dict) -> str:
+    """A method as these tables name it: with its k where it has one (icl, distill)."""
+    return f"{method}(k={options['k']})" if "k" in options else method
+
+
 def label(rec: dict) -> str:
-    opts = rec.get("method_options") or {}
-    name = rec.get("method") or (rec.get("config") or {}).get("method", {}).get("name")
-    return f"{name}(k={opts['k']})" if "k" in opts else str(name)
+    return name_of(method_name(rec), method_options(rec))
 
 
 def interval(values: list[float]) -> str:
@@ -47,10 +53,11 @@ def interval(values: list[float]) -> str:
 
 
 def msn(values: list[float]) -> str:
+    """The report's "mean ± std (n)" over runs ("–" for no run)."""
     if not values:
         return "–"
-    sd = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
-    return f"{statistics.fmean(values):.3f}{sd} ({len(values)})"
+    return blocks.msn(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan,
+                      len(values))
 
 
 def planned_counts(config: str | None, folder: str) -> dict:
@@ -61,9 +68,7 @@ def planned_counts(config: str | None, folder: str) -> dict:
     sweep = load_sweep(config, [f"output_dir={folder}"])
     out: dict = defaultdict(int)
     for run in sweep.runs:
-        opts = run.method.model_extra or {}
-        name = f"{run.method.name}(k={opts['k']})" if "k" in opts else run.method.name
-        out[(run.task, name, run.shots)] += 1
+        out[(run.task, name_of(run.method.name, run.method.model_extra or {}), run.shots)] += 1
     return out
 
 
@@ -83,8 +88,7 @@ def main(folder: str, config: str | None = None) -> None:
           + (f", of {total_planned} planned" + (" (partial)" if len(done) + len(failed) < total_planned else "")
              if total_planned else "") + "\n")
     for task in sorted({k[0] for k in keys}):
-        metric = next((r.get("main_metric", "accuracy") for k in keys if k[0] == task for r in cells.get(k, [])),
-                      "accuracy")
+        metric = next((main_metric(r) for k in keys if k[0] == task for r in cells.get(k, [])), "accuracy")
         es_in, es_out = IN.get(task, "in_domain"), OOD.get(task, "out_of_domain")
         print(f"### {task}: {metric} (in-domain {es_in} / out-of-domain {es_out})\n")
         print(f"| method | shots | runs | {metric} in | 95% interval in | best in | {metric} out | 95% interval out "
@@ -108,8 +112,8 @@ def main(folder: str, config: str | None = None) -> None:
                 for r in recs:
                     if es in r["metrics"]:
                         majority[es] = r["metrics"][es]["majority"]
-            acc = [msn([r["metrics"][es]["overall"]["accuracy"] for r in recs if es in r["metrics"]]).split(" (")[0]
-                   for es in (es_in, es_out)]
+            acc = [blocks.num(statistics.fmean(v)) if v else "–" for v in
+                   ([r["metrics"][es]["overall"]["accuracy"] for r in recs if es in r["metrics"]] for es in (es_in, es_out))]
             print(f"| {key[1]} | {key[2]} | {runs} | " + " | ".join(row) + f" | {acc[0]} / {acc[1]} |")
         base = " / ".join(f"{es}: " + (f"{metric} {m.get(metric, 0):.3f}, " if metric != "accuracy" else "")
                           + f"accuracy {m['accuracy']:.3f} (label id {m['label']})" for es, m in majority.items())
