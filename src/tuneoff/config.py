@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from tuneoff import yamlfile
 from tuneoff.describe import NOT_RESULT, current_key, current_layout, drop, in_old_layout
 from tuneoff.registry import get_method
 from tuneoff.selection.options import SelectConfig, check_selection, hashed_selection, resolve_space
@@ -302,14 +303,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 def read_yaml(path: str | Path) -> dict:
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(p)!r} must hold a mapping of keys, got {type(data).__name__}")
+    data = yamlfile.mapping(yamlfile.read_text(p, "config file", ConfigError), p, "config file", ConfigError)
     task_keys = [k for k in TASK_FILE_KEYS if k in data]
     if task_keys:
         raise ConfigError(f"{str(p)!r} is a task file (it has {', '.join(map(repr, task_keys))}), not a config: "

@@ -16,9 +16,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from tuneoff import yamlfile
 from tuneoff.metrics import NAMES
 from tuneoff.tasks.base import EvalSet, Pattern, Source, Task
 
@@ -186,29 +186,20 @@ class TaskSpec(_Spec):
         )
 
 
-# libyaml's safe loader where PyYAML was built with it (several times faster), else the Python one
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _READ: dict[tuple[str, str], Task] = {}  # (path, text) -> its task: a run asks for its task many times
 
 
 def load_task_yaml(path: str | Path) -> Task:
     """The task a YAML file describes (see the README's Tasks section; the built-ins are examples)."""
     p = Path(path)
-    if not p.is_file():
-        raise TaskError(f"task file {str(p)!r} does not exist")
-    text = p.read_text()
+    text = yamlfile.read_text(p, "task file", TaskError)
     if (str(p), text) not in _READ:
         _READ[str(p), text] = _parse(p, text)
     return _READ[str(p), text]
 
 
 def _parse(p: Path, text: str) -> Task:
-    try:
-        data = yaml.load(text, Loader=_LOADER) or {}
-    except yaml.YAMLError as e:
-        raise TaskError(f"task file {str(p)!r} is not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise TaskError(f"task file {str(p)!r} must hold a mapping")
+    data = yamlfile.mapping(text, p, "task file", TaskError)
     try:
         spec = TaskSpec(**{str(k): v for k, v in data.items()})
     except ValidationError as e:
