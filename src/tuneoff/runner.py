@@ -202,18 +202,17 @@ def prepare(cfg: RunConfig, progress=None, data=None, measure_lm: bool = False,
     return prep
 
 
-def evaluate_all(prep: Prepared, progress=None) -> tuple[dict, int, float]:
-    """Metrics for every eval set; returns (metrics, tokens, seconds)."""
+def evaluate_all(prep: Prepared, progress=None) -> tuple[dict, int]:
+    """Metrics for every eval set, and the tokens scored (the caller times it)."""
     metrics, tokens = {}, 0
-    with Timer() as t:
-        for name, exs in prep.evals.items():
-            es = prep.task.eval_set(name)
-            cb = (lambda done, total, name=name: progress(f"eval {name}", done, total)) if progress else None
-            probs, tok = predict(prep.method, exs, prep.cfg.eval.batch_size, prep.device, cb)
-            tokens += tok
-            m = eval_metrics(exs, probs, prep.task.label_names, es.subset_fields)
-            metrics[name] = {"domain": es.domain, "n": len(exs), **m}
-    return metrics, tokens, t.seconds
+    for name, exs in prep.evals.items():
+        es = prep.task.eval_set(name)
+        cb = (lambda done, total, name=name: progress(f"eval {name}", done, total)) if progress else None
+        probs, tok = predict(prep.method, exs, prep.cfg.eval.batch_size, prep.device, cb)
+        tokens += tok
+        m = eval_metrics(exs, probs, prep.task.label_names, es.subset_fields)
+        metrics[name] = {"domain": es.domain, "n": len(exs), **m}
+    return metrics, tokens
 
 
 def shown_example(prep: Prepared) -> tuple[dict, str]:
@@ -268,7 +267,7 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
                                     accelerator_for(prep.device), cb)
                 release(accelerator_for(prep.device))  # a sweep would keep every run's model alive
         with Timer() as t_eval:  # wall and CPU time
-            metrics, eval_tokens, _ = evaluate_all(prep, progress)
+            metrics, eval_tokens = evaluate_all(prep, progress)
         if prep.lm_before:
             after = forgetting.measure(method.model, method.ctx.loaded, prep.lm_chunks)
             out["forgetting"], forgetting_s = forgetting.result(prep.lm_before, after, cfg.forgetting.text)
@@ -371,5 +370,5 @@ def evaluate_saved(run_dir: str | Path, progress=None) -> tuple[dict, dict]:
         cfg = cfg.candidate(record["selection"]["chosen"])
     prep = prepare(cfg)
     prep.method.load(run_dir / "weights")
-    metrics, _, _ = evaluate_all(prep, progress)
+    metrics, _ = evaluate_all(prep, progress)
     return record.get("metrics", {}), metrics

@@ -37,7 +37,7 @@ def oracle(cfg: RunConfig, sel, chosen_metrics: dict, progress=None) -> dict:
                     acc = runner.accelerator_for(prep.device)
                     train(prep.method, prep.method.train_examples(prep.few), prep.cfg.train, cfg.seed, acc)
                     runner.release(acc)
-                metrics, _, _ = runner.evaluate_all(prep, progress)
+                metrics, _ = runner.evaluate_all(prep, progress)
                 entry["scores"] = _main(metrics, metric)
             except TrainingDiverged as e:
                 entry.update(scores={}, error=str(e))
