@@ -6,6 +6,8 @@
 #                              lock's CPU build), to try upgrades on purpose; .venv is left alone
 #   ./setup.sh --refresh-lock  --latest, then the whole test suite in .venv-latest; only if it passes, the
 #                              lock is rewritten with .venv-latest's versions (review and commit the diff)
+#   ./setup.sh --bench         .venv-bench: the lock plus the benchmark anchors (the `bench` extra at the
+#                              versions of requirements/bench.txt), for the scripts in benchmarks/
 #
 # torch is installed first, as the CPU build the lock names (torch==X+cpu): from a local wheel where pip's
 # find-links has one (no network needed), else from PyTorch's CPU index ($TORCH_INDEX). A plain `torch`
@@ -25,8 +27,9 @@ case "${1:-}" in
   "") ;;
   --latest) mode=latest ;;
   --refresh-lock) mode=refresh ;;
-  -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-  *) echo "setup.sh: unknown option '$1' (use --latest, --refresh-lock or nothing)" >&2; exit 2 ;;
+  --bench) mode=bench ;;
+  -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+  *) echo "setup.sh: unknown option '$1' (use --latest, --refresh-lock, --bench or nothing)" >&2; exit 2 ;;
 esac
 
 if [ "$mode" = refresh ]; then
@@ -41,6 +44,7 @@ fi
 
 VENV=.venv
 [ "$mode" = latest ] && VENV=.venv-latest
+[ "$mode" = bench ] && VENV=.venv-bench
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 . "$VENV/bin/activate"
 pip_quiet() { python -m pip install --quiet --disable-pip-version-check "$@"; }
@@ -53,10 +57,14 @@ if [ "$(python -c 'import torch; print("torch==" + torch.__version__)' 2>/dev/nu
     || pip_quiet -c "$LOCK" "$torch_pin" --extra-index-url "$TORCH_INDEX"
 fi
 
-if [ "$mode" = lock ]; then
+if [ "$mode" = lock ] || [ "$mode" = bench ]; then
   pip_quiet -c "$LOCK" pip setuptools
   # no build isolation: the build backend (setuptools) is the lock's too, not whatever is newest today
-  pip_quiet -c "$LOCK" --no-build-isolation -e "$EXTRAS"
+  if [ "$mode" = bench ]; then
+    pip_quiet -c "$LOCK" -c requirements/bench.txt --no-build-isolation -e "${EXTRAS%]},bench]"
+  else
+    pip_quiet -c "$LOCK" --no-build-isolation -e "$EXTRAS"
+  fi
   pip_quiet -c "$LOCK" --no-deps "${MODELS[@]}"
   python requirements/lock.py check "$LOCK"
 else
