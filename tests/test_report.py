@@ -353,3 +353,18 @@ def test_empty_results_folder_still_writes_a_report(tmp_path):
     html = paths["html"].read_text()
     assert "No runs recorded" in html and '<section id="protocol">' in html
     assert paths["csv"].is_file()
+
+
+def test_a_method_that_cannot_run_appears_as_na_with_its_reason(tmp_path):
+    """bitfit on a model without biases fails every run: its leaderboard row says n/a and why
+    (escaped), instead of the method silently missing from the ranking."""
+    why = f"MethodError: the model has no bias terms {XSS}"
+    recs = [make_record("finetune", data_seed=i) for i in range(2)]
+    recs += [make_record("bitfit", data_seed=i, status="failed", error=why + "\ntraceback line") for i in range(2)]
+    sections, _ = build_sections(recs, n_boot=200)
+    lb = next(s for s in sections if s.id == "leaderboard").blocks[0]
+    rows = {r[0].text: [c.text for c in r] for r in lb.rows}
+    assert rows["bitfit"][1] == f"n/a: {why}" and set(rows["bitfit"][2:]) == {""}
+    assert rows["finetune"][1].startswith("0.80")
+    html = write_report(store_with(tmp_path, recs), n_boot=200)["html"].read_text()
+    assert "n/a: MethodError: the model has no bias terms" in _html_text(html) and XSS not in html

@@ -34,11 +34,24 @@ def _cost_by_variant(runs: pd.DataFrame) -> dict:
     return {"params": params.to_dict(), "time": t.to_dict(), "top": top}
 
 
+def _only_failed(runs: pd.DataFrame, shown: list[str]) -> dict[str, str]:
+    """{variant: the first line of its first error} for variants with failed runs and none done."""
+    if runs is None or runs.empty or "status" not in runs:
+        return {}
+    out = {}
+    for v, g in runs.groupby("variant", sort=True):
+        if v in shown or (g["status"] == "done").any() or not (g["status"] == "failed").any():
+            continue
+        err = g.loc[g["status"] == "failed", "error"].dropna()
+        out[v] = str(err.iloc[0]).splitlines()[0] if len(err) else "failed"
+    return out
+
+
 def leaderboard(agg: pd.DataFrame, runs: pd.DataFrame, metric: str, eval_sets, title: str = "",
                 with_costs: bool = True) -> Table:
     """Rows = method variants; columns = shots x eval set (in-domain first) with "mean ± std (n)"
     of `metric`; a majority-baseline row; the best mean per column in bold; cells at or below the
-    majority baseline marked."""
+    majority baseline marked. A variant whose runs all failed gets a row saying "n/a" and why."""
     main = agg[(agg["metric"] == metric) & (agg["subset"] == "overall")]
     maj = agg[(agg["metric"] == metric) & (agg["subset"] == "majority")].groupby("eval_set")["mean"].mean()
     shots = sorted(int(s) for s in main["shots"].dropna().unique())
@@ -65,6 +78,10 @@ def leaderboard(agg: pd.DataFrame, runs: pd.DataFrame, metric: str, eval_sets, t
         if costs:
             row += [Cell(count(costs["params"].get(v))), Cell(num(costs["time"].get(v), 1))]
         rows.append(row)
+        row_cls.append("")
+    for v, why in _only_failed(runs, variants).items():  # a method that cannot run here is shown, not dropped
+        rows.append([Cell(v)] + [Cell(f"n/a: {why}" if i == 0 else "") for i in range(len(cols))]
+                    + ([Cell(""), Cell("")] if costs else []))
         row_cls.append("")
     if len(maj):
         row = [Cell("majority baseline", cls="baseline")]
