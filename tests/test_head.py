@@ -73,3 +73,11 @@ def test_the_feature_pass_is_counted_as_forward_only_training_compute(ragged_tas
     res = rec["resources"]
     assert rec["status"] == "done" and res["train_tokens"] > 0
     assert res["train_flops_approx"] == pytest.approx(2.0 * res["params_total"] * res["train_tokens"])
+
+
+def test_a_trainable_weight_inside_the_backbone_turns_the_cache_off(ragged_task, tmp_path, monkeypatch):
+    from tuneoff.methods.head import LinearProbe
+
+    monkeypatch.setattr(LinearProbe, "cacheable", lambda self: False)  # e.g. a pooler missing from the checkpoint
+    method, stats, _ = _probe(ragged_task, tmp_path, "tiny-bert", cached=True)
+    assert not method.features and stats.forward_tokens == 0 and stats.tokens > 0
