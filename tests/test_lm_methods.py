@@ -214,7 +214,7 @@ def test_changed_methods_get_a_version_in_their_run_id_others_keep_theirs():
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     base = ["model=tiny-llama", "shots=8", "data_seed=0", "seed=0"]
-    for method, changed in (("finetune", False), ("head", False), ("lora", False), ("icl", True),
+    for method, changed in (("finetune", False), ("head", True), ("lora", False), ("icl", True),
                             ("distill", True), ("pattern", True)):
         cfg = load_config(None, base + [f"method={method}"])
         assert (cfg.run_id() != old_id(cfg)) is changed, method

@@ -230,3 +230,13 @@ def approx_flops(params_total: int, params_trainable: int, tokens: int, training
     if not training:
         return 2.0 * params_total * tokens
     return (4.0 * params_total + 2.0 * params_trainable) * tokens
+
+
+def train_cost(params: dict, stats) -> tuple[int, float]:
+    """(tokens, approximate FLOPs) of a training (`train.TrainStats` or None): the steps' tokens,
+    forward and backward, plus those a method ran forward only before the steps."""
+    if stats is None:
+        return 0, 0.0
+    flops = (approx_flops(params["params_total"], params["params_trainable"], stats.tokens, True)
+             + approx_flops(params["params_total"], 0, stats.forward_tokens, False))
+    return stats.tokens + stats.forward_tokens, flops

@@ -20,7 +20,7 @@ from tuneoff.describe import task_metric
 from tuneoff.environment import environment, warm_up
 from tuneoff.evaluate import eval_metrics, predict
 from tuneoff.methods import Context, Method
-from tuneoff.resources import PeakMemory, Timer, approx_flops, count_parameters
+from tuneoff.resources import PeakMemory, Timer, approx_flops, count_parameters, train_cost
 from tuneoff.plan import execute  # noqa: F401 - one config, as `tuneoff run` runs it
 from tuneoff.tasks import Task, get_task
 from tuneoff.train import train
@@ -276,7 +276,7 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
                                 "labels_used_total": len(set(out["split"]["ids"]) | sel.labelled)}
         if cfg.save:
             method.save(run_dir / "weights")
-    ntok = train_stats.tokens if train_stats else 0
+    ntok, train_flops = train_cost(params, train_stats)
     out["metrics"] = metrics
     out["train"] = {"losses": train_stats.losses if train_stats else []}
     timers = {**prep.timers, "train": t_train, "eval": t_eval}
@@ -288,7 +288,7 @@ def _run(cfg: RunConfig, run_dir: Path, progress=None) -> dict:
         "train_steps": train_stats.steps if train_stats else 0,
         "train_examples": train_stats.examples if train_stats else 0, "train_tokens": ntok,
         "eval_examples": sum(len(v) for v in prep.evals.values()), "eval_tokens": eval_tokens,
-        "train_flops_approx": approx_flops(params["params_total"], params["params_trainable"], ntok, True),
+        "train_flops_approx": train_flops,
         "eval_flops_approx": approx_flops(params["params_total"], 0, eval_tokens, False),
     }
     if sel is not None:  # selection is part of the method's cost: shown alone, and added in the totals

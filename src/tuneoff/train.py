@@ -22,7 +22,8 @@ class TrainingDiverged(RuntimeError):
 class TrainStats:
     steps: int = 0
     examples: int = 0
-    tokens: int = 0
+    tokens: int = 0  # through the model forward and backward
+    forward_tokens: int = 0  # forward only, once (a precomputed pass, e.g. the probe's features)
     losses: list[float] = field(default_factory=list)  # mean loss per optimizer step
 
 
@@ -50,7 +51,7 @@ def train(method: Method, examples: list[dict], cfg: TrainConfig, seed: int,
     params = [p for g in groups for p in g["params"]]
     order = torch.Generator().manual_seed(seed)
     stats = TrainStats()
-    model.train()
+    stats.forward_tokens = method.start_training(examples)
 
     def micro_batches():
         while True:

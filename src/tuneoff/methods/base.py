@@ -110,7 +110,14 @@ class Method:
         """The exact text the model sees for one example (logged with the run), if templated."""
         return None
 
-    # -- the two calls the shared loop and evaluator make --------------------------------------
+    # -- the calls the shared loop and evaluator make -------------------------------------------
+    def start_training(self, examples: list[dict]) -> int:
+        """Called by the loop once, before the first step, with what it iterates over: puts the model
+        in train mode and may precompute (the linear probe's frozen features). Returns the tokens it
+        ran forward only (training compute, counted with the run's training tokens)."""
+        self.model.train()
+        return 0
+
     def collate(self, examples: list[dict]) -> dict:
         raise NotImplementedError
 

@@ -22,7 +22,7 @@ import numpy as np
 from tuneoff.config import RunConfig
 from tuneoff.data import checksum
 from tuneoff.evaluate import eval_metrics, predict
-from tuneoff.resources import Timer, approx_flops, count_parameters
+from tuneoff.resources import Timer, approx_flops, count_parameters, train_cost
 from tuneoff.selection.cache import FitCache, NoCache, fit_id
 from tuneoff.selection.folds import Fold, cv_folds, dev_split
 from tuneoff.selection.options import candidates, label
@@ -53,12 +53,11 @@ def fit(cand: RunConfig, task, pool: list[dict], fold: Fold, metric: str) -> dic
     method = runner.build_method(cand, task, [ex for ex in pool if ex["id"] not in held], fold.train)
     accelerator = runner.accelerator_for(method.ctx.device)
     out: dict = {"diverged": False, "error": None, "train_tokens": 0, "eval_tokens": 0}
+    stats = None
     try:
         with Timer() as t_train:
-            stats = None
             if method.trains:
                 stats = train(method, method.train_examples(fold.train), cand.train, cand.seed, accelerator)
-        out["train_tokens"] = stats.tokens if stats else 0
         with Timer() as t_eval:
             probs, out["eval_tokens"] = predict(method, fold.heldout, cand.eval.batch_size, method.ctx.device)
         out["train_time_s"], out["eval_time_s"] = round(t_train.seconds, 3), round(t_eval.seconds, 3)
@@ -77,8 +76,8 @@ def fit(cand: RunConfig, task, pool: list[dict], fold: Fold, metric: str) -> dic
         out.setdefault("eval_time_s", 0.0)
         out.setdefault("eval_cpu_s", 0.0)
     params = count_parameters(method.model)
-    out["flops_approx"] = (approx_flops(params["params_total"], params["params_trainable"], out["train_tokens"], True)
-                           + approx_flops(params["params_total"], 0, out["eval_tokens"], False))
+    out["train_tokens"], train_flops = train_cost(params, stats)
+    out["flops_approx"] = train_flops + approx_flops(params["params_total"], 0, out["eval_tokens"], False)
     runner.release(accelerator)  # the shared accelerator would otherwise keep every fit's model alive
     return out
 
