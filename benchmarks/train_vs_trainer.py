@@ -13,7 +13,8 @@ batch, linear decay without warm-up, no weight decay, clipping at 1.0, the same 
 nothing but training inside the timed part. The Trainer keeps its own default optimizer.
 
     PYTHONPATH=$PWD/src .venv-bench/bin/python benchmarks/train_vs_trainer.py [--repeats 2]
-        [--cases ft-minilm,lora-minilm,ft-smollm,lora-smollm,pattern-smollm] [--epochs 5] [--precision fp32]
+        [--cases ft-minilm,lora-minilm,ft-smollm,lora-smollm,pattern-smollm] [--epochs 5] [--eval 200]
+        [--tools tuneoff,tuneoff-fused,trainer]   (tuneoff-fused: train.optimizer=adamw_fused)
 """
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ CASES = {
     "lora-smollm": (SMOLLM, "lora", 5e-4),
     "pattern-smollm": (SMOLLM, "pattern", 2e-5),
 }
-TOOLS = ("tuneoff", "trainer")
+# tuneoff with its default optimizer (train.optimizer=adamw), with adamw_fused, and the Trainer; any of
+# them with "-bf16" appended trains in bf16 autocast (tuneoff: train.precision=bf16; the Trainer: bf16=True)
+TOOLS = ("tuneoff", "tuneoff-fused", "trainer")
 
 
 def rss_mb() -> float:
@@ -49,26 +52,29 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def run_config(case: str, epochs: float, threads: int, precision: str):
+def run_config(case: str, epochs: float, precision: str, optimizer: str = "adamw", n_eval: int = 0):
     from tuneoff.config import load_config
 
     model, method, lr = CASES[case]
     overrides = [f"task=mnli", f"data_dir={DATA}", f"model={model}", f"method={method}", "shots=32",
                  "data_seed=0", "seed=0", "max_length=128", f"train.epochs={epochs}", "train.batch_size=8",
                  f"train.lr={lr}", "train.warmup_ratio=0", "train.weight_decay=0", "train.max_grad_norm=1.0",
-                 "device=cpu", "forgetting.enabled=false", "eval.max_examples=8"]
+                 "device=cpu", "forgetting.enabled=false", f"eval.max_examples={n_eval or 8}",
+                 "eval.sets=[validation_matched]"]
     if method == "lora":
         overrides += ["method.r=8", "method.alpha=16", "method.dropout=0.1"]
     if precision != "fp32":
         overrides.append(f"train.precision={precision}")
+    if optimizer != "adamw":
+        overrides.append(f"train.optimizer={optimizer}")
     return load_config(None, overrides)
 
 
-def child_tuneoff(case: str, epochs: float, threads: int, precision: str) -> dict:
+def child_tuneoff(case: str, epochs: float, precision: str, optimizer: str = "adamw", n_eval: int = 0) -> dict:
     from tuneoff.runner import accelerator_for, prepare, release
     from tuneoff.train import train
 
-    cfg = run_config(case, epochs, threads, precision)
+    cfg = run_config(case, epochs, precision, optimizer, n_eval)
     prep = prepare(cfg)
     method = prep.method
     loaded_rss = rss_mb()
@@ -76,8 +82,17 @@ def child_tuneoff(case: str, epochs: float, threads: int, precision: str) -> dic
     stats = train(method, method.train_examples(prep.few), cfg.train, cfg.seed, accelerator_for(prep.device))
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     release(accelerator_for(prep.device))
-    return {"wall_s": wall, "cpu_s": cpu, "examples": stats.examples, "losses": stats.losses,
-            "loaded_rss_mb": loaded_rss}
+    out = {"wall_s": wall, "cpu_s": cpu, "examples": stats.examples, "losses": stats.losses,
+           "loaded_rss_mb": loaded_rss}
+    if n_eval:  # after the timed part and the peak of training
+        from tuneoff.evaluate import predict
+
+        exs = next(iter(prep.evals.values()))
+        out["peak_before_eval_mb"] = peak_mb()
+        probs, _ = predict(method, exs, 32, prep.device)
+        out["predictions"] = probs.argmax(1).tolist()
+        out["eval_accuracy"] = sum(int(p == ex["label"]) for p, ex in zip(out["predictions"], exs)) / len(exs)
+    return out
 
 
 class _Order:
@@ -97,7 +112,7 @@ class _Order:
         return iter(torch.randperm(self.n, generator=self.gen).tolist())
 
 
-def child_trainer(case: str, epochs: float, threads: int, precision: str) -> dict:
+def child_trainer(case: str, epochs: float, precision: str) -> dict:
     import tempfile
 
     import torch
@@ -108,7 +123,7 @@ def child_trainer(case: str, epochs: float, threads: int, precision: str) -> dic
     from tuneoff import models
     from tuneoff.runner import load_split
 
-    cfg = run_config(case, epochs, threads, precision)
+    cfg = run_config(case, epochs, precision)
     task, _, few = load_split(cfg)
     model_spec, method, lr = CASES[case]
     path = models.resolve(model_spec)
@@ -171,11 +186,15 @@ def child_trainer(case: str, epochs: float, threads: int, precision: str) -> dic
             "losses": losses, "loaded_rss_mb": loaded_rss, "optim": args.optim}
 
 
-def child(tool: str, case: str, epochs: float, threads: int, precision: str) -> None:
+def child(tool: str, case: str, epochs: float, threads: int, n_eval: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    out = (child_tuneoff if tool == "tuneoff" else child_trainer)(case, epochs, threads, precision)
+    precision = "bf16" if tool.endswith("-bf16") else "fp32"
+    if tool.startswith("trainer"):
+        out = child_trainer(case, epochs, precision)
+    else:
+        out = child_tuneoff(case, epochs, precision, "adamw_fused" if "-fused" in tool else "adamw", n_eval)
     out.update(tool=tool, case=case, peak_rss_mb=peak_mb(), threads=torch.get_num_threads())
     print("RESULT " + json.dumps(out), flush=True)
 
@@ -188,7 +207,7 @@ def final_loss(losses: list[float], epochs: float) -> float:
 
 def spawn(tool: str, case: str, a) -> dict:
     cmd = [sys.executable, __file__, "--child", tool, case, "--epochs", str(a.epochs), "--threads",
-           str(a.threads), "--precision", a.precision]
+           str(a.threads), "--eval", str(a.eval)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     line = next((ln for ln in p.stdout.splitlines()[::-1] if ln.startswith("RESULT ")), None)
@@ -208,34 +227,46 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--epochs", type=float, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--tools", default=",".join(TOOLS))
+    ap.add_argument("--eval", type=int, default=0, help="tuneoff tools: predict this many validation examples "
+                    "after the timed part (the agreement of each tool's predictions with the first tool's)")
     ap.add_argument("--json", help="also write every measurement to this file")
     a = ap.parse_args()
     if a.child:
-        return child(*a.child, a.epochs, a.threads, a.precision)
-    cases = a.cases.split(",")
+        return child(*a.child, a.epochs, a.threads, a.eval)
+    cases, tools = a.cases.split(","), a.tools.split(",")
     runs: dict[tuple[str, str], list[dict]] = {}
     for rep in range(a.repeats):
         for case in cases:
-            for tool in (TOOLS if (rep + cases.index(case)) % 2 == 0 else TOOLS[::-1]):  # interleaved
+            for tool in (tools if (rep + cases.index(case)) % 2 == 0 else tools[::-1]):  # interleaved
                 r = spawn(tool, case, a)
                 runs.setdefault((case, tool), []).append(r)
-                print(f"  rep {rep} {case:15s} {tool:8s} {r['ex_s']:6.2f} ex/s wall {r['ex_cpu_s']:6.2f} ex/CPU-s "
+                print(f"  rep {rep} {case:15s} {tool:13s} {r['ex_s']:6.2f} ex/s wall {r['ex_cpu_s']:6.2f} ex/CPU-s "
                       f"peak {r['peak_rss_mb']:7.0f} MB (loaded {r['loaded_rss_mb']:6.0f}) "
                       f"loss {r['final_loss']:.4f}", flush=True)
-    print(f"\nbest of {a.repeats} (speed: highest; memory: lowest), threads={a.threads}, precision={a.precision}")
-    print("| case | tuneoff ex/s (CPU) | Trainer ex/s (CPU) | speed ratio wall (CPU) | tuneoff peak MB | "
-          "Trainer peak MB | memory ratio | final loss tuneoff / Trainer |")
+    trainer_optim = runs[(cases[0], "trainer")][0]["optim"] if "trainer" in tools else "-"
+    print(f"\nbest of {a.repeats} (speed: highest; memory: lowest), threads={a.threads}, "
+          f"epochs={a.epochs}; the Trainer's optimizer: {trainer_optim}")
+    print("| case | tool | examples/s wall (CPU) | vs Trainer wall (CPU) | peak MB | vs Trainer | final loss | vs Trainer |")
     print("|---|---|---|---|---|---|---|---|")
     for case in cases:
-        t, h = runs[(case, "tuneoff")], runs[(case, "trainer")]
-        best = {k: (max(x["ex_s"] for x in v), max(x["ex_cpu_s"] for x in v), min(x["peak_rss_mb"] for x in v))
-                for k, v in (("t", t), ("h", h))}
-        lt, lh = t[0]["final_loss"], h[0]["final_loss"]
-        print(f"| {case} | {best['t'][0]:.2f} ({best['t'][1]:.2f}) | {best['h'][0]:.2f} ({best['h'][1]:.2f}) | "
-              f"{best['t'][0] / best['h'][0]:.2f}× ({best['t'][1] / best['h'][1]:.2f}×) | {best['t'][2]:.0f} | "
-              f"{best['h'][2]:.0f} | {best['t'][2] / best['h'][2]:.2f}× | {lt:.4f} / {lh:.4f} "
-              f"({(lt - lh) / lh * 100:+.1f}%) |")
+        best = {t: (max(x["ex_s"] for x in runs[(case, t)]), max(x["ex_cpu_s"] for x in runs[(case, t)]),
+                    min(x["peak_rss_mb"] for x in runs[(case, t)]), runs[(case, t)][0]["final_loss"]) for t in tools}
+        ref = best.get("trainer")
+        for t in tools:
+            w, c, m, loss = best[t]
+            vs = (f"{w / ref[0]:.2f}× ({c / ref[1]:.2f}×) | {m:.0f} | {m / ref[2]:.2f}× | {loss:.4f} | "
+                  f"{(loss - ref[3]) / ref[3] * 100:+.1f}%") if ref else f"- | {m:.0f} | - | {loss:.4f} | -"
+            print(f"| {case} | {t} | {w:.2f} ({c:.2f}) | {vs} |")
+    if a.eval:
+        print(f"\nprediction agreement on {a.eval} validation examples (with the first tool listed, first repeat)")
+        for case in cases:
+            got = {t: runs[(case, t)][0] for t in tools if "predictions" in runs[(case, t)][0]}
+            if got:
+                first = next(iter(got.values()))["predictions"]
+                print(f"  {case}: " + ", ".join(
+                    f"{t} acc {r['eval_accuracy']:.3f} agree {sum(x == y for x, y in zip(first, r['predictions'])) / len(first):.3f}"
+                    for t, r in got.items()))
     if a.json:
         Path(a.json).write_text(json.dumps({f"{c}/{t}": v for (c, t), v in runs.items()}, indent=1))
 

@@ -34,7 +34,7 @@ MOVED_KEYS = {"max_length": "train.max_length"}
 # Keys added after runs were recorded, with the default that every earlier run had: a key at that
 # default is left out of run ids and fit ids (`in_old_layout`), so they stay what they were, and an
 # old record's config reads as if it had the key at its default (`config_of`).
-ADDED_KEYS = {"train.precision": "fp32"}
+ADDED_KEYS = {"train.precision": "fp32", "train.optimizer": "adamw"}
 
 
 def current_key(key: str) -> str:

@@ -55,6 +55,12 @@ def autocast(precision: str, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def optimizer_options(name: str) -> dict:
+    """torch.optim.AdamW's keywords for `train.optimizer`: adamw keeps torch's default implementation
+    (the one every run before the key used); adamw_fused its fused kernel."""
+    return {"fused": True} if name == "adamw_fused" else {}
+
+
 def total_steps(n_examples: int, cfg: TrainConfig) -> int:
     if cfg.max_steps:
         return cfg.max_steps
@@ -75,7 +81,7 @@ def train(method: Method, examples: list[dict], cfg: TrainConfig, seed: int,
     if not groups:
         raise TrainingDiverged("no trainable parameters: the method froze everything")
     steps = total_steps(len(examples), cfg)
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, **optimizer_options(cfg.optimizer))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     method.model = model

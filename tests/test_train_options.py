@@ -1,5 +1,6 @@
 """`train.precision`: fp32 (the default, the loop as it always was) or bf16 autocast where the
-hardware has it; the CUDA path runs only where a GPU is visible (marker `cuda`)."""
+hardware has it; the CUDA path runs only where a GPU is visible (marker `cuda`). `train.optimizer`:
+torch's default AdamW or its fused kernel, the same training up to float rounding."""
 import pytest
 import torch
 
@@ -67,6 +68,19 @@ def test_fp32_trains_in_float32_and_an_explicit_fp32_gives_the_same_losses(toy_t
     explicit, _, _ = _losses(_cfg(toy_task, tmp_path, "train.precision=fp32"))
     assert dtypes == {torch.float32}
     assert default == explicit  # bitwise: the fp32 path adds nothing to the loop
+
+
+def test_the_optimizer_key_keeps_run_ids_at_its_default_and_fused_trains_alike(toy_task, tmp_path):
+    base = load_config(None, ["shots=8", "data_seed=0"])
+    assert base.train.optimizer == "adamw"
+    assert load_config(None, ["shots=8", "data_seed=0", "train.optimizer=adamw"]).run_id() == base.run_id()
+    assert load_config(None, ["shots=8", "data_seed=0", "train.optimizer=adamw_fused"]).run_id() != base.run_id()
+    plain, _, p_prep = _losses(_cfg(toy_task, tmp_path, "device=cpu", "train.max_steps=12"))
+    fused, _, f_prep = _losses(_cfg(toy_task, tmp_path, "device=cpu", "train.max_steps=12",
+                                    "train.optimizer=adamw_fused"))
+    assert fused == pytest.approx(plain, rel=1e-5, abs=1e-6)
+    for a, b in zip(p_prep.method.model.parameters(), f_prep.method.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)  # lr 1e-2: steps of ~1e-2
 
 
 @needs_cpu_bf16
