@@ -61,6 +61,12 @@ class TrainConfig(_Strict):
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="fraction of steps with linear warm-up")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not on biases/norms)")
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping norm; null = off")
+    optimizer: Literal["adamw", "adamw_fused"] = Field(
+        "adamw", description="adamw: torch's AdamW, one parameter at a time; adamw_fused: its fused kernel (the "
+                             "same update up to float rounding, one pass over the state: faster, fewer temporaries)")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="fp32: every training pass in float32; bf16: forward passes under bfloat16 autocast "
+                            "(weights, gradients and optimizer state stay float32) on hardware with bf16")
 
 
 class EvalConfig(_Strict):

@@ -31,6 +31,10 @@ DEFAULT_METRIC = "accuracy"
 # still give the old name (its value goes to the new place); run ids are hashed with the value in
 # its old place (`in_old_layout`), so they stay what they were.
 MOVED_KEYS = {"max_length": "train.max_length"}
+# Keys added after runs were recorded, with the default that every earlier run had: a key at that
+# default is left out of run ids and fit ids (`in_old_layout`), so they stay what they were, and an
+# old record's config reads as if it had the key at its default (`config_of`).
+ADDED_KEYS = {"train.precision": "fp32", "train.optimizer": "adamw"}
 
 
 def current_key(key: str) -> str:
@@ -63,11 +67,16 @@ def current_layout(data: dict) -> dict:
 
 def in_old_layout(d: dict) -> dict:
     """A resolved config with each moved key back in its old place (`d` changed, its sections not):
-    the layout that run ids and selection's fit ids are hashed in, so they stay what they were."""
+    the layout that run ids and selection's fit ids are hashed in, so they stay what they were.
+    A key added since (`ADDED_KEYS`) at its default is left out."""
     for new, old in MOVED_KEYS.items():
         section, key = old.split(".")
         if new in d:
             d[section] = {**d.get(section, {}), key: d.pop(new)}
+    for name, default in ADDED_KEYS.items():
+        section, key = name.split(".")
+        if isinstance(d.get(section), dict) and d[section].get(key, default) == default:
+            d[section] = {k: v for k, v in d[section].items() if k != key}
     return d
 
 
@@ -119,8 +128,14 @@ def fmt(value) -> str:
 # -- records -------------------------------------------------------------------------------------
 
 def config_of(rec: dict) -> dict:
-    """A record's config with every key under its current name (records before a key moved hold the old)."""
-    return current_layout(rec.get("config") or {})
+    """A record's config with every key under its current name (records before a key moved hold the old)
+    and the keys added since it was recorded at the default it ran with."""
+    cfg = current_layout(rec.get("config") or {})
+    for name, default in ADDED_KEYS.items():
+        section, key = name.split(".")
+        if isinstance(cfg.get(section), dict) and key not in cfg[section]:
+            cfg[section] = {**cfg[section], key: default}
+    return cfg
 
 
 def method_name(rec: dict) -> str:

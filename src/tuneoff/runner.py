@@ -23,7 +23,7 @@ from tuneoff.methods import Context, Method
 from tuneoff.resources import PeakMemory, Timer, approx_flops, count_parameters, train_cost
 from tuneoff.plan import execute  # noqa: F401 - one config, as `tuneoff run` runs it
 from tuneoff.tasks import Task, get_task
-from tuneoff.train import train
+from tuneoff.train import check_precision, train
 
 _DATA_CACHE: dict[tuple, object] = {}
 
@@ -85,7 +85,7 @@ def preflight(cfg: RunConfig, read_model_config: bool = True) -> None:
     if cfg.data_dir is not None and not Path(cfg.data_dir).is_dir():
         raise data_mod.DataError(f"data_dir {cfg.data_dir!r} is not a folder")
     models.check_spec(cfg.model, cfg.trust_remote_code, read_config=read_model_config)
-    pick_device(cfg.device)
+    check_precision(cfg.train.precision, pick_device(cfg.device))
     if cfg.forgetting.enabled and cfg.forgetting.text is not None:
         forgetting.read_text(cfg.forgetting.text)  # TextError (a ValueError) naming the key
     out = Path(cfg.output_dir)

@@ -1,6 +1,7 @@
 """The one training loop: every gradient-based method is trained here, the same way."""
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -27,6 +28,40 @@ class TrainStats:
     losses: list[float] = field(default_factory=list)  # mean loss per optimizer step
 
 
+def bf16_supported(device: torch.device) -> bool:
+    """Whether `device` computes in bfloat16 natively (a CUDA GPU that has it; a CPU with AVX-512
+    BF16 or AMX, as oneDNN reports): elsewhere bf16 autocast is emulated and slower than fp32."""
+    try:
+        if device.type == "cuda":
+            return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if device.type == "cpu":
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (RuntimeError, AttributeError):
+        pass
+    return False
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """ValueError naming `train.precision` if `device` cannot train in it."""
+    if precision == "bf16" and not bf16_supported(device):
+        raise ValueError(f"train.precision=bf16 but the {device.type} device has no native bfloat16 "
+                         "(a CUDA GPU with bf16, or a CPU with AVX-512 BF16/AMX); use train.precision=fp32")
+
+
+def autocast(precision: str, device: torch.device):
+    """The context of a forward pass: bfloat16 autocast for bf16, nothing at all for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    check_precision(precision, device)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def optimizer_options(name: str) -> dict:
+    """torch.optim.AdamW's keywords for `train.optimizer`: adamw keeps torch's default implementation
+    (the one every run before the key used); adamw_fused its fused kernel."""
+    return {"fused": True} if name == "adamw_fused" else {}
+
+
 def total_steps(n_examples: int, cfg: TrainConfig) -> int:
     if cfg.max_steps:
         return cfg.max_steps
@@ -37,14 +72,17 @@ def total_steps(n_examples: int, cfg: TrainConfig) -> int:
 def train(method: Method, examples: list[dict], cfg: TrainConfig, seed: int,
           accelerator: Accelerator, progress=None) -> TrainStats:
     """AdamW with linear warm-up/decay, gradient accumulation and clipping; `method.loss` decides
-    what is minimised. `progress` is an optional callable(step, total, loss)."""
+    what is minimised, under bfloat16 autocast with `cfg.precision` bf16 (the backward pass, the
+    weights, gradients and optimizer state stay float32). `progress` is an optional
+    callable(step, total, loss)."""
+    check_precision(cfg.precision, accelerator.device)
     set_seed(seed)
     model = method.model
     groups = method.param_groups(cfg.lr, cfg.weight_decay)
     if not groups:
         raise TrainingDiverged("no trainable parameters: the method froze everything")
     steps = total_steps(len(examples), cfg)
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, **optimizer_options(cfg.optimizer))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     method.model = model
@@ -65,7 +103,8 @@ def train(method: Method, examples: list[dict], cfg: TrainConfig, seed: int,
         for _ in range(cfg.grad_accum):
             chunk = next(stream)
             batch = batch_to(method.collate(chunk), accelerator.device)
-            loss = method.loss(batch)
+            with autocast(cfg.precision, accelerator.device):
+                loss = method.loss(batch)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss is {loss.item()} at step {stats.steps + 1}; lower train.lr "
                                        f"(now {cfg.lr}) or enable gradient clipping (train.max_grad_norm)")
