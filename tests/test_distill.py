@@ -28,7 +28,9 @@ def test_distill_teacher_is_the_lm_with_context_and_computed_once():
     # the teacher of an input outside the demonstrations is exactly icl with the same context
     icl = prep("method=icl", "method.k=2").method
     assert [x["id"] for x in icl.demos] == [x["id"] for x in make_demos(m, d.few)]
+    assert m.scorer._shared_ok is True  # the teacher scored through the context shared by a batch's rows
     outside = m.unlabelled[:2]
+    icl.options.use_cache = False  # the whole text run for every input
     with torch.no_grad():
         want = icl.class_logits(icl.collate(outside))
     assert torch.allclose(torch.stack([m.teacher[ex["id"]] for ex in outside]), want, atol=1e-4)

@@ -11,7 +11,8 @@ through the pretrained LM head (never a new head):
   decoders); words must be single tokens.
 
 A shared context (instruction + demonstrations) is a `Prefix`: its ids are encoded once, and its
-key/value cache is built once and expanded to each batch, with positions continuing after it.
+keys/values are built once and shared by every row of every batch (methods/shared_prefix.py), with
+positions continuing after it; models that path does not fit get them copied into each row's cache.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from tuneoff import prompts
 from tuneoff.methods import Method, MethodError, MethodOptions, register
 from tuneoff.methods.base import set_trainable
 from tuneoff.methods.kvcache import cache_arg, cache_of, dynamic_cache
+from tuneoff.methods.shared_prefix import KWARG as SHARED
+from tuneoff.methods.shared_prefix import attend_with
 
 
 @dataclass
@@ -64,6 +67,7 @@ class LMScorer:
         self.extra = max(len(a) for a in self.answers) - 1 if is_decoder else 1  # answer tokens in the input
         self.max_length, self.window = max_length, window
         self._head_ok: bool | None = None
+        self._shared_ok: bool | None = None  # does the shared-prefix attention fit this model (checked once)?
 
     # -- text and ids ----------------------------------------------------------------------------
     def prompt(self, example: dict, prefix: Prefix | None = None) -> str:
@@ -111,17 +115,40 @@ class LMScorer:
         prefix.kv = [(layer.keys, layer.values) for layer in cache_of(out).layers]
         return prefix
 
-    def _logits(self, lm, ids, mask, prefix: Prefix | None, rows_at: torch.Tensor, cols_at: torch.Tensor):
+    def _logits(self, lm, ids, mask, prefix: Prefix | None, rows_at: torch.Tensor, cols_at: torch.Tensor,
+                used: torch.Tensor | None = None):
         """LM logits at the given (row, column) positions of the input, via the backbone and the LM
-        head, so the [batch, length, vocab] tensor is never built."""
-        kw: dict = {"use_cache": False}  # no cache is built for a pass that ends here
-        if prefix is not None and prefix.kv is not None:
-            n, p = ids.shape[0], len(prefix.ids)
-            kw = {cache_arg(lm.get_decoder()): prefix.cache(n, lm.config), "use_cache": True,
-                  "position_ids": (p + torch.arange(ids.shape[1], device=ids.device)).expand(n, -1)}
-            mask = torch.cat([mask.new_ones(n, p), mask], dim=1)
+        head, so the [batch, length, vocab] tensor is never built. With a built prefix, its keys and
+        values are shared by every row (methods/shared_prefix.py); the first batch also runs the cache
+        path and keeps the shared one only if both give the same logits where they are `used` (default:
+        all; a padding position's own output differs, as the shared path does not mask pads)."""
         if self._head_ok is None:
             self._head_ok = self._check_head(lm)
+        if prefix is None or prefix.kv is None:
+            return self._forward(lm, ids, mask, {"use_cache": False}, rows_at, cols_at)  # no cache to build
+        n, p = ids.shape[0], len(prefix.ids)
+        positions = (p + torch.arange(ids.shape[1], device=ids.device)).expand(n, -1)
+        shared = None
+        if self._shared_ok is not False:
+            try:
+                with attend_with(lm):
+                    shared = self._forward(lm, ids, mask, {SHARED: prefix.kv, "position_ids": positions,
+                                                           "use_cache": False}, rows_at, cols_at)
+            except (TypeError, KeyError, AttributeError, RuntimeError, ValueError):
+                if self._shared_ok:
+                    raise
+                self._shared_ok = False  # an architecture the shared path does not fit
+            if self._shared_ok:
+                return shared
+        cached = self._forward(lm, ids, torch.cat([mask.new_ones(n, p), mask], dim=1),
+                               {cache_arg(lm.get_decoder()): prefix.cache(n, lm.config), "use_cache": True,
+                                "position_ids": positions}, rows_at, cols_at)
+        if self._shared_ok is None:
+            sel = used if used is not None else slice(None)
+            self._shared_ok = bool(torch.allclose(shared[sel], cached[sel], atol=1e-4, rtol=1e-4))
+        return cached
+
+    def _forward(self, lm, ids, mask, kw: dict, rows_at: torch.Tensor, cols_at: torch.Tensor) -> torch.Tensor:
         if not self._head_ok:
             return lm(input_ids=ids, attention_mask=mask, **kw).logits[rows_at, cols_at]
         hidden = lm.get_decoder()(input_ids=ids, attention_mask=mask, **kw).last_hidden_state
@@ -168,7 +195,7 @@ class LMScorer:
                     ids[r, last[r] + 1 + j], mask[r, last[r] + 1 + j] = t, 1
         rows = torch.arange(n * c, device=dev)[:, None].expand(-1, a)
         cols = last[:, None] + torch.arange(a, device=dev)[None]
-        logp = self._logits(lm, ids, mask, prefix, rows, cols.clamp(max=ids.shape[1] - 1)).log_softmax(-1)
+        logp = self._logits(lm, ids, mask, prefix, rows, cols.clamp(max=ids.shape[1] - 1), valid).log_softmax(-1)
         tok_lp = logp.gather(-1, target[..., None])[..., 0] * valid
         return tok_lp.sum(-1).view(n, c)
 
