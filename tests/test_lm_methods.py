@@ -241,7 +241,7 @@ def test_lm_scored_runs_record_their_pattern_and_an_eval_prompt(tmp_path):
     store = Store(tmp_path)
     icl = execute(load_config(None, base + ["method=icl", "method.k=1"]), store)
     assert icl["status"] == "done", icl.get("error")
-    assert icl["pattern"] == "eval-harness" and icl["method_version"] == 2
+    assert icl["pattern"] == "eval-harness" and icl["method_version"] == 3
     assert icl["pattern_template"] == "{text}\nQuestion: Is this review positive or negative?\nAnswer:"
     assert icl["verbalizer"] == {"negative": " negative", "positive": " positive"}
     shown = icl["prompt_example"]

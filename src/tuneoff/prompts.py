@@ -36,6 +36,14 @@ def template_tail(template: str) -> str:
     return tail
 
 
+def template_head(template: str) -> str:
+    """The literal text before the first slot: what every rendered query starts with ("" if a slot
+    comes first)."""
+    for literal, _, _, _ in string.Formatter().parse(template):  # literals come unescaped
+        return literal
+    return ""
+
+
 def check_pattern(pattern: "Pattern", task: "Task") -> None:
     """Every slot must be a text field of the task and every label must have an answer word."""
     for f in template_fields(pattern.template):
@@ -91,6 +99,24 @@ def content_free_example(task: "Task", text: str = CONTENT_FREE) -> dict:
 
 def _ids(tokenizer, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def context_ids(tokenizer, context: str, query_start: str) -> list[int]:
+    """Token ids of a context as it is tokenized with a query after it.
+
+    A byte-level BPE merges trailing whitespace differently at the end of a text than before a
+    word: a context ending in the separator "\n\n" alone gives one token ("ĊĊ"), but the same
+    separator before the query's first word gives two ("Ċ", "Ċ"), as between the demonstrations
+    inside the context and in the whole prompt's own tokenization. So the ids are those of
+    context + `query_start` minus those of `query_start`, where that split is clean; else the
+    context's own."""
+    alone = _ids(tokenizer, context)
+    if not context or not query_start:
+        return alone
+    whole, start = _ids(tokenizer, context + query_start), _ids(tokenizer, query_start)
+    if start and len(whole) > len(start) and whole[-len(start):] == start:
+        return whole[:-len(start)]
+    return alone
 
 
 def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:

@@ -56,12 +56,10 @@ class ContextDistill(Method):
     description = "context distillation: student without context matches the frozen LM's in-context predictions"
     Options = DistillOptions
     head = "lm"
-    version = 2  # 2: the teacher's demonstration order depends on the split; pattern recorded
-
-    @classmethod
-    def version_for(cls, options):
-        # 3 (student=lora): the adapters are lora's own (seeded init, resolved target layers)
-        return 3 if options.student == "lora" else cls.version
+    # 2: the teacher's demonstration order depends on the split; pattern recorded. 3 (student=lora
+    # only): the adapters are lora's own (seeded init, resolved target layers). 4 (both students):
+    # the teacher's context ends in its separator tokenized as before the input (prompts.context_ids)
+    version = 4
 
     @classmethod
     def needs_per_class(cls, options):

@@ -155,7 +155,9 @@ class InContext(Method):
     Options = ICLOptions
     head = "lm"
     trains = False
-    version = 2  # 2: demonstration order depends on the split; pattern recorded; prompt shown on an eval input
+    # 2: demonstration order depends on the split; pattern recorded; prompt shown on an eval input.
+    # 3: the context ends in its separator tokenized as before the query (prompts.context_ids)
+    version = 3
     # nothing trains: the one choice that carries over from a fold to the whole few-shot set is
     # calibration (a demonstration seed would draw other demonstrations from the whole set)
     search_space = {"method.calibrate": [False, True]}

@@ -75,7 +75,10 @@ class LMScorer:
         return text if self.is_decoder else text + self.tok.mask_token
 
     def prefix(self, text: str) -> Prefix:
-        return Prefix(text, self.head + prompts._ids(self.tok, text))
+        """The context's ids as they are before a query (prompts.context_ids): the separator that
+        ends it is tokenized as in the whole prompt, not as the end of a text."""
+        start = prompts.template_head(self.pattern.template) or "x"  # a slot first: the query starts with text
+        return Prefix(text, self.head + prompts.context_ids(self.tok, text, start))
 
     def query_budget(self, prefix: Prefix | None) -> int:
         """Tokens a query may have (it is cut from the left beyond that)."""
