@@ -110,13 +110,11 @@ def context_ids(tokenizer, context: str, query_start: str) -> list[int]:
     inside the context and in the whole prompt's own tokenization. So the ids are those of
     context + `query_start` minus those of `query_start`, where that split is clean; else the
     context's own."""
-    alone = _ids(tokenizer, context)
-    if not context or not query_start:
-        return alone
-    whole, start = _ids(tokenizer, context + query_start), _ids(tokenizer, query_start)
-    if start and len(whole) > len(start) and whole[-len(start):] == start:
-        return whole[:-len(start)]
-    return alone
+    if context and query_start:
+        whole, start = _ids(tokenizer, context + query_start), _ids(tokenizer, query_start)
+        if start and len(whole) > len(start) and whole[-len(start):] == start:
+            return whole[:-len(start)]
+    return _ids(tokenizer, context)
 
 
 def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:

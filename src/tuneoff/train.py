@@ -49,10 +49,10 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 
 def autocast(precision: str, device: torch.device):
-    """The context of a forward pass: bfloat16 autocast for bf16, nothing at all for fp32."""
+    """The context of a forward pass: bfloat16 autocast for bf16, nothing at all for fp32 (`train`
+    has checked the device once, before its first step)."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    check_precision(precision, device)
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
