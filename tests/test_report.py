@@ -368,3 +368,34 @@ def test_a_method_that_cannot_run_appears_as_na_with_its_reason(tmp_path):
     assert rows["finetune"][1].startswith("0.80")
     html = write_report(store_with(tmp_path, recs), n_boot=200)["html"].read_text()
     assert "n/a: MethodError: the model has no bias terms" in _html_text(html) and XSS not in html
+
+
+def test_protocol_states_eval_caps_and_how_hyperparameters_were_chosen():
+    """The protocol section says what a reader needs to weigh the numbers: each task's eval cap, and
+    per method how its hyperparameters were chosen, with a selected key shown as "selected" rather
+    than the config's unused value."""
+    sel = {"protocol": "cv", "budget": "frugal", "folds": 2, "reference_data_seed": 0,
+           "space": {"train.lr": [1e-05, 0.0001]}, "chosen": {"train.lr": 0.0001}}
+    recs = []
+    for i in range(2):
+        r = make_record("finetune", data_seed=i)
+        r["config"]["eval"] = {"max_examples": 600}
+        r["selection"] = sel
+        recs.append(r)
+        r = make_record("head", data_seed=i)
+        r["config"]["eval"] = {"max_examples": None}
+        recs.append(r)
+    for r in recs:
+        r["task"] = r["config"]["task"] = "demo" if r["method"] == "finetune" else "other"
+    sections, _ = build_sections(recs, n_boot=200)
+    blocks = _section(sections, "protocol").blocks
+    evals = next(b for b in blocks if getattr(b, "title", "") == "Eval sets")
+    cap = evals.header.index("cap (eval.max_examples)")
+    caps = {r[0].text: r[cap].text for r in evals.rows}
+    assert caps == {"demo": "600", "other": "none"}
+    methods = next(b for b in blocks if getattr(b, "title", "") == "Methods")
+    rows = {r[1].text: [c.text for c in r] for r in methods.rows}
+    assert '"lr": "selected"' in rows["finetune"][4] and '"lr": 1e-05' in rows["head"][4]
+    assert rows["finetune"][5] == ("2-fold cross-validation in the few-shot set; frugal: chosen on data seed 0, "
+                                   "reused for the other seeds; train.lr ∈ {1e-05, 0.0001}")
+    assert rows["head"][5] == "off"

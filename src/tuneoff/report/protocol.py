@@ -111,7 +111,12 @@ def protocol_blocks(frame: pd.DataFrame, runs: pd.DataFrame, records: list[dict]
     ov = ev[ev["subset"] == "overall"]
     if len(ov):
         sizes = ov.groupby(["task", "eval_set", "domain"])["n"].agg(_join).reset_index(name="examples")
-        blocks.append(frame_table(sizes, "Eval sets"))
+        caps = _eval_caps(records)
+        sizes["cap (eval.max_examples)"] = sizes["task"].map(lambda t: caps.get(t, "–"))
+        blocks.append(frame_table(sizes, "Eval sets", note=(
+            "A set larger than its cap is evaluated on a sample of the cap's size, stratified by label and the "
+            "set's subset fields (e.g. HANS's heuristic) in proportion, drawn with a fixed seed: the same "
+            "examples in every run. A set at or under its cap is used whole.")))
     d = runs[runs["status"] == "done"]
     if len(d):
         sp = (d.groupby(["task", "shots", "data_seed"], dropna=False)
@@ -136,13 +141,19 @@ def _methods(runs: pd.DataFrame, records: list[dict]) -> list:
         opts = _join(g["method_options"])
         configs = [current_layout(r.get("config") or {}) for r in recs]  # old records: max_length in train
         max_length = _join(c.get("max_length") for c in configs)
-        train = _join(json.dumps(c.get("train"), sort_keys=True) for c in configs)
-        rows.append([task, variant, opts, max_length, train])
+        sels = [r.get("selection") for r in recs]
+        chosen = {k for sel in sels if sel for k in (sel.get("space") or {})}
+        train = _join(json.dumps(_train_settings(c.get("train"), chosen), sort_keys=True) for c in configs)
+        selection = _join(_selection_text(sel) for sel in sels)
+        rows.append([task, variant, opts, max_length, train, selection])
         prompt = next((r.get("prompt") for r in recs if r.get("prompt")), None)
         if prompt:
             prompts.append((f"{task} · {variant}", str(prompt)))
-    blocks: list = [Table(["task", "method", "options", "max_length", "training settings (config.train)"],
-                          [cells(r) for r in rows], title="Methods")]
+    blocks: list = [Table(["task", "method", "options", "max_length", "training settings (config.train)",
+                           "hyperparameter selection"],
+                          [cells(r) for r in rows], title="Methods",
+                          note="\"selected\": chosen per run by the selection beside it (the values chosen are "
+                               "under Hyperparameter selection); the config's value was not used.")]
     if prompts:
         blocks.append(Text("An eval example as each templated method saw it (verbatim; icl's demonstrations "
                            "come from the few-shot training set):"))
@@ -150,6 +161,42 @@ def _methods(runs: pd.DataFrame, records: list[dict]) -> list:
             blocks.append(Text(name))
             blocks.append(Text(p, kind="pre"))
     return blocks
+
+
+def _eval_caps(records: list[dict]) -> dict[str, str]:
+    """task -> the eval.max_examples of its runs ("none" where uncapped)."""
+    caps: dict[str, set] = {}
+    for r in records:
+        if r.get("status") != "done":
+            continue
+        cap = ((r.get("config") or {}).get("eval") or {}).get("max_examples")
+        caps.setdefault(r.get("task"), set()).add("none" if cap is None else cap)
+    return {t: _join(v) for t, v in caps.items()}
+
+
+def _train_settings(train, chosen: set[str]):
+    """config.train with each key that a selection chose shown as "selected"."""
+    if not isinstance(train, dict):
+        return train
+    return {k: ("selected" if f"train.{k}" in chosen else v) for k, v in train.items()}
+
+
+def _selection_text(sel) -> str:
+    """How a run's hyperparameters were chosen, in words: protocol, folds or dev split, budget, space."""
+    if not sel:
+        return "off"
+    how = {"cv": f"{sel.get('folds')}-fold cross-validation in the few-shot set",
+           "dev": "a separate few-shot dev split"}.get(sel.get("protocol"), str(sel.get("protocol")))
+    if sel.get("budget") == "frugal":
+        how += f"; frugal: chosen on data seed {sel.get('reference_data_seed')}, reused for the other seeds"
+    else:
+        how += "; chosen per split"
+    space = "; ".join(f"{k} ∈ {{{', '.join(_fmt(v) for v in vals)}}}" for k, vals in (sel.get("space") or {}).items())
+    return f"{how}; {space}" if space else how
+
+
+def _fmt(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v).lower() if isinstance(v, bool) else str(v)
 
 
 def _env(records: list[dict]) -> list:
