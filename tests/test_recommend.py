@@ -9,7 +9,8 @@ from tuneoff.budget import BudgetError, budget_from, parse_count, parse_duration
 from tuneoff.cli import app
 from tuneoff.report.build import build_sections
 from tuneoff.report.frame import to_frame
-from tuneoff.report.recommend import holm, recommend
+from tuneoff.report.recommend import recommend
+from tuneoff.report.stats import holm
 
 SPLITS = range(6)
 

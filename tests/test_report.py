@@ -182,12 +182,35 @@ def test_paired_tests_match_scipy_and_mean_difference():
     means = d[rng.integers(0, len(d), size=(10_000, len(d)))].mean(axis=1)
     p = ((np.abs(means - d.mean()) >= abs(d.mean()) - 1e-12).sum() + 1) / 10_001
     assert r["p_bootstrap"] == pytest.approx(p)
-    assert r["significant"] == (p < 0.05 and r["p_wilcoxon"] < 0.05)
+    assert r["p_ttest"] == pytest.approx(stats.ttest_rel(np.array(base := (0.60, 0.62, 0.58, 0.65, 0.61, 0.59, 0.63))
+                                                         + np.array(diffs), base).pvalue)
+    assert r["p_ttest_holm"] == pytest.approx(r["p_ttest"])  # one comparison in the cell
+    assert r["significant"] == (p < 0.05 and r["p_ttest"] < 0.05)
+
+
+def test_five_seeds_can_show_a_difference_and_holm_counts_the_cell():
+    """With 5 pairs the Wilcoxon test cannot reach 0.05 (its smallest p is 0.0625), so the claim rests
+    on the paired t-test, Holm-adjusted over the cell's comparisons, and the bootstrap."""
+    recs = []
+    for i, (base, d) in enumerate(zip((0.60, 0.62, 0.58, 0.65, 0.61), (0.10, 0.12, 0.09, 0.11, 0.13))):
+        recs.append(make_record("finetune", acc=base, ood=None, data_seed=i))
+        recs.append(make_record("lora", acc=base + d, ood=None, data_seed=i))
+        recs.append(make_record("head", acc=base + 0.01 * (-1) ** i, ood=None, data_seed=i))
+    t = paired_tests(to_frame(recs), "accuracy").set_index(["method_a", "method_b"])
+    assert len(t) == 3 and (t["n_pairs"] == 5).all()
+    lf = t.loc[("lora", "finetune")]
+    assert lf["p_wilcoxon"] == pytest.approx(0.0625) and bool(lf["significant"])
+    ps = list(t["p_ttest"])
+    order = np.argsort(ps)
+    expected = np.maximum.accumulate([min(1.0, (3 - k) * ps[i]) for k, i in enumerate(order)])
+    assert list(t["p_ttest_holm"].iloc[order]) == pytest.approx(list(expected))
+    fh = t.loc[("head", "finetune")] if ("head", "finetune") in t.index else t.loc[("finetune", "head")]
+    assert not bool(fh["significant"])  # ±0.01 around zero: no claim
 
 
 def test_obvious_difference_is_significant_and_none_is_not():
     big = paired_tests(to_frame(_pair_records([0.10, 0.12, 0.11, 0.13, 0.09, 0.10, 0.12, 0.11])), "accuracy")
-    assert big["p_bootstrap"].iloc[0] < 0.05 and big["p_wilcoxon"].iloc[0] < 0.05
+    assert big["p_bootstrap"].iloc[0] < 0.05 and big["p_ttest_holm"].iloc[0] < 0.05
     assert bool(big["significant"].iloc[0])
     same = paired_tests(to_frame(_pair_records([0.0] * 8)), "accuracy").iloc[0]
     assert same["p_bootstrap"] == pytest.approx(1.0)
@@ -199,6 +222,7 @@ def test_obvious_difference_is_significant_and_none_is_not():
 def test_too_few_or_unpaired_runs_never_significant():
     few = paired_tests(to_frame(_pair_records([0.3, 0.3, 0.3])), "accuracy").iloc[0]
     assert few["n_pairs"] == 3 and np.isnan(few["p_wilcoxon"]) and np.isnan(few["p_bootstrap"])
+    assert np.isnan(few["p_ttest"]) and np.isnan(few["p_ttest_holm"])
     assert not few["significant"] and "too few" in few["note"]
     unpaired = [make_record("finetune", acc=0.5, ood=None, data_seed=i) for i in range(6)]
     unpaired += [make_record("lora", acc=0.9, ood=None, data_seed=10 + i) for i in range(6)]

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats as _st
 
 from tuneoff.budget import Budget
 from tuneoff.report.frame import done_rows, memory_column, task_metric
+from tuneoff.report.stats import holm, paired_t
 
 ALPHA = 0.05
 MIN_PAIRS = 3
@@ -58,26 +58,6 @@ def budget_figures(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     out["eval_time"] = runs["eval_time_s"] if "eval_time_s" in runs.columns else np.nan  # shown, never a budget
     names = {"train_time": " + ".join(have or ["train_time_s"]), "memory": mem, "trainable_params": "params_trainable"}
     return out, names
-
-
-def holm(p: list[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (NaN stays NaN and is not counted)."""
-    idx = [i for i, v in enumerate(p) if not np.isnan(v)]
-    order = sorted(idx, key=lambda i: p[i])
-    adj, running = [float("nan")] * len(p), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(order) - rank) * p[i]))
-        adj[i] = running
-    return adj
-
-
-def paired_t(a: np.ndarray, b: np.ndarray) -> float:
-    d = a - b
-    if len(d) < 2:
-        return float("nan")
-    if np.allclose(d, d[0]):  # no spread: a constant non-zero difference is certain, zero is none
-        return 0.0 if abs(d[0]) > 1e-12 else 1.0
-    return float(_st.ttest_rel(a, b).pvalue)
 
 
 @dataclass

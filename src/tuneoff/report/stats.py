@@ -1,9 +1,12 @@
 """Paired comparisons between methods, and the Pareto front of score against cost.
 
 Two methods are compared only on runs that saw the same few-shot split: same data_seed and seed,
-and the same split checksum. The claim rule is deliberately strict: `significant` needs at least
-`min_pairs` pairs and both the paired bootstrap and the Wilcoxon signed-rank p-values below alpha.
-Unpaired runs or too few of them give no p-value and never a claim.
+and the same split checksum. The claim rule is strict: `significant` needs at least `min_pairs`
+pairs, the paired t-test's p-value Holm-adjusted over the comparisons of its cell (task, model, eval
+set, shots) below alpha, and the paired bootstrap's p-value below alpha too. The Wilcoxon
+signed-rank p-value is shown beside them; it cannot go below 0.0625 with 5 pairs, so it decides
+nothing at the few seeds a comparison affords. Unpaired runs or too few of them give no p-value and
+never a claim. The recommendation uses the same paired t-test and Holm correction.
 """
 from __future__ import annotations
 
@@ -22,14 +25,37 @@ MIN_PAIRS = 5
 CLAIM_RULE = (
     "A difference is claimed (significant = yes) only between runs paired on the same few-shot split "
     "(same data_seed and seed, same split checksum), with at least {min_pairs} pairs, and when both the "
-    "paired bootstrap p-value ({n_boot} resamples, seed {seed}) and the Wilcoxon signed-rank p-value are "
-    "below {alpha}. Fewer pairs, or unpaired runs, give no p-value and no claim. With n pairs the smallest "
-    "possible two-sided Wilcoxon p-value is 2/2^n (0.0625 for 5 pairs, 0.031 for 6), so a claim at 0.05 needs "
-    "at least 6 pairs. p-values are not corrected for the number of comparisons in this table."
+    "two-sided paired t-test (scipy.stats.ttest_rel), Holm-adjusted over every comparison of its task, "
+    "model, eval set and shot count, and the paired bootstrap ({n_boot} resamples, seed {seed}) give p "
+    "below {alpha}. Fewer pairs, or unpaired runs, give no p-value and no claim. The Wilcoxon signed-rank "
+    "p-value is shown for reference and decides nothing: with n pairs it cannot go below 2/2^n (0.0625 "
+    "for 5 pairs). The recommendation uses the same t-test and Holm correction, over its comparisons with "
+    "the best only, so its adjusted p-values are smaller than these."
 )
 
 TEST_COLUMNS = ["task", "model", "eval_set", "domain", "shots", "metric", "method_a", "method_b", "n_pairs",
-                "mean_a", "mean_b", "mean_diff", "p_bootstrap", "p_wilcoxon", "significant", "note"]
+                "mean_a", "mean_b", "mean_diff", "p_ttest", "p_ttest_holm", "p_bootstrap", "p_wilcoxon",
+                "significant", "note"]
+
+
+def holm(p: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (NaN stays NaN and is not counted)."""
+    idx = [i for i, v in enumerate(p) if not np.isnan(v)]
+    order = sorted(idx, key=lambda i: p[i])
+    adj, running = [float("nan")] * len(p), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[i]))
+        adj[i] = running
+    return adj
+
+
+def paired_t(a: np.ndarray, b: np.ndarray) -> float:
+    d = a - b
+    if len(d) < 2:
+        return float("nan")
+    if np.allclose(d, d[0]):  # no spread: a constant non-zero difference is certain, zero is none
+        return 0.0 if abs(d[0]) > 1e-12 else 1.0
+    return float(_st.ttest_rel(a, b).pvalue)
 
 
 def bootstrap_p(diffs, n_boot: int = N_BOOT, seed: int = 0) -> float:
@@ -103,25 +129,31 @@ def paired_tests(frame: pd.DataFrame, metric: str | None = None, subset: str = "
             continue
         per = _per_run(g, m)
         means = per.groupby("variant")[m].mean().sort_values(ascending=False)
+        cell = []
         for va, vb in itertools.combinations(means.index, 2):
             a, b, notes = _pair(per[per["variant"] == va], per[per["variant"] == vb], m)
             d = a - b
             n = len(d)
             if n == 0:
-                p_boot, p_wil, wnote = np.nan, np.nan, "no paired runs (no shared split): no test"
+                p_t, p_boot, p_wil, wnote = np.nan, np.nan, np.nan, "no paired runs (no shared split): no test"
             else:
                 p_wil, wnote = wilcoxon_p(d, min_pairs)
-                p_boot = bootstrap_p(d, n_boot, seed) if n >= min_pairs else np.nan
+                enough = n >= min_pairs
+                p_boot = bootstrap_p(d, n_boot, seed) if enough else np.nan
+                p_t = paired_t(a, b) if enough else np.nan
             if wnote:
                 notes.insert(0, wnote)
-            sig = bool(n >= min_pairs and p_boot < alpha and p_wil < alpha)
-            rows.append({"task": task, "model": model, "eval_set": es, "domain": g["domain"].iloc[0],
+            cell.append({"task": task, "model": model, "eval_set": es, "domain": g["domain"].iloc[0],
                          "shots": shots, "metric": m, "method_a": va, "method_b": vb, "n_pairs": n,
                          "mean_a": float(a.mean()) if n else float(means[va]),
                          "mean_b": float(b.mean()) if n else float(means[vb]),
                          "mean_diff": float(d.mean()) if n else np.nan,
-                         "p_bootstrap": p_boot, "p_wilcoxon": p_wil, "significant": sig,
+                         "p_ttest": p_t, "p_bootstrap": p_boot, "p_wilcoxon": p_wil,
                          "note": "; ".join(notes)})
+        for r, adj in zip(cell, holm([r["p_ttest"] for r in cell])):
+            r["p_ttest_holm"] = adj
+            r["significant"] = bool(r["n_pairs"] >= min_pairs and adj < alpha and r["p_bootstrap"] < alpha)
+        rows += cell
     return pd.DataFrame(rows, columns=TEST_COLUMNS)
 
 

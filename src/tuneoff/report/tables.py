@@ -147,13 +147,14 @@ def subset_table(agg: pd.DataFrame, frame: pd.DataFrame, eval_set: str, metric: 
 
 def paired_table(tests: pd.DataFrame) -> Table:
     header = ["task", "model", "eval set", "shots", "metric", "A", "B", "pairs", "mean A", "mean B",
-              "A − B", "p bootstrap", "p Wilcoxon", "significant", "note"]
+              "A − B", "p t-test", "p t-test Holm", "p bootstrap", "p Wilcoxon", "significant", "note"]
     rows = []
     for _, t in tests.iterrows():
         sig = bool(t["significant"])
         rows.append(cells([t["task"], t["model"], t["eval_set"], int(t["shots"]), t["metric"], t["method_a"],
                            t["method_b"], int(t["n_pairs"]), num(t["mean_a"]), num(t["mean_b"]),
-                           num(t["mean_diff"]), pval(t["p_bootstrap"]), pval(t["p_wilcoxon"]),
+                           num(t["mean_diff"]), pval(t["p_ttest"]), pval(t["p_ttest_holm"]),
+                           pval(t["p_bootstrap"]), pval(t["p_wilcoxon"]),
                            Cell("yes" if sig else "no", bold=sig, cls="yes" if sig else ""), t["note"]]))
     return Table(header, rows)
 
