@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from tuneoff.describe import current_layout
+from tuneoff.describe import current_layout, fmt
 from tuneoff.report.blocks import Bullets, Table, Text, cells, num
 from tuneoff.report.frame import done_rows, task_metric
 from tuneoff.report.tables import frame_table
@@ -191,12 +191,8 @@ def _selection_text(sel) -> str:
         how += f"; frugal: chosen on data seed {sel.get('reference_data_seed')}, reused for the other seeds"
     else:
         how += "; chosen per split"
-    space = "; ".join(f"{k} ∈ {{{', '.join(_fmt(v) for v in vals)}}}" for k, vals in (sel.get("space") or {}).items())
+    space = "; ".join(f"{k} ∈ {{{', '.join(fmt(v) for v in vals)}}}" for k, vals in (sel.get("space") or {}).items())
     return f"{how}; {space}" if space else how
-
-
-def _fmt(v) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v).lower() if isinstance(v, bool) else str(v)
 
 
 def _env(records: list[dict]) -> list:
