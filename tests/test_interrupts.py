@@ -40,6 +40,29 @@ def test_ctrl_c_exits_130_with_its_message_and_releases_its_claim(toy_task, tmp_
     assert sorted(_computations(store).values()) == [1] * 6
 
 
+def test_a_ctrl_c_between_manifest_and_row_waits_until_the_row_is_written(tmp_path, monkeypatch):
+    """The window the sweep above can hit: Ctrl-C right after a run's manifest is written. The
+    interrupt still comes, but only once the run's row is in the store."""
+    from tuneoff import store as store_mod
+
+    real = store_mod.write_json_atomic
+
+    def write_then_ctrl_c(path, data):
+        real(path, data)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)  # the signal is delivered here, inside the put
+
+    monkeypatch.setattr(store_mod, "write_json_atomic", write_then_ctrl_c)
+    store = Store(tmp_path)
+    rec = {"run_id": "r1", "status": "done", "created_at": "2026-01-01T00:00:00",
+           "config": {"task": "demo", "model": "m", "method": {"name": "finetune"}, "shots": 2,
+                      "data_seed": 0, "seed": 0}}
+    with pytest.raises(KeyboardInterrupt):
+        store.put(rec)
+    assert store.is_done("r1") and store.manifest("r1").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
 # -- Ray -----------------------------------------------------------------------------------------
 
 def _sleeper() -> tuple[subprocess.Popen, float]:

@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import tempfile
+import threading
 from contextlib import closing, contextmanager
 from pathlib import Path
 
@@ -145,7 +147,13 @@ class Store:
 
     def put(self, record: dict) -> None:
         """Write one finished run: its manifest first (the durable copy), then its row, which also
-        closes this process's claim and attempt on it (`tuneoff.claims`)."""
+        closes this process's claim and attempt on it (`tuneoff.claims`). A Ctrl-C that arrives
+        meanwhile takes effect once both are written, so an interrupted sweep's store holds every
+        run it finished, row and all."""
+        with _ctrl_c_deferred():
+            self._put(record)
+
+    def _put(self, record: dict) -> None:
         from tuneoff import claims
 
         rid = record["run_id"]
@@ -224,6 +232,30 @@ class Store:
         names = ", ".join(f"{rid} ({why})" for rid, why in list(self.bad_rows.items())[:5])
         return (f"{len(self.bad_rows)} row(s) of {self.path} could not be read: {names}; "
                 f"`tuneoff repair {self.folder}` rewrites them from their manifests")
+
+
+@contextmanager
+def _ctrl_c_deferred():
+    """Hold a SIGINT that arrives inside the block and deliver it to the handler that was in place
+    once the block ends. Only the main thread can set handlers; elsewhere the block runs as is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    except ValueError:  # not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            if callable(previous):
+                previous(signal.SIGINT, held[-1])
+            elif previous != signal.SIG_IGN:  # the default action: end the process as Ctrl-C would
+                os.kill(os.getpid(), signal.SIGINT)
 
 
 def write_json_atomic(path: Path, data) -> None:
