@@ -17,7 +17,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 from tuneoff.config import ConfigError  # noqa: E402
 from tuneoff.store import Store  # noqa: E402
-from tuneoff.plan import eta_seconds, make_plan, run_plan  # noqa: E402
+from tuneoff.plan import make_plan, run_plan  # noqa: E402
 from tuneoff.sweep import expand_sweep, load_sweep, parse_sweep  # noqa: E402
 
 
@@ -175,13 +175,6 @@ def test_a_done_run_missing_its_manifest_gets_it_back(tmp_path):
     assert json.loads(manifest.read_text()) == rec
 
 
-def test_eta_from_mean_time_of_finished_runs():
-    assert eta_seconds([], 5) is None
-    assert eta_seconds([2.0, 4.0], 3) == pytest.approx(9.0)
-    assert eta_seconds([2.0, 4.0], 3, parallel=3) == pytest.approx(3.0)
-    assert eta_seconds([2.0, 4.0], 0) == 0
-
-
 # -- resuming after SIGKILL -----------------------------------------------------------------------
 
 def _done_ids(db: Path) -> list[str]:
@@ -307,7 +300,12 @@ def test_dry_run_lists_and_runs_nothing(toy_task, tmp_path):
     res = CliRunner().invoke(app, ["sweep", str(cfg), "--dry-run"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "4 run(s)" in res.output and "to run now: 4" in res.output and res.output.count("to run") == 5
+    assert "estimate: none yet" in " ".join(res.output.split())
     assert not out.exists()
+    assert CliRunner().invoke(app, ["sweep", str(cfg), "grid.shots=[2]"]).exit_code == 0
+    res = CliRunner().invoke(app, ["sweep", str(cfg), "--dry-run"], env={"COLUMNS": "200"})
+    text = " ".join(res.output.split())
+    assert "to run now: 2" in text and "estimate: about " in text and "from the most similar of the 2 finished" in text
 
 
 def test_a_pattern_one_task_lacks_stops_the_sweep_before_any_run(toy_task, tmp_path):

@@ -121,6 +121,15 @@ def release(store) -> None:
             finish(con, rid, "released")
 
 
+def others_running(store) -> int:
+    """How many other live processes hold a claim in `store` now (working on its runs)."""
+    owner, now = me().id, time.time()
+    with store._tx() as con:
+        rows = con.execute("SELECT DISTINCT owner, host, pid, pid_start FROM claims WHERE owner!=? AND expires>?",
+                           (owner, now)).fetchall()
+    return len({o for o, host, pid, start in rows if not owner_dead(host, pid, start)})
+
+
 def attempt_counts(store) -> dict[str, dict[str, int]]:
     """run_id -> {outcome: number of attempts}: a run computed twice has done + failed > 1."""
     out: dict[str, dict[str, int]] = {}

@@ -160,9 +160,3 @@ def execute(cfg: RunConfig, store, progress=None, force: bool = False, on_wait=N
     rec["skipped"] = outcome.skipped
     return rec
 
-
-def eta_seconds(durations: list[float], left: int, parallel: int = 1) -> float | None:
-    """Time left, from the mean time of the runs finished so far; None before the first one."""
-    if not durations:
-        return None
-    return sum(durations) / len(durations) * left / max(1, min(parallel, left))

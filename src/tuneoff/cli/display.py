@@ -10,7 +10,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.text import Text
 
 from tuneoff.escape import term
-from tuneoff.plan import ELSEWHERE, Observer, eta_seconds
+from tuneoff.estimate import Costs
+from tuneoff.plan import ELSEWHERE, Observer
 
 
 class _Bars:
@@ -129,10 +130,10 @@ class RunDisplay(_Display):
     """`tuneoff run`: a line per run of the config, numbered in its order, as it ends or is found
     finished, with its scores and about how long the rest will take."""
 
-    def __init__(self, progress: Progress, plan):
+    def __init__(self, progress: Progress, plan, store=None):
         super().__init__(progress)
         self.number = {r.run_id(): i for i, r in enumerate(plan.runs, 1)}
-        self.total, self.left, self.durations = len(plan.runs), len(plan.todo), []
+        self.total, self.left = len(plan.runs), _RunsLeft(plan, store)
         done = set(plan.done)
         for run in plan.runs:
             if run.run_id() in done:
@@ -142,30 +143,80 @@ class RunDisplay(_Display):
         return f"[{self.number[run.run_id()]}/{self.total}] shots={run.shots} data_seed={run.data_seed} seed={run.seed}"
 
     def elsewhere(self, run, status, how=ELSEWHERE) -> None:
-        self.left -= 1
+        self.left.met(run)
         self.say(f"{self.label(run)}: {status} ({how})")
 
     def finished(self, run, record, seconds) -> None:
         self.progress.reset()
-        self.left -= 1
-        self.durations.append(seconds)
+        self.left.ran(run, record)
         line = f"{self.label(run)}: {record['status']}"
         if record["status"] == "failed":
             line += f" — [red]{term(record['error'])}[/]"
         else:
             line += f" — {brief(record)}"  # markup of its own, the data in it escaped
-        eta = eta_seconds(self.durations, self.left)
-        self.say(line + (f"; about {duration(eta)} left" if eta and self.left > 0 else ""))
+        eta = self.left.text(1)
+        self.say(line + (f"; {eta} left" if eta else ""))
+
+
+class _RunsLeft:
+    """The runs of a plan still to come and the time they will take (`tuneoff.estimate`), from
+    the store's finished runs and each one that finishes while the plan runs."""
+
+    def __init__(self, plan, store=None):
+        self.store = store
+        self.runs = {r.run_id(): r for r in plan.todo}
+        try:
+            self.costs = Costs(store.records("done") if store is not None else ())
+        except Exception:  # an unreadable store is the plan's to report, not the display's
+            self.costs = Costs()
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def ran(self, run, record) -> None:
+        self.runs.pop(run.run_id(), None)
+        self.costs.add(record)
+
+    def met(self, run) -> None:
+        """A run recorded by another process or recovered: gone from the runs left, its cost learnt."""
+        self.runs.pop(run.run_id(), None)
+        if self.store is not None:
+            try:
+                self.costs.add(self.store.get(run.run_id()))
+            except Exception:
+                pass
+
+    def others(self) -> int:
+        from tuneoff.claims import others_running
+
+        try:
+            return others_running(self.store) if self.store is not None and self.runs else 0
+        except Exception:
+            return 0
+
+    def text(self, slots: int) -> str:
+        """'about 2h10m' (or 'over 2h10m' when a selection could not be priced), with the other
+        processes on the folder counted as workers; '' with nothing to go by or nothing left."""
+        if not self.runs:
+            return ""
+        others = self.others()
+        est = self.costs.left(list(self.runs.values()), slots + others)
+        if est is None:
+            return ""
+        shared = f" with {others} other process(es) on this folder" if others else ""
+        return f"{'over' if est.lower_bound else 'about'} {duration(est.seconds)}{shared}"
 
 
 class SweepDisplay(_Display):
     """Draws a sweep: runs done/failed/left with the time left, the run(s) in progress and, for the
     local executor, the current run's train/eval bars. One line per finished run (kept in logs)."""
 
-    def __init__(self, progress: Progress, plan, parallel: int, label):
+    def __init__(self, progress: Progress, plan, parallel: int, label, store=None):
         super().__init__(progress)
         self.label, self.parallel = label, parallel
-        self.total, self.done, self.failed, self.durations = len(plan.todo), 0, 0, []
+        self.total, self.done, self.failed = len(plan.todo), 0, 0
+        self.left = _RunsLeft(plan, store)
+        self.eta = self.left.text(parallel)  # a resumed sweep has the store's runs to go by at once
         self.overall = progress.add_task("", total=self.total, noleft=True)  # its line says the time left
         self.now = progress.add_task("", total=None, nobar=True)
         self.running: dict[str, str] = {}
@@ -173,9 +224,7 @@ class SweepDisplay(_Display):
 
     def _counts(self) -> str:
         left = self.total - self.done - self.failed
-        eta = eta_seconds(self.durations, left, self.parallel)
-        return (f"{self.done} done, {self.failed} failed, {left} left"
-                + (f", about {duration(eta)} to go" if eta is not None else ""))
+        return f"{self.done} done, {self.failed} failed, {left} left" + (f", {self.eta} to go" if self.eta else "")
 
     def _refresh(self) -> None:
         self.p.update(self.overall, description=f"runs: {self._counts()}",
@@ -186,6 +235,8 @@ class SweepDisplay(_Display):
 
     def elsewhere(self, run, status, how=ELSEWHERE) -> None:
         self.total -= 1
+        self.left.met(run)
+        self.eta = self.left.text(self.parallel)
         how = "recorded by another process" if how == ELSEWHERE else how
         self.say(term(f"{self.label(run)}: {status}, {how}"))
         self._refresh()
@@ -202,7 +253,8 @@ class SweepDisplay(_Display):
         ok = record["status"] == "done"
         self.done += ok
         self.failed += not ok
-        self.durations.append(seconds)
+        self.left.ran(run, record)
+        self.eta = self.left.text(self.parallel)
         line = (term(f"[{self.done + self.failed}/{self.total}] {self.label(run)}: ")
                 + ("[green]done[/]" if ok else f"[red]failed[/] — {term((record.get('error') or '')[:300])}")
                 + f" ({duration(seconds)}); {self._counts()}")

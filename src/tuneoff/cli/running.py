@@ -66,7 +66,7 @@ def run(
                                                        f"method={cfg.method.name} → {cfg.output_dir}/"))
     # a failed run is run again (a sweep asks for --retry-failed); --force reruns done ones too
     plan = make_plan(runs, store.statuses(), retry_failed=True, run_dir=store.run_dir, force=force)
-    records = _drive(plan, store, lambda progress, ex: RunDisplay(progress, plan))
+    records = _drive(plan, store, lambda progress, ex: RunDisplay(progress, plan, store))
     _conclude(store, records, cfg.output_dir)
 
 
@@ -121,10 +121,29 @@ def sweep(
                   highlight=False)
     if dry_run:
         _list(config, sw, plan)
+        _estimate(store, plan)
         return
-    records = _drive(plan, store, lambda progress, ex: SweepDisplay(progress, plan, ex.slots, sw.label),
+    records = _drive(plan, store, lambda progress, ex: SweepDisplay(progress, plan, ex.slots, sw.label, store),
                      executor, address, num_cpus, cpus_per_run)
     _conclude(store, records, out, sw.budget)
+
+
+def _estimate(store, plan) -> None:
+    """The dry run's estimate of the time the runs to run will take, one at a time."""
+    from tuneoff.cli.display import duration
+    from tuneoff.estimate import Costs
+
+    if not plan.todo:
+        return
+    records = store.records("done") if store is not None else []
+    est = Costs(records).left(plan.todo)
+    if est is None:
+        console.print("estimate: none yet, as no run of this folder has finished to price the others by",
+                      highlight=False)
+        return
+    console.print(f"estimate: {'over' if est.lower_bound else 'about'} {duration(est.seconds)}, one run at a time "
+                  f"(each run priced from the most similar of the {len(records)} finished run(s): "
+                  "`tuneoff.estimate`)", highlight=False)
 
 
 def _list(config: str, sw, plan) -> None:
