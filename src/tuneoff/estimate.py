@@ -24,12 +24,8 @@ from dataclasses import dataclass
 FIXED = ("load", "setup", "eval", "forgetting")  # parts that do not grow with the shots
 
 
-def _key(task, model, method, shots) -> tuple:
-    return (task, model, method, shots)
-
-
 def run_key(run) -> tuple:
-    return _key(run.task, run.model, run.method.name, run.shots)
+    return (run.task, run.model, run.method.name, run.shots)
 
 
 def computes_selection(run) -> bool:
@@ -60,7 +56,7 @@ class Costs:
         if not rec or rec.get("status") != "done":
             return
         c, res = rec.get("config") or {}, rec.get("resources") or {}
-        key = _key(c.get("task"), c.get("model"), (c.get("method") or {}).get("name"), c.get("shots"))
+        key = (c.get("task"), c.get("model"), (c.get("method") or {}).get("name"), c.get("shots"))
         try:
             fixed = sum(float(res.get(f"{p}_time_s") or 0.0) for p in FIXED)
             train = float(res.get("train_time_s") or 0.0)

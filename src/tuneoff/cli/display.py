@@ -170,9 +170,6 @@ class _RunsLeft:
         except Exception:  # an unreadable store is the plan's to report, not the display's
             self.costs = Costs()
 
-    def __len__(self) -> int:
-        return len(self.runs)
-
     def ran(self, run, record) -> None:
         self.runs.pop(run.run_id(), None)
         self.costs.add(record)
@@ -204,7 +201,12 @@ class _RunsLeft:
         if est is None:
             return ""
         shared = f" with {others} other process(es) on this folder" if others else ""
-        return f"{'over' if est.lower_bound else 'about'} {duration(est.seconds)}{shared}"
+        return estimate_text(est) + shared
+
+
+def estimate_text(est) -> str:
+    """An estimate (`tuneoff.estimate.Left`) in words: 'about 2h10m', or 'over 2h10m' for a lower bound."""
+    return f"{'over' if est.lower_bound else 'about'} {duration(est.seconds)}"
 
 
 class SweepDisplay(_Display):

@@ -130,7 +130,7 @@ def sweep(
 
 def _estimate(store, plan) -> None:
     """The dry run's estimate of the time the runs to run will take, one at a time."""
-    from tuneoff.cli.display import duration
+    from tuneoff.cli.display import estimate_text
     from tuneoff.estimate import Costs
 
     if not plan.todo:
@@ -141,7 +141,7 @@ def _estimate(store, plan) -> None:
         console.print("estimate: none yet, as no run of this folder has finished to price the others by",
                       highlight=False)
         return
-    console.print(f"estimate: {'over' if est.lower_bound else 'about'} {duration(est.seconds)}, one run at a time "
+    console.print(f"estimate: {estimate_text(est)}, one run at a time "
                   f"(each run priced from the most similar of the {len(records)} finished run(s): "
                   "`tuneoff.estimate`)", highlight=False)
 
