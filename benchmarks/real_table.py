@@ -1,6 +1,7 @@
 """The result tables of the real-data comparison (docs/cola-mnli-cpu/README.md) from its store.
 
     python benchmarks/real_table.py docs/cola-mnli-cpu [examples/cola-mnli-cpu.yaml]
+    python benchmarks/real_table.py --times docs/cola-mnli-cpu
 
 Per task, method and shot count: the task's main metric on each eval set as mean ± std (n runs)
 over data seeds, its 95% interval over seeds (Student t, n − 1 degrees of freedom), the best run
@@ -8,6 +9,11 @@ over data seeds, its 95% interval over seeds (Student t, n − 1 degrees of free
 majority baseline. Then HANS per heuristic and gold label, and the side-by-side with the figures of
 arXiv 2405.13181 (iamvarada/llm_finetuning, Results/*.csv, best of its runs). With the sweep config
 given, every cell says how many of its planned runs are done, so a partial store is labelled so.
+
+--times prints the measured time table instead: per cell, in the order the cells started, the
+selection's wall and CPU seconds (the run that computed it: data seed 0 under frugal selection),
+training (load + set-up + training) and evaluation (eval sets + forgetting) as the mean over the
+cell's runs, the torch threads, and the total of every run's wall and CPU time.
 """
 from __future__ import annotations
 
@@ -156,5 +162,45 @@ def study_table(cells: dict) -> None:
     print()
 
 
+def _part(recs: list[dict], names: tuple[str, ...]) -> tuple[float, float]:
+    """Mean (wall, CPU) seconds over `recs` of the summed resource parts `names`."""
+    res = [r.get("resources") or {} for r in recs]
+    wall = [sum(float(x.get(f"{n}_time_s") or 0) for n in names) for x in res]
+    cpu = [sum(float(x.get(f"{n}_cpu_s") or 0) for n in names) for x in res]
+    return statistics.fmean(wall), statistics.fmean(cpu)
+
+
+def times(folder: str) -> None:
+    done = Store(folder, reading=True).records("done")
+    cells: dict = defaultdict(list)
+    for r in sorted(done, key=lambda r: r.get("created_at") or ""):
+        cells[(label(r), r["task"], r["shots"])].append(r)
+    print("| run | runs | selection wall / CPU s | training wall / CPU s (mean) "
+          "| evaluation wall / CPU s (mean) | threads |")
+    print("|---|---|---|---|---|---|")
+    fmt = lambda wc: f"{wc[0]:,.0f} / {wc[1]:,.0f}"
+    total_wall = total_cpu = 0.0
+    for (name, task, shots), recs in cells.items():
+        chose = [r for r in recs if (r.get("resources") or {}).get("selection_time_s")
+                 and not (r.get("selection") or {}).get("shared")]
+        sel = fmt(_part(chose, ("selection",))) if chose else "–"
+        threads = sorted({str((r.get("env") or {}).get("cpu_threads", "?")) for r in recs})
+        print(f"| {name} · {TASK_NAMES.get(task, task)} · {shots} shots | {len(recs)} | {sel} "
+              f"| {fmt(_part(recs, ('load', 'setup', 'train')))} | {fmt(_part(recs, ('eval', 'forgetting')))} "
+              f"| {', '.join(threads)} |")
+        for r in recs:
+            res = r.get("resources") or {}
+            total_wall += sum(float(res.get(f"{n}_time_s") or 0) for n in ("selection", "load", "setup", "train", "eval", "forgetting"))
+            total_cpu += sum(float(res.get(f"{n}_cpu_s") or 0) for n in ("selection", "load", "setup", "train", "eval"))
+    print(f"\n{len(done)} runs; their wall times sum to {total_wall / 3600:.1f} process-hours "
+          f"({total_cpu / 3600:.1f} CPU-hours).")
+
+
+TASK_NAMES = {"cola": "CoLA", "mnli": "MNLI"}
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    if sys.argv[1:2] == ["--times"]:
+        times(sys.argv[2])
+    else:
+        main(*sys.argv[1:3])
