@@ -83,3 +83,15 @@ def test_other_live_processes_holding_claims_are_counted(tmp_path):
     assert left.text(1) == "about 12s with 1 other process(es) on this folder"
     left.ran(runs[1], _rec(runs[1], train=20.0))
     assert left.text(1) == "about 17s with 1 other process(es) on this folder"  # one left, priced at (12 + 22) / 2
+
+
+def test_a_starved_cpu_run_is_priced_by_the_cpu_time_it_needed_and_a_gpu_run_by_its_wall_time():
+    ref, other = _runs("shots=4", "data_seed=[0,1]")
+    starved = _rec(ref, train=100.0)  # waited behind other work: 100 s wall for 30 s of CPU
+    starved["resources"].update(train_cpu_s=30.0, load_cpu_s=1.0, eval_cpu_s=4.0)  # eval: CPU above wall
+    starved["env"] = {"device": "cpu"}
+    assert Costs([starved]).left([other]).seconds == pytest.approx(1.0 + 1.0 + 30.0)
+    gpu = {**starved, "env": {"device": "cuda"}}  # a GPU run's CPU time is not its work
+    assert Costs([gpu]).left([other]).seconds == pytest.approx(102.0)
+    unknown = {k: v for k, v in starved.items() if k != "env"}  # no device recorded: wall time
+    assert Costs([unknown]).left([other]).seconds == pytest.approx(102.0)

@@ -12,6 +12,10 @@ of the store (those of earlier invocations and other processes too):
 - plus, for a run that computes its own selection (any selecting run, except a frugal one off its
   reference split), the selection time of selecting runs, looked up the same way.
 
+A part's cost is its wall time, except on the CPU where its CPU time is lower: a run starved by
+other work on the machine (its wall time several times its CPU time) prices what it needed, not
+what it waited (on a GPU, CPU time says nothing of the work, so wall time stays).
+
 Until some run has finished there is no estimate. A selecting run with no selection recorded
 anywhere yet counts its parts only, and the estimate says it is a lower bound.
 """
@@ -57,10 +61,11 @@ class Costs:
             return
         c, res = rec.get("config") or {}, rec.get("resources") or {}
         key = (c.get("task"), c.get("model"), (c.get("method") or {}).get("name"), c.get("shots"))
+        on_cpu = (rec.get("env") or {}).get("device") == "cpu"
         try:
-            fixed = sum(float(res.get(f"{p}_time_s") or 0.0) for p in FIXED)
-            train = float(res.get("train_time_s") or 0.0)
-            chose = float(res.get("selection_time_s") or 0.0)
+            fixed = sum(_seconds(res, p, on_cpu) for p in FIXED)
+            train = _seconds(res, "train", on_cpu)
+            chose = _seconds(res, "selection", on_cpu)
         except (TypeError, ValueError):
             return  # a hand-edited record: no cost to learn from
         self.parts[key].append((fixed, train))
@@ -89,6 +94,13 @@ class Costs:
                 return None
             total, lower = total + s, lower or not known
         return Left(total / max(1, min(workers, len(runs))) if runs else 0.0, lower)
+
+
+def _seconds(res: dict, part: str, on_cpu: bool) -> float:
+    """A recorded part's cost: wall seconds, or on the CPU its CPU seconds where those are fewer."""
+    wall = float(res.get(f"{part}_time_s") or 0.0)
+    cpu = res.get(f"{part}_cpu_s")
+    return min(wall, float(cpu)) if on_cpu and cpu is not None else wall
 
 
 def _mean(pairs, scale: float = 1.0) -> float:
