@@ -9,7 +9,7 @@ import torch  # noqa: E402
 
 from test_lm_methods import prep  # noqa: E402
 from tuneoff import prompts  # noqa: E402
-from tuneoff.config import load_config  # noqa: E402
+from tuneoff.config import ConfigError, load_config  # noqa: E402
 from tuneoff.methods import MethodError  # noqa: E402
 from tuneoff.methods.base import batch_to  # noqa: E402
 from tuneoff.methods.icl import draw_demos  # noqa: E402
@@ -94,9 +94,21 @@ def test_distill_lora_student_is_lora_set_up_with_the_distill_options():
     assert load_config(None, base).method_version == 4
 
 
-def test_distill_needs_more_shots_than_k():
-    with pytest.raises(MethodError, match="shots > k"):
-        prep("method=distill", "shots=2", "method.k=2")
+def test_distill_needs_more_shots_than_k_before_any_run_and_under_cross_validation():
+    # k demonstrations, and a spare of the label for a demonstration's own teacher context
+    with pytest.raises(ConfigError, match=r"shots=2 per class, but distill needs 3 per class \(method.k=2\)"):
+        load_config(None, ["model=tiny-llama", "shots=2", "method=distill", "method.k=2"])
+    assert load_config(None, ["model=tiny-llama", "shots=3", "method=distill", "method.k=2"])
+    # 2-fold cross-validation on 4 per class trains each candidate on 2 per class: k=2 cannot run there
+    with pytest.raises(ConfigError, match=r"on 2 example\(s\) per class .*distill needs 3 per class"):
+        load_config(None, ["model=tiny-llama", "shots=4", "method=distill", "method.k=2", "select.protocol=cv",
+                           "select.folds=2"])
+    assert load_config(None, ["model=tiny-llama", "shots=4", "method=distill", "method.k=1", "select.protocol=cv",
+                              "select.folds=2"])
+    p = prep("method=distill", "shots=3", "method.k=2")
+    two_per_class = [ex for label in (0, 1) for ex in [e for e in p.few if e["label"] == label][:2]]
+    with pytest.raises(MethodError, match="shots > k"):  # the method's own check, past the config's
+        p.method._contexts(two_per_class)
 
 
 def test_runner_trains_distill_on_labelled_plus_unlabelled(tmp_path):

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from tuneoff import prompts  # noqa: E402
-from tuneoff.config import load_config  # noqa: E402
+from tuneoff.config import ConfigError, load_config  # noqa: E402
 from tuneoff.evaluate import predict  # noqa: E402
 from tuneoff.methods import MethodError  # noqa: E402
 from tuneoff.methods.base import batch_to  # noqa: E402
@@ -260,9 +260,9 @@ def test_lm_scored_runs_record_their_pattern_and_an_eval_prompt(tmp_path):
     assert head["pattern"] is None and "pattern_template" not in head and head["method_version"] == 1
 
 
-def test_icl_k_larger_than_the_few_shot_set_is_an_error():
-    with pytest.raises(MethodError, match=r"k=9 .*only 8 "):
-        prep("method=icl", "method.k=9")
+def test_icl_k_larger_than_the_few_shot_set_is_refused_before_any_run():
+    with pytest.raises(ConfigError, match=r"shots=8 per class, but icl needs 9 per class \(method.k=9\)"):
+        load_config(None, ["model=tiny-llama", "shots=8", "method=icl", "method.k=9"])
 
 
 def test_icl_context_longer_than_the_window_says_how_many_fit():

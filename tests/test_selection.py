@@ -45,7 +45,7 @@ def test_folds_are_stratified_disjoint_and_cover_the_set_once(n, k):
 
 
 def test_a_method_that_draws_more_per_class_than_a_fold_leaves_is_refused_before_any_run(tmp_path):
-    with pytest.raises(ConfigError, match="trains each candidate on 2 example.*icl draws 4 per class"):
+    with pytest.raises(ConfigError, match="trains each candidate on 2 example.*icl needs 4 per class"):
         run_cfg(tmp_path, "method=icl", "model=tiny-llama", "method.k=4")
     assert run_cfg(tmp_path, "method=icl", "model=tiny-llama", "method.k=4", "select.protocol=dev")
 
@@ -76,7 +76,7 @@ def test_dev_split_is_outside_the_few_shot_set_and_of_its_size():
 def test_every_method_declares_a_valid_default_space_of_the_same_size(tmp_path):
     sizes = {}
     for m in list_methods():
-        extra = ["method.k=2"] if "k" in m.Options.model_fields else []  # demonstrations from a fold of 2/class
+        extra = ["method.k=1"] if "k" in m.Options.model_fields else []  # demonstrations from a fold of 2/class
         cfg = run_cfg(tmp_path, f"method={m.name}", *extra)
         space = cfg.search_space()
         assert space, m.name

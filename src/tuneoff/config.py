@@ -28,7 +28,7 @@ from pydantic import (
 from tuneoff import yamlfile
 from tuneoff.describe import NOT_RESULT, current_key, current_layout, drop, in_old_layout
 from tuneoff.registry import get_method
-from tuneoff.selection.options import SelectConfig, check_selection, hashed_selection, resolve_space
+from tuneoff.selection.options import SelectConfig, check_selection, check_shots, hashed_selection, resolve_space
 
 
 class ConfigError(ValueError):
@@ -178,6 +178,7 @@ class RunConfig(_Strict):
     def _selection(self) -> "RunConfig":
         if self.select is not None and self.select.protocol == "none":
             object.__setattr__(self, "select", None)
+        check_shots(self)  # ValueError naming what to change
         if self.select is not None:
             check_selection(self)  # ValueError naming what to change
         return self

@@ -67,8 +67,9 @@ class Method:
 
     @classmethod
     def needs_per_class(cls, options: MethodOptions) -> int:
-        """Labelled examples per class that `setup` draws from its training set (icl, distill: k):
-        cross-validation must leave this many in every fold's training part."""
+        """Labelled examples per class that `setup` needs in its training set (icl: its k
+        demonstrations; distill: k + 1, below): the shots, and under cross-validation every fold's
+        training part, must hold this many."""
         return 1
 
     @classmethod

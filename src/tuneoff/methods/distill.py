@@ -63,7 +63,7 @@ class ContextDistill(Method):
 
     @classmethod
     def needs_per_class(cls, options):
-        return options.k
+        return options.k + 1  # k demonstrations, and a spare of the label for a demonstration's own context
 
     @classmethod
     def search_space_for(cls, options):

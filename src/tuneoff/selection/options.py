@@ -76,10 +76,10 @@ def resolve_space(select: SelectConfig, method_cls, options) -> dict[str, list]:
 
 def check_selection(cfg) -> None:
     """What would make a selection impossible, found before any run: cv on 1 example per class, a
-    method drawing more per class than a fold's training part holds, a candidate that is no valid run."""
+    method needing more per class than a fold's training part holds, a candidate that is no valid run."""
     if cfg.select.protocol == "cv":
         need = cfg.method_class.needs_per_class(cfg.method_options)
-        for n in cfg.shots if isinstance(cfg.shots, list) else [cfg.shots]:
+        for n in shot_counts(cfg):
             if n < 2:
                 raise ValueError("select.protocol=cv needs at least 2 examples per class to hold one out "
                                  f"(shots={n}); use select.protocol=dev (a dev split of the same size from "
@@ -88,8 +88,8 @@ def check_selection(cfg) -> None:
             left = n - -(-n // k)  # per class in the smallest fold-training part
             if need > left:
                 raise ValueError(f"select.protocol=cv trains each candidate on {left} example(s) per class "
-                                 f"(shots={n}, {k} folds), but {cfg.method.name} draws {need} per class "
-                                 "(method.k): lower method.k, use more shots, or select.protocol=dev")
+                                 f"(shots={n}, {k} folds), but {needs_text(cfg, need)}: lower method.k, use "
+                                 "more shots, or select.protocol=dev")
     from tuneoff.config import ConfigError
 
     for values in candidates(cfg.search_space()):  # every candidate is a valid run, checked now
@@ -97,6 +97,24 @@ def check_selection(cfg) -> None:
             cfg.candidate(values)
         except ConfigError as e:
             raise ValueError(f"select: the candidate {values} is not a valid run: {e}") from None
+
+
+def shot_counts(cfg) -> list:
+    return cfg.shots if isinstance(cfg.shots, list) else [cfg.shots]
+
+
+def needs_text(cfg, need: int) -> str:
+    k = getattr(cfg.method_options, "k", None)
+    return f"{cfg.method.name} needs {need} per class" + (f" (method.k={k})" if k is not None else "")
+
+
+def check_shots(cfg) -> None:
+    """A method that needs more examples per class than the run's shots (icl, distill: method.k),
+    found before any run, with or without selection."""
+    need = cfg.method_class.needs_per_class(cfg.method_options)
+    for n in shot_counts(cfg):
+        if n is not None and n < need:
+            raise ValueError(f"shots={n} per class, but {needs_text(cfg, need)}: lower method.k or use more shots")
 
 
 def hashed_selection(cfg, d: dict) -> None:
