@@ -162,12 +162,20 @@ def study_table(cells: dict) -> None:
     print()
 
 
+TASK_NAMES = {"cola": "CoLA", "mnli": "MNLI"}
+TRAINING, EVALUATION = ("load", "setup", "train"), ("eval", "forgetting")
+
+
+def _spent(rec: dict, names: tuple[str, ...]) -> tuple[float, float]:
+    """(wall, CPU) seconds of a run's resource parts `names`, summed (a part without a figure: 0)."""
+    res = rec.get("resources") or {}
+    return tuple(sum(float(res.get(f"{n}_{kind}_s") or 0) for n in names) for kind in ("time", "cpu"))
+
+
 def _part(recs: list[dict], names: tuple[str, ...]) -> tuple[float, float]:
     """Mean (wall, CPU) seconds over `recs` of the summed resource parts `names`."""
-    res = [r.get("resources") or {} for r in recs]
-    wall = [sum(float(x.get(f"{n}_time_s") or 0) for n in names) for x in res]
-    cpu = [sum(float(x.get(f"{n}_cpu_s") or 0) for n in names) for x in res]
-    return statistics.fmean(wall), statistics.fmean(cpu)
+    spent = [_spent(r, names) for r in recs]
+    return statistics.fmean(w for w, _ in spent), statistics.fmean(c for _, c in spent)
 
 
 def times(folder: str) -> None:
@@ -186,17 +194,12 @@ def times(folder: str) -> None:
         sel = fmt(_part(chose, ("selection",))) if chose else "–"
         threads = sorted({str((r.get("env") or {}).get("cpu_threads", "?")) for r in recs})
         print(f"| {name} · {TASK_NAMES.get(task, task)} · {shots} shots | {len(recs)} | {sel} "
-              f"| {fmt(_part(recs, ('load', 'setup', 'train')))} | {fmt(_part(recs, ('eval', 'forgetting')))} "
-              f"| {', '.join(threads)} |")
+              f"| {fmt(_part(recs, TRAINING))} | {fmt(_part(recs, EVALUATION))} | {', '.join(threads)} |")
         for r in recs:
-            res = r.get("resources") or {}
-            total_wall += sum(float(res.get(f"{n}_time_s") or 0) for n in ("selection", "load", "setup", "train", "eval", "forgetting"))
-            total_cpu += sum(float(res.get(f"{n}_cpu_s") or 0) for n in ("selection", "load", "setup", "train", "eval"))
+            wall, cpu = _spent(r, ("selection", *TRAINING, *EVALUATION))
+            total_wall, total_cpu = total_wall + wall, total_cpu + cpu
     print(f"\n{len(done)} runs; their wall times sum to {total_wall / 3600:.1f} process-hours "
           f"({total_cpu / 3600:.1f} CPU-hours).")
-
-
-TASK_NAMES = {"cola": "CoLA", "mnli": "MNLI"}
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ from pydantic import (
 from tuneoff import yamlfile
 from tuneoff.describe import NOT_RESULT, current_key, current_layout, drop, in_old_layout
 from tuneoff.registry import get_method
-from tuneoff.selection.options import SelectConfig, check_selection, check_shots, hashed_selection, resolve_space
+from tuneoff.selection.options import (SelectConfig, as_list, check_selection, check_shots, hashed_selection,
+                                      resolve_space)
 
 
 class ConfigError(ValueError):
@@ -206,9 +207,6 @@ class RunConfig(_Strict):
 
     # -- experiments ---------------------------------------------------------------------------
     def expand(self) -> list["RunConfig"]:
-        def as_list(v):
-            return v if isinstance(v, list) else [v]
-
         select = self.select
         if select is not None and select.budget == "frugal" and select.reference_seed is None:
             # frugal: every split reuses the choice made on the first split listed

@@ -79,7 +79,7 @@ def check_selection(cfg) -> None:
     method needing more per class than a fold's training part holds, a candidate that is no valid run."""
     if cfg.select.protocol == "cv":
         need = cfg.method_class.needs_per_class(cfg.method_options)
-        for n in shot_counts(cfg):
+        for n in as_list(cfg.shots):
             if n < 2:
                 raise ValueError("select.protocol=cv needs at least 2 examples per class to hold one out "
                                  f"(shots={n}); use select.protocol=dev (a dev split of the same size from "
@@ -99,8 +99,9 @@ def check_selection(cfg) -> None:
             raise ValueError(f"select: the candidate {values} is not a valid run: {e}") from None
 
 
-def shot_counts(cfg) -> list:
-    return cfg.shots if isinstance(cfg.shots, list) else [cfg.shots]
+def as_list(v) -> list:
+    """A list field's value as a list (`shots: 8` is `[8]`)."""
+    return v if isinstance(v, list) else [v]
 
 
 def needs_text(cfg, need: int) -> str:
@@ -112,8 +113,8 @@ def check_shots(cfg) -> None:
     """A method that needs more examples per class than the run's shots (icl, distill: method.k),
     found before any run, with or without selection."""
     need = cfg.method_class.needs_per_class(cfg.method_options)
-    for n in shot_counts(cfg):
-        if n is not None and n < need:
+    for n in as_list(cfg.shots):
+        if n < need:
             raise ValueError(f"shots={n} per class, but {needs_text(cfg, need)}: lower method.k or use more shots")
 
 
