@@ -9,17 +9,19 @@ from tuneoff.budget import BudgetError, budget_from, parse_count, parse_duration
 from tuneoff.cli import app
 from tuneoff.report.build import build_sections
 from tuneoff.report.frame import to_frame
-from tuneoff.report.recommend import recommend
+from tuneoff.report.answer import answer_table
+from tuneoff.report.recommend import above_chance, recommend
 from tuneoff.report.stats import holm
 
 SPLITS = range(6)
 
 
-def _runs(method, model, accs, time_s=10.0, memory=900.0, trainable=1_000_000, shots=8, total=None):
+def _runs(method, model, accs, time_s=10.0, memory=900.0, trainable=1_000_000, shots=8, total=None, majority=0.5):
     """One run per split with the given scores (in-domain and out-of-domain alike) and costs."""
     res = {"train_time_s": time_s, "peak_rss_mb": memory, "params_trainable": trainable,
            "params_total": total or 10 * trainable}
-    recs = [make_record(method, model=model, acc=float(a), ood=float(a), shots=shots, data_seed=i)
+    recs = [make_record(method, model=model, acc=float(a), ood=float(a), shots=shots, data_seed=i,
+                        majority=majority)
             for i, a in zip(SPLITS, accs)]
     for r in recs:  # exactly these costs, as a store written before per-run memory and set-up time holds them
         r["resources"] = dict(res)
@@ -82,6 +84,47 @@ def test_when_the_data_cannot_separate_no_winner_is_crowned():
     noisy = [_runs(m, "enc", 0.7 + RNG.normal(0, 0.05, 6)) for m in ("finetune", "lora", "bitfit")]
     a, _ = _answer(sum(noisy, []))
     assert a.verdict == "cannot separate" and "no winner" in a.sentence and "best is" not in a.sentence
+
+
+# CoLA-like: the majority label alone scores 0.69; a cheap method that swings around it is tied with
+# the best (nothing separates 6 such splits) but no better than always saying one label
+MAJ = 0.69
+GOOD = _runs("finetune", "lm", 0.80 + RNG.normal(0, 0.01, 6), time_s=300, majority=MAJ)
+SWING = _runs("icl", "lm", [0.95, 0.40, 0.99, 0.45, 0.85, 0.50], time_s=2, trainable=0, majority=MAJ)
+
+
+def test_a_method_at_chance_is_never_named_the_cheapest():
+    a, _ = _answer(GOOD + SWING)
+    c = a.candidates.set_index("candidate")
+    assert a.best == "finetune · lm" and a.tied == ["icl · lm"]  # tied: the paired test cannot separate them
+    assert c.loc["icl · lm", "train_time"] < c.loc["finetune · lm", "train_time"]  # icl would be the cheapest
+    assert a.cheapest == "finetune · lm" and not c.loc["icl · lm", "beats_chance"]
+    assert c.loc["finetune · lm", "beats_chance"] and c.loc["finetune · lm", "baseline"] == pytest.approx(MAJ)
+    assert "Not shown to beat chance, so never named the cheapest: icl · lm" in a.sentence and "accuracy 0.690" in a.sentence
+    table = answer_table(a)
+    status = {r[0].text: r[-1].text for r in table.rows}
+    assert status["icl · lm"] == "tied, not above chance" and status["finetune · lm"] == "best, cheapest"
+
+
+def test_no_recommendation_when_nothing_at_the_top_beats_chance():
+    around = np.array([0.02, -0.02, 0.01, -0.01, 0.03, -0.03])  # mean = the baseline
+    flat = [_runs(m, "lm", MAJ + np.roll(around, i) + 0.002 * i, majority=MAJ)
+            for i, m in enumerate(("finetune", "lora", "icl"))]
+    a, _ = _answer(sum(flat, []))
+    assert a.verdict == "not above chance" and a.cheapest is None and a.best is not None
+    assert "no recommendation" in a.sentence and "majority baseline" in a.sentence and "accuracy 0.690" in a.sentence
+
+
+def test_above_chance_is_the_lower_end_of_a_t_interval():
+    from scipy import stats
+
+    assert above_chance([0.1, 0.1, 0.1]) == (pytest.approx(0.1), True)  # no spread: the mean itself
+    m = [0.2, -0.1, 0.05]
+    lo, beats = above_chance(m)
+    assert lo == pytest.approx(np.mean(m) - stats.t.ppf(0.975, 2) * np.std(m, ddof=1) / np.sqrt(3)) and not beats
+    assert above_chance([0.3, 0.32, float("nan"), 0.31])[1]  # a run without a baseline is left out
+    lo, beats = above_chance([0.5])
+    assert np.isnan(lo) and not beats  # one run: no interval, so not shown to beat chance
 
 
 @pytest.mark.parametrize("records, why", [

@@ -47,7 +47,8 @@ def recommend(
     domain: Optional[str] = _DOMAIN,
 ):
     """Which method to use within a budget, per task and shot count: the best, the methods tied with
-    it (paired t-test, Holm), the cheapest of those; the same answer as the report's first section."""
+    it (paired t-test, Holm), the cheapest of those that beats the majority baseline; the same answer
+    as the report's first section."""
     budget = _budget(max_train_time, max_memory, max_trainable_params, shots, domain)
     store = open_results(results_dir, write=False)
     print_recommendation(store.records(), budget)

@@ -16,7 +16,10 @@ RULE = (f"How it is decided: a candidate is a method on a model; its score per r
         f"runs that share a few-shot split (same data seeds, same split checksum) by a {TEST}; "
         f"the p-values are Holm-corrected for the number of comparisons (alpha {ALPHA}). Tied = not significantly worse, or fewer than "
         f"{MIN_PAIRS} pairs. The cheapest of the tied set is the one with the least training time, then the "
-        "fewest trainable parameters, then the least memory. With few splits almost nothing separates: "
+        "fewest trainable parameters, then the least memory, among those that beat chance: the 95% Student-t "
+        "interval over splits of the score minus the majority baseline (always the most frequent label, on the "
+        "same eval sets) lies above 0. When neither the best nor any method tied with it beats chance, there is "
+        "no recommendation. With few splits almost nothing separates: "
         "that is what the data says, not a tie in the methods.")
 
 
@@ -38,31 +41,41 @@ def _status(row, a: Answer) -> str:
     if not row["fits"]:
         return "over: " + row["why_out"]
     cheap = ", cheapest" if row["candidate"] == a.cheapest and a.tied else ""
+    chance = ", not above chance" if not row["beats_chance"] else ""
     if row["candidate"] == a.best:
-        return "best" + cheap
+        return "best" + cheap + chance
     if not a.best:
         return "–"
     if np.isnan(row["p_holm"]):
-        return "tied (too few pairs)" + cheap
-    return ("tied" + cheap) if row["tied"] else "worse"
+        return "tied (too few pairs)" + cheap + chance
+    return ("tied" + cheap + chance) if row["tied"] else "worse" + chance
+
+
+def _margin(row) -> str:
+    if not np.isfinite(row["baseline"]):
+        return "–"
+    d = row["mean"] - row["baseline"]
+    return f"{d:+.3f} ({row['margin_lo']:+.3f})" if np.isfinite(row["margin_lo"]) else f"{d:+.3f}"
 
 
 def answer_table(a: Answer) -> Table:
     c = a.candidates.sort_values(["fits", "mean"], ascending=[False, False])
-    header = ["method · model", f"{a.metric} ± std (n)", "train s", "memory MB", "trainable", "pairs", "p", "p Holm",
+    header = ["method · model", f"{a.metric} ± std (n)", "− majority (95% low)", "train s", "memory MB", "trainable", "pairs", "p", "p Holm",
               "verdict"]
     rows = []
     for _, r in c.iterrows():
         status = _status(r, a)
         rows.append([Cell(r["candidate"], bold=r["candidate"] in (a.best, a.cheapest)),
-                     Cell(msn(r["mean"], r["std"], r["n"])), Cell(num(r["train_time"], 1)), Cell(num(r["memory"], 0)),
+                     Cell(msn(r["mean"], r["std"], r["n"])), Cell(_margin(r)), Cell(num(r["train_time"], 1)), Cell(num(r["memory"], 0)),
                      Cell(count(r["trainable_params"])), Cell(str(int(r["pairs"])) if r["pairs"] else "–"),
                      Cell(pval(r["p"])), Cell(pval(r["p_holm"])),
                      Cell(status, cls="yes" if status.startswith("best") else "")])
     where = "in-domain" if a.domain == "in" else "out-of-domain"
     return Table(header, rows, title=f"{a.task} · {a.shots} shots · {where} ({', '.join(a.eval_sets)}): {a.verdict}",
-                 note="p: paired t-test against the best; p Holm: Holm-adjusted over this table's comparisons; "
-                      "costs are each method's worst run; cheapest: of the best and those tied with it.")
+                 note="− majority: mean score minus the majority baseline, in brackets the lower end of its 95% "
+                      "interval over splits (not above chance: that end is not above 0); p: paired t-test against the best; p Holm: "
+                      "Holm-adjusted over this table's comparisons; costs are each method's worst run; cheapest: "
+                      "of the best and those tied with it that beat chance.")
 
 
 def recommendation_blocks(frame: pd.DataFrame, budget: Budget | None = None) -> tuple[list, list[Answer]]:

@@ -10,8 +10,13 @@ of those.
   compared with it on the runs that share a few-shot split (same data_seed and seed, same split
   checksum) by a two-sided paired t-test (scipy.stats.ttest_rel); the p-values are Holm-corrected
   over those comparisons. Tied = Holm-adjusted p >= ALPHA, or fewer than MIN_PAIRS pairs.
-- No recommendation (said plainly) when nothing fits, when only one candidate fits, or when the
-  best has fewer than MIN_PAIRS runs; "the data cannot separate them" when every other fitting
+- A candidate beats chance when the 95% interval over its runs (Student t) of its score minus the
+  majority baseline (always the most frequent label, on the same eval sets) lies above 0. Only such
+  a candidate is named the cheapest: a method tied with the best because nothing separates, but no
+  better than always saying one label, is no answer.
+- No recommendation (said plainly) when nothing fits, when only one candidate fits, when the
+  best has fewer than MIN_PAIRS runs, or when neither the best nor any method tied with it is shown
+  to beat the majority baseline; "the data cannot separate them" when every other fitting
   candidate is tied with the best.
 """
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from tuneoff.budget import Budget
 from tuneoff.report.frame import done_rows, memory_column, task_metric
@@ -31,6 +37,8 @@ TEST = "two-sided paired t-test (scipy.stats.ttest_rel) on per-split scores"
 
 # The recorded figure behind each budget. Parts of a run's cost that the record gains later
 # (set-up, hyperparameter selection) count as soon as they appear; the first memory figure present wins.
+CHANCE = ("beating it means the 95% Student-t interval over splits of the score minus the baseline "
+          "lies above 0")
 TIME_PARTS = ("setup_time_s", "selection_time_s", "train_time_s")
 AXES = {"train_time": "training time (s)", "memory": "peak memory (MB)", "trainable_params": "trainable parameters"}
 
@@ -67,7 +75,7 @@ class Answer:
     domain: str
     metric: str
     eval_sets: list[str]
-    verdict: str  # "best" | "tied" | "cannot separate" | "no recommendation"
+    verdict: str  # "best" | "tied" | "cannot separate" | "no recommendation" | "not above chance"
     sentence: str
     candidates: pd.DataFrame  # one row per candidate: scores, costs, fits, p-values, tied
     best: str | None = None
@@ -76,20 +84,38 @@ class Answer:
 
 
 def run_scores(frame: pd.DataFrame, domain: str) -> pd.DataFrame:
-    """One row per done run: task, shots, candidate, split keys and its score on `domain`."""
-    d = done_rows(frame)
-    d = d[(d["subset"] == "overall") & (d["domain"] == domain)]
+    """One row per done run: task, shots, candidate, split keys, its score on `domain` and the
+    majority baseline's score on the same eval sets (`baseline`; NaN where not recorded)."""
+    rows = done_rows(frame)
+    d = rows[(rows["subset"] == "overall") & (rows["domain"] == domain)]
     if d.empty:
-        return pd.DataFrame(columns=["run_id", "task", "shots", "candidate", "score", "eval_sets"])
-    metric = d["task"].map({t: task_metric(d, t) for t in d["task"].unique()})
-    d = d.assign(value=[row[m] for (_, row), m in zip(d.iterrows(), metric)], metric=metric)
+        return pd.DataFrame(columns=["run_id", "task", "shots", "candidate", "score", "baseline", "eval_sets"])
+    metrics = {t: task_metric(d, t) for t in d["task"].unique()}
+
+    def values(part):
+        return part.assign(value=[row[metrics[row["task"]]] for _, row in part.iterrows()])
+    d = values(d).assign(metric=d["task"].map(metrics))
+    maj = rows[(rows["subset"] == "majority") & (rows["domain"] == domain)]
+    base = values(maj).groupby("run_id")["value"].mean() if not maj.empty else pd.Series(dtype=float)
     g = d.groupby("run_id", sort=False)
     out = g.agg(task=("task", "first"), shots=("shots", "first"), model=("model", "first"),
                 variant=("variant", "first"), data_seed=("data_seed", "first"), seed=("seed", "first"),
                 checksum=("split_checksum", "first"), metric=("metric", "first"), score=("value", "mean"),
                 eval_sets=("eval_set", lambda s: ", ".join(sorted(set(s))))).reset_index()
+    out["baseline"] = out["run_id"].map(base).astype(float)
     out["candidate"] = out["variant"] + " · " + out["model"].astype(str)
     return out.dropna(subset=["score"])
+
+
+def above_chance(margins) -> tuple[float, bool]:
+    """(lower end of the 95% Student-t interval of the mean of `margins` = score minus majority
+    baseline per run, whether it is above 0). Fewer than 2 runs with a baseline: (NaN, False)."""
+    m = np.asarray([x for x in margins if np.isfinite(x)], float)
+    if len(m) < 2:
+        return np.nan, False
+    sd = m.std(ddof=1)
+    lo = m.mean() - (stats.t.ppf(0.975, len(m) - 1) * sd / np.sqrt(len(m)) if sd > 0 else 0.0)
+    return float(lo), bool(lo > 0)
 
 
 def _candidates(scores: pd.DataFrame, costs: pd.DataFrame, limits: dict[str, float], names: dict) -> pd.DataFrame:
@@ -100,8 +126,10 @@ def _candidates(scores: pd.DataFrame, costs: pd.DataFrame, limits: dict[str, flo
         over = [f"{fmt_cost(a, worst[a])} > {fmt_cost(a, lim).split(' ', 1)[0]}" for a, lim in limits.items()
                 if worst[a] > lim]
         missing = [f"no {names[a]} recorded" for a in limits if np.isnan(worst[a])]
+        lo, beats = above_chance(g["score"] - g["baseline"])
         rows.append({"candidate": cand, "model": g["model"].iloc[0], "variant": g["variant"].iloc[0],
                      "mean": g["score"].mean(), "std": g["score"].std(ddof=1), "n": len(g), **worst,
+                     "baseline": g["baseline"].mean(), "margin_lo": lo, "beats_chance": beats,
                      "eval_time": float(c["eval_time"].max()),
                      "fits": not over and not missing, "why_out": "; ".join(over + missing)})
     return pd.DataFrame(rows)
@@ -150,11 +178,22 @@ def _answer(task, shots, domain, scores: pd.DataFrame, costs, budget: Budget, na
     cands.loc[others, "p_holm"] = holm(list(cands.loc[others, "p"]))
     cands.loc[others, "tied"] = ~(cands.loc[others, "p_holm"] < ALPHA)
     tied = [str(cands.loc[i, "candidate"]) for i in others if cands.loc[i, "tied"]]
-    cheap = _cheapest(cands.loc[[best] + [i for i in others if cands.loc[i, "tied"]]])
+    top = [best] + [i for i in others if cands.loc[i, "tied"]]
     score = f"{b['mean']:.3f} ± {b['std']:.3f} over {int(b['n'])} splits"
     pairs = sorted({int(cands.loc[i, "pairs"]) for i in others})
     test = (f"{TEST}, {'/'.join(map(str, pairs))} pairs each, Holm-corrected over {len(others)} comparison(s), "
             f"alpha {ALPHA}")
+    real = [i for i in top if cands.loc[i, "beats_chance"]]
+    base = f"{metric} {b['baseline']:.3f}" if np.isfinite(b["baseline"]) else "not recorded"
+    if not real:
+        text = (f"{head}: no recommendation — neither the best, {b['candidate']} ({score}), nor any method "
+                f"tied with it is shown to beat the majority baseline (always the most frequent label: "
+                f"{base}); {CHANCE}. ({test})")
+        return Answer(task, shots, domain, metric, sets, "not above chance", text, cands, str(b["candidate"]), tied)
+    cheap = _cheapest(cands.loc[real])
+    chance = [str(cands.loc[i, "candidate"]) for i in top if i not in real]
+    aside = (f" Not shown to beat chance, so never named the cheapest: {', '.join(chance)} (95% interval "
+             f"over splits not above the majority baseline, {base}).") if chance else ""
     c = cands.set_index("candidate").loc[cheap]
     cost = fmt_cost("train_time", c["train_time"]) + (f", {c['eval_time']:.0f} s evaluation"
                                                         if np.isfinite(c["eval_time"]) else "")
@@ -165,11 +204,12 @@ def _answer(task, shots, domain, scores: pd.DataFrame, costs, budget: Budget, na
     elif len(tied) == len(others):
         verdict = "cannot separate"
         text = (f"{head}: the data cannot separate the {len(fit)} methods that fit — no winner. Highest mean: "
-                f"{b['candidate']} ({score}). Cheapest of them: {cheap} ({cost}). ({test})")
+                f"{b['candidate']} ({score}). Cheapest of them that beats chance: {cheap} ({cost}). ({test})")
     else:
         verdict = "tied"
         text = (f"{head}: best is {b['candidate']} ({score}), statistically tied with {', '.join(tied)}; "
-                f"cheapest of the tied set: {cheap} ({cost}). ({test})")
+                f"cheapest of the tied set that beats chance: {cheap} ({cost}). ({test})")
+    text += aside
     return Answer(task, shots, domain, metric, sets, verdict, text, cands, str(b["candidate"]), tied, cheap)
 
 
