@@ -1,5 +1,7 @@
 """The recommendation: budgets, ties from paired tests, refusals, and one answer from `recommend`
 and the report. Synthetic records (the schema of tuneoff/store.py); no models."""
+import copy
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -113,6 +115,16 @@ def test_no_recommendation_when_nothing_at_the_top_beats_chance():
     a, _ = _answer(sum(flat, []))
     assert a.verdict == "not above chance" and a.cheapest is None and a.best is not None
     assert "no recommendation" in a.sentence and "majority baseline" in a.sentence and "accuracy 0.690" in a.sentence
+
+
+def test_records_without_a_majority_baseline_are_not_checked_against_one():
+    recs = copy.deepcopy(GOOD + SWING)
+    for r in recs:
+        for m in r["metrics"].values():
+            del m["majority"]
+    a, _ = _answer(recs)
+    assert a.cheapest == "icl · lm" and a.candidates["baseline"].isna().all()
+    assert "beat chance, so never" not in a.sentence
 
 
 def test_above_chance_is_the_lower_end_of_a_t_interval():

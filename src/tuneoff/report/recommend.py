@@ -13,7 +13,8 @@ of those.
 - A candidate beats chance when the 95% interval over its runs (Student t) of its score minus the
   majority baseline (always the most frequent label, on the same eval sets) lies above 0. Only such
   a candidate is named the cheapest: a method tied with the best because nothing separates, but no
-  better than always saying one label, is no answer.
+  better than always saying one label, is no answer. (Records without the majority baseline are not
+  checked.)
 - No recommendation (said plainly) when nothing fits, when only one candidate fits, when the
   best has fewer than MIN_PAIRS runs, or when neither the best nor any method tied with it is shown
   to beat the majority baseline; "the data cannot separate them" when every other fitting
@@ -127,6 +128,8 @@ def _candidates(scores: pd.DataFrame, costs: pd.DataFrame, limits: dict[str, flo
                 if worst[a] > lim]
         missing = [f"no {names[a]} recorded" for a in limits if np.isnan(worst[a])]
         lo, beats = above_chance(g["score"] - g["baseline"])
+        if g["baseline"].isna().all():  # a store without the majority baseline: nothing to check against
+            beats = True
         rows.append({"candidate": cand, "model": g["model"].iloc[0], "variant": g["variant"].iloc[0],
                      "mean": g["score"].mean(), "std": g["score"].std(ddof=1), "n": len(g), **worst,
                      "baseline": g["baseline"].mean(), "margin_lo": lo, "beats_chance": beats,
