@@ -22,10 +22,9 @@ import statistics
 import sys
 from collections import defaultdict
 
-from scipy import stats
-
 from tuneoff.describe import main_metric, method_name, method_options
 from tuneoff.report import blocks
+from tuneoff.report.stats import t_interval
 from tuneoff.store import Store
 
 # The study's own figures (OPT-125m, best of its runs, accuracy in-domain / out-of-domain), as in
@@ -53,9 +52,8 @@ def label(rec: dict) -> str:
 def interval(values: list[float]) -> str:
     if len(values) < 2:
         return "–"
-    m, sd = statistics.fmean(values), statistics.stdev(values)
-    h = stats.t.ppf(0.975, len(values) - 1) * sd / len(values) ** 0.5
-    return f"[{m - h:.3f}, {m + h:.3f}]"
+    lo, hi = t_interval(values)
+    return f"[{lo:.3f}, {hi:.3f}]"
 
 
 def msn(values: list[float]) -> str:

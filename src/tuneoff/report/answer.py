@@ -60,21 +60,21 @@ def _margin(row) -> str:
 
 def answer_table(a: Answer) -> Table:
     c = a.candidates.sort_values(["fits", "mean"], ascending=[False, False])
-    header = ["method · model", f"{a.metric} ± std (n)", "− majority (95% low)", "train s", "memory MB", "trainable", "pairs", "p", "p Holm",
-              "verdict"]
+    header = ["method · model", f"{a.metric} ± std (n)", "− majority (95% low)", "train s", "memory MB", "trainable",
+              "pairs", "p", "p Holm", "verdict"]
     rows = []
     for _, r in c.iterrows():
         status = _status(r, a)
         rows.append([Cell(r["candidate"], bold=r["candidate"] in (a.best, a.cheapest)),
-                     Cell(msn(r["mean"], r["std"], r["n"])), Cell(_margin(r)), Cell(num(r["train_time"], 1)), Cell(num(r["memory"], 0)),
-                     Cell(count(r["trainable_params"])), Cell(str(int(r["pairs"])) if r["pairs"] else "–"),
+                     Cell(msn(r["mean"], r["std"], r["n"])), Cell(_margin(r)), Cell(num(r["train_time"], 1)),
+                     Cell(num(r["memory"], 0)), Cell(count(r["trainable_params"])), Cell(str(int(r["pairs"])) if r["pairs"] else "–"),
                      Cell(pval(r["p"])), Cell(pval(r["p_holm"])),
                      Cell(status, cls="yes" if status.startswith("best") else "")])
     where = "in-domain" if a.domain == "in" else "out-of-domain"
     return Table(header, rows, title=f"{a.task} · {a.shots} shots · {where} ({', '.join(a.eval_sets)}): {a.verdict}",
                  note="− majority: mean score minus the majority baseline, in brackets the lower end of its 95% "
-                      "interval over splits (not above chance: that end is not above 0); p: paired t-test against the best; p Holm: "
-                      "Holm-adjusted over this table's comparisons; costs are each method's worst run; cheapest: "
+                      "interval over splits (not above chance: that end is not above 0); p: paired t-test against "
+                      "the best; p Holm: Holm-adjusted over this table's comparisons; costs are each method's worst run; cheapest: "
                       "of the best and those tied with it that beat chance.")
 
 

@@ -26,20 +26,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from tuneoff.budget import Budget
 from tuneoff.report.frame import done_rows, memory_column, task_metric
-from tuneoff.report.stats import holm, paired_t
+from tuneoff.report.stats import holm, paired_t, t_interval
 
 ALPHA = 0.05
 MIN_PAIRS = 3
 TEST = "two-sided paired t-test (scipy.stats.ttest_rel) on per-split scores"
 
-# The recorded figure behind each budget. Parts of a run's cost that the record gains later
-# (set-up, hyperparameter selection) count as soon as they appear; the first memory figure present wins.
 CHANCE = ("beating it means the 95% Student-t interval over splits of the score minus the baseline "
           "lies above 0")
+
+# The recorded figure behind each budget. Parts of a run's cost that the record gains later
+# (set-up, hyperparameter selection) count as soon as they appear; the first memory figure present wins.
 TIME_PARTS = ("setup_time_s", "selection_time_s", "train_time_s")
 AXES = {"train_time": "training time (s)", "memory": "peak memory (MB)", "trainable_params": "trainable parameters"}
 
@@ -111,12 +111,8 @@ def run_scores(frame: pd.DataFrame, domain: str) -> pd.DataFrame:
 def above_chance(margins) -> tuple[float, bool]:
     """(lower end of the 95% Student-t interval of the mean of `margins` = score minus majority
     baseline per run, whether it is above 0). Fewer than 2 runs with a baseline: (NaN, False)."""
-    m = np.asarray([x for x in margins if np.isfinite(x)], float)
-    if len(m) < 2:
-        return np.nan, False
-    sd = m.std(ddof=1)
-    lo = m.mean() - (stats.t.ppf(0.975, len(m) - 1) * sd / np.sqrt(len(m)) if sd > 0 else 0.0)
-    return float(lo), bool(lo > 0)
+    lo = t_interval(margins)[0]
+    return lo, bool(lo > 0)
 
 
 def _candidates(scores: pd.DataFrame, costs: pd.DataFrame, limits: dict[str, float], names: dict) -> pd.DataFrame:

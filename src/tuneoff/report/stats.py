@@ -38,6 +38,16 @@ TEST_COLUMNS = ["task", "model", "eval_set", "domain", "shots", "metric", "metho
                 "significant", "note"]
 
 
+def t_interval(values) -> tuple[float, float]:
+    """The 95% Student-t interval (n - 1 degrees of freedom) of the mean of `values`, NaN and
+    infinite values left out; (NaN, NaN) for fewer than 2."""
+    v = np.asarray([x for x in values if np.isfinite(x)], float)
+    if len(v) < 2:
+        return np.nan, np.nan
+    h = _st.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return float(v.mean() - h), float(v.mean() + h)
+
+
 def holm(p: list[float]) -> list[float]:
     """Holm's step-down adjusted p-values (NaN stays NaN and is not counted)."""
     idx = [i for i, v in enumerate(p) if not np.isnan(v)]
