@@ -13,7 +13,8 @@ given, every cell says how many of its planned runs are done, so a partial store
 --times prints the measured time table instead: per cell, in the order the cells started, the
 selection's wall and CPU seconds (the run that computed it: data seed 0 under frugal selection),
 training (load + set-up + training) and evaluation (eval sets + forgetting) as the mean over the
-cell's runs, the torch threads, and the total of every run's wall and CPU time.
+cell's runs, the torch threads, and the total wall and CPU time of the runs, by part and by shot
+count, with each selection counted once (the runs that reuse it record its cost but did not spend it).
 """
 from __future__ import annotations
 
@@ -185,7 +186,9 @@ def times(folder: str) -> None:
           "| evaluation wall / CPU s (mean) | threads |")
     print("|---|---|---|---|---|---|")
     fmt = lambda wc: f"{wc[0]:,.0f} / {wc[1]:,.0f}"
-    total_wall = total_cpu = 0.0
+    # wall/CPU seconds spent, by part and by shot count; a selection is counted once, by the run
+    # that computed it: the runs that reuse it (frugal) record its cost too, but did not spend it
+    spent: dict = defaultdict(lambda: [0.0, 0.0])
     for (name, task, shots), recs in cells.items():
         chose = [r for r in recs if (r.get("resources") or {}).get("selection_time_s")
                  and not (r.get("selection") or {}).get("shared")]
@@ -193,11 +196,19 @@ def times(folder: str) -> None:
         threads = sorted({str((r.get("env") or {}).get("cpu_threads", "?")) for r in recs})
         print(f"| {name} · {TASK_NAMES.get(task, task)} · {shots} shots | {len(recs)} | {sel} "
               f"| {fmt(_part(recs, TRAINING))} | {fmt(_part(recs, EVALUATION))} | {', '.join(threads)} |")
-        for r in recs:
-            wall, cpu = _spent(r, ("selection", *TRAINING, *EVALUATION))
-            total_wall, total_cpu = total_wall + wall, total_cpu + cpu
-    print(f"\n{len(done)} runs; their wall times sum to {total_wall / 3600:.1f} process-hours "
-          f"({total_cpu / 3600:.1f} CPU-hours).")
+        for part, names, runs in (("selection", ("selection",), chose), ("training", TRAINING, recs),
+                                  ("evaluation", EVALUATION, recs)):
+            for r in runs:
+                wall, cpu = _spent(r, names)
+                for key in (part, shots, "all"):
+                    spent[key][0] += wall
+                    spent[key][1] += cpu
+    hours = lambda key: f"{spent[key][0] / 3600:.1f}"
+    print(f"\n{len(done)} runs; their wall times sum to {hours('all')} process-hours "
+          f"({spent['all'][1] / 3600:.1f} CPU-hours), each selection counted once: "
+          + ", ".join(f"{hours(p)} {p}" for p in ("selection", "training", "evaluation")) + "; "
+          + ", ".join(f"{hours(s)} at {s} shots" for s in sorted(k for k in spent if isinstance(k, int)))
+          + ".")
 
 
 if __name__ == "__main__":
