@@ -18,6 +18,7 @@ count, with each selection counted once (the runs that reuse it record its cost 
 """
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import statistics
 import sys
@@ -209,6 +210,22 @@ def times(folder: str) -> None:
           + ", ".join(f"{hours(p)} {p}" for p in ("selection", "training", "evaluation")) + "; "
           + ", ".join(f"{hours(s)} at {s} shots" for s in sorted(k for k in spent if isinstance(k, int)))
           + ".")
+    # calendar hours with at least one run going: the union of [start, start + the run's own time]
+    spans = []
+    for (_, _, _), recs in cells.items():
+        for r in recs:
+            names = (*TRAINING, *EVALUATION) + (() if (r.get("selection") or {}).get("shared")
+                                                else ("selection",))
+            start = _dt.datetime.fromisoformat(r["created_at"])  # a record's created_at is its start
+            spans.append((start, start + _dt.timedelta(seconds=_spent(r, names)[0])))
+    going, end = 0.0, None
+    for s, e in sorted(spans):
+        if end is None or s > end:
+            going, end = going + (e - s).total_seconds(), e
+        elif e > end:
+            going, end = going + (e - end).total_seconds(), e
+    print(f"At least one run was going for {going / 3600:.1f} hours of the calendar "
+          "(each run from its start for its own wall time; a run stopped before it finished is not counted).")
 
 
 if __name__ == "__main__":
