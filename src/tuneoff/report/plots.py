@@ -73,24 +73,47 @@ def _legend(fig, axes) -> None:
                         frameon=False, fontsize=9)
 
 
+def curve_lines(main: pd.DataFrame, variants: list[str]) -> list[tuple[str, list[str]]]:
+    """The lines of a learning curve, as (label, variants). A method whose variants differ in
+    options set per shot count (icl's k, distill's teacher k) and never share a shot count is one
+    line, from its smallest shot count to its largest, labelled with each shot count's options;
+    variants that share a shot count stay lines of their own."""
+    shots = {v: sorted(set(main.loc[main["variant"] == v, "shots"].astype(int))) for v in variants}
+    groups: dict[str, list[str]] = {}
+    for v in variants:
+        groups.setdefault(v.split("(")[0], []).append(v)
+    lines = []
+    for base, vs in groups.items():
+        every = [s for v in vs for s in shots[v]]
+        if len(vs) == 1 or len(every) != len(set(every)):
+            lines += [(v, [v]) for v in vs]
+            continue
+        vs = sorted(vs, key=lambda v: shots[v][0] if shots[v] else 0)
+        per = "; ".join(f"{'/'.join(map(str, shots[v]))}: {v[len(base):].strip('()') or 'defaults'}"
+                        for v in vs if shots[v])
+        lines.append((f"{base} ({per})", vs))
+    return lines
+
+
 def learning_curves(agg: pd.DataFrame, metric: str, eval_sets: list[tuple[str, str]], variants: list[str]):
     """Main metric vs shots per class: one panel per eval set (in-domain first), one line per
-    method with a ±1 std band over seeds, the majority baseline dashed."""
+    method (`curve_lines`) with a ±1 std band over seeds, the majority baseline dashed."""
     main = _sel(agg, metric)
     if main.empty or not eval_sets:
         return None, ["no finished runs to draw"]
     col = colors(variants)
+    lines = curve_lines(main, variants)
     fig, axes = plt.subplots(1, len(eval_sets), figsize=(5.2 * len(eval_sets), 3.8), squeeze=False, sharey=True)
     for ax, (es, dom) in zip(axes[0], eval_sets):
         d = main[main["eval_set"] == es]
-        for v in variants:
-            dv = d[d["variant"] == v].groupby("shots")[["mean", "std"]].mean().sort_index()
+        for label, vs in lines:
+            dv = d[d["variant"].isin(vs)].groupby("shots")[["mean", "std"]].mean().sort_index()
             if dv.empty:
                 continue
             x = dv.index.to_numpy(float)
-            ax.plot(x, dv["mean"], "o-", color=col[v], label=_t(v), lw=1.8, ms=4)
+            ax.plot(x, dv["mean"], "o-", color=col[vs[0]], label=_t(label), lw=1.8, ms=4)
             sd = dv["std"].fillna(0).to_numpy(float)
-            ax.fill_between(x, dv["mean"] - sd, dv["mean"] + sd, color=col[v], alpha=0.15, lw=0)
+            ax.fill_between(x, dv["mean"] - sd, dv["mean"] + sd, color=col[vs[0]], alpha=0.15, lw=0)
         maj = _sel(agg, metric, "majority")
         maj = maj[maj["eval_set"] == es]["mean"]
         if len(maj):
