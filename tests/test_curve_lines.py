@@ -20,3 +20,10 @@ def test_variants_sharing_a_shot_count_stay_apart():
     main = _main([("icl(k=4)", 4), ("icl(k=4)", 16), ("icl(k=16)", 16)])
     lines = curve_lines(main, ["icl(k=4)", "icl(k=16)"])
     assert lines == [("icl(k=4)", ["icl(k=4)"]), ("icl(k=16)", ["icl(k=16)"])]
+
+
+def test_a_pattern_keeps_its_own_line():
+    main = _main([("icl(k=4) [short]", 4), ("icl(k=16) [short]", 16), ("icl(k=16) [long]", 128)])
+    lines = curve_lines(main, ["icl(k=4) [short]", "icl(k=16) [short]", "icl(k=16) [long]"])
+    assert lines == [("icl (4: k=4; 16: k=16) [short]", ["icl(k=4) [short]", "icl(k=16) [short]"]),
+                     ("icl(k=16) [long]", ["icl(k=16) [long]"])]

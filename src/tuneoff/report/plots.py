@@ -7,6 +7,7 @@ adjusted (e.g. zero costs drawn at the left edge of a log axis).
 from __future__ import annotations
 
 import io
+import re
 
 import matplotlib
 
@@ -73,25 +74,30 @@ def _legend(fig, axes) -> None:
                         frameon=False, fontsize=9)
 
 
+_VARIANT = re.compile(r"(?P<name>[^(\[ ]+)(?:\((?P<options>.*)\))?(?: \[(?P<pattern>.*)\])?")
+
+
 def curve_lines(main: pd.DataFrame, variants: list[str]) -> list[tuple[str, list[str]]]:
     """The lines of a learning curve, as (label, variants). A method whose variants differ in
     options set per shot count (icl's k, distill's teacher k) and never share a shot count is one
     line, from its smallest shot count to its largest, labelled with each shot count's options;
     variants that share a shot count stay lines of their own."""
     shots = {v: sorted(set(main.loc[main["variant"] == v, "shots"].astype(int))) for v in variants}
-    groups: dict[str, list[str]] = {}
-    for v in variants:
-        groups.setdefault(v.split("(")[0], []).append(v)
+    parts = {v: _VARIANT.fullmatch(v) for v in variants}
+    groups: dict[tuple, list[str]] = {}
+    for v in variants:  # by method and pattern (`describe.Label.variant`: name(options) [pattern])
+        m = parts[v]
+        groups.setdefault((m["name"], m["pattern"]) if m else (v, None), []).append(v)
     lines = []
-    for base, vs in groups.items():
+    for (name, pattern), vs in groups.items():
         every = [s for v in vs for s in shots[v]]
         if len(vs) == 1 or len(every) != len(set(every)):
             lines += [(v, [v]) for v in vs]
             continue
         vs = sorted(vs, key=lambda v: shots[v][0] if shots[v] else 0)
-        per = "; ".join(f"{'/'.join(map(str, shots[v]))}: {v[len(base):].strip('()') or 'defaults'}"
+        per = "; ".join(f"{'/'.join(map(str, shots[v]))}: {parts[v]['options'] or 'defaults'}"
                         for v in vs if shots[v])
-        lines.append((f"{base} ({per})", vs))
+        lines.append((f"{name} ({per})" + (f" [{pattern}]" if pattern is not None else ""), vs))
     return lines
 
 
