@@ -190,6 +190,7 @@ def times(folder: str) -> None:
     # wall/CPU seconds spent, by part and by shot count; a selection is counted once, by the run
     # that computed it: the runs that reuse it (frugal) record its cost too, but did not spend it
     spent: dict = defaultdict(lambda: [0.0, 0.0])
+    spans = []  # each run's (start, start + its own wall time)
     for (name, task, shots), recs in cells.items():
         chose = [r for r in recs if (r.get("resources") or {}).get("selection_time_s")
                  and not (r.get("selection") or {}).get("shared")]
@@ -197,13 +198,19 @@ def times(folder: str) -> None:
         threads = sorted({str((r.get("env") or {}).get("cpu_threads", "?")) for r in recs})
         print(f"| {name} · {TASK_NAMES.get(task, task)} · {shots} shots | {len(recs)} | {sel} "
               f"| {fmt(_part(recs, TRAINING))} | {fmt(_part(recs, EVALUATION))} | {', '.join(threads)} |")
-        for part, names, runs in (("selection", ("selection",), chose), ("training", TRAINING, recs),
-                                  ("evaluation", EVALUATION, recs)):
-            for r in runs:
+        own = {id(r) for r in chose}
+        for r in recs:
+            run_wall = 0.0
+            parts = ((("selection", ("selection",)),) if id(r) in own else ()) + (
+                ("training", TRAINING), ("evaluation", EVALUATION))
+            for part, names in parts:
                 wall, cpu = _spent(r, names)
+                run_wall += wall
                 for key in (part, shots, "all"):
                     spent[key][0] += wall
                     spent[key][1] += cpu
+            start = _dt.datetime.fromisoformat(r["created_at"])  # a record's created_at is its start
+            spans.append((start, start + _dt.timedelta(seconds=run_wall)))
     hours = lambda key: f"{spent[key][0] / 3600:.1f}"
     print(f"\n{len(done)} runs; their wall times sum to {hours('all')} process-hours "
           f"({spent['all'][1] / 3600:.1f} CPU-hours), each selection counted once: "
@@ -211,13 +218,6 @@ def times(folder: str) -> None:
           + ", ".join(f"{hours(s)} at {s} shots" for s in sorted(k for k in spent if isinstance(k, int)))
           + ".")
     # calendar hours with at least one run going: the union of [start, start + the run's own time]
-    spans = []
-    for (_, _, _), recs in cells.items():
-        for r in recs:
-            names = (*TRAINING, *EVALUATION) + (() if (r.get("selection") or {}).get("shared")
-                                                else ("selection",))
-            start = _dt.datetime.fromisoformat(r["created_at"])  # a record's created_at is its start
-            spans.append((start, start + _dt.timedelta(seconds=_spent(r, names)[0])))
     going, end = 0.0, None
     for s, e in sorted(spans):
         if end is None or s > end:
