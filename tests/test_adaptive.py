@@ -20,7 +20,7 @@ list_methods()  # fill the registry first: it discovers modules only while it is
 from tuneoff.methods.half import CATEGORIES, layer_groups  # noqa: E402
 from tuneoff.methods.layers import embedding_params, find_layers  # noqa: E402
 from tuneoff.resources import count_parameters  # noqa: E402
-from tuneoff.runner import accelerator_for, prepare  # noqa: E402
+from tuneoff.pipeline import Toolbox, prepare  # noqa: E402
 from tuneoff.train import train  # noqa: E402
 
 L = (0, 1)  # the tiny models have two layers
@@ -47,7 +47,7 @@ def train_set_loss(prep) -> float:
 
 def fit(prep, steps=None):
     c = prep.cfg.train if steps is None else prep.cfg.train.model_copy(update={"max_steps": steps})
-    return train(prep.method, prep.few, c, prep.cfg.seed, accelerator_for(prep.device))
+    return train(prep.method, prep.few, c, prep.cfg.seed, Toolbox.shared().accelerator(prep.device))
 
 
 def bert_layer(i):

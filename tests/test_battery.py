@@ -20,7 +20,8 @@ from safetensors.torch import load_file
 from tuneoff.config import load_config
 from tuneoff.evaluate import eval_metrics, predict
 from tuneoff.methods import get_method, list_methods
-from tuneoff.runner import evaluate_saved, prepare, run_record
+from tuneoff.runner import evaluate_saved, run_record
+from tuneoff.pipeline import prepare
 from tuneoff.store import Store
 
 METHODS = [m.name for m in list_methods()]

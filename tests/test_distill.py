@@ -13,7 +13,8 @@ from tuneoff.config import ConfigError, load_config  # noqa: E402
 from tuneoff.methods import MethodError  # noqa: E402
 from tuneoff.methods.base import batch_to  # noqa: E402
 from tuneoff.methods.icl import draw_demos  # noqa: E402
-from tuneoff.runner import accelerator_for, execute  # noqa: E402
+from tuneoff.pipeline import Toolbox  # noqa: E402
+from tuneoff.plan import run_one  # noqa: E402
 from tuneoff.store import Store  # noqa: E402
 from tuneoff.train import train  # noqa: E402
 
@@ -37,7 +38,7 @@ def test_distill_teacher_is_the_lm_with_context_and_computed_once():
     # during training the backbone runs once per step (the student), never for the teacher
     calls, before = [], m.teacher_forwards
     hook = m.model.get_decoder().register_forward_hook(lambda *a: calls.append(1))
-    stats = train(m, examples, d.cfg.train, 0, accelerator_for(d.device))
+    stats = train(m, examples, d.cfg.train, 0, Toolbox.shared().accelerator(d.device))
     hook.remove()
     assert len(calls) == stats.steps == 3 and m.teacher_forwards == before
 
@@ -71,7 +72,7 @@ def test_distill_loss_falls_and_unlabelled_inputs_skip_the_cross_entropy():
     assert torch.isfinite(m.loss(only_unlabelled))
     for ex in m.train_examples(d.few):  # a sharp teacher to learn from (a random tiny LM barely cares about context)
         m.teacher[ex["id"]] = torch.tensor([0.0, -4.0]) if len(ex["text"]) % 2 else torch.tensor([-4.0, 0.0])
-    stats = train(m, m.train_examples(d.few), d.cfg.train, 0, accelerator_for(d.device))
+    stats = train(m, m.train_examples(d.few), d.cfg.train, 0, Toolbox.shared().accelerator(d.device))
     assert sum(stats.losses[-4:]) / 4 < 0.5 * sum(stats.losses[:3]) / 3
 
 
@@ -115,7 +116,7 @@ def test_runner_trains_distill_on_labelled_plus_unlabelled(tmp_path):
     cfg = load_config(None, ["model=tiny-llama", "device=cpu", "shots=4", "data_seed=0", "method=distill",
                              "method.k=1", "method.unlabelled=8", "train.epochs=1", "train.batch_size=4",
                              "eval.max_examples=8", f"output_dir={tmp_path}"])
-    rec = execute(cfg, Store(cfg.output_dir))
+    rec = run_one(cfg, Store(cfg.output_dir))
     assert rec["status"] == "done", rec.get("error")
     assert rec["resources"]["train_steps"] == 4  # (8 labelled + 8 unlabelled) / 4
     assert rec["prompt"].endswith("\nAnswer:")

@@ -74,7 +74,7 @@ def test_other_live_processes_holding_claims_are_counted(tmp_path):
     left = _RunsLeft(plan, store)
     assert left.text(1) == "about 24s"
     me = psutil.Process()
-    with store._tx(immediate=True) as con:  # a live process (this one, under another owner id) and a dead one
+    with store.transaction(immediate=True) as con:  # a live process (this one, under another owner id) and a dead one
         con.execute("INSERT INTO claims VALUES (?,?,?,?,?,?,?)",
                     (runs[1].run_id(), "other", claims.me().host, os.getpid(), me.create_time(), 1, 4e9))
         con.execute("INSERT INTO claims VALUES (?,?,?,?,?,?,?)",

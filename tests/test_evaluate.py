@@ -80,11 +80,40 @@ def test_pooled_bins_weight_by_examples():
 
 def test_the_metrics_are_named_in_one_place():
     from tuneoff import metrics
-    from tuneoff.report.frame import METRICS
+    from tuneoff.report.frame import row_columns
     from tuneoff.tasks import get_task
-    from tuneoff.tasks.base import Task
 
-    assert METRICS == metrics.NAMES == tuple(metrics.METRICS) == Task.__dataclass_fields__["metrics"].default
-    assert get_task("cola").main_metric in metrics.NAMES
+    assert metrics.label_metric_names() == ("accuracy", "mcc", "f1") == get_task("demo").metrics
+    assert metrics.prob_metric_names() == ("ece", "brier")
+    assert metrics.all_metric_names() == tuple(metrics.METRIC_REGISTRY)
+    assert {"accuracy", "mcc", "f1", "ece", "brier"} <= set(row_columns())
+    assert get_task("cola").main_metric in metrics.METRIC_REGISTRY
     got = scores([0, 1, 1, 0], [0, 1, 0, 0], 2)
-    assert set(got) == {"n", *metrics.NAMES} and got["accuracy"] == 0.75
+    assert set(got) == {"n", *metrics.label_metric_names()} and got["accuracy"] == 0.75
+
+
+def test_each_metric_knows_its_direction_and_the_registry_checks_names():
+    from tuneoff import metrics
+
+    assert [metrics.direction(n) for n in metrics.all_metric_names()] == [1, 1, 1, -1, -1]
+    assert metrics.better("accuracy", 0.8, 0.7) and metrics.better("ece", 0.05, 0.1)
+    assert not metrics.better("brier", 0.3, 0.2)
+    assert metrics.not_better("ece", 0.2, 0.2) and metrics.not_better("accuracy", 0.5, 0.5)
+    assert not metrics.not_better("ece", 0.1, 0.2)
+    with pytest.raises(KeyError, match="unknown metric 'auc'; registered: accuracy, mcc, f1, ece, brier"):
+        metrics.get_metric("auc")
+    with pytest.raises(ValueError, match="already registered"):
+        metrics.register_metric(metrics.get_metric("accuracy"))
+    for bad in ("Accuracy", "n", "pred_dist", "with space"):
+        with pytest.raises(ValueError, match="must be lower-case"):
+            metrics.register_metric(metrics.Metric(bad, len, True, "labels", "x"))
+
+
+def test_the_record_layout_is_unchanged():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet([1, 1], 40)
+    examples = [{"label": int(i % 2), "h": "ab"[i % 3 == 0]} for i in range(40)]
+    got = eval_metrics(examples, probs, ("neg", "pos"), ("h",))
+    assert list(got["overall"]) == ["n", "accuracy", "mcc", "f1", "pred_dist", "ece", "brier", "reliability"]
+    assert list(got["majority"]) == ["label", "n", "accuracy", "mcc", "f1"]
+    assert list(got["subsets"]["h=a"]) == ["n", "accuracy", "mcc", "f1"]

@@ -116,7 +116,7 @@ def test_a_killed_owners_runs_are_taken_over_and_nothing_is_computed_twice(toy_t
 
 
 def _fake_claim(store: Store, run_id: str, host: str, pid: int, pid_start: float, expires: float) -> None:
-    with store._tx(immediate=True) as con:
+    with store.transaction(immediate=True) as con:
         cur = con.execute("INSERT INTO attempts (run_id, owner, started, outcome) VALUES (?,?,?,'running')",
                           (run_id, f"{host}/{pid}/other", time.time()))
         con.execute("INSERT INTO claims VALUES (?,?,?,?,?,?,?)",

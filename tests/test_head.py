@@ -7,7 +7,7 @@ import torch
 from tests.conftest import write_jsonl
 from tuneoff.config import load_config
 from tuneoff.evaluate import predict
-from tuneoff.runner import accelerator_for, prepare
+from tuneoff.pipeline import Toolbox, prepare
 from tuneoff.train import train
 
 
@@ -37,7 +37,7 @@ def _probe(task, tmp_path, model, cached: bool):
     prep = prepare(cfg)
     if not cached:  # the plain probe: every step runs the backbone, in eval mode
         prep.method._feature_pass = lambda examples: 0
-    stats = train(prep.method, prep.few, cfg.train, 0, accelerator_for(prep.device))
+    stats = train(prep.method, prep.few, cfg.train, 0, Toolbox.shared().accelerator(prep.device))
     probs, _ = predict(prep.method, prep.evals["test"], 4, prep.device)
     return prep.method, stats, probs
 

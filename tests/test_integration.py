@@ -4,7 +4,7 @@ import importlib.util
 import pytest
 
 from tuneoff.config import load_config
-from tuneoff.runner import execute
+from tuneoff.plan import run_one
 from tuneoff.store import Store
 
 pytestmark = [pytest.mark.embedded,
@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.embedded,
 def test_minilm_finetune_on_demo_records_everything(tmp_path):
     cfg = load_config(None, ["model=minilm-l6", "shots=8", "data_seed=0", "train.max_steps=4",
                              "eval.max_examples=40", f"output_dir={tmp_path}", "save=true"])
-    rec = execute(cfg, Store(tmp_path))
+    rec = run_one(cfg, Store(tmp_path))
     assert rec["status"] == "done", rec.get("error")
     assert rec["model_info"]["newly_initialised"] == 2  # only the new head is random
     assert {m["domain"] for m in rec["metrics"].values()} == {"in", "out"}

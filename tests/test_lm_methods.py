@@ -16,7 +16,8 @@ from tuneoff.evaluate import predict  # noqa: E402
 from tuneoff.methods import MethodError  # noqa: E402
 from tuneoff.methods.base import batch_to  # noqa: E402
 from tuneoff.methods.icl import draw_demos, make_context  # noqa: E402
-from tuneoff.runner import accelerator_for, execute, prepare  # noqa: E402
+from tuneoff.pipeline import Toolbox, prepare  # noqa: E402
+from tuneoff.plan import run_one  # noqa: E402
 from tuneoff.store import Store  # noqa: E402
 from tuneoff.train import train  # noqa: E402
 
@@ -106,7 +107,7 @@ def test_pattern_field_the_task_lacks_is_a_clear_error(words_task):
 
 def test_pattern_loss_falls_on_demo():
     p = prep("method=pattern", "train.lr=3e-3", "train.max_steps=24")
-    stats = train(p.method, p.few, p.cfg.train, 0, accelerator_for(p.device))
+    stats = train(p.method, p.few, p.cfg.train, 0, Toolbox.shared().accelerator(p.device))
     assert sum(stats.losses[-4:]) / 4 < 0.5 * sum(stats.losses[:3]) / 3
 
 
@@ -239,24 +240,24 @@ def test_lm_scored_runs_record_their_pattern_and_an_eval_prompt(tmp_path):
     base = ["model=tiny-llama", "device=cpu", "shots=4", "data_seed=0", "eval.max_examples=8",
             "train.max_steps=1", f"output_dir={tmp_path}"]
     store = Store(tmp_path)
-    icl = execute(load_config(None, base + ["method=icl", "method.k=1"]), store)
+    icl = run_one(load_config(None, base + ["method=icl", "method.k=1"]), store)
     assert icl["status"] == "done", icl.get("error")
     assert icl["pattern"] == "eval-harness" and icl["method_version"] == 3
     assert icl["pattern_template"] == "{text}\nQuestion: Is this review positive or negative?\nAnswer:"
     assert icl["verbalizer"] == {"negative": " negative", "positive": " positive"}
     shown = icl["prompt_example"]
     assert shown["from"] == "in_domain" and shown["id"] not in icl["split"]["ids"]
-    from tuneoff.runner import load_data
+    
 
-    _, _, _, evals, _ = load_data(load_config(None, base + ["method=icl"]))
+    evals = Toolbox.shared().data(load_config(None, base + ["method=icl"])).evals
     first = evals["in_domain"][0]
     assert first["id"] == shown["id"] and icl["prompt"].endswith("\n\n" + first["text"] + "\nQuestion: "
                                                                  "Is this review positive or negative?\nAnswer:")
     manifest = json.loads((tmp_path / "runs" / icl["run_id"] / "manifest.json").read_text())
     assert manifest["pattern"] == "eval-harness"
-    pat = execute(load_config(None, base + ["method=pattern", "pattern=minimal"]), store)
+    pat = run_one(load_config(None, base + ["method=pattern", "pattern=minimal"]), store)
     assert (pat["pattern"], pat["pattern_template"]) == ("minimal", "{text} It was")
-    head = execute(load_config(None, base + ["method=finetune"]), store)
+    head = run_one(load_config(None, base + ["method=finetune"]), store)
     assert head["pattern"] is None and "pattern_template" not in head and head["method_version"] == 1
 
 
@@ -310,11 +311,11 @@ def test_smollm2_icl_run_end_to_end(tmp_path):
     args = ["task=demo", "model=smollm2-135m", "method=icl", "shots=8", "data_seed=0", "eval.max_examples=40",
             f"output_dir={tmp_path}"]
     cfg = load_config(None, args)
-    rec = execute(cfg, Store(cfg.output_dir))
+    rec = run_one(cfg, Store(cfg.output_dir))
     assert rec["status"] == "done", rec.get("error")
     assert rec["prompt"].startswith("Is the review positive or negative?\n\n") and rec["prompt"].endswith("\nAnswer:")
     assert set(rec["metrics"]) == {"in_domain", "out_of_domain"} and rec["resources"]["train_steps"] == 0
     # uncalibrated, this 135M model says " negative" to nearly everything (label bias); calibrated, it reads
-    calibrated = execute(load_config(None, [*args, "method.calibrate=true"]), Store(cfg.output_dir))
+    calibrated = run_one(load_config(None, [*args, "method.calibrate=true"]), Store(cfg.output_dir))
     m = calibrated["metrics"]["in_domain"]
     assert calibrated["status"] == "done" and m["overall"]["accuracy"] > m["majority"]["accuracy"] + 0.1

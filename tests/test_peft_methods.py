@@ -12,7 +12,9 @@ from tuneoff.config import ConfigError, load_config  # noqa: E402
 from tuneoff.evaluate import predict  # noqa: E402
 from tuneoff.methods import MethodError, get_method  # noqa: E402
 from tuneoff.resources import count_parameters  # noqa: E402
-from tuneoff.runner import accelerator_for, evaluate_saved, execute, prepare  # noqa: E402
+from tuneoff.runner import evaluate_saved  # noqa: E402
+from tuneoff.pipeline import Toolbox, prepare  # noqa: E402
+from tuneoff.plan import run_one  # noqa: E402
 from tuneoff.store import Store  # noqa: E402
 from tuneoff.train import train  # noqa: E402
 
@@ -32,7 +34,7 @@ def trainable(method) -> set[str]:
 
 def fit(prep, steps=None):
     c = prep.cfg.train if steps is None else prep.cfg.train.model_copy(update={"max_steps": steps})
-    return train(prep.method, prep.few, c, prep.cfg.seed, accelerator_for(prep.device))
+    return train(prep.method, prep.few, c, prep.cfg.seed, Toolbox.shared().accelerator(prep.device))
 
 
 def train_set_loss(prep) -> float:
@@ -130,7 +132,7 @@ def test_saved_run_reevaluates_to_the_same_metrics(tmp_path):
     c = cfg("tiny-llama", "prompt-tuning", "train.lr=5e-2", "train.max_steps=5", "save=true",
             f"output_dir={tmp_path}", "eval.max_examples=40")
     store = Store(tmp_path)
-    rec = execute(c, store)
+    rec = run_one(c, store)
     assert rec["status"] == "done", rec.get("error")
     recorded, again = evaluate_saved(store.run_dir(c.run_id()))
     for name in recorded:

@@ -1,5 +1,5 @@
 """The recommendation: budgets, ties from paired tests, refusals, and one answer from `recommend`
-and the report. Synthetic records (the schema of tuneoff/store.py); no models."""
+and the report. Synthetic records (the schema of tuneoff/record.py); no models."""
 import copy
 
 import numpy as np

@@ -24,8 +24,9 @@ def _python(code: str) -> None:
 
 
 def test_config_does_not_import_the_methods_package():
-    text = (SRC / "tuneoff" / "config.py").read_text()
-    assert "from tuneoff.methods" not in text and "import tuneoff.methods" not in text
+    for path in (SRC / "tuneoff" / "config").glob("*.py"):
+        text = path.read_text()
+        assert "from tuneoff.methods" not in text and "import tuneoff.methods" not in text, path
     _python("import sys, tuneoff.config\n"
             "assert not [m for m in sys.modules if m.startswith('tuneoff.methods')], 'config imported methods'")
 
@@ -95,3 +96,18 @@ def test_method_options_are_parsed_once_by_validation(scratch_registry):
     assert parses == [3] and cfg.method_options.x == 3
     with pytest.raises(ConfigError, match="'method.x'"):  # validation's message, as before
         load_config(None, ["method=counted", "method.x=many"])
+
+
+def test_every_module_of_the_methods_package_is_listed_as_a_method_or_a_shared_piece(monkeypatch, tmp_path):
+    import pkgutil
+
+    import tuneoff.methods
+    from tuneoff import registry
+
+    found = {m.name for m in pkgutil.iter_modules(tuneoff.methods.__path__) if not m.name.startswith("_")}
+    assert found == set(registry.BUILTIN_MODULES) | set(registry.SHARED_MODULES)
+    (tmp_path / "newmethod.py").write_text("")  # a module added without being listed: said, not skipped
+    monkeypatch.setattr(tuneoff.methods, "__path__", [*tuneoff.methods.__path__, str(tmp_path)])
+    monkeypatch.setattr(registry, "_discovered", False)
+    with pytest.raises(registry.MethodError, match="newmethod"):
+        registry.list_methods()

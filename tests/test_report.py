@@ -1,5 +1,5 @@
 """The report: frame, aggregation, paired tests, HTML/Markdown/CSV output, edge cases.
-Synthetic records that follow the schema in tuneoff/store.py; no models."""
+Synthetic records that follow the schema in tuneoff/record.py; no models."""
 from __future__ import annotations
 
 import base64

@@ -3,13 +3,16 @@ read before the choice is made. Tiny random models, a few steps each."""
 import numpy as np
 import pytest
 
-from tuneoff import runner
+from tuneoff import data as data_mod
+from tuneoff import pipeline, runner
 from tuneoff.config import ConfigError, load_config
 from tuneoff.methods import list_methods
 from tuneoff.selection import search
 from tuneoff.selection.cache import FitCache
 from tuneoff.selection.folds import cv_folds, dev_split
-from tuneoff.selection.options import candidates
+from tuneoff.config import candidates
+from tuneoff.pipeline import Toolbox
+from tuneoff.plan import run_one
 from tuneoff.store import Store
 from tuneoff.sweep import expand_sweep, parse_sweep
 
@@ -146,7 +149,7 @@ def fake_fit(scores: dict):
     """A fit that returns a fixed (score, loss) per learning rate, or diverges on None."""
     calls = []
 
-    def fit(cand, task, pool, fold, metric):
+    def fit(toolbox, cand, data, fold, metric):
         calls.append((cand.train.lr, tuple(ex["id"] for ex in fold.heldout)))
         got = scores[cand.train.lr]
         base = {"train_time_s": 0.5, "eval_time_s": 0.1, "train_tokens": 10, "eval_tokens": 5, "flops_approx": 1.0}
@@ -184,7 +187,7 @@ def test_a_diverged_candidate_is_recorded_and_never_chosen(tmp_path, monkeypatch
 def test_a_real_nan_candidate_is_skipped_and_the_run_still_finishes(tmp_path):
     cfg = run_cfg(tmp_path, "select.train.lr=[1e30,1e-3]", "train.max_steps=4", "train.max_grad_norm=null",
                   "train.warmup_ratio=0")
-    rec = runner.execute(cfg, Store(tmp_path))
+    rec = run_one(cfg, Store(tmp_path))
     assert rec["status"] == "done", rec.get("error")
     first = rec["selection"]["candidates"][0]
     assert first["diverged"] and first["error"]
@@ -196,7 +199,7 @@ def test_a_real_nan_candidate_is_skipped_and_the_run_still_finishes(tmp_path):
 def test_no_eval_set_is_read_or_scored_before_the_choice(tmp_path, monkeypatch):
     cfg = run_cfg(tmp_path)
     events = []
-    real_select, real_load_eval, real_predict = search.select, runner.data_mod.load_eval, search.predict
+    real_select, real_load_eval, real_predict = runner.select, data_mod.load_eval, pipeline.predict
 
     def spy_select(*a, **k):
         out = real_select(*a, **k)
@@ -211,11 +214,11 @@ def test_no_eval_set_is_read_or_scored_before_the_choice(tmp_path, monkeypatch):
         events.append(("predict", {ex["id"] for ex in examples}))
         return real_predict(method, examples, *a, **k)
 
-    monkeypatch.setattr(runner, "_DATA_CACHE", {})  # eval sets cached by an earlier test would hide a read
-    monkeypatch.setattr(search, "select", spy_select)
-    monkeypatch.setattr(runner.data_mod, "load_eval", spy_load_eval)
-    monkeypatch.setattr(search, "predict", spy_predict)
-    rec = runner.execute(cfg, Store(tmp_path))
+    Toolbox.shared().forget_data()  # eval sets cached by an earlier test would hide a read
+    monkeypatch.setattr(runner, "select", spy_select)
+    monkeypatch.setattr(data_mod, "load_eval", spy_load_eval)
+    monkeypatch.setattr(pipeline, "predict", spy_predict)
+    rec = run_one(cfg, Store(tmp_path))
     assert rec["status"] == "done", rec.get("error")
     chosen_at = events.index(("chosen",))
     assert ("load_eval",) in events and events.index(("load_eval",)) > chosen_at
@@ -225,7 +228,7 @@ def test_no_eval_set_is_read_or_scored_before_the_choice(tmp_path, monkeypatch):
 
 def test_the_record_holds_the_trace_and_the_cost(tmp_path):
     cfg = run_cfg(tmp_path)
-    rec = runner.execute(cfg, Store(tmp_path))
+    rec = run_one(cfg, Store(tmp_path))
     assert rec["status"] == "done", rec.get("error")
     sel, res = rec["selection"], rec["resources"]
     assert sel["protocol"] == "cv" and sel["folds"] == 2 and len(sel["candidates"]) == 3
@@ -265,7 +268,7 @@ def test_resume_reuses_finished_folds_and_frugal_splits_reuse_the_choice(tmp_pat
 
 def test_reusing_runs_record_the_selection_cpu_time_of_the_choice(tmp_path):
     store = Store(tmp_path)
-    recs = [runner.execute(c, store) for c in
+    recs = [run_one(c, store) for c in
             load_config(None, [*TINY, "data_seed=[0,1]", f"output_dir={tmp_path}", "select.protocol=cv"]).expand()]
     ref, reused = (r["resources"] for r in recs)
     assert recs[1]["selection"]["shared"] and reused["selection_fits"] == 6
@@ -276,9 +279,9 @@ def test_repair_gives_older_reusing_runs_the_selection_cpu_time_of_the_choice(tm
     from tuneoff.repair import repair
 
     store = Store(tmp_path)
-    recs = [runner.execute(c, store) for c in
+    recs = [run_one(c, store) for c in
             load_config(None, [*TINY, "data_seed=[0,1]", f"output_dir={tmp_path}", "select.protocol=cv"]).expand()]
-    old = recs[1]  # as written before the choice's CPU time was carried: 0 s, no cpu_s in the trace
+    old = recs[1].to_dict()  # as written before the choice's CPU time was carried: 0 s, no cpu_s in the trace
     old["resources"]["selection_cpu_s"] = 0.0
     del old["selection"]["cost"]["cpu_s"]
     store.put(old)
@@ -288,17 +291,19 @@ def test_repair_gives_older_reusing_runs_the_selection_cpu_time_of_the_choice(tm
     assert repair(tmp_path).selection_cpu == []  # once only
 
 
-def test_fits_of_another_method_version_are_not_reused():
-    from tuneoff.selection.cache import fit_id
+def test_fits_of_another_method_version_are_not_reused(monkeypatch):
+    from tuneoff.identity import fit_ids
+    from tuneoff.registry import get_method
 
-    cfg = {"task": "demo", "method": {"name": "icl"}}
-    assert fit_id(cfg, ["a"], ["b"]) == fit_id(cfg, ["a"], ["b"], 1)  # keys of version-1 methods unchanged
-    assert fit_id(cfg, ["a"], ["b"], 2) != fit_id(cfg, ["a"], ["b"], 1)
+    cfg = load_config(None, ["method=icl", "shots=4", "data_seed=0"])
+    before = fit_ids(cfg, ["a"], ["b"])
+    monkeypatch.setattr(get_method("icl"), "version", 2)
+    assert fit_ids(cfg, ["a"], ["b"]) != before
 
 
 def test_dev_protocol_counts_its_extra_labels(tmp_path):
     cfg = run_cfg(tmp_path, "select.protocol=dev")
-    rec = runner.execute(cfg, Store(tmp_path))
+    rec = run_one(cfg, Store(tmp_path))
     assert rec["status"] == "done", rec.get("error")
     sel = rec["selection"]
     assert sel["dev"]["n"] == 8 and not set(sel["dev"]["ids"]) & set(rec["split"]["ids"])
@@ -307,7 +312,7 @@ def test_dev_protocol_counts_its_extra_labels(tmp_path):
 
 def test_oracle_is_a_labelled_diagnostic_after_the_choice(tmp_path):
     cfg = run_cfg(tmp_path, "select.oracle=true", "method=head", "select.train.lr=[1e-3,1e-1]")
-    rec = runner.execute(cfg, Store(tmp_path))
+    rec = run_one(cfg, Store(tmp_path))
     assert rec["status"] == "done", rec.get("error")
     o = rec["oracle"]
     assert "diagnostic" in o["note"] and o["cost"]["runs"] == 1 and len(o["candidates"]) == 2
@@ -340,10 +345,10 @@ def test_the_report_shows_the_choice_its_cost_and_the_oracle_as_a_diagnostic(tmp
     from tuneoff.report import write_report
 
     store = Store(tmp_path)
-    recs = [runner.execute(r, store) for r in load_config(None, [
+    recs = [run_one(r, store) for r in load_config(None, [
         *TINY, f"output_dir={tmp_path}", "data_seed=[0,1]", "method=head", "select.protocol=cv",
         "select.oracle=true", "select.train.lr=[1e-3,1e-1]"]).expand()]
-    recs.append(runner.execute(load_config(None, [*TINY, f"output_dir={tmp_path}", "method=head"]), store))
+    recs.append(run_one(load_config(None, [*TINY, f"output_dir={tmp_path}", "method=head"]), store))
     assert all(r["status"] == "done" for r in recs), [r.get("error") for r in recs]
     md = write_report(tmp_path)["md"].read_text()
     section = md.split("## Hyperparameter selection")[1].split("\n## ")[0]
@@ -357,7 +362,7 @@ def test_the_report_shows_the_choice_its_cost_and_the_oracle_as_a_diagnostic(tmp
 
 def test_a_saved_selected_run_reloads_with_the_chosen_values(tmp_path):
     cfg = run_cfg(tmp_path, "method=lora", "select.train.lr=[1e-2]", "select.method.r=[2,4]", "save=true")
-    rec = runner.execute(cfg, Store(tmp_path))
+    rec = run_one(cfg, Store(tmp_path))
     assert rec["status"] == "done", rec.get("error")
     before, after = runner.evaluate_saved(tmp_path / "runs" / rec["run_id"])  # the adapter of the chosen rank
     for name in before:

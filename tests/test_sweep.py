@@ -256,8 +256,8 @@ def test_sigkill_at_random_points_loses_and_repeats_nothing(toy_task, tmp_path):
 def test_a_failed_run_does_not_stop_the_sweep_and_retry_failed_reruns_it(toy_task, tmp_path):
     from typer.testing import CliRunner
 
-    from tuneoff import runner
     from tuneoff.cli import app
+    from tuneoff.pipeline import Toolbox
 
     out = tmp_path / "res"
     # the toy task has 30 training examples per class: shots=40 fails, and comes first
@@ -280,7 +280,7 @@ def test_a_failed_run_does_not_stop_the_sweep_and_retry_failed_reruns_it(toy_tas
     rows = [{"idx": i, "text": f"the thing was {'good' if i % 2 else 'bad'} {i}", "label": i % 2}
             for i in range(100)]
     (toy_task.parent / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    runner._DATA_CACHE.clear()  # the in-process loader cache would still hold the old file
+    Toolbox.shared().forget_data()  # the in-process loader cache would still hold the old file
     res = cli.invoke(app, ["sweep", str(cfg), "--retry-failed"])
     text = " ".join(res.output.split())
     assert res.exit_code == 0, res.output
@@ -340,8 +340,10 @@ def ray_cluster():
     ray.shutdown()
 
 
-def _comparable(rec: dict) -> dict:
-    rec = json.loads(json.dumps(rec))
+def _comparable(rec) -> dict:
+    from tuneoff.record import dump
+
+    rec = json.loads(json.dumps(dump(rec)))
     for k in ("created_at", "resources", "env"):
         rec.pop(k, None)
     rec["config"].pop("output_dir")

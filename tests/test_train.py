@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from tuneoff.config import load_config
-from tuneoff.runner import execute, prepare
+from tuneoff.pipeline import prepare
+from tuneoff.plan import run_one
 from tuneoff.store import Store
 from tuneoff.train import total_steps, train
-from tuneoff.runner import accelerator_for
+from tuneoff.pipeline import Toolbox
 
 
 def _cfg(toy_task, tmp_path, *extra):
@@ -19,7 +20,7 @@ def _cfg(toy_task, tmp_path, *extra):
 
 def test_a_few_steps_lower_the_loss_on_a_learnable_task(toy_task, tmp_path):
     prep = prepare(_cfg(toy_task, tmp_path))
-    stats = train(prep.method, prep.few, prep.cfg.train, 0, accelerator_for(prep.device))
+    stats = train(prep.method, prep.few, prep.cfg.train, 0, Toolbox.shared().accelerator(prep.device))
     assert stats.steps == 30 and stats.examples == 30 * 8
     first, last = sum(stats.losses[:5]) / 5, sum(stats.losses[-5:]) / 5
     assert last < 0.5 * first, stats.losses
@@ -40,7 +41,7 @@ def test_a_method_gets_the_few_run_settings_it_reads_not_the_run_config(toy_task
 def test_golden_loss_curve(toy_task, tmp_path):
     """Catches silent changes to the loop, the sampler, the tokenizer or the init."""
     prep = prepare(_cfg(toy_task, tmp_path, "train.max_steps=5"))
-    stats = train(prep.method, prep.few, prep.cfg.train, 0, accelerator_for(prep.device))
+    stats = train(prep.method, prep.few, prep.cfg.train, 0, Toolbox.shared().accelerator(prep.device))
     golden = GOLDEN
     assert stats.losses == pytest.approx(golden, abs=1e-4), stats.losses
 
@@ -57,7 +58,7 @@ def test_total_steps():
 def test_run_record_is_complete_and_skipped_when_done(toy_task, tmp_path):
     cfg = _cfg(toy_task, tmp_path)
     store = Store(tmp_path / "res")
-    rec = execute(cfg, store)
+    rec = run_one(cfg, store)
     assert rec["status"] == "done", rec.get("error")
     assert set(rec["metrics"]) == {"test", "shifted"}
     assert rec["metrics"]["shifted"]["domain"] == "out"
@@ -79,7 +80,7 @@ def test_run_record_is_complete_and_skipped_when_done(toy_task, tmp_path):
         assert dist in rec["env"], dist
     assert rec["env"]["tokenizers"] == importlib.metadata.version("tokenizers")
     assert rec["env"]["datasets"] == importlib.metadata.version("datasets")
-    again = execute(cfg, store)
+    again = run_one(cfg, store)
     assert again.get("skipped") and again["created_at"] == rec["created_at"]
     assert store.counts() == {"done": 1}
 
@@ -90,14 +91,14 @@ def test_nan_loss_fails_the_run_cleanly(toy_task, tmp_path, monkeypatch):
     monkeypatch.setattr(Finetune, "loss", lambda self, batch: torch.tensor(float("nan"), requires_grad=True))
     store = Store(tmp_path / "res")
     store.put({"run_id": "earlier", "status": "done", "config": {}})
-    rec = execute(_cfg(toy_task, tmp_path), store)
+    rec = run_one(_cfg(toy_task, tmp_path), store)
     assert rec["status"] == "failed"
     assert "TrainingDiverged" in rec["error"] and "loss is nan at step 1" in rec["error"]
     assert store.status(rec["run_id"]) == "failed" and store.is_done("earlier")
 
 
 def test_bad_input_becomes_a_failed_record(toy_task, tmp_path):
-    rec = execute(_cfg(toy_task, tmp_path, "shots=100"), Store(tmp_path / "res"))
+    rec = run_one(_cfg(toy_task, tmp_path, "shots=100"), Store(tmp_path / "res"))
     assert rec["status"] == "failed" and "shots=100 per class" in rec["error"]
 
 
@@ -105,7 +106,6 @@ def test_a_data_error_is_met_once_per_job_not_once_per_run(tmp_path, monkeypatch
     """Offline, the hub loader retries for half a minute before it fails: the other runs of the
     same job fail at once with the same message."""
     from tuneoff import data as data_mod
-    from tuneoff import runner
 
     calls = []
 
@@ -114,9 +114,9 @@ def test_a_data_error_is_met_once_per_job_not_once_per_run(tmp_path, monkeypatch
         raise data_mod.DataError("could not load nyu-mll/glue/rte split 'train' from the hub")
 
     monkeypatch.setattr(data_mod, "load_train", unreachable)
-    monkeypatch.setattr(runner, "_DATA_CACHE", {})
+    Toolbox.shared().forget_data()
     store = Store(tmp_path / "res")
-    recs = [execute(c, store) for c in load_config(None, ["task=rte", "model=tiny-bert", "shots=2",
+    recs = [run_one(c, store) for c in load_config(None, ["task=rte", "model=tiny-bert", "shots=2",
                                                          "data_seed=[0,1,2]"]).expand()]
     assert [r["status"] for r in recs] == ["failed"] * 3
     assert all("could not load nyu-mll/glue/rte" in r["error"] for r in recs)

@@ -6,9 +6,11 @@ import torch
 
 from tuneoff import train as train_mod
 from tuneoff.config import load_config
-from tuneoff.describe import config_of, in_old_layout, settings
-from tuneoff.runner import accelerator_for, preflight, prepare, run_record
-from tuneoff.selection.cache import fit_id
+from tuneoff.describe import config_of, settings
+from tuneoff.identity import in_old_layout
+from tuneoff.runner import preflight, run_record
+from tuneoff.pipeline import Toolbox, prepare
+from tuneoff.identity import fit_ids
 from tuneoff.train import bf16_supported, train
 
 needs_cpu_bf16 = pytest.mark.skipif(not bf16_supported(torch.device("cpu")), reason="this CPU has no native bf16")
@@ -26,7 +28,7 @@ def _losses(cfg):
     dtypes: set = set()
     linear = next(m for m in prep.method.model.modules() if isinstance(m, torch.nn.Linear))
     hook = linear.register_forward_hook(lambda mod, inp, out: dtypes.add(out.dtype))
-    stats = train(prep.method, prep.few, prep.cfg.train, cfg.seed, accelerator_for(prep.device))
+    stats = train(prep.method, prep.few, prep.cfg.train, cfg.seed, Toolbox.shared().accelerator(prep.device))
     hook.remove()
     return stats.losses, dtypes, prep
 
@@ -39,12 +41,13 @@ def test_the_default_is_fp32_and_keeps_every_run_id_and_fit_id():
     assert bf16.run_id() != base.run_id()  # a different computation is a different run
     old = base.resolved()
     del old["train"]["precision"]  # a config recorded before the key existed
-    assert fit_id(base.resolved(), ["a"], ["b"]) == fit_id(old, ["a"], ["b"])
-    assert fit_id(bf16.resolved(), ["a"], ["b"]) != fit_id(old, ["a"], ["b"])
+    # the fit id of the default is the one it had before the key existed (pinned)
+    assert fit_ids(base, ["a"], ["b"]) == ["ea340966d970515baf3a"]
+    assert fit_ids(bf16, ["a"], ["b"]) != fit_ids(base, ["a"], ["b"])
     assert "precision" not in in_old_layout(base.resolved())["train"]
     # an old record reads as the fp32 run it was, so it pools with new fp32 runs of the same setting
-    assert config_of({"config": old})["train"]["precision"] == "fp32"
-    assert settings({"config": old}) == settings({"config": base.resolved()})
+    assert config_of({"status": "done", "config": old})["train"]["precision"] == "fp32"
+    assert settings({"status": "done", "config": old}) == settings({"status": "done", "config": base.resolved()})
 
 
 def test_an_unknown_precision_is_a_config_error_naming_the_key():

@@ -23,33 +23,59 @@ DEFINITION = (f"ECE: {BINS} equal-width bins of the top-label probability, |accu
               "of Σ over labels (p − 1[gold])², 0 to 2.")
 
 
-def calibration(y_true, probs, bins: int = BINS) -> dict:
-    """{"ece", "brier", "bins": {"n": [...], "confidence": [...], "accuracy": [...]}} for gold labels
-    `y_true` [N] and class probabilities `probs` [N, C]; empty bins hold n=0 and None."""
-    y = np.asarray(y_true, dtype=int)
-    p = np.asarray(probs, dtype=float)
-    if len(y) == 0:
-        return {"ece": None, "brier": None, "bins": {"n": [0] * bins, "confidence": [None] * bins,
-                                                     "accuracy": [None] * bins}}
+def _arrays(y_true, probs) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(y_true, dtype=int), np.asarray(probs, dtype=float)
+
+
+def _binned(y: np.ndarray, p: np.ndarray, bins: int) -> list[tuple[int, float | None, float | None]]:
+    """Per confidence bin: examples, their mean confidence and accuracy (None for an empty bin)."""
     conf = p.max(axis=1)
     correct = (p.argmax(axis=1) == y).astype(float)
     which = np.minimum((conf * bins).astype(int), bins - 1)
-    n, mean_conf, acc, ece = [], [], [], 0.0
+    out = []
     for b in range(bins):
         mask = which == b
         k = int(mask.sum())
-        n.append(k)
-        if k == 0:
-            mean_conf.append(None)
-            acc.append(None)
-            continue
-        c, a = float(conf[mask].mean()), float(correct[mask].mean())
-        mean_conf.append(round(c, DIGITS))
-        acc.append(round(a, DIGITS))
-        ece += k / len(y) * abs(a - c)
+        out.append((k, float(conf[mask].mean()), float(correct[mask].mean())) if k else (0, None, None))
+    return out
+
+
+def ece(y_true, probs, bins: int = BINS) -> float | None:
+    """Expected calibration error of gold labels `y_true` [N] and class probabilities `probs` [N, C];
+    None for no examples."""
+    y, p = _arrays(y_true, probs)
+    if len(y) == 0:
+        return None
+    total = 0.0
+    for k, c, a in _binned(y, p, bins):
+        if k:
+            total += k / len(y) * abs(a - c)
+    return round(float(total), DIGITS)
+
+
+def brier(y_true, probs) -> float | None:
+    """Multi-class Brier score (0 to 2); None for no examples."""
+    y, p = _arrays(y_true, probs)
+    if len(y) == 0:
+        return None
     onehot = np.eye(p.shape[1])[y]
-    brier = float(((p - onehot) ** 2).sum(axis=1).mean())
-    return {"ece": round(float(ece), DIGITS), "brier": round(brier, DIGITS), "bins": {"n": n, "confidence": mean_conf, "accuracy": acc}}
+    return round(float(((p - onehot) ** 2).sum(axis=1).mean()), DIGITS)
+
+
+def reliability(y_true, probs, bins: int = BINS) -> dict:
+    """The bin table of a reliability diagram: {"n": [...], "confidence": [...], "accuracy": [...]};
+    empty bins hold n=0 and None."""
+    y, p = _arrays(y_true, probs)
+    table = _binned(y, p, bins) if len(y) else [(0, None, None)] * bins
+    return {"n": [k for k, _, _ in table],
+            "confidence": [round(c, DIGITS) if k else None for k, c, _ in table],
+            "accuracy": [round(a, DIGITS) if k else None for k, _, a in table]}
+
+
+def calibration(y_true, probs, bins: int = BINS) -> dict:
+    """{"ece", "brier", "bins": `reliability`} for gold labels `y_true` [N] and class probabilities
+    `probs` [N, C]."""
+    return {"ece": ece(y_true, probs, bins), "brier": brier(y_true, probs), "bins": reliability(y_true, probs, bins)}
 
 
 def pool_bins(bin_tables: list[dict]) -> dict:

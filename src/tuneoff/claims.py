@@ -19,10 +19,40 @@ import socket
 import threading
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import psutil
 
+from tuneoff.storefile import StoreError
+
+if TYPE_CHECKING:
+    from tuneoff.store import Store
+
 POLL_S = 1.0  # how often a process waiting for another's runs looks again
+
+# The tables of claims and attempts, in the store's database (`Store` creates them through `create_tables`)
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS claims (
+    run_id  TEXT PRIMARY KEY,
+    owner   TEXT NOT NULL,          -- host/pid/token of the process running it
+    host    TEXT, pid INTEGER, pid_start REAL,
+    attempt INTEGER,                -- its row in attempts
+    expires REAL NOT NULL           -- unix time; the owner renews it while it runs
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id   TEXT NOT NULL,
+    owner    TEXT NOT NULL,
+    started  REAL NOT NULL,
+    finished REAL,
+    outcome  TEXT NOT NULL          -- running | done | failed | released | abandoned | adopted
+);
+"""
+
+
+def create_tables(con) -> None:
+    """Create the claims and attempts tables on connection `con` (where they are missing)."""
+    con.executescript(SCHEMA)
 
 
 def lease_seconds() -> float:
@@ -32,8 +62,6 @@ def lease_seconds() -> float:
     except ValueError:
         value = float("nan")
     if not value > 0 or value == float("inf"):
-        from tuneoff.store import StoreError
-
         raise StoreError(f"TUNEOFF_LEASE_S={raw!r}: give the lease of a claim in seconds, a number > 0 "
                          f"(default 60)")
     return value
@@ -68,12 +96,12 @@ def owner_dead(host: str, pid: int, pid_start: float) -> bool:
         return True
 
 
-def claim(store, run_id: str, since: float, rerun_done: bool = False, retry_failed: bool = False) -> str:
+def claim(store: Store, run_id: str, since: float, rerun_done: bool = False, retry_failed: bool = False) -> str:
     """Claim `run_id` for this process: 'claimed', or why not: 'done' / 'failed' (recorded, and
     not to be rerun; a rerun that another process finished after `since` counts as done), 'busy'
     (a live process holds it)."""
     owner, now = me(), time.time()
-    with store._tx(immediate=True) as con:
+    with store.transaction(immediate=True) as con:
         row = con.execute("SELECT status FROM runs WHERE run_id=?", (run_id,)).fetchone()
         if row:
             recent = con.execute("SELECT 1 FROM attempts WHERE run_id=? AND finished>=? AND outcome IN "
@@ -110,30 +138,38 @@ def finish(con, run_id: str, outcome: str) -> None:
     _renewer.drop(run_id)
 
 
-def release(store) -> None:
+def release(store: Store) -> None:
     """Give back every claim this process holds in `store` without a result (an interrupt). Read
     from the store, not from memory: an interrupt can land between a claim's commit and its
     registration with the lease renewer."""
     owner = me().id
-    with store._tx(immediate=True) as con:
+    with store.transaction(immediate=True) as con:
         held = [r[0] for r in con.execute("SELECT run_id FROM claims WHERE owner=?", (owner,))]
         for rid in held:
             finish(con, rid, "released")
 
 
-def others_running(store) -> int:
+def others_running(store: Store) -> int:
     """How many other live processes hold a claim in `store` now (working on its runs)."""
     owner, now = me().id, time.time()
-    with store._tx() as con:
+    with store.transaction() as con:
         rows = con.execute("SELECT DISTINCT owner, host, pid, pid_start FROM claims WHERE owner!=? AND expires>?",
                            (owner, now)).fetchall()
     return len({o for o, host, pid, start in rows if not owner_dead(host, pid, start)})
 
 
-def attempt_counts(store) -> dict[str, dict[str, int]]:
+def live_claims(store: Store) -> list[str]:
+    """Owners (host/pid/token) of the claims of live processes other than this one, one per claim."""
+    with store.transaction() as con:
+        rows = con.execute("SELECT owner, host, pid, pid_start, expires FROM claims").fetchall()
+    return [o for o, host, pid, start, expires in rows
+            if o != me().id and expires > time.time() and not owner_dead(host, pid, start)]
+
+
+def attempt_counts(store: Store) -> dict[str, dict[str, int]]:
     """run_id -> {outcome: number of attempts}: a run computed twice has done + failed > 1."""
     out: dict[str, dict[str, int]] = {}
-    with store._tx() as con:
+    with store.transaction() as con:
         for rid, outcome, n in con.execute("SELECT run_id, outcome, COUNT(*) FROM attempts GROUP BY run_id, outcome"):
             out.setdefault(rid, {})[outcome] = n
     return out
@@ -178,7 +214,7 @@ class _Renewer:
                 work = [(s, set(ids)) for s, ids in self._held.values() if ids]
             for store, ids in work:
                 try:
-                    with store._tx(immediate=True) as con:
+                    with store.transaction(immediate=True) as con:
                         con.executemany("UPDATE claims SET expires=? WHERE run_id=? AND owner=?",
                                         [(time.time() + lease, rid, me().id) for rid in ids])
                 except Exception:  # noqa: BLE001 - a busy store: try again at the next beat

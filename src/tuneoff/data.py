@@ -41,6 +41,14 @@ def _find_local(data_dir: str | Path, local: str) -> Path | None:
     return None
 
 
+def local_file(source: Source, data_dir: str | Path) -> Path | None:
+    """The file of a split under `data_dir` (`<data_dir>/<local>.jsonl|json|csv`), None where it
+    names no local file or none is there."""
+    if source.path or source.local is None or not Path(data_dir).is_dir():
+        return None
+    return _find_local(data_dir, source.local)
+
+
 def _load_hub(hub: tuple[str, str | None, str]) -> pd.DataFrame:
     import datasets  # imported lazily: slow to import and only needed for the hub
 

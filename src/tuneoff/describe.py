@@ -5,7 +5,7 @@ record is judged by.
 The run id, the sweep's listings, the terminal summary and the report all read runs through this
 module, so they group and name runs alike: runs that differ in a setting that can change a score
 are different settings, never pooled as if they were seeds. A run with hyperparameter selection
-(`select:`) records its config as given, with the chosen values apart (`record["selection"]`): a
+(`select:`) records its config as given, with the chosen values apart (`Record.selection`): a
 chosen value is the method's outcome on its split, not a setting, so selected runs of one setting
 pool over their data seeds. (This module imports neither `tuneoff.config` nor `tuneoff.methods`.)
 """
@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-# where and how fast a run is computed: never part of its result, nor of its run id
-NOT_RESULT = ("output_dir", "device", "save", "eval.batch_size")
+from tuneoff.identity import ADDED_KEYS, NOT_RESULT, current_layout
+from tuneoff.record import Record, load
+
 # the seeds: runs that differ in them alone are repeats of one setting (frugal selection's
 # reference split is one of the data seeds)
 SEEDS = ("data_seed", "seed", "select.reference_seed")
@@ -25,59 +26,6 @@ NOT_SCORE = ("forgetting", "select.oracle")
 AXES = ("task", "model", "method.name", "shots", "pattern")
 
 DEFAULT_METRIC = "accuracy"
-
-
-# Keys that moved: where each is now -> its old place. A config, an override or an old record may
-# still give the old name (its value goes to the new place); run ids are hashed with the value in
-# its old place (`in_old_layout`), so they stay what they were.
-MOVED_KEYS = {"max_length": "train.max_length"}
-# Keys added after runs were recorded, with the default that every earlier run had: a key at that
-# default is left out of run ids and fit ids (`in_old_layout`), so they stay what they were, and an
-# old record's config reads as if it had the key at its default (`config_of`).
-ADDED_KEYS = {"train.precision": "fp32", "train.optimizer": "adamw"}
-
-
-def current_key(key: str) -> str:
-    """A dotted key under its current name (`train.max_length` -> `max_length`)."""
-    return next((new for new, old in MOVED_KEYS.items() if old == key), key)
-
-
-def old_key(key: str) -> str:
-    """A dotted key under the name run ids hash it by (`max_length` -> `train.max_length`)."""
-    return MOVED_KEYS.get(key, key)
-
-
-def current_layout(data: dict) -> dict:
-    """A config dict (a YAML file's, an old record's) with values under an old name moved to the
-    current one (a shallow copy; `data` is not changed)."""
-    out = dict(data)
-    for new, old in MOVED_KEYS.items():
-        section, key = old.split(".")
-        part = out.get(section)
-        if isinstance(part, dict) and key in part:
-            part = dict(part)
-            value = part.pop(key)
-            out[section] = part
-            if new in out and out[new] != value:
-                raise ValueError(f"{old!r} is the old name of {new!r}: give it once "
-                                  f"(got {new}={json.dumps(out[new])} and {old}={json.dumps(value)})")
-            out[new] = value
-    return out
-
-
-def in_old_layout(d: dict) -> dict:
-    """A resolved config with each moved key back in its old place (`d` changed, its sections not):
-    the layout that run ids and selection's fit ids are hashed in, so they stay what they were.
-    A key added since (`ADDED_KEYS`) at its default is left out."""
-    for new, old in MOVED_KEYS.items():
-        section, key = old.split(".")
-        if new in d:
-            d[section] = {**d.get(section, {}), key: d.pop(new)}
-    for name, default in ADDED_KEYS.items():
-        section, key = name.split(".")
-        if isinstance(d.get(section), dict) and d[section].get(key, default) == default:
-            d[section] = {k: v for k, v in d[section].items() if k != key}
-    return d
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -98,17 +46,6 @@ def covered(key: str, names) -> bool:
     return any(key == n or key.startswith(n + ".") for n in names)
 
 
-def drop(d: dict, names) -> None:
-    """Remove the dotted `names` from the nested dict `d`, in place (absent ones are fine)."""
-    for name in names:
-        *parents, last = name.split(".")
-        node = d
-        for p in parents:
-            node = node.get(p) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(last, None)
-
-
 def varying(flats: list[dict]) -> list[str]:
     """Keys whose value differs among the flat dicts, in the order first seen; a key that some
     of them lack counts as differing."""
@@ -126,11 +63,13 @@ def fmt(value) -> str:
 
 
 # -- records -------------------------------------------------------------------------------------
+# Each takes a `tuneoff.record.Record`, or a record's dict (validated into one: a caller with many
+# records converts them once, `tuneoff.record.load`).
 
-def config_of(rec: dict) -> dict:
+def config_of(rec: Record | dict) -> dict:
     """A record's config with every key under its current name (records before a key moved hold the old)
     and the keys added since it was recorded at the default it ran with."""
-    cfg = current_layout(rec.get("config") or {})
+    cfg = current_layout(load(rec).config or {})
     for name, default in ADDED_KEYS.items():
         section, key = name.split(".")
         if isinstance(cfg.get(section), dict) and key not in cfg[section]:
@@ -138,22 +77,22 @@ def config_of(rec: dict) -> dict:
     return cfg
 
 
-def method_name(rec: dict) -> str:
-    m = rec.get("method") or (config_of(rec).get("method") or {})
+def method_name(rec: Record | dict) -> str:
+    m = load(rec).method or (config_of(rec).get("method") or {})
     return str(m.get("name", "?") if isinstance(m, dict) else m)
 
 
-def method_options(rec: dict) -> dict:
-    opts = rec.get("method_options")
+def method_options(rec: Record | dict) -> dict:
+    opts = load(rec).method_options
     if opts is None:
         m = config_of(rec).get("method")
         opts = {k: v for k, v in m.items() if k != "name"} if isinstance(m, dict) else {}
     return dict(opts)
 
 
-def field(rec: dict, key: str):
+def record_field(rec: Record | dict, key: str):
     """A top-level field of a record (task, shots, pattern, ...), else its config's."""
-    v = rec.get(key)
+    v = load(rec).get(key)  # a key it holds (by name: any key of its JSON)
     return config_of(rec).get(key) if v is None else v
 
 
@@ -162,10 +101,11 @@ def selection_label(select) -> str:
     return f"{select.get('protocol')}/{select.get('budget')}" if isinstance(select, dict) else "off"
 
 
-def settings(rec: dict) -> dict:
+def settings(rec: Record | dict) -> dict:
     """The settings of a record that can change its score, beside the axes and the seeds:
     method.<option>, the other config keys (dotted), `select` (the pseudo-option) with the
     selection's own settings as select.<key>, and the method's version."""
+    rec = load(rec)
     cfg = config_of(rec)
     flat = {f"method.{k}": v for k, v in method_options(rec).items()}
     flat.update(flatten({k: v for k, v in cfg.items() if k not in ("method", "select")}))
@@ -173,7 +113,7 @@ def settings(rec: dict) -> dict:
     flat["select"] = selection_label(select)
     if isinstance(select, dict):  # its folds and search space; protocol and budget are in `select`
         flat.update({f"select.{k}": v for k, v in flatten(select).items() if k not in ("protocol", "budget")})
-    flat["version"] = rec.get("method_version", 1)
+    flat["version"] = rec.method_version  # 1 where not recorded
     return {k: v for k, v in flat.items() if not covered(k, NOT_RESULT + SEEDS + NOT_SCORE + AXES)}
 
 
@@ -211,9 +151,10 @@ class Label:
         return " ".join(x for x in (self.options, f"[{self.pattern}]" if self.pattern is not None else "") if x)
 
 
-def labels(records: list[dict]) -> list[Label]:
+def labels(records: list[Record | dict]) -> list[Label]:
     """The label of each record, in order. Settings are compared among the runs of each method: a
     setting shows where its runs differ in it (one that some of them lack shows where it is set)."""
+    records = [load(r) for r in records]
     by_method: dict[str, list[int]] = {}
     for i, rec in enumerate(records):
         by_method.setdefault(method_name(rec), []).append(i)
@@ -223,7 +164,7 @@ def labels(records: list[dict]) -> list[Label]:
         keys = _differing(list(flats.values()))
         for i, flat in flats.items():
             opts[i] = ", ".join(f"{k.removeprefix('method.')}={fmt(flat[k])}" for k in keys if k in flat)
-    cell = [(str(field(r, "task")), method_name(r), opts[i]) for i, r in enumerate(records)]
+    cell = [(str(record_field(r, "task")), method_name(r), opts[i]) for i, r in enumerate(records)]
     patterns: dict[tuple, set] = {}
     for key, rec in zip(cell, records):
         patterns.setdefault(key, set()).add(pattern_name(rec))
@@ -231,8 +172,8 @@ def labels(records: list[dict]) -> list[Label]:
             for (task, name, o), rec in zip(cell, records)]
 
 
-def pattern_name(rec: dict) -> str:
-    p = field(rec, "pattern")
+def pattern_name(rec: Record | dict) -> str:
+    p = record_field(rec, "pattern")
     return "default" if p is None else str(p)
 
 
@@ -248,9 +189,10 @@ def task_metric(spec) -> str:
         return DEFAULT_METRIC
 
 
-def main_metric(rec: dict) -> str:
+def main_metric(rec: Record | dict) -> str:
     """The metric a run is judged by: as recorded with it (its task's own, e.g. mcc for CoLA or a
     task file that names it); a record from before it was recorded resolves it through its task."""
-    if rec.get("main_metric"):
-        return str(rec["main_metric"])
-    return task_metric(config_of(rec).get("task") or rec.get("task") or "")
+    rec = load(rec)
+    if rec.main_metric:
+        return str(rec.main_metric)
+    return task_metric(config_of(rec).get("task") or rec.task or "")

@@ -25,6 +25,8 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+from tuneoff.record import Record, RecordError, Resources, load
+
 FIXED = ("load", "setup", "eval", "forgetting")  # parts that do not grow with the shots
 
 
@@ -56,12 +58,16 @@ class Costs:
         for rec in records:
             self.add(rec)
 
-    def add(self, rec: dict | None) -> None:
-        if not rec or rec.get("status") != "done":
+    def add(self, rec: Record | dict | None) -> None:
+        try:
+            rec = load(rec) if rec is not None else None
+        except RecordError:
+            return  # a hand-edited record: no cost to learn from
+        if rec is None or rec.status != "done":
             return
-        c, res = rec.get("config") or {}, rec.get("resources") or {}
+        c, res = rec.config or {}, rec.resources or Resources()
         key = (c.get("task"), c.get("model"), (c.get("method") or {}).get("name"), c.get("shots"))
-        on_cpu = (rec.get("env") or {}).get("device") == "cpu"
+        on_cpu = (rec.env or {}).get("device") == "cpu"
         try:
             fixed = sum(_seconds(res, p, on_cpu) for p in FIXED)
             train = _seconds(res, "train", on_cpu)
@@ -69,8 +75,8 @@ class Costs:
         except (TypeError, ValueError):
             return  # a hand-edited record: no cost to learn from
         self.parts[key].append((fixed, train))
-        sel = rec.get("selection")
-        if isinstance(sel, dict) and not sel.get("shared") and chose > 0:
+        sel = rec.selection
+        if sel is not None and not sel.shared and chose > 0:
             self.selections[key].append((0.0, chose))
 
     def run_seconds(self, run) -> tuple[float | None, bool]:
@@ -96,7 +102,7 @@ class Costs:
         return Left(total / max(1, min(workers, len(runs))) if runs else 0.0, lower)
 
 
-def _seconds(res: dict, part: str, on_cpu: bool) -> float:
+def _seconds(res: Resources, part: str, on_cpu: bool) -> float:
     """A recorded part's cost: wall seconds, or on the CPU its CPU seconds where those are fewer."""
     wall = float(res.get(f"{part}_time_s") or 0.0)
     cpu = res.get(f"{part}_cpu_s")

@@ -3,7 +3,8 @@
 Per eval set it records the overall metrics, the majority-class baseline, the distribution of
 predicted labels (a model that always says one label shows as such), and metrics per label and
 per value of the set's subset fields (e.g. HANS heuristic), alone and crossed with the label,
-and the calibration of the class probabilities (ECE, Brier, reliability bins: `tuneoff.calibration`).
+and every probability metric of the registry (ECE, Brier) with the reliability bins of the class
+probabilities (`tuneoff.calibration`). Every metric is computed through `tuneoff.metrics`.
 """
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from collections import Counter
 import numpy as np
 import torch
 
-from tuneoff.calibration import calibration
+from tuneoff.calibration import reliability
 from tuneoff.methods import Method
 from tuneoff.methods.base import batch_to
-from tuneoff.metrics import scores
+from tuneoff.metrics import prob_scores, scores
 
 
 @torch.no_grad()
@@ -59,8 +60,8 @@ def eval_metrics(examples: list[dict], probs: np.ndarray, label_names: tuple[str
     pred = probs.argmax(-1) if len(probs) else np.zeros(0, dtype=int)
     overall = scores(y, pred, num_labels)
     overall["pred_dist"] = {label_names[k]: float(np.mean(pred == k)) for k in range(num_labels)}
-    cal = calibration(y, probs) if len(probs) else calibration([], np.zeros((0, num_labels)))
-    overall.update(ece=cal["ece"], brier=cal["brier"], reliability=cal["bins"])
+    y_cal, p_cal = (y, probs) if len(probs) else ([], np.zeros((0, num_labels)))
+    overall.update(prob_scores(y_cal, p_cal, num_labels), reliability=reliability(y_cal, p_cal))
     subsets: dict[str, dict] = {}
     for k, name in enumerate(label_names):
         mask = y == k

@@ -30,10 +30,14 @@ RunDir = Callable[[str], Path]
 
 
 class LocalExecutor:
-    """Runs in this process, one at a time, with the runner's progress callbacks."""
+    """Runs in this process, one at a time, with the runner's progress callbacks, on one toolbox
+    (`tuneoff.pipeline.Toolbox`: data read once; default: the process's own)."""
 
     name = "local"
     slots = 1
+
+    def __init__(self, toolbox=None):
+        self.toolbox = toolbox
 
     def run(self, queue, run_dir: RunDir, observer) -> Iterator[tuple[RunConfig, dict, float]]:
         from tuneoff.runner import run_record
@@ -41,7 +45,7 @@ class LocalExecutor:
         while (run := queue.next(block=True)) is not None:
             observer.started(run)
             t0 = time.perf_counter()
-            record = run_record(run, run_dir(run.run_id()), observer.progress)
+            record = run_record(run, run_dir(run.run_id()), observer.progress, self.toolbox)
             yield run, record, time.perf_counter() - t0
 
     def close(self) -> None:

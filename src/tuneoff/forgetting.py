@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from tuneoff.models import unwrap, window_of
+
 BUILTIN = "builtin:general.txt"
 CHUNK = 256  # tokens per forward pass (fewer if the model's window is smaller)
 
@@ -77,9 +79,6 @@ def lm_reader(model: torch.nn.Module, loaded) -> tuple[torch.nn.Module, torch.nn
     new = loaded.info.get("newly_initialised") or []
     if any("lm_head" in k for k in new):
         raise NotMeasurable("the LM head was initialised at load time, not pretrained")
-    from tuneoff.methods.pattern import unwrap  # late: importing one method module first would
-    # fill the registry with it alone (it discovers the others only when it is empty)
-
     m = unwrap(model)
     backbone = getattr(m, m.base_model_prefix, None)
     if backbone is None:
@@ -146,3 +145,24 @@ def result(before: dict, after: dict, text: str | None) -> tuple[dict, float]:
     b, a = round(before["lm_loss"], DIGITS), round(after["lm_loss"], DIGITS)
     return {"status": "done", "lm_loss_before": b, "lm_loss_after": a, "lm_loss_delta": round(a - b, DIGITS),
             "tokens": before["tokens"], "head": before["head"], "text": source}, seconds
+
+
+class Probe:
+    """Forgetting as a run measures it: `before` on the model as loaded (before the method touches
+    it), `after` on the model as evaluated; `result` is the record's `forgetting` and the seconds."""
+
+    def __init__(self, text: str | None, max_tokens: int):
+        self.text, self.max_tokens = text, max_tokens
+        self.chunks: list[list[int]] = []
+        self.before_: dict = {}
+        self.after_: dict = {}
+
+    def before(self, loaded) -> None:
+        self.chunks = token_chunks(loaded.tokenizer, read_text(self.text), self.max_tokens, window_of(loaded.model))
+        self.before_ = measure(loaded.model, loaded, self.chunks)
+
+    def after(self, model, loaded) -> None:
+        self.after_ = measure(model, loaded, self.chunks)
+
+    def result(self) -> tuple[dict, float]:
+        return result(self.before_, self.after_, self.text)

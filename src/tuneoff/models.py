@@ -175,6 +175,18 @@ def is_decoder_config(config) -> bool:
     return config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES or getattr(config, "is_decoder", False)
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model inside accelerate/DDP and peft wrappers (LoRA layers stay injected)."""
+    model = getattr(model, "module", model)
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def window_of(model) -> int:
+    """The model's context window (positions it was trained on)."""
+    cfg = unwrap(model).config
+    return int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 10 ** 9)
+
+
 # -- tiny random models ------------------------------------------------------------------------
 
 _WORD = re.compile(r"\w+|[^\w\s]")

@@ -1,4 +1,4 @@
-"""The one driver of `tuneoff run`, `tuneoff sweep` and `runner.execute`: decide which runs still
+"""The one driver of `tuneoff run`, `tuneoff sweep` and `run_one` (one config): decide which runs still
 need running (`make_plan`), then run them on an executor (`run_plan`), claiming each before it
 starts and writing each record to the store as soon as it is back.
 
@@ -61,6 +61,25 @@ def make_plan(runs: list[RunConfig], statuses: dict[str, str], retry_failed: boo
     return Plan(runs, done, failed, todo, retry_failed, force)
 
 
+def plan_store(runs: list[RunConfig], store, retry_failed: bool = False, force: bool = False,
+               looking: bool = False) -> Plan:
+    """`make_plan` against what `store` holds (None: nothing yet), runs stored under the id they
+    had before data entered ids by content included (`tuneoff.legacy`): moved to their id now, or,
+    `looking` (a dry run, which writes nothing), seen as done where they are."""
+    from tuneoff import legacy
+
+    if store is None:
+        return make_plan(runs, {}, retry_failed, None, force)
+    statuses = store.statuses()
+    links = legacy.find(store, runs, statuses)
+    if links and not looking:
+        legacy.move(store, runs, links)
+        statuses = store.statuses()
+    elif links:
+        statuses = legacy.seen_as_done(statuses, links)
+    return make_plan(runs, statuses, retry_failed, store.run_dir, force)
+
+
 class Observer:
     """What a plan reports while it runs; the CLI draws it, tests may count it. `progress` (a
     runner progress callback) is used by executors that run in this process."""
@@ -108,8 +127,8 @@ def run_plan(plan: Plan, store, executor, observer: Observer | None = None) -> l
                        rerun=lambda r: rerun_done(r, store.run_dir, plan.force))
     try:
         for run, record, seconds in executor.run(queue, store.run_dir, observer):
-            if record.get("run_id") != run.run_id():  # a worker that built another config is a bug
-                raise RuntimeError(f"executor returned run {record.get('run_id')} for {run.run_id()}")
+            if record.run_id != run.run_id():  # a worker that built another config is a bug
+                raise RuntimeError(f"executor returned run {record.run_id} for {run.run_id()}")
             store.put(record)
             observer.finished(run, record, seconds)
     finally:
@@ -143,13 +162,13 @@ class _Outcome(Observer):
             self.on_wait(busy)
 
 
-def execute(cfg: RunConfig, store, progress=None, force: bool = False, on_wait=None) -> dict:
+def run_one(cfg: RunConfig, store, progress=None, force: bool = False, on_wait=None) -> dict:
     """Run one config as `tuneoff run` does (a plan of one run on the local executor) and return
     its record. A run not computed here has `skipped`: "done" (recorded before), RECOVERED or
     ELSEWHERE. A failed run is run again; `force` reruns a done one. Never raises for a failed run."""
     from tuneoff.executors import LocalExecutor
 
-    plan = make_plan([cfg], store.statuses(), retry_failed=True, run_dir=store.run_dir, force=force)
+    plan = plan_store([cfg], store, retry_failed=True, force=force)
     outcome = _Outcome(progress, on_wait)
     run_plan(plan, store, LocalExecutor(), outcome)
     if outcome.record is not None:

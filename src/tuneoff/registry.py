@@ -2,8 +2,10 @@
 and `tuneoff ls methods` look them up here. This is the only list of methods.
 
 The dependency runs one way: method modules import this module (and the config types), never
-the other way round. The built-in methods (every module of `tuneoff.methods`) are imported on the
-first lookup; a method registered before or after that (a plugin's, a test's) is kept as well.
+the other way round. The built-in methods are the modules named in `BUILTIN_MODULES`, imported on
+the first lookup (a module added to `tuneoff.methods` without being listed there is an error, so
+no method is left out silently); a method registered before or after that (a plugin's, a test's)
+is kept as well.
 """
 from __future__ import annotations
 
@@ -20,6 +22,10 @@ class MethodError(ValueError):
 
 
 BUILTIN = "tuneoff.methods"
+# the modules of `tuneoff.methods` that register the built-in methods, and those that hold shared
+# pieces only (every module of the package is in one of the two)
+BUILTIN_MODULES = ("finetune", "head", "pattern", "icl", "distill", "adaptive", "half", "bitfit", "peft_methods")
+SHARED_MODULES = ("base", "kvcache", "layers", "shared_prefix")
 
 _METHODS: dict[str, type[Method]] = {}
 _discovered = False
@@ -42,9 +48,13 @@ def _discover() -> None:
     if _discovered:
         return
     package = importlib.import_module(BUILTIN)
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name != "base" and not info.name.startswith("_"):
-            importlib.import_module(f"{BUILTIN}.{info.name}")
+    found = {info.name for info in pkgutil.iter_modules(package.__path__) if not info.name.startswith("_")}
+    unlisted = found - set(BUILTIN_MODULES) - set(SHARED_MODULES)
+    if unlisted:
+        raise MethodError(f"{BUILTIN} has module(s) {sorted(unlisted)} that registry.BUILTIN_MODULES (methods) or "
+                          "SHARED_MODULES (shared pieces) does not list: add each to one of them")
+    for name in BUILTIN_MODULES:
+        importlib.import_module(f"{BUILTIN}.{name}")
     _discovered = True
 
 

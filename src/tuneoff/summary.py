@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import csv
 import statistics
-from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 from rich.table import Table
 
 from tuneoff.calibration import DEFINITION
-from tuneoff.describe import labels, main_metric
+from tuneoff.describe import DEFAULT_METRIC, labels
 from tuneoff.escape import md as md_text
 from tuneoff.escape import term
-from tuneoff.metrics import NAMES
+from tuneoff.metrics import all_metric_names, direction, not_better, prob_metric_names
+from tuneoff.record import load
+from tuneoff.report.frame import COLLAPSED, aggregate, done_rows, to_frame
 
-COLLAPSED = 0.95  # a run that gives one label to at least this share of an eval set has collapsed
 
 
 def top_label(pred_dists: list[dict]) -> tuple[str, float] | None:
@@ -28,11 +29,20 @@ def top_label(pred_dists: list[dict]) -> tuple[str, float] | None:
     return "/".join(names), statistics.fmean(share for _, share in tops)
 
 
-def flags(score: float, majority: float | None, top_share: float | None) -> list[str]:
-    """What a reader must know about a score: at or below the majority baseline, or collapsed."""
+# the flag of a score no better than the majority baseline, by the metric's direction
+NOT_BETTER = {1: "≤ majority", -1: "≥ majority"}
+
+
+def majority_flag(metric: str | None = None) -> str:
+    return NOT_BETTER[direction(metric or DEFAULT_METRIC)]
+
+
+def flags(score: float, majority: float | None, top_share: float | None, metric: str | None = None) -> list[str]:
+    """What a reader must know about a score of `metric` (default accuracy): no better than the
+    majority baseline (the direction is the metric's), or collapsed."""
     out = []
-    if majority is not None and score <= majority + 1e-9:
-        out.append("≤ majority")
+    if majority is not None and not_better(metric or DEFAULT_METRIC, score, majority):
+        out.append(majority_flag(metric))
     if top_share is not None and top_share >= COLLAPSED:
         out.append("one label")
     return out
@@ -45,21 +55,11 @@ def flag_text(flagged: list[str], top: tuple[str, float] | None) -> str:
     return ", ".join(flagged) + (f" · {top[1]:.0%} {top[0]}" if top else "")
 
 
-def _fmt(values: list[float]) -> str:
-    if not values:
+def _fmt(mean: float, std: float, count: int) -> str:
+    """mean ± std over seeds as the summary shows it; the mean alone for one run, "–" for none."""
+    if not count:
         return "–"
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else None
-    return f"{mean:.3f} ± {sd:.3f}" if sd is not None else f"{mean:.3f}"
-
-
-def _done_with_options(records: list[dict]):
-    """(record, options) for each done record: the settings that tell its runs apart and the
-    pattern where several were used (`describe.labels`, as the report names them), so only runs
-    that differ by seed share one."""
-    for r, label in zip(records, labels(records)):
-        if r.get("status") == "done":
-            yield r, label.details
+    return f"{mean:.3f} ± {std:.3f}" if count > 1 else f"{mean:.3f}"
 
 
 def _fixed_into_title(rows: list[dict], candidates: tuple[str, ...], title: str) -> tuple[list[str], str]:
@@ -71,36 +71,73 @@ def _fixed_into_title(rows: list[dict], candidates: tuple[str, ...], title: str)
     return fixed, title
 
 
+# The summary's cell: the report's aggregate over seeds (`report.frame.aggregate`) per these keys;
+# `options` is the summary's name for a run's settings (`describe.Label.details`).
+KEYS = ["task", "model", "method", "options", "main_metric", "shots", "eval_set", "domain", "subset"]
+CELL = KEYS[:-1]
+
+
+class _Cells:
+    """The done runs of `records` as the report's frame, and their aggregate over seeds per KEYS and
+    metric, every metric of the registry. A run is known by its position in `records` (its `run_id`
+    column here, as text): records need not carry a run id."""
+
+    def __init__(self, records: list[dict]):
+        details = {str(i): lab.details for i, lab in enumerate(labels(records))}
+        frame = to_frame([{**r, "run_id": str(i)} for i, r in enumerate(records)])
+        frame["options"] = frame["run_id"].map(details)
+        self.rows = done_rows(frame)
+        agg = aggregate(frame, all_metric_names(), keys=KEYS)
+        self.stats = {tuple(k): (m, s, int(n)) for *k, m, s, n in agg[KEYS + ["metric", "mean", "std", "count"]]
+                      .itertuples(index=False)}
+
+    def stat(self, cell: tuple, subset: str, metric: str) -> tuple[float, float, int]:
+        """(mean, std, count) over the runs of `cell` on `subset`; count 0 where none has `metric`."""
+        return self.stats.get((*cell, subset, metric), (np.nan, np.nan, 0))
+
+    def fmt(self, cell: tuple, subset: str, metric: str) -> str:
+        return _fmt(*self.stat(cell, subset, metric))
+
+    def groups(self, subsets):
+        """(cell, its rows in record order) for the cells with rows of `subsets`."""
+        rows = self.rows[self.rows["subset"].isin(subsets)] if subsets is not None else self.rows
+        for cell, g in rows.groupby(CELL, dropna=False, sort=False):
+            yield tuple(cell), g
+
+
+def _pred_dists(records: list[dict]) -> dict[tuple, dict]:
+    """(position in `records` as text, eval set) -> the share of each predicted label, in the order
+    the record lists them."""
+    return {(str(i), es): (m.overall.pred_dist if m.overall else None) or {}
+            for i, r in enumerate(map(load, records)) if r.status == "done" for es, m in (r.metrics or {}).items()}
+
+
 def summarise(records: list[dict]) -> list[dict]:
     """Rows: task, model, method, options, shots, eval_set, domain, metric, score (mean ± std over
     seeds), runs, majority. `options` names the method options and any other setting that differs
     between the runs, so only runs that differ by seed alone are averaged."""
-    groups: dict[tuple, dict] = defaultdict(lambda: {"scores": [], "majority": [], "dists": [],
-                                                     "other": defaultdict(list)})
-    for r, opts in _done_with_options(records):
-        metric = main_metric(r)
-        for es, m in r["metrics"].items():
-            key = (r["task"], r["model"], r["method"], opts, r["shots"], es, m["domain"], metric)
-            g = groups[key]
-            g["scores"].append(m["overall"][metric])
-            g["majority"].append(m["majority"][metric])
-            g["dists"].append(m["overall"].get("pred_dist") or {})
-            for other in NAMES:
-                g["other"][other].append(m["overall"][other])
-            for cal in ("ece", "brier"):  # calibration; absent from records written before it was measured
-                if m["overall"].get(cal) is not None:
-                    g["other"][cal].append(m["overall"][cal])
-    rows = []
-    for (task, model, method, opts, shots, es, domain, metric), g in groups.items():
-        top = top_label(g["dists"])
-        flagged = flags(statistics.fmean(g["scores"]), statistics.fmean(g["majority"]), top[1] if top else None)
+    cells, dists, rows = _Cells(records), _pred_dists(records), []
+    for cell, g in cells.groups(["overall"]):
+        task, model, method, opts, metric, shots, es, domain = cell
+        score, majority = cells.stat(cell, "overall", metric), cells.stat(cell, "majority", metric)
+        if not score[2]:
+            continue
+        top = top_label([dists.get((rid, es), {}) for rid in g["run_id"]])
+        flagged = flags(score[0], majority[0] if majority[2] else None, top[1] if top else None, metric)
         rows.append({"task": task, "model": model, "method": method, "options": opts, "shots": shots,
-                     "eval_set": es, "domain": domain, "metric": metric, "score": _fmt(g["scores"]),
-                     "runs": len(g["scores"]), "majority": _fmt(g["majority"]),
+                     "eval_set": es, "domain": domain, "metric": metric, "score": _fmt(*score),
+                     "runs": score[2], "majority": cells.fmt(cell, "majority", metric),
                      "most_predicted": f"{top[1]:.0%} {top[0]}" if top else "–", "flag": flag_text(flagged, top),
-                     **{k: _fmt(g["other"].get(k, [])) for k in (*NAMES, "ece", "brier")}})
+                     **{k: cells.fmt(cell, "overall", k) for k in all_metric_names()}})
     rows.sort(key=lambda r: (r["task"], r["model"], r["method"], r["options"], r["shots"], r["domain"], r["eval_set"]))
     return rows
+
+
+def _subset_labels(g, name: str) -> list[str]:
+    """The gold labels of the runs in `g` that hold subset `name`, in the order their records list them."""
+    ids = set(g.loc[g["subset"] == name, "run_id"])
+    return list(dict.fromkeys(s.removeprefix("label=") for s, rid in zip(g["subset"], g["run_id"])
+                              if s.startswith("label=") and rid in ids))
 
 
 def summarise_subsets(records: list[dict]) -> list[dict]:
@@ -108,28 +145,18 @@ def summarise_subsets(records: list[dict]) -> list[dict]:
     shots, eval_set, subset ("heuristic=lexical_overlap"), accuracy (mean ± std over seeds), and the
     accuracy on each gold label within the subset ("acc | entailment"), which shows a model that
     answers one label for every input of a heuristic for what it is."""
-    groups: dict[tuple, dict] = defaultdict(lambda: defaultdict(list))
-    labels: dict[tuple, list[str]] = defaultdict(list)
-    for r, opts in _done_with_options(records):
-        for es, m in r["metrics"].items():
-            subsets = m.get("subsets") or {}
-            for name, sc in subsets.items():
-                if name.startswith("label=") or "|" in name:
-                    continue
-                key = (r["task"], r["model"], r["method"], opts, r["shots"], es, name)
-                groups[key]["accuracy"].append(sc["accuracy"])
-                for lab in (n.removeprefix("label=") for n in subsets if n.startswith("label=")):
-                    if lab not in labels[key]:
-                        labels[key].append(lab)
-                    if f"{name}|label={lab}" in subsets:
-                        groups[key][f"acc | {lab}"].append(subsets[f"{name}|label={lab}"]["accuracy"])
-    rows = []
-    for key, g in groups.items():
-        task, model, method, opts, shots, es, name = key
-        row = {"task": task, "model": model, "method": method, "options": opts, "shots": shots,
-               "eval_set": es, "subset": name, "accuracy": _fmt(g["accuracy"]), "runs": len(g["accuracy"])}
-        row.update({f"acc | {lab}": _fmt(g.get(f"acc | {lab}", [])) for lab in labels[key]})
-        rows.append(row)
+    cells, rows = _Cells(records), []
+    for cell, g in cells.groups(None):
+        task, model, method, opts, _, shots, es, _ = cell
+        names = dict.fromkeys(s for s in g["subset"] if s not in ("overall", "majority")
+                              and not s.startswith("label=") and "|" not in s)
+        for name in names:
+            acc = cells.stat(cell, name, "accuracy")
+            row = {"task": task, "model": model, "method": method, "options": opts, "shots": shots,
+                   "eval_set": es, "subset": name, "accuracy": _fmt(*acc), "runs": acc[2]}
+            row.update({f"acc | {lab}": cells.fmt(cell, f"{name}|label={lab}", "accuracy")
+                        for lab in _subset_labels(g, name)})
+            rows.append(row)
     rows.sort(key=lambda r: (r["task"], r["model"], r["method"], r["options"], r["shots"], r["eval_set"], r["subset"]))
     return rows
 
@@ -180,10 +207,10 @@ def rich_table(rows: list[dict], failed: list[dict]) -> Table:
     if flagged:
         extra = len(flagged) - MAX_FLAGGED
         notes += flagged[:MAX_FLAGGED] + ([f"… and {extra} more (summary.md lists all)"] if extra > 0 else [])
-        notes.append(FLAG_NOTE)
+        notes.append(flag_note(rows))
     if failed:
         notes.append(f"{len(failed)} failed run(s): " + "; ".join(
-            f"{f['run_id']}: {(f.get('error') or '')[:160]}" for f in failed[:5]))
+            f"{f.run_id}: {(f.error or '')[:160]}" for f in map(load, failed[:5])))
     t.caption = term("\n".join(notes)) if notes else None
     return t
 
@@ -192,6 +219,12 @@ MAX_FLAGGED = 12
 FLAG_NOTE = (f"flag: ≤ majority = no better than always predicting the most frequent label; one label = the "
              f"runs gave one label to ≥{COLLAPSED:.0%} of the inputs; then the most-predicted label and its share "
              "(mean over runs)")
+
+
+def flag_note(rows: list[dict]) -> str:
+    """FLAG_NOTE, and what "≥ majority" means where a row of a lower-is-better metric has it."""
+    lower = any(r["flag"].startswith(NOT_BETTER[-1]) for r in rows)
+    return FLAG_NOTE + ("; ≥ majority = the same for a metric where lower is better" if lower else "")
 
 
 def _md_table(rows: list[dict], cols: list[str]) -> list[str]:
@@ -204,11 +237,11 @@ def write_summary(rows: list[dict], folder: Path, subset_rows: list[dict] | None
                   failed: list[dict] | None = None) -> tuple[Path, Path]:
     md, csv_path = folder / "summary.md", folder / "summary.csv"
     cols = ["task", "model", "method", "options", "shots", "eval_set", "domain", "metric", "score", "majority",
-            "most_predicted", "flag", *NAMES, "ece", "brier", "runs"]
+            "most_predicted", "flag", *all_metric_names(), "runs"]
     text = ("# tuneoff results (mean ± std over seeds)\n\n" + "\n".join(_md_table(rows, cols)) + "\n\n"
-            f"ece, brier: calibration of the class probabilities. {DEFINITION}\n")
+            f"{', '.join(prob_metric_names())}: calibration of the class probabilities. {DEFINITION}\n")
     if any(r["flag"] for r in rows):
-        text += f"\n{FLAG_NOTE}.\n"
+        text += f"\n{flag_note(rows)}.\n"
     if subset_rows:
         sub_cols = ["task", "model", "method", "options", "shots", "eval_set", "subset", "accuracy",
                     *dict.fromkeys(k for r in subset_rows for k in r if k.startswith("acc | ")), "runs"]
@@ -216,8 +249,8 @@ def write_summary(rows: list[dict], folder: Path, subset_rows: list[dict] | None
                  + "\n".join(_md_table(subset_rows, sub_cols)) + "\n")
     if failed:
         text += f"\n## Failed runs ({len(failed)})\n\n" + "".join(
-            "- " + md_text(f"{f['run_id']} {f.get('method', '')} shots={f.get('shots')} data_seed={f.get('data_seed')} "
-                      f"seed={f.get('seed')}: {f.get('error') or ''}") + "\n" for f in failed)
+            "- " + md_text(f"{f.run_id} {f.method or ''} shots={f.shots} data_seed={f.data_seed} "
+                      f"seed={f.seed}: {f.error or ''}") + "\n" for f in map(load, failed))
     md.write_text(text)
     with csv_path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
@@ -230,13 +263,13 @@ def print_summary(console, records: list[dict]) -> list[dict]:
     """Print the results table of `records` (and the per-subset table, when an eval set has
     subsets); returns the failed records."""
     rows, sub = summarise(records), summarise_subsets(records)
-    failed = [r for r in records if r.get("status") != "done"]
+    failed = [r for r in map(load, records) if r.status != "done"]
     if rows:
         console.print(rich_table(rows, failed))
     else:
         console.print("[bold red]no run finished[/]" if records else "no runs")
         for f in failed:
-            console.print(term(f"  {f['run_id']}: {f.get('error') or ''}"), highlight=False)
+            console.print(term(f"  {f.run_id}: {f.error or ''}"), highlight=False)
     if sub:
         console.print(rich_subset_table(sub))
     return failed
@@ -246,5 +279,5 @@ def write_folder_summary(store) -> tuple[Path, Path]:
     """summary.md and summary.csv of every run in a results folder (earlier invocations included),
     so that a run that adds to a folder never hides what the folder already held."""
     records = store.records()
-    failed = [r for r in records if r.get("status") != "done"]
+    failed = [r for r in records if r.status != "done"]
     return write_summary(summarise(records), store.folder, summarise_subsets(records), failed)

@@ -39,13 +39,13 @@ from tuneoff.budget import Budget
 from tuneoff.config import (
     ConfigError,
     RunConfig,
-    _format_errors,
     apply_overrides,
     config_from_dict,
     parse_override,
     read_yaml,
     set_key,
 )
+from tuneoff.config.base import format_errors
 from tuneoff.describe import Label, flatten, fmt, varying
 
 GRID_ALIASES = {"tasks": "task", "models": "model", "patterns": "pattern", "seeds": "seed",
@@ -126,7 +126,7 @@ def parse_sweep(data: dict, source: str = "sweep config") -> SweepConfig:
     try:
         return SweepConfig(**data)
     except ValidationError as e:
-        msg = _format_errors(e, model=SweepConfig).replace("config key", "sweep key")
+        msg = format_errors(e, model=SweepConfig).replace("config key", "sweep key")
         raise ConfigError(f"{source}: {msg}\n(a sweep config holds `defaults:`, `grid:`, `methods:` and `recommend:`; "
                           f"run settings go under `defaults:`)") from None
 

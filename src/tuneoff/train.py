@@ -85,8 +85,19 @@ def train(method: Method, examples: list[dict], cfg: TrainConfig, seed: int,
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, **optimizer_options(cfg.optimizer))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
     model, optimizer = accelerator.prepare(model, optimizer)
+    try:
+        return _steps(method, model, optimizer, scheduler, [p for g in groups for p in g["params"]], examples,
+                      cfg, seed, steps, accelerator, progress)
+    finally:
+        # the accelerator (one per process) keeps every prepared model and optimizer: drop them, diverged
+        # or not, or each run's weights and optimizer state stay resident for the rest of the process
+        accelerator.free_memory()
+
+
+def _steps(method: Method, model, optimizer, scheduler, params, examples: list[dict], cfg: TrainConfig,
+           seed: int, steps: int, accelerator: Accelerator, progress) -> TrainStats:
+    """The optimizer steps of `train`, on the prepared model and optimizer."""
     method.model = model
-    params = [p for g in groups for p in g["params"]]
     order = torch.Generator().manual_seed(seed)
     stats = TrainStats()
     stats.forward_tokens = method.start_training(examples)
@@ -124,7 +135,4 @@ def train(method: Method, examples: list[dict], cfg: TrainConfig, seed: int,
             progress(stats.steps, steps, step_loss)
     model.eval()
     method.model = accelerator.unwrap_model(model)
-    # the accelerator (one per process) keeps every prepared model and optimizer: drop them, or each
-    # run's weights and optimizer state stay resident for the rest of the process
-    accelerator.free_memory()
     return stats

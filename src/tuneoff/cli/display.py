@@ -12,6 +12,7 @@ from rich.text import Text
 from tuneoff.escape import term
 from tuneoff.estimate import Costs
 from tuneoff.plan import ELSEWHERE, Observer
+from tuneoff.record import Record, Resources, load
 
 
 class _Bars:
@@ -148,12 +149,13 @@ class RunDisplay(_Display):
 
     def finished(self, run, record, seconds) -> None:
         self.progress.reset()
-        self.left.ran(run, record)
-        line = f"{self.label(run)}: {record['status']}"
-        if record["status"] == "failed":
-            line += f" — [red]{term(record['error'])}[/]"
+        rec = load(record)
+        self.left.ran(run, rec)
+        line = f"{self.label(run)}: {rec.status}"
+        if rec.status == "failed":
+            line += f" — [red]{term(rec.error)}[/]"
         else:
-            line += f" — {brief(record)}"  # markup of its own, the data in it escaped
+            line += f" — {brief(rec)}"  # markup of its own, the data in it escaped
         eta = self.left.text(1)
         self.say(line + (f"; {eta} left" if eta else ""))
 
@@ -170,7 +172,7 @@ class _RunsLeft:
         except Exception:  # an unreadable store is the plan's to report, not the display's
             self.costs = Costs()
 
-    def ran(self, run, record) -> None:
+    def ran(self, run, record: Record) -> None:
         self.runs.pop(run.run_id(), None)
         self.costs.add(record)
 
@@ -252,34 +254,37 @@ class SweepDisplay(_Display):
     def finished(self, run, record, seconds) -> None:
         self.running.pop(run.run_id(), None)
         self.progress.reset()
-        ok = record["status"] == "done"
+        rec = load(record)
+        ok = rec.status == "done"
         self.done += ok
         self.failed += not ok
-        self.left.ran(run, record)
+        self.left.ran(run, rec)
         self.eta = self.left.text(self.parallel)
         line = (term(f"[{self.done + self.failed}/{self.total}] {self.label(run)}: ")
-                + ("[green]done[/]" if ok else f"[red]failed[/] — {term((record.get('error') or '')[:300])}")
+                + ("[green]done[/]" if ok else f"[red]failed[/] — {term((rec.error or '')[:300])}")
                 + f" ({duration(seconds)}); {self._counts()}")
         self.say(line)
         self._refresh()
 
 
-def brief(rec: dict) -> str:
+def brief(rec: Record | dict) -> str:
     """One line on a finished run: its main metric per eval set (flagged at or below the majority
     baseline, or collapsed onto one label), and how long it took."""
     from tuneoff.describe import main_metric
-    from tuneoff.summary import flag_text, flags, top_label
+    from tuneoff.summary import flag_text, flags, majority_flag, top_label
 
+    rec = load(rec)
     metric = main_metric(rec)
     parts = []
-    for name, m in rec.get("metrics", {}).items():
-        score, maj = m["overall"][metric], m.get("majority", {}).get(metric)
-        top = top_label([m["overall"].get("pred_dist") or {}])
-        flagged = [f"{f} {maj:.3f}" if f == "≤ majority" else f for f in flags(score, maj, top[1] if top else None)]
+    for name, m in (rec.metrics or {}).items():
+        score, maj = m.overall[metric], m.majority.get(metric) if m.majority else None
+        top = top_label([m.overall.pred_dist or {}])
+        flagged = [f"{f} {maj:.3f}" if f == majority_flag(metric) else f
+                   for f in flags(score, maj, top[1] if top else None, metric)]
         note = f" [red]({term(flag_text(flagged, top))})[/]" if flagged else ""
         parts.append(f"{term(name)} {score:.3f}{note}")
-    res = rec.get("resources", {})
-    chosen = (rec.get("selection") or {}).get("chosen_label")
-    took = sum(res.get(f"{k}_time_s", 0) for k in ("load", "setup", "train", "eval", "selection"))
+    res = rec.resources or Resources()
+    chosen = rec.selection.chosen_label if rec.selection else None
+    took = sum(res.get(f"{k}_time_s") or 0 for k in ("load", "setup", "train", "eval", "selection"))
     return (f"{term(metric)}: {', '.join(parts)}" + (f"; chose {term(chosen)}" if chosen else "")
             + f" ({duration(took)})")

@@ -23,7 +23,7 @@ def validate(
     console.print_json(json.dumps(cfg.resolved()))
     console.print(f"[green]valid[/]: {len(cfg.expand())} run(s)")
     if cfg.select is not None:
-        from tuneoff.selection.options import candidates, label
+        from tuneoff.config import candidates, label
 
         cands = candidates(cfg.search_space())
         how = f"{cfg.select.folds}-fold cv (capped at the shots per class)" if cfg.select.protocol == "cv" \

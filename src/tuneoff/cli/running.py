@@ -57,7 +57,7 @@ def run(
     force: bool = typer.Option(False, help="rerun runs that are already done"),
 ):
     """Run the comparison runs of a config (default: the built-in demo task), record and print them."""
-    from tuneoff.plan import make_plan
+    from tuneoff.plan import plan_store
 
     cfg = load(config, overrides)
     runs = cfg.expand()
@@ -65,7 +65,7 @@ def run(
     console.print(f"[bold]{len(runs)} run(s)[/]: " + term(f"task={cfg.task} model={cfg.model} "
                                                        f"method={cfg.method.name} → {cfg.output_dir}/"))
     # a failed run is run again (a sweep asks for --retry-failed); --force reruns done ones too
-    plan = make_plan(runs, store.statuses(), retry_failed=True, run_dir=store.run_dir, force=force)
+    plan = plan_store(runs, store, retry_failed=True, force=force)
     records = _drive(plan, store, lambda progress, ex: RunDisplay(progress, plan, store))
     _conclude(store, records, cfg.output_dir)
 
@@ -85,7 +85,7 @@ def sweep(
 ):
     """Run a grid of runs (methods x grid values x shots x seeds) into one results store; resumable."""
     from tuneoff.executors import ExecutorError, check_executor
-    from tuneoff.plan import make_plan
+    from tuneoff.plan import plan_store
     from tuneoff.runner import preflight
     from tuneoff.store import has_manifests
     from tuneoff.sweep import load_sweep
@@ -110,8 +110,7 @@ def sweep(
         store = open_results(out)
     else:  # read what is there, create nothing (manifests without their store: damaged, say so)
         store = open_results(out, write=False) if (out / "results.sqlite").is_file() or has_manifests(out) else None
-    plan = make_plan(sw.runs, store.statuses() if store else {}, retry_failed,
-                     store.run_dir if store else None)
+    plan = plan_store(sw.runs, store, retry_failed, looking=dry_run)
     dup = f" ({sw.duplicates} duplicate(s) merged)" if sw.duplicates else ""
     console.print(f"[bold]sweep {term(config)}[/]: {len(sw.runs)} run(s){dup} → {term(out)}/", highlight=False)
     failed_note = ("run again now (--retry-failed)" if retry_failed

@@ -30,7 +30,7 @@ class MethodOptions(BaseModel):
 @dataclass(frozen=True)
 class Context:
     """What a method gets to build itself: the task, the model as loaded and where it runs, and the
-    few run settings a method reads (never the whole run config). `runner.build_method` builds it."""
+    few run settings a method reads (never the whole run config). `pipeline.method_context` builds it."""
 
     task: "Task"
     loaded: "Loaded"
@@ -62,7 +62,7 @@ class Method:
     @classmethod
     def head_for(cls, options: MethodOptions) -> str:
         """The head `models.load` must put on the backbone for these options (`head` unless a method's
-        options choose, e.g. lora's `scoring`); `runner.prepare` calls this, not `head`."""
+        options choose, e.g. lora's `scoring`); `pipeline.build_method` calls this, not `head`."""
         return cls.head
 
     @classmethod
@@ -110,6 +110,11 @@ class Method:
     def prompt_example(self, example: dict) -> str | None:
         """The exact text the model sees for one example (logged with the run), if templated."""
         return None
+
+    def audit(self, few: list[dict]) -> dict:
+        """What else the run records so a reader can check the method (distill: the prompt its
+        teacher saw), as record fields; none by default."""
+        return {}
 
     # -- the calls the shared loop and evaluator make -------------------------------------------
     def start_training(self, examples: list[dict]) -> int:

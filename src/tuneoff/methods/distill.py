@@ -138,7 +138,7 @@ class ContextDistill(Method):
                         self.teacher_context[ex["id"]] = context.prefix.text
                     done += len(chunk)
                     self.report("teacher pass", done, total)
-                context.release()
+                context.free_cache()
 
     def train_examples(self, few: list[dict]) -> list[dict]:
         return few + self.unlabelled
@@ -150,6 +150,11 @@ class ContextDistill(Method):
 
     def teacher_prompt(self, example: dict) -> str:
         return self.scorer.prompt(example, Prefix(self.teacher_context[example["id"]], []))
+
+    def audit(self, few: list[dict]) -> dict:
+        """What its teacher saw for the first training example."""
+        return {"teacher_prompt": self.teacher_prompt(few[0]),
+                "teacher_prompt_example": {"id": few[0]["id"], "from": "train"}}
 
     # -- training --------------------------------------------------------------------------------
     def collate(self, examples: list[dict]) -> dict:

@@ -143,7 +143,7 @@ class DemoContext:
             chunk = examples[i:i + batch_size]
             yield chunk, self.scores(batch_to(self.encode(chunk), device))
 
-    def release(self) -> None:
+    def free_cache(self) -> None:
         """Free the key/value cache."""
         self.prefix.kv = None
 

@@ -27,6 +27,7 @@ from tuneoff.methods.base import set_trainable
 from tuneoff.methods.kvcache import cache_arg, cache_of, dynamic_cache
 from tuneoff.methods.shared_prefix import KWARG as SHARED
 from tuneoff.methods.shared_prefix import attend_with
+from tuneoff.models import unwrap, window_of
 
 
 @dataclass
@@ -42,12 +43,6 @@ class Prefix:
         cache in place, so every batch gets its own; the stored tensors are never modified)."""
         return dynamic_cache([(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in self.kv],
                              config)
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The transformers model inside accelerate/DDP and peft wrappers (LoRA layers stay injected)."""
-    model = getattr(model, "module", model)
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 class LMScorer:
@@ -201,12 +196,6 @@ class LMScorer:
         logp = self._logits(lm, ids, mask, prefix, rows, cols.clamp(max=ids.shape[1] - 1), valid).log_softmax(-1)
         tok_lp = logp.gather(-1, target[..., None])[..., 0] * valid
         return tok_lp.sum(-1).view(n, c)
-
-
-def window_of(model) -> int:
-    """The model's context window (positions it was trained on)."""
-    cfg = unwrap(model).config
-    return int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 10 ** 9)
 
 
 def scorer_for(method: Method) -> LMScorer:

@@ -6,8 +6,8 @@ and cost side by side.
     write_report("results")  # -> results/report.html, report.md, runs.csv
 """
 from tuneoff.report.build import build_sections, write_report
-from tuneoff.report.frame import aggregate, method_labels, task_metric, to_frame
+from tuneoff.report.frame import aggregate, frame_metric, method_labels, to_frame
 from tuneoff.report.stats import bootstrap_p, paired_tests, pareto_front, wilcoxon_p
 
-__all__ = ["to_frame", "aggregate", "paired_tests", "write_report", "build_sections", "task_metric",
+__all__ = ["to_frame", "aggregate", "paired_tests", "write_report", "build_sections", "frame_metric",
            "method_labels", "bootstrap_p", "wilcoxon_p", "pareto_front"]

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from tuneoff.budget import Budget
+from tuneoff.metrics import direction
 from tuneoff.report.blocks import Bullets, Cell, Table, Text, count, msn, num, pval
 from tuneoff.report.recommend import ALPHA, AXES, MIN_PAIRS, TEST, Answer, recommend
 
@@ -21,6 +22,10 @@ RULE = (f"How it is decided: a candidate is a method on a model; its score per r
         "same eval sets) lies above 0. When neither the best nor any method tied with it beats chance, there is "
         "no recommendation. With few splits almost nothing separates: "
         "that is what the data says, not a tie in the methods.")
+MARGIN = {1: "mean score minus the majority baseline",
+          -1: "the majority baseline minus the mean score (lower is better)"}
+LOWER_RULE = (" For a metric where lower is better the best is the fitting candidate with the lowest mean, "
+              "and the margin over the majority baseline is the baseline minus the score.")
 
 
 def budget_text(budget: Budget, names: dict[str, str]) -> str:
@@ -51,28 +56,32 @@ def _status(row, a: Answer) -> str:
     return ("tied" + cheap + chance) if row["tied"] else "worse" + chance
 
 
-def _margin(row) -> str:
+def _margin(row, sign: int) -> str:
+    """The mean margin over the majority baseline (better is above 0) and its 95% lower end."""
     if not np.isfinite(row["baseline"]):
         return "–"
-    d = row["mean"] - row["baseline"]
+    d = sign * (row["mean"] - row["baseline"])
     return f"{d:+.3f} ({row['margin_lo']:+.3f})" if np.isfinite(row["margin_lo"]) else f"{d:+.3f}"
 
 
 def answer_table(a: Answer) -> Table:
-    c = a.candidates.sort_values(["fits", "mean"], ascending=[False, False])
-    header = ["method · model", f"{a.metric} ± std (n)", "− majority (95% low)", "train s", "memory MB", "trainable",
+    sign = direction(a.metric)
+    c = a.candidates.assign(better=sign * a.candidates["mean"])
+    c = c.sort_values(["fits", "better"], ascending=[False, False])
+    margin = "− majority (95% low)" if sign > 0 else "majority − (95% low)"
+    header = ["method · model", f"{a.metric} ± std (n)", margin, "train s", "memory MB", "trainable",
               "pairs", "p", "p Holm", "verdict"]
     rows = []
     for _, r in c.iterrows():
         status = _status(r, a)
         rows.append([Cell(r["candidate"], bold=r["candidate"] in (a.best, a.cheapest)),
-                     Cell(msn(r["mean"], r["std"], r["n"])), Cell(_margin(r)), Cell(num(r["train_time"], 1)),
+                     Cell(msn(r["mean"], r["std"], r["n"])), Cell(_margin(r, sign)), Cell(num(r["train_time"], 1)),
                      Cell(num(r["memory"], 0)), Cell(count(r["trainable_params"])), Cell(str(int(r["pairs"])) if r["pairs"] else "–"),
                      Cell(pval(r["p"])), Cell(pval(r["p_holm"])),
                      Cell(status, cls="yes" if status.startswith("best") else "")])
     where = "in-domain" if a.domain == "in" else "out-of-domain"
     return Table(header, rows, title=f"{a.task} · {a.shots} shots · {where} ({', '.join(a.eval_sets)}): {a.verdict}",
-                 note="− majority: mean score minus the majority baseline, in brackets the lower end of its 95% "
+                 note=f"{margin.split(' (')[0]}: {MARGIN[sign]}, in brackets the lower end of its 95% "
                       "interval over splits (not above chance: that end is not above 0); p: paired t-test against "
                       "the best; p Holm: Holm-adjusted over this table's comparisons; costs are each method's worst run; cheapest: "
                       "of the best and those tied with it that beat chance.")
@@ -85,6 +94,6 @@ def recommendation_blocks(frame: pd.DataFrame, budget: Budget | None = None) -> 
     if not answers:
         return [Text("No recommendation: no finished runs match the budget's shots and domain.")], answers
     blocks: list = [Text(budget_text(budget, names)), Bullets([a.sentence for a in answers])]
-    blocks.append(Text(RULE))
+    blocks.append(Text(RULE + (LOWER_RULE if any(direction(a.metric) < 0 for a in answers) else "")))
     blocks += [answer_table(a) for a in answers]
     return blocks, answers

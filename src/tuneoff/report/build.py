@@ -11,7 +11,8 @@ from tuneoff.budget import Budget
 from tuneoff.report import decision_plots, plots
 from tuneoff.report.answer import recommendation_blocks
 from tuneoff.report.blocks import Bullets, Figure, Section, Text
-from tuneoff.report.frame import METRICS, aggregate, done_rows, eval_sets_in_order, runs, task_metric, to_frame
+from tuneoff.metrics import all_metric_names, direction, label_metric_names
+from tuneoff.report.frame import aggregate, done_rows, eval_sets_in_order, frame_metric, runs, to_frame
 from tuneoff.report.quality import calibration_table, cross_model_leaderboard, forgetting_table
 from tuneoff.report.protocol import protocol_blocks, warnings
 from tuneoff.report.selection import selection_blocks
@@ -38,7 +39,7 @@ def build_sections(records: list[dict], n_boot: int = N_BOOT, seed: int = 0,
     """The report as format-neutral sections, plus the tables it was built from
     ({"frame", "aggregate", "paired", "runs", "answers"}). `budget` limits the recommendation."""
     frame = to_frame(records)
-    agg = aggregate(frame)
+    agg = aggregate(frame, all_metric_names())
     run_df = runs(frame) if len(frame) else frame
     tests = paired_tests(frame, n_boot=n_boot, seed=seed)
     sec = {sid: Section(sid, title) for sid, title in SECTIONS}
@@ -49,7 +50,7 @@ def build_sections(records: list[dict], n_boot: int = N_BOOT, seed: int = 0,
     tasks = sorted(run_df["task"].dropna().unique()) if len(run_df) else []
     if tasks:
         sec["summary"].blocks.append(Text("Main metric per task: " + ", ".join(
-            f"{t}: {task_metric(run_df, t)}" for t in tasks) + ". Other metrics are in the secondary tables."))
+            f"{t}: {frame_metric(run_df, t)}" for t in tasks) + ". Other metrics are in the secondary tables."))
 
     answers = _recommendation(sec["recommendation"], frame, budget)
     for task in tasks if len(agg) else []:
@@ -96,7 +97,7 @@ def _recommendation(section: Section, frame, budget: Budget | None) -> list:
 def _cross_model_blocks(sec, frame, agg, run_df, task) -> None:
     """What spans the models of a task: the cross-model leaderboard, calibration, forgetting."""
     f = frame[frame["task"] == task]
-    metric, eval_sets = task_metric(f, task), eval_sets_in_order(f)
+    metric, eval_sets = frame_metric(f, task), eval_sets_in_order(f)
     if f["model"].nunique() > 1:
         sec["leaderboard"].blocks.append(cross_model_leaderboard(agg, run_df, task, metric, eval_sets))
     cal = calibration_table(frame, task, eval_sets)
@@ -119,12 +120,12 @@ def _task_blocks(sec, frame, agg, run_df, task, model) -> None:
     a = agg[(agg["task"] == task) & (agg["model"] == model)]
     f = frame[(frame["task"] == task) & (frame["model"] == model)]
     r = run_df[(run_df["task"] == task) & (run_df["model"] == model)]
-    metric = task_metric(f, task)
+    metric = frame_metric(f, task)
     eval_sets = eval_sets_in_order(f)
-    variants = variant_order(a, metric)
+    variants, higher = variant_order(a, metric), direction(metric) > 0
     head = f"{task} · {model}"
     sec["leaderboard"].blocks.append(leaderboard(a, r, metric, eval_sets, title=f"{head} — {metric}"))
-    for other in (m for m in METRICS if m != metric):
+    for other in (m for m in label_metric_names() if m != metric):
         sec["leaderboard"].blocks.append(
             leaderboard(a, r, other, eval_sets, title=f"{head} — secondary metric: {other}", with_costs=False))
 
@@ -133,13 +134,15 @@ def _task_blocks(sec, frame, agg, run_df, task, model) -> None:
             f"{head}: {metric} vs training examples per class; band = ±1 std over seeds; dashed = majority baseline.")
     png, notes = plots.in_vs_out(a, metric, eval_sets, variants)
     _figure(sec["in-vs-out"], png, notes, _slug("in_vs_out", task, model),
-            f"{head}: mean {metric} per method and shots; points under the dotted diagonal lose out of domain.")
+            f"{head}: mean {metric} per method and shots; points {'under' if higher else 'over'} the dotted diagonal "
+            "lose out of domain.")
     target = next((e for e, d in eval_sets if d == "in"), eval_sets[0][0] if eval_sets else None)
     if target is not None:
         png, notes = plots.score_vs_cost(a, r[r["status"] == "done"], metric, target, variants)
         _figure(sec["cost"], png, notes, _slug("cost", task, model),
                 f"{head}: {metric} on {target} against cost (mean over seeds, error bar ±1 std; number = shots). "
-                "The line is the Pareto front: no other point has a higher score at a lower cost. " + COST_NOTE)
+                f"The line is the Pareto front: no other point has a {'higher' if higher else 'lower'} score at a "
+                "lower cost. " + COST_NOTE)
     for es, dom in eval_sets:
         t = subset_table(a, f, es, title=f"{head} — {col_label(es, dom)}")
         if t is not None:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tuneoff.calibration import pool_bins
+from tuneoff.metrics import direction
 from tuneoff.report.plots import _floor, _log_axis, _png, _t, plt
 from tuneoff.report.recommend import AXES, Answer
 from tuneoff.report.stats import pareto_front
@@ -54,7 +55,7 @@ def recommendation_front(a: Answer, limits: dict[str, float]):
                 ax.annotate(_t(r["candidate"]), (xi, r["mean"]), xytext=(4, 3), textcoords="offset points", fontsize=7)
         fit = np.asarray(c["fits"]) & np.isfinite(xc)
         idx = np.flatnonzero(fit)
-        front = idx[pareto_front(xc[fit], c["mean"].to_numpy(float)[fit])] if fit.any() else []
+        front = idx[pareto_front(xc[fit], c["mean"].to_numpy(float)[fit], direction(a.metric))] if fit.any() else []
         if len(front):
             ax.step(xc[front], c["mean"].to_numpy(float)[front], where="post", color="black", lw=1, alpha=0.6,
                     label="Pareto front (fitting)", zorder=3)

@@ -12,10 +12,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from tuneoff.describe import DEFAULT_METRIC, Label, field, labels, main_metric, method_name, method_options
-from tuneoff.metrics import NAMES
-
-METRICS = NAMES  # every metric of tuneoff.metrics
+from tuneoff.describe import DEFAULT_METRIC, Label, labels, main_metric, method_name, method_options, record_field
+from tuneoff.metrics import label_metric_names, prob_metric_names
+from tuneoff.record import EvalSet, Overall, Record, Resources, Scores, load
 
 RESOURCES = ("params_total", "params_trainable", "peak_memory_mb", "memory_baseline_mb", "memory_run_mb",
              "peak_cuda_mb", "load_time_s", "load_cpu_s", "setup_time_s", "setup_cpu_s", "train_time_s",
@@ -42,17 +41,24 @@ METHOD_TIME = ("method_cpu_s", "set-up + training (+ selection) CPU time (s)")
 
 RUN_COLUMNS = ["run_id", "status", "error", "created_at", "task", "model", "method", "method_options",
                "method_label", "variant", "pattern", "shots", "data_seed", "seed", "main_metric"]
-CALIBRATION = ("ece", "brier")  # per eval set, overall rows only (tuneoff.calibration)
-ROW_COLUMNS = ["eval_set", "domain", "subset", "n", *METRICS, "majority_label", "pred_dist", *CALIBRATION,
-               "reliability"]
+
+
+def row_columns() -> list[str]:
+    """The columns of one (eval set, subset) row: the label metrics of `tuneoff.metrics` on every
+    row, its probability metrics (ece, brier) on overall rows only."""
+    return ["eval_set", "domain", "subset", "n", *label_metric_names(), "majority_label", "pred_dist",
+            *prob_metric_names(), "reliability"]
+
+
 FORGETTING = ["lm_loss_before", "lm_loss_after", "lm_loss_delta", "forgetting_note"]  # per run (tuneoff.forgetting)
 SPLIT_COLUMNS = ["split_checksum", "split_n", "train_pool"]
 
 # what identifies one cell of a comparison; seeds (data_seed, seed) vary inside it
+COLLAPSED = 0.95  # a run that gives one label to at least this share of an eval set has collapsed
 GROUP_KEYS = ["task", "model", "method_label", "variant", "pattern", "shots", "eval_set", "domain", "subset"]
 
 
-def task_metric(frame: pd.DataFrame, task) -> str:
+def frame_metric(frame: pd.DataFrame, task) -> str:
     """The main metric of `task` in `frame`: the one its runs recorded (`describe.main_metric`:
     e.g. mcc for CoLA, or whatever a custom task file names), else accuracy."""
     m = frame.loc[frame["task"] == task, "main_metric"].dropna() if "main_metric" in frame else []
@@ -66,27 +72,25 @@ def method_labels(records: list[dict]) -> dict[str, str]:
     return {rec.get("run_id"): lab.method_label for rec, lab in zip(records, labels(records))}
 
 
-def _run_fields(rec: dict, label: Label) -> dict:
-    task = field(rec, "task")
-    split = rec.get("split") or {}
-    losses = (rec.get("train") or {}).get("losses") or []
+def _run_fields(rec: Record, label: Label) -> dict:
+    split, fg = rec.split, rec.forgetting
+    losses = rec.train.losses if rec.train else []
     row = {
-        "run_id": rec.get("run_id"), "status": rec.get("status"), "error": rec.get("error"),
-        "created_at": rec.get("created_at"), "task": task, "model": field(rec, "model"),
+        "run_id": rec.run_id, "status": rec.status, "error": rec.error,
+        "created_at": rec.created_at, "task": record_field(rec, "task"), "model": record_field(rec, "model"),
         "method": method_name(rec), "method_options": json.dumps(method_options(rec), sort_keys=True),
-        "method_label": label.method_label, "variant": label.variant, "pattern": field(rec, "pattern"),
-        "shots": field(rec, "shots"), "data_seed": field(rec, "data_seed"), "seed": field(rec, "seed"),
+        "method_label": label.method_label, "variant": label.variant, "pattern": record_field(rec, "pattern"),
+        "shots": record_field(rec, "shots"), "data_seed": record_field(rec, "data_seed"), "seed": record_field(rec, "seed"),
         "main_metric": main_metric(rec),
-        "split_checksum": split.get("checksum"), "split_n": split.get("n"), "train_pool": split.get("train_pool"),
+        "split_checksum": split.checksum if split else None, "split_n": split.n if split else None,
+        "train_pool": split.train_pool if split else None,
         "final_loss": float(losses[-1]) if losses else np.nan,
-        "notes": " | ".join(str(n) for n in rec.get("notes") or []),
+        "notes": " | ".join(str(n) for n in rec.notes or []),
     }
-    fg = rec.get("forgetting") or {}
     for k in FORGETTING[:3]:
-        row[k] = fg.get(k, np.nan)
-    row["forgetting_note"] = (f"n/a: {fg.get('reason')}" if fg.get("status") == "n/a"
-                              else fg.get("head") if fg else None)
-    res = rec.get("resources") or {}
+        row[k] = fg.get(k, np.nan) if fg else np.nan
+    row["forgetting_note"] = (f"n/a: {fg.reason}" if fg.status == "n/a" else fg.head) if fg else None
+    res = rec.resources or Resources()
     for k in RESOURCES:
         row[k] = res.get(k, np.nan)
     for total, part in (("adapt_time_s", "train_time_s"), ("adapt_flops_approx", "train_flops_approx")):
@@ -96,49 +100,50 @@ def _run_fields(rec: dict, label: Label) -> dict:
                            + res.get("selection_cpu_s", 0.0))
     row["method_time_s"] = (res.get("setup_time_s", np.nan) + res.get("train_time_s", np.nan)
                             + res.get("selection_time_s", 0.0))
-    for k, v in res.items():  # resources this module does not know yet
+    for k, v in res.to_dict().items():  # resources this module does not know yet
         if k not in row and isinstance(v, (int, float)):
             row[k] = v
     return row
 
 
-def _metric_rows(metrics: dict) -> list[dict]:
+def _metric_rows(metrics: dict[str, EvalSet] | None) -> list[dict]:
     rows = []
     for es, m in (metrics or {}).items():
-        base = {"eval_set": es, "domain": m.get("domain", "in")}
-        overall = m.get("overall") or {}
-        cal = {k: float(overall[k]) if overall.get(k) is not None else np.nan for k in CALIBRATION}
-        rows.append({**base, "subset": "overall", **_scores(overall, m.get("n")), **cal,
-                     "pred_dist": json.dumps(overall.get("pred_dist") or {}, sort_keys=True),
-                     "reliability": json.dumps(overall["reliability"]) if overall.get("reliability") else None})
-        maj = m.get("majority")
-        if maj:
-            rows.append({**base, "subset": "majority", **_scores(maj, m.get("n")),
-                         "majority_label": maj.get("label")})
-        for name, s in (m.get("subsets") or {}).items():
+        base = {"eval_set": es, "domain": m.domain}
+        overall = m.overall or Overall()
+        cal = {k: float(v) if (v := overall.get(k)) is not None else np.nan for k in prob_metric_names()}
+        rows.append({**base, "subset": "overall", **_scores(overall, m.n), **cal,
+                     "pred_dist": json.dumps(overall.pred_dist or {}, sort_keys=True),
+                     "reliability": json.dumps(overall.reliability.to_dict()) if overall.reliability else None})
+        if m.majority is not None:
+            rows.append({**base, "subset": "majority", **_scores(m.majority, m.n), "majority_label": m.majority.label})
+        for name, s in (m.subsets or {}).items():
             rows.append({**base, "subset": name, **_scores(s, None)})
     return rows
 
 
-def _scores(s: dict, n_default) -> dict:
-    out = {"n": s.get("n", n_default)}
-    for k in METRICS:
+def _scores(s: Scores, n_default) -> dict:
+    """n (the eval set's where `s` lacks it) and each label metric, by name (`tuneoff.metrics`)."""
+    out = {"n": s.n if s.n is not None else n_default}
+    for k in label_metric_names():
         v = s.get(k)
         out[k] = float(v) if v is not None else np.nan
     return out
 
 
-def to_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per (run, eval set, subset); failed runs are one row with their error and no metrics."""
+def to_frame(records: list[Record | dict]) -> pd.DataFrame:
+    """One row per (run, eval set, subset); failed runs are one row with their error and no metrics.
+    `records`: `tuneoff.record.Record`s, or their dicts (validated here)."""
     rows = []
+    records = [load(r) for r in records]
     for rec, label in zip(records, labels(records)):
         run = _run_fields(rec, label)
-        metric_rows = _metric_rows(rec.get("metrics")) if rec.get("status") == "done" else []
+        metric_rows = _metric_rows(rec.metrics) if rec.status == "done" else []
         if not metric_rows:
             rows.append({**run})
         for mr in metric_rows:
             rows.append({**run, **mr})
-    cols = RUN_COLUMNS + ROW_COLUMNS + SPLIT_COLUMNS + ["final_loss", "notes"] + list(RESOURCES) + FORGETTING
+    cols = RUN_COLUMNS + row_columns() + SPLIT_COLUMNS + ["final_loss", "notes"] + list(RESOURCES) + FORGETTING
     frame = pd.DataFrame(rows)
     for c in cols:
         if c not in frame.columns:
@@ -154,18 +159,21 @@ def done_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[(frame["status"] == "done") & frame["eval_set"].notna()]
 
 
-def aggregate(frame: pd.DataFrame, metrics=METRICS) -> pd.DataFrame:
-    """mean, std (ddof=1; NaN for one run) and count over seeds (data_seed x seed) per
-    (task, model, method label, pattern, shots, eval set, subset, metric)."""
-    cols = GROUP_KEYS + ["metric", "mean", "std", "count"]
+def aggregate(frame: pd.DataFrame, metrics=None, keys=GROUP_KEYS) -> pd.DataFrame:
+    """mean, std (ddof=1; NaN for one run) and count over seeds (data_seed x seed) per `keys`
+    (by default task, model, method label, pattern, shots, eval set, subset) and metric. `metrics`:
+    names of `tuneoff.metrics`, by default its label metrics."""
+    keys = list(keys)
+    cols = keys + ["metric", "mean", "std", "count"]
     df = done_rows(frame)
-    if df.empty:
+    metrics = [m for m in (label_metric_names() if metrics is None else metrics) if m in df.columns]
+    if df.empty or not metrics:
         return pd.DataFrame(columns=cols)
-    long = df.melt(id_vars=GROUP_KEYS + ["run_id"], value_vars=list(metrics), var_name="metric")
+    long = df.melt(id_vars=keys + ["run_id"], value_vars=metrics, var_name="metric")
     long = long.dropna(subset=["value"])
     if long.empty:
         return pd.DataFrame(columns=cols)
-    g = long.groupby(GROUP_KEYS + ["metric"], dropna=False, sort=True)["value"]
+    g = long.groupby(keys + ["metric"], dropna=False, sort=True)["value"]
     out = g.agg(mean="mean", std=lambda v: v.std(ddof=1), count="count").reset_index()
     out["count"] = out["count"].astype(int)
     return out[cols]
@@ -173,7 +181,8 @@ def aggregate(frame: pd.DataFrame, metrics=METRICS) -> pd.DataFrame:
 
 def runs(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per run (eval-set columns dropped)."""
-    keep = [c for c in frame.columns if c not in ROW_COLUMNS]
+    row = row_columns()
+    keep = [c for c in frame.columns if c not in row]
     return frame.drop_duplicates("run_id")[keep].reset_index(drop=True)
 
 

@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FixedFormatter, FixedLocator, LogLocator, NullFormatter, NullLocator  # noqa: E402
 
+from tuneoff.metrics import direction  # noqa: E402
 from tuneoff.report.blocks import count as fmt_count  # noqa: E402
 from tuneoff.report.frame import METHOD_TIME  # noqa: E402
 
@@ -200,7 +201,8 @@ def _log_axis(ax, x: np.ndarray, floor: float, has_zero: bool) -> None:
 
 
 def score_vs_cost(agg: pd.DataFrame, runs: pd.DataFrame, metric: str, eval_set: str, variants: list[str]):
-    """Main metric on `eval_set` against each cost (log x), Pareto front drawn (higher score, lower cost)."""
+    """Main metric on `eval_set` against each cost (log x), Pareto front drawn (better score by the
+    metric's direction, lower cost)."""
     main = _sel(agg, metric)
     score = main[main["eval_set"] == eval_set].groupby(["variant", "shots"])[["mean", "std"]].mean()
     costs = [(c, lab) for c, lab in COSTS if c in runs.columns and runs[c].notna().any()]
@@ -230,7 +232,7 @@ def score_vs_cost(agg: pd.DataFrame, runs: pd.DataFrame, metric: str, eval_set: 
                        facecolors=np.where(zero[k][:, None], (1, 1, 1, 1), c) if zero[k].any() else c)
         for xi, yi, s in zip(xc, y, p.index.get_level_values("shots")):
             ax.annotate(str(s), (xi, yi), xytext=(4, 3), textcoords="offset points", fontsize=7)
-        front = pareto_front(xc, p["mean"].to_numpy(float))
+        front = pareto_front(xc, p["mean"].to_numpy(float), direction(metric))
         if len(front):
             ax.step(xc[front], p["mean"].to_numpy(float)[front], where="post", color="black", lw=1,
                     alpha=0.6, label="Pareto front", zorder=2)

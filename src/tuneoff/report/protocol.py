@@ -8,11 +8,13 @@ import json
 import numpy as np
 import pandas as pd
 
-from tuneoff.describe import current_layout, fmt
+from tuneoff.describe import fmt
+from tuneoff.identity import current_layout
+from tuneoff.metrics import direction, not_better
+from tuneoff.record import Record, Selection, load
 from tuneoff.report.blocks import Bullets, Table, Text, cells, num
-from tuneoff.report.frame import done_rows, task_metric
+from tuneoff.report.frame import COLLAPSED, done_rows, frame_metric
 from tuneoff.report.tables import frame_table
-from tuneoff.summary import COLLAPSED
 
 MAX_LISTED = 12
 
@@ -31,19 +33,21 @@ def warnings(frame: pd.DataFrame, agg: pd.DataFrame, runs: pd.DataFrame) -> list
     if n_failed:
         out.append(f"{n_failed} of {len(runs)} runs failed; they are left out of every number and listed "
                    "under Protocol.")
-    # at or below the majority baseline
-    below = []
+    # no better than the majority baseline (at or below it; at or above it where lower is better)
+    below, lower = [], False
     for (task, model), a in agg.groupby(["task", "model"]):
-        m = task_metric(frame, task)
+        m = frame_metric(frame, task)
         main = a[(a["metric"] == m) & (a["subset"] == "overall")]
         maj = a[(a["metric"] == m) & (a["subset"] == "majority")].groupby("eval_set")["mean"].mean()
         for _, r in main.iterrows():
-            if r["eval_set"] in maj.index and r["mean"] <= maj[r["eval_set"]] + 1e-9:
+            if r["eval_set"] in maj.index and not_better(m, r["mean"], maj[r["eval_set"]]):
+                lower |= direction(m) < 0
                 below.append(f"{task}/{model}: {r['variant']} at {int(r['shots'])} shots on {r['eval_set']}: "
-                             f"{m} {num(r['mean'])} vs majority {num(maj[r['eval_set']])}")
+                             f"{m} {num(r['mean'])} vs majority {num(maj[r['eval_set']])}"
+                             + (" (lower is better)" if direction(m) < 0 else ""))
     if below:
-        out.append("At or below the majority baseline (no better than always predicting the most "
-                   "frequent label): " + "; ".join(_cap(below)))
+        out.append(("No better than" if lower else "At or below") + " the majority baseline (no better than "
+                   "always predicting the most frequent label): " + "; ".join(_cap(below)))
     # collapsed predictions
     ov = done_rows(frame)
     ov = ov[(ov["subset"] == "overall") & ov["pred_dist"].notna()]
@@ -90,7 +94,8 @@ def _join(values) -> str:
     return ", ".join(out) if out else "–"
 
 
-def protocol_blocks(frame: pd.DataFrame, runs: pd.DataFrame, records: list[dict]) -> list:
+def protocol_blocks(frame: pd.DataFrame, runs: pd.DataFrame, records: list[Record | dict]) -> list:
+    records = [load(r) for r in records]
     blocks: list = []
     n_done = int((runs["status"] == "done").sum())
     n_failed = int((runs["status"] == "failed").sum())
@@ -126,27 +131,27 @@ def protocol_blocks(frame: pd.DataFrame, runs: pd.DataFrame, records: list[dict]
                                   note="One checksum per (task, shots, data_seed): every method saw the same examples."))
     blocks += _methods(runs, records)
     blocks += _env(records)
-    notes = [n for r in records for n in (r.get("notes") or [])]
+    notes = [n for r in records for n in (r.notes or [])]
     if notes:
         counts = pd.Series(notes, dtype=object).value_counts()
         blocks.append(Bullets([f"{n} ({c} runs)" for n, c in counts.items()]))
     return blocks
 
 
-def _methods(runs: pd.DataFrame, records: list[dict]) -> list:
-    by_id = {r.get("run_id"): r for r in records}
+def _methods(runs: pd.DataFrame, records: list[Record]) -> list:
+    by_id = {r.run_id: r for r in records}
     rows, prompts = [], []
     for (task, variant), g in runs.groupby(["task", "variant"], sort=True):
         recs = [by_id[i] for i in g["run_id"] if i in by_id]
         opts = _join(g["method_options"])
-        configs = [current_layout(r.get("config") or {}) for r in recs]  # old records: max_length in train
+        configs = [current_layout(r.config or {}) for r in recs]  # old records: max_length in train
         max_length = _join(c.get("max_length") for c in configs)
-        sels = [r.get("selection") for r in recs]
-        chosen = {k for sel in sels if sel for k in (sel.get("space") or {})}
+        sels = [r.selection for r in recs]
+        chosen = {k for sel in sels if sel for k in (sel.space or {})}
         train = _join(json.dumps(_train_settings(c.get("train"), chosen), sort_keys=True) for c in configs)
         selection = _join(_selection_text(sel) for sel in sels)
         rows.append([task, variant, opts, max_length, train, selection])
-        prompt = next((r.get("prompt") for r in recs if r.get("prompt")), None)
+        prompt = next((r.prompt for r in recs if r.prompt), None)
         if prompt:
             prompts.append((f"{task} · {variant}", str(prompt)))
     blocks: list = [Table(["task", "method", "options", "max_length", "training settings (config.train)",
@@ -163,14 +168,14 @@ def _methods(runs: pd.DataFrame, records: list[dict]) -> list:
     return blocks
 
 
-def _eval_caps(records: list[dict]) -> dict[str, str]:
+def _eval_caps(records: list[Record]) -> dict[str, str]:
     """task -> the eval.max_examples of its runs ("none" where uncapped)."""
     caps: dict[str, set] = {}
     for r in records:
-        if r.get("status") != "done":
+        if r.status != "done":
             continue
-        cap = ((r.get("config") or {}).get("eval") or {}).get("max_examples")
-        caps.setdefault(r.get("task"), set()).add("none" if cap is None else cap)
+        cap = ((r.config or {}).get("eval") or {}).get("max_examples")
+        caps.setdefault(r.task, set()).add("none" if cap is None else cap)
     return {t: _join(v) for t, v in caps.items()}
 
 
@@ -181,22 +186,22 @@ def _train_settings(train, chosen: set[str]):
     return {k: ("selected" if f"train.{k}" in chosen else v) for k, v in train.items()}
 
 
-def _selection_text(sel) -> str:
+def _selection_text(sel: Selection | None) -> str:
     """How a run's hyperparameters were chosen, in words: protocol, folds or dev split, budget, space."""
-    if not sel:
+    if sel is None:
         return "off"
-    how = {"cv": f"{sel.get('folds')}-fold cross-validation in the few-shot set",
-           "dev": "a separate few-shot dev split"}.get(sel.get("protocol"), str(sel.get("protocol")))
-    if sel.get("budget") == "frugal":
-        how += f"; frugal: chosen on data seed {sel.get('reference_data_seed')}, reused for the other seeds"
+    how = {"cv": f"{sel.folds}-fold cross-validation in the few-shot set",
+           "dev": "a separate few-shot dev split"}.get(sel.protocol, str(sel.protocol))
+    if sel.budget == "frugal":
+        how += f"; frugal: chosen on data seed {sel.reference_data_seed}, reused for the other seeds"
     else:
         how += "; chosen per split"
-    space = "; ".join(f"{k} ∈ {{{', '.join(fmt(v) for v in vals)}}}" for k, vals in (sel.get("space") or {}).items())
+    space = "; ".join(f"{k} ∈ {{{', '.join(fmt(v) for v in vals)}}}" for k, vals in (sel.space or {}).items())
     return f"{how}; {space}" if space else how
 
 
-def _env(records: list[dict]) -> list:
-    envs = [r.get("env") for r in records if r.get("env")]
+def _env(records: list[Record]) -> list:
+    envs = [r.env for r in records if r.env]
     if not envs:
         return [Text("No environment recorded.")]
     keys = sorted({k for e in envs for k in e})

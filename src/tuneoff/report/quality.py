@@ -8,7 +8,8 @@ import pandas as pd
 
 from tuneoff.calibration import DEFINITION
 from tuneoff.report.blocks import Cell, Table, count, msn, num
-from tuneoff.report.frame import CALIBRATION, aggregate, memory_column
+from tuneoff.metrics import direction, get_metric, prob_metric_names
+from tuneoff.report.frame import aggregate, memory_column
 from tuneoff.report.tables import col_label, leaderboard
 
 
@@ -44,30 +45,42 @@ def cross_model_leaderboard(agg: pd.DataFrame, runs: pd.DataFrame, task: str, me
     return t
 
 
+def _directions(names) -> str:
+    """"lower is better" when it holds for every metric of `names`, else which way each one is."""
+    ways = {n: "higher" if direction(n) > 0 else "lower" for n in names}
+    if len(set(ways.values())) == 1:
+        return f"{next(iter(ways.values()))} is better"
+    return ", ".join(f"{get_metric(n).heading}: {w} is better" for n, w in ways.items())
+
+
 def calibration_table(frame: pd.DataFrame, task: str, eval_sets) -> Table | None:
+    """Every probability metric of the registry (ECE / Brier) per method · model and eval set."""
+    names = prob_metric_names()
     f = _by_candidate(frame[frame["task"] == task])
-    agg = aggregate(f, metrics=CALIBRATION)
+    agg = aggregate(f, metrics=names)
     agg = agg[agg["subset"] == "overall"]
     if agg.empty:
         return None
+    first, headings = names[0], " / ".join(get_metric(n).heading for n in names)
     shots = sorted(int(s) for s in agg["shots"].unique())
     cols = [(s, es, dom) for s in shots for es, dom in eval_sets]
     cell = agg.groupby(["variant", "shots", "eval_set", "metric"])[["mean", "std", "count"]].mean()
-    order = agg[agg["metric"] == "ece"].groupby("variant")["mean"].mean().sort_values().index
+    means = agg[agg["metric"] == first].groupby("variant")["mean"].mean()
     rows = []
-    for v in order:
+    for v in means.sort_values(ascending=direction(first) < 0).index:  # best first
         row = [Cell(v)]
         for s, es, _ in cols:
-            if (v, s, es, "ece") in cell.index:
-                e, b = cell.loc[(v, s, es, "ece")], cell.loc[(v, s, es, "brier")]
-                row.append(Cell(f"{num(e['mean'])} / {num(b['mean'])} ({int(e['count'])})"))
+            if (v, s, es, first) in cell.index:
+                vals = [num(cell.loc[(v, s, es, n), "mean"]) if (v, s, es, n) in cell.index else "–" for n in names]
+                row.append(Cell(f"{' / '.join(vals)} ({int(cell.loc[(v, s, es, first), 'count'])})"))
             else:
                 row.append(Cell("–"))
         rows.append(row)
     header = ["method · model"] + [col_label(es, dom) for _, es, dom in cols]
     groups = [("", 1)] + [(f"{s} shots per class", len(eval_sets)) for s in shots]
-    return Table(header, rows, title=f"{task} — calibration: ECE / Brier", groups=groups,
-                 note="mean over seeds (runs); lower is better; rows by mean ECE. " + DEFINITION)
+    return Table(header, rows, title=f"{task} — calibration: {headings}", groups=groups,
+                 note=f"mean over seeds (runs); {_directions(names)}; rows by mean {get_metric(first).heading}. "
+                      + DEFINITION)
 
 
 def forgetting_table(runs: pd.DataFrame, task: str) -> Table | None:

@@ -6,12 +6,14 @@ of those.
   task's main metric, averaged over the eval sets of the domain.
 - It fits the budget when every one of its runs does (worst run), on the figures `budget_figures`
   names; a candidate without the figure a limit needs is left out, with that reason.
-- The best is the fitting candidate with the highest mean. Every other fitting candidate is
+- The best is the fitting candidate with the best mean: the highest, or the lowest for a metric
+  where lower is better (`tuneoff.metrics.direction`). Every other fitting candidate is
   compared with it on the runs that share a few-shot split (same data_seed and seed, same split
   checksum) by a two-sided paired t-test (scipy.stats.ttest_rel); the p-values are Holm-corrected
   over those comparisons. Tied = Holm-adjusted p >= ALPHA, or fewer than MIN_PAIRS pairs.
-- A candidate beats chance when the 95% interval over its runs (Student t) of its score minus the
-  majority baseline (always the most frequent label, on the same eval sets) lies above 0. Only such
+- A candidate beats chance when the 95% interval over its runs (Student t) of its margin over the
+  majority baseline (always the most frequent label, on the same eval sets) lies above 0: its score
+  minus the baseline, or the baseline minus its score where lower is better. Only such
   a candidate is named the cheapest: a method tied with the best because nothing separates, but no
   better than always saying one label, is no answer. (Records without the majority baseline are not
   checked.)
@@ -28,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from tuneoff.budget import Budget
-from tuneoff.report.frame import done_rows, memory_column, task_metric
+from tuneoff.metrics import direction
+from tuneoff.report.frame import done_rows, frame_metric, memory_column
 from tuneoff.report.stats import holm, paired_t, t_interval
 
 ALPHA = 0.05
@@ -37,6 +40,12 @@ TEST = "two-sided paired t-test (scipy.stats.ttest_rel) on per-split scores"
 
 CHANCE = ("beating it means the 95% Student-t interval over splits of the score minus the baseline "
           "lies above 0")
+LOWER = " (the baseline minus the score: lower is better)"
+
+
+def chance_rule(metric: str) -> str:
+    """CHANCE, for a metric where lower is better with the margin it means."""
+    return CHANCE + (LOWER if direction(metric) < 0 else "")
 
 # The recorded figure behind each budget. Parts of a run's cost that the record gains later
 # (set-up, hyperparameter selection) count as soon as they appear; the first memory figure present wins.
@@ -91,7 +100,7 @@ def run_scores(frame: pd.DataFrame, domain: str) -> pd.DataFrame:
     d = rows[(rows["subset"] == "overall") & (rows["domain"] == domain)]
     if d.empty:
         return pd.DataFrame(columns=["run_id", "task", "shots", "candidate", "score", "baseline", "eval_sets"])
-    metrics = {t: task_metric(d, t) for t in d["task"].unique()}
+    metrics = {t: frame_metric(d, t) for t in d["task"].unique()}
 
     def values(part):
         return part.assign(value=[row[metrics[row["task"]]] for _, row in part.iterrows()])
@@ -110,12 +119,15 @@ def run_scores(frame: pd.DataFrame, domain: str) -> pd.DataFrame:
 
 def above_chance(margins) -> tuple[float, bool]:
     """(lower end of the 95% Student-t interval of the mean of `margins` = score minus majority
-    baseline per run, whether it is above 0). Fewer than 2 runs with a baseline: (NaN, False)."""
+    baseline per run, signed by the metric's direction so that better is above 0; whether it is
+    above 0). Fewer than 2 runs with a baseline: (NaN, False)."""
     lo = t_interval(margins)[0]
     return lo, bool(lo > 0)
 
 
-def _candidates(scores: pd.DataFrame, costs: pd.DataFrame, limits: dict[str, float], names: dict) -> pd.DataFrame:
+def _candidates(scores: pd.DataFrame, costs: pd.DataFrame, limits: dict[str, float], names: dict,
+                sign: int = 1) -> pd.DataFrame:
+    """One row per candidate; `sign` = the metric's direction (+1: higher is better)."""
     rows = []
     for cand, g in scores.groupby("candidate", sort=True):
         c = costs.loc[g["run_id"]]
@@ -123,7 +135,7 @@ def _candidates(scores: pd.DataFrame, costs: pd.DataFrame, limits: dict[str, flo
         over = [f"{fmt_cost(a, worst[a])} > {fmt_cost(a, lim).split(' ', 1)[0]}" for a, lim in limits.items()
                 if worst[a] > lim]
         missing = [f"no {names[a]} recorded" for a in limits if np.isnan(worst[a])]
-        lo, beats = above_chance(g["score"] - g["baseline"])
+        lo, beats = above_chance(sign * (g["score"] - g["baseline"]))
         if g["baseline"].isna().all():  # a store without the majority baseline: nothing to check against
             beats = True
         rows.append({"candidate": cand, "model": g["model"].iloc[0], "variant": g["variant"].iloc[0],
@@ -144,17 +156,20 @@ def _pairs(scores: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.ndarray
     return np.array([sa[k][0] for k in keys], float), np.array([sb[k][0] for k in keys], float)
 
 
-def _cheapest(cands: pd.DataFrame) -> str:
+def _cheapest(cands: pd.DataFrame, sign: int = 1) -> str:
+    """Least training time, then fewest trainable parameters, then least memory, then best mean."""
     key = cands[["train_time", "trainable_params", "memory", "mean"]].copy()
-    key["mean"] = -key["mean"]
+    key["mean"] = -sign * key["mean"]
     return str(cands.loc[key.fillna(np.inf).sort_values(list(key.columns)).index[0], "candidate"])
 
 
 def _answer(task, shots, domain, scores: pd.DataFrame, costs, budget: Budget, names) -> Answer:
     metric, sets = str(scores["metric"].iloc[0]), sorted(set(", ".join(scores["eval_sets"]).split(", ")))
-    cands = _candidates(scores, costs, budget.limits(), names)
+    sign = direction(metric)
+    cands = _candidates(scores, costs, budget.limits(), names, sign)
     cands["p"], cands["p_holm"], cands["pairs"], cands["tied"] = np.nan, np.nan, 0, False
-    fit = cands[cands["fits"]].sort_values(["mean", "train_time"], ascending=[False, True])
+    fit = cands[cands["fits"]]
+    fit = fit.assign(better=sign * fit["mean"]).sort_values(["better", "train_time"], ascending=[False, True])
     head = f"{task}, {shots} shots per class, {'in-domain' if domain == 'in' else 'out-of-domain'} ({metric})"
 
     def no(why):
@@ -187,12 +202,12 @@ def _answer(task, shots, domain, scores: pd.DataFrame, costs, budget: Budget, na
     if not real:
         text = (f"{head}: no recommendation — neither the best, {b['candidate']} ({score}), nor any method "
                 f"tied with it is shown to beat the majority baseline (always the most frequent label: "
-                f"{base}); {CHANCE}. ({test})")
+                f"{base}); {chance_rule(metric)}. ({test})")
         return Answer(task, shots, domain, metric, sets, "not above chance", text, cands, str(b["candidate"]), tied)
-    cheap = _cheapest(cands.loc[real])
+    cheap = _cheapest(cands.loc[real], sign)
     chance = [str(cands.loc[i, "candidate"]) for i in top if i not in real]
     aside = (f" Not shown to beat chance, so never named the cheapest: {', '.join(chance)} (95% interval "
-             f"over splits not above the majority baseline, {base}).") if chance else ""
+             f"over splits not {'above' if sign > 0 else 'below'} the majority baseline, {base}).") if chance else ""
     c = cands.set_index("candidate").loc[cheap]
     cost = fmt_cost("train_time", c["train_time"]) + (f", {c['eval_time']:.0f} s evaluation"
                                                         if np.isfinite(c["eval_time"]) else "")
@@ -202,8 +217,9 @@ def _answer(task, shots, domain, scores: pd.DataFrame, costs, budget: Budget, na
                 f"significantly worse ({test}).")
     elif len(tied) == len(others):
         verdict = "cannot separate"
-        text = (f"{head}: the data cannot separate the {len(fit)} methods that fit — no winner. Highest mean: "
-                f"{b['candidate']} ({score}). Cheapest of them that beats chance: {cheap} ({cost}). ({test})")
+        text = (f"{head}: the data cannot separate the {len(fit)} methods that fit — no winner. "
+                f"{'Highest' if sign > 0 else 'Lowest'} mean: {b['candidate']} ({score}). Cheapest of them that "
+                f"beats chance: {cheap} ({cost}). ({test})")
     else:
         verdict = "tied"
         text = (f"{head}: best is {b['candidate']} ({score}), statistically tied with {', '.join(tied)}; "

@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
+from tuneoff.record import Record, Resources, load
 from tuneoff.report.blocks import Bullets, Cell, Table, Text, msn, num
 from tuneoff.report.frame import method_labels
 
@@ -22,10 +23,9 @@ ORACLE = ("Diagnostic, not a result: the oracle is the best candidate chosen on 
           "that peeks would flatter the method; its cost (a full run per candidate) is not the method's.")
 
 
-def _key(rec: dict, labels: dict) -> tuple:
-    c = rec.get("config") or {}
-    return (rec.get("task"), rec.get("model") or c.get("model"), labels.get(rec.get("run_id"), rec.get("method")),
-            rec.get("shots") or c.get("shots"))
+def _key(rec: Record, labels: dict) -> tuple:
+    c = rec.config or {}
+    return (rec.task, rec.model or c.get("model"), labels.get(rec.run_id, rec.method), rec.shots or c.get("shots"))
 
 
 def _order(item) -> tuple:
@@ -33,33 +33,35 @@ def _order(item) -> tuple:
     return str(task), str(model), str(label), int(shots or 0)
 
 
-def _chosen_text(recs: list[dict]) -> str:
-    counts = Counter(r["selection"].get("chosen_label", "") for r in recs)
+def _chosen_text(recs: list[Record]) -> str:
+    counts = Counter(r.selection.chosen_label or "" for r in recs)
     return "; ".join(f"{lab} ({n}/{len(recs)})" if len(counts) > 1 else lab for lab, n in counts.most_common())
 
 
-def _labels_used(recs: list[dict]) -> str:
+def _labels_used(recs: list[Record]) -> str:
     """Labelled examples a run's result depended on (its split, the selection's split(s)): a range
     when they differ, as in a frugal sweep whose other splits reuse the reference split's choice."""
-    n = sorted({int(r["selection"].get("labels_used_total", r["selection"].get("labels_used", 0))) for r in recs})
+    n = sorted({int(s.labels_used_total if s.labels_used_total is not None else s.labels_used or 0)
+                for s in (r.selection for r in recs)})
     return str(n[0]) if len(n) == 1 else f"{n[0]}–{n[-1]}"
 
 
-def _edges(recs: list[dict]) -> list[str]:
+def _edges(recs: list[Record]) -> list[str]:
     """Chosen numeric values at an end of their candidate list (of 3 or more): the best may lie beyond."""
     out = []
     for r in recs:
-        s = r["selection"]
-        for key, value in (s.get("chosen") or {}).items():
-            values = s.get("space", {}).get(key, [])
+        s = r.selection
+        for key, value in (s.chosen or {}).items():
+            values = (s.space or {}).get(key, [])
             nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
             if len(nums) >= 3 and value in (min(nums), max(nums)):
                 out.append(f"{key}={value:g} is the {'smallest' if value == min(nums) else 'largest'} candidate")
     return list(dict.fromkeys(out))
 
 
-def selection_blocks(records: list[dict]) -> list:
-    done = [r for r in records if r.get("status") == "done" and r.get("selection")]
+def selection_blocks(records: list[Record | dict]) -> list:
+    records = [load(r) for r in records]
+    done = [r for r in records if r.status == "done" and r.selection is not None]
     if not done:
         return [Text("No run in this folder chose its hyperparameters by selection (select: off): each "
                      "trained at the fixed values of its config.")]
@@ -69,18 +71,19 @@ def selection_blocks(records: list[dict]) -> list:
         groups[_key(r, labels)].append(r)
     rows, edges = [], []
     for (task, model, label, shots), recs in sorted(groups.items(), key=_order):
-        s0 = recs[0]["selection"]
+        s0 = recs[0].selection
         edges += [f"{task}/{model}: {label} at {shots} shots: {e}" for e in _edges(recs)]
-        res = [r.get("resources") or {} for r in recs]
-        sel_t = float(np.mean([x.get("selection_time_s", 0.0) for x in res]))
-        train_t = float(np.mean([x.get("train_time_s", 0.0) for x in res]))
-        diverged = sum(c.get("diverged", False) for c in s0.get("candidates", []))
+        res = [r.resources or Resources() for r in recs]
+        sel_t = float(np.mean([x.selection_time_s or 0.0 for x in res]))
+        train_t = float(np.mean([x.train_time_s or 0.0 for x in res]))
+        candidates = s0.candidates or []
+        diverged = sum(bool(c.diverged) for c in candidates)
+        fits = res[0].selection_fits
         rows.append([Cell(str(task)), Cell(str(model)), Cell(str(label)), Cell(str(shots)),
-                     Cell(f"{s0.get('protocol')}/{s0.get('budget')}"
-                          + (f", {s0.get('folds')} folds" if s0.get("folds") else "")),
-                     Cell(_chosen_text(recs)), Cell(f"{len(s0.get('candidates', []))}"
-                                                    + (f" ({diverged} diverged)" if diverged else "")),
-                     Cell(str(res[0].get("selection_fits", ""))), Cell(num(sel_t, 1)), Cell(num(train_t, 1)),
+                     Cell(f"{s0.protocol}/{s0.budget}" + (f", {s0.folds} folds" if s0.folds else "")),
+                     Cell(_chosen_text(recs)),
+                     Cell(f"{len(candidates)}" + (f" ({diverged} diverged)" if diverged else "")),
+                     Cell("" if fits is None else str(fits)), Cell(num(sel_t, 1)), Cell(num(train_t, 1)),
                      Cell(_labels_used(recs))])
     blocks = [Text(PROTOCOL), Table(
         ["task", "model", "method", "shots", "protocol", "chosen (splits)", "candidates", "fits",
@@ -98,15 +101,15 @@ def selection_blocks(records: list[dict]) -> list:
 def _oracle_blocks(groups: dict) -> list:
     rows = []
     for (task, model, label, shots), recs in sorted(groups.items(), key=_order):
-        with_oracle = [r for r in recs if r.get("oracle")]
+        with_oracle = [r for r in recs if r.oracle]
         if not with_oracle:
             continue
-        sets = list(with_oracle[0]["oracle"].get("best", {}))
+        sets = list(with_oracle[0].oracle.get("best", {}))
         for es in sets:
-            best = [r["oracle"]["best"][es] for r in with_oracle if es in r["oracle"].get("best", {})]
+            best = [r.oracle["best"][es] for r in with_oracle if es in r.oracle.get("best", {})]
             sel = [b["selected_score"] for b in best]
             ora = [b["score"] for b in best]
-            cost = float(np.mean([r["oracle"]["cost"]["time_s"] for r in with_oracle]))
+            cost = float(np.mean([r.oracle["cost"]["time_s"] for r in with_oracle]))
             rows.append([Cell(str(task)), Cell(str(model)), Cell(str(label)), Cell(str(shots)), Cell(str(es)),
                          Cell(msn(np.mean(sel), np.std(sel, ddof=1) if len(sel) > 1 else np.nan, len(sel))),
                          Cell(msn(np.mean(ora), np.std(ora, ddof=1) if len(ora) > 1 else np.nan, len(ora))),

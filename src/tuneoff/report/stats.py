@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from tuneoff.report.frame import done_rows, task_metric
+from tuneoff.metrics import direction
+from tuneoff.report.frame import done_rows, frame_metric
 
 N_BOOT = 10_000
 ALPHA = 0.05
@@ -128,17 +129,18 @@ def paired_tests(frame: pd.DataFrame, metric: str | None = None, subset: str = "
                  n_boot: int = N_BOOT, seed: int = 0, alpha: float = ALPHA,
                  min_pairs: int = MIN_PAIRS) -> pd.DataFrame:
     """For each (task, model, eval set, shots) and each pair of method variants: mean difference
-    (A - B, A is the one with the higher mean), paired bootstrap and Wilcoxon p-values, number of
+    (A - B, A is the one with the better mean: the higher, or the lower for a metric where lower is
+    better), paired bootstrap and Wilcoxon p-values, number of
     pairs, and `significant` under the claim rule. `metric=None` uses each task's main metric."""
     df = done_rows(frame)
     df = df[df["subset"] == subset]
     rows = []
     for (task, model, es, shots), g in df.groupby(["task", "model", "eval_set", "shots"], sort=True):
-        m = metric or task_metric(g, task)
+        m = metric or frame_metric(g, task)
         if m not in g.columns:
             continue
         per = _per_run(g, m)
-        means = per.groupby("variant")[m].mean().sort_values(ascending=False)
+        means = per.groupby("variant")[m].mean().sort_values(ascending=direction(m) < 0)  # best first
         cell = []
         for va, vb in itertools.combinations(means.index, 2):
             a, b, notes = _pair(per[per["variant"] == va], per[per["variant"] == vb], m)
@@ -171,10 +173,11 @@ def claim_rule(n_boot: int = N_BOOT, seed: int = 0, alpha: float = ALPHA, min_pa
     return CLAIM_RULE.format(n_boot=n_boot, seed=seed, alpha=alpha, min_pairs=min_pairs)
 
 
-def pareto_front(cost, score) -> np.ndarray:
-    """Indices of the points no other point beats (lower or equal cost and higher or equal score,
-    one of them strictly), ordered by cost."""
-    c, s = np.asarray(cost, float), np.asarray(score, float)
+def pareto_front(cost, score, sign: int = 1) -> np.ndarray:
+    """Indices of the points no other point beats (lower or equal cost and a score as good or better,
+    one of them strictly), ordered by cost. `sign`: the metric's direction (`tuneoff.metrics.direction`),
+    +1 when a higher score is better, -1 when a lower one is."""
+    c, s = np.asarray(cost, float), sign * np.asarray(score, float)
     ok = np.flatnonzero(np.isfinite(c) & np.isfinite(s))
     order = ok[np.lexsort((-s[ok], c[ok]))]  # by cost, then best score first
     front, best = [], -np.inf

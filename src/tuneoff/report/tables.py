@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from tuneoff.metrics import direction, not_better
 from tuneoff.report.blocks import Cell, Table, cells, count, heat, msn, num, pval
 from tuneoff.report.frame import METHOD_TIME
 
@@ -17,11 +18,12 @@ def col_label(es, dom) -> str:
 
 
 def variant_order(agg: pd.DataFrame, metric: str) -> list[str]:
-    """Variants, best average of the main metric (overall) first."""
+    """Variants, best average of the main metric (overall) first, by the metric's direction."""
     d = agg[(agg["metric"] == metric) & (agg["subset"] == "overall")]
     if d.empty:
         return sorted(agg["variant"].dropna().unique()) if "variant" in agg else []
-    return list(d.groupby("variant")["mean"].mean().sort_values(ascending=False, kind="stable").index)
+    means = d.groupby("variant")["mean"].mean()
+    return list(means.sort_values(ascending=direction(metric) < 0, kind="stable").index)
 
 
 def _cost_by_variant(runs: pd.DataFrame) -> dict:
@@ -50,15 +52,18 @@ def _only_failed(runs: pd.DataFrame, shown: list[str]) -> dict[str, str]:
 def leaderboard(agg: pd.DataFrame, runs: pd.DataFrame, metric: str, eval_sets, title: str = "",
                 with_costs: bool = True) -> Table:
     """Rows = method variants; columns = shots x eval set (in-domain first) with "mean ± std (n)"
-    of `metric`; a majority-baseline row; the best mean per column in bold; cells at or below the
-    majority baseline marked. A variant whose runs all failed gets a row saying "n/a" and why."""
+    of `metric`; a majority-baseline row; the best mean per column in bold; cells no better than the
+    majority baseline marked (both by the metric's direction). A variant whose runs all failed gets a
+    row saying "n/a" and why."""
     main = agg[(agg["metric"] == metric) & (agg["subset"] == "overall")]
     maj = agg[(agg["metric"] == metric) & (agg["subset"] == "majority")].groupby("eval_set")["mean"].mean()
     shots = sorted(int(s) for s in main["shots"].dropna().unique())
     cols = [(s, es, dom) for s in shots for es, dom in eval_sets]
     variants = variant_order(agg, metric)
     cell = main.groupby(["variant", "shots", "eval_set"])[["mean", "std", "count"]].mean()
-    best = {c: main[(main["shots"] == c[0]) & (main["eval_set"] == c[1])]["mean"].max() for c in cols}
+    sign = direction(metric)
+    col_means = {c: main[(main["shots"] == c[0]) & (main["eval_set"] == c[1])]["mean"] for c in cols}
+    best = {c: m.max() if sign > 0 else m.min() for c, m in col_means.items()}
     costs = _cost_by_variant(runs) if with_costs else {}
     header = ["method"] + [col_label(es, dom) for _, es, dom in cols]
     if costs:
@@ -72,7 +77,7 @@ def leaderboard(agg: pd.DataFrame, runs: pd.DataFrame, metric: str, eval_sets, t
                 row.append(Cell("–"))
                 continue
             r = cell.loc[key]
-            below = c[1] in maj.index and r["mean"] <= maj[c[1]] + 1e-9
+            below = c[1] in maj.index and not_better(metric, r["mean"], maj[c[1]])
             row.append(Cell(msn(r["mean"], r["std"], r["count"]), bold=bool(np.isclose(r["mean"], best[c])),
                             cls="below" if below else ""))
         if costs:
@@ -91,7 +96,8 @@ def leaderboard(agg: pd.DataFrame, runs: pd.DataFrame, metric: str, eval_sets, t
         row_cls.append("baseline")
     groups = [(f"{s} shots per class", len(eval_sets)) for s in shots]
     note = (f"{metric}: mean ± std over seeds (number of runs); bold = best mean in the column; "
-            "red = at or below the majority baseline (always predicting the most frequent label).")
+            f"red = at or {'below' if sign > 0 else 'above'} the majority baseline (always predicting the most "
+            f"frequent label){'' if sign > 0 else '; lower is better'}.")
     return Table(header, rows, title=title, groups=[("", 1)] + groups + ([("cost", 2)] if costs else []),
                  note=note, row_cls=row_cls)
 

@@ -9,6 +9,7 @@ apart and is not part of the method's cost.
 from __future__ import annotations
 
 from tuneoff.config import RunConfig
+from tuneoff.pipeline import Toolbox, eval_targets, fit_and_score
 from tuneoff.resources import Timer
 
 
@@ -16,34 +17,30 @@ def _main(metrics: dict, metric: str) -> dict[str, float]:
     return {name: m["overall"][metric] for name, m in metrics.items()}
 
 
-def oracle(cfg: RunConfig, sel, chosen_metrics: dict, progress=None) -> dict:
-    """Every candidate's eval-set scores (the chosen one's are the run's own), and the best per set."""
-    from tuneoff import runner
-    from tuneoff.train import TrainingDiverged, train
+def _candidate(toolbox: Toolbox, cfg: RunConfig, row: dict, metric: str, progress) -> dict:
+    """One other candidate trained on the whole few-shot set and scored on the eval sets."""
+    cand = cfg.candidate(row["values"])
+    data = toolbox.data(cand)
+    got = fit_and_score(toolbox, cand, data, data.few, eval_targets(data), progress=progress)
+    entry = {"values": row["values"], "label": row["label"], "chosen": False, "error": None}
+    if got.diverged is not None:
+        return {**entry, "scores": {}, "error": str(got.diverged)}
+    return {**entry, "scores": _main(got.metrics, metric)}
 
+
+def oracle(cfg: RunConfig, sel, chosen_metrics: dict, progress=None, toolbox: Toolbox | None = None) -> dict:
+    """Every candidate's eval-set scores (the chosen one's are the run's own), and the best per set."""
+    toolbox = toolbox or Toolbox.shared()
     metric = sel.record["metric"]
     rows, time_s = [], 0.0
     for row in sel.record["candidates"]:
-        values = row["values"]
-        if values == sel.chosen:
-            rows.append({"values": values, "label": row["label"], "chosen": True,
+        if row["values"] == sel.chosen:
+            rows.append({"values": row["values"], "label": row["label"], "chosen": True,
                          "scores": _main(chosen_metrics, metric), "error": None})
             continue
         with Timer() as t:
-            prep = runner.prepare(cfg.candidate(values))
-            entry = {"values": values, "label": row["label"], "chosen": False, "error": None}
-            try:
-                if prep.method.trains:
-                    acc = runner.accelerator_for(prep.device)
-                    train(prep.method, prep.method.train_examples(prep.few), prep.cfg.train, cfg.seed, acc)
-                    runner.release(acc)
-                metrics, _ = runner.evaluate_all(prep, progress)
-                entry["scores"] = _main(metrics, metric)
-            except TrainingDiverged as e:
-                entry.update(scores={}, error=str(e))
-            del prep
+            rows.append(_candidate(toolbox, cfg, row, metric, progress))
         time_s += t.seconds
-        rows.append(entry)
     best = {}
     for name, score in _main(chosen_metrics, metric).items():
         top = max((r for r in rows if name in r["scores"]), key=lambda r: r["scores"][name])

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tuneoff.config import RunConfig
-from tuneoff.data import checksum
-from tuneoff.evaluate import eval_metrics, predict
-from tuneoff.resources import Timer, approx_flops, count_parameters, train_cost
-from tuneoff.selection.cache import FitCache, NoCache, fit_id
+from tuneoff.config import RunConfig, candidates, label
+from tuneoff.data import DataError, checksum
+from tuneoff.identity import fit_ids
+from tuneoff.pipeline import RunData, Scored, Toolbox, fit_and_score
+from tuneoff.selection.cache import FitCache, NoCache
 from tuneoff.selection.folds import Fold, cv_folds, dev_split
-from tuneoff.selection.options import candidates, label
 
 
 class SelectionError(RuntimeError):
@@ -44,42 +43,26 @@ def _ids(examples: list[dict]) -> list[str]:
     return [ex["id"] for ex in examples]
 
 
-def fit(cand: RunConfig, task, pool: list[dict], fold: Fold, metric: str) -> dict:
-    """Train one candidate on a fold's training part and score it on the held-out part."""
-    from tuneoff import runner  # late: the runner imports this module
-    from tuneoff.train import TrainingDiverged, train
-
-    held = set(_ids(fold.heldout))
-    method = runner.build_method(cand, task, [ex for ex in pool if ex["id"] not in held], fold.train)
-    accelerator = runner.accelerator_for(method.ctx.device)
-    out: dict = {"diverged": False, "error": None, "train_tokens": 0, "eval_tokens": 0}
-    stats = None
-    try:
-        with Timer() as t_train:
-            if method.trains:
-                stats = train(method, method.train_examples(fold.train), cand.train, cand.seed, accelerator)
-        with Timer() as t_eval:
-            probs, out["eval_tokens"] = predict(method, fold.heldout, cand.eval.batch_size, method.ctx.device)
-        out["train_time_s"], out["eval_time_s"] = round(t_train.seconds, 3), round(t_eval.seconds, 3)
-        out["train_cpu_s"], out["eval_cpu_s"] = round(t_train.cpu_seconds, 3), round(t_eval.cpu_seconds, 3)
-        if not np.isfinite(probs).all():
-            raise TrainingDiverged("non-finite class scores on the held-out fold")
-        m = eval_metrics(fold.heldout, probs, task.label_names)
-        gold = probs[np.arange(len(probs)), [ex["label"] for ex in fold.heldout]]
-        out["score"] = float(m["overall"][metric])
-        out["loss"] = float(-np.mean(np.log(np.clip(gold, 1e-12, None))))
-        out["pred_dist"] = m["overall"]["pred_dist"]
-    except TrainingDiverged as e:
-        out.update(diverged=True, error=str(e), score=None, loss=None)
-        out.setdefault("train_time_s", round(t_train.seconds, 3))
-        out.setdefault("train_cpu_s", round(t_train.cpu_seconds, 3))
-        out.setdefault("eval_time_s", 0.0)
-        out.setdefault("eval_cpu_s", 0.0)
-    params = count_parameters(method.model)
-    out["train_tokens"], train_flops = train_cost(params, stats)
-    out["flops_approx"] = train_flops + approx_flops(params["params_total"], 0, out["eval_tokens"], False)
-    runner.release(accelerator)  # the shared accelerator would otherwise keep every fit's model alive
-    return out
+def fit(toolbox: Toolbox, cand: RunConfig, data: RunData, fold: Fold, metric: str) -> dict:
+    """Train one candidate on a fold's training part and score it on the held-out part: the fit's
+    record (score, held-out log-loss, predicted labels, its time and compute)."""
+    held = {ex["id"] for ex in fold.heldout}
+    pool = [ex for ex in data.pool if ex["id"] not in held]
+    got = fit_and_score(toolbox, cand, data, fold.train, {"heldout": Scored(fold.heldout)}, pool=pool)
+    t_train, t_eval = got.timers["train"], got.timers["eval"]
+    out: dict = {"diverged": False, "error": None, "train_tokens": got.train_tokens,
+                 "eval_tokens": got.eval_tokens, "train_time_s": round(t_train.seconds, 3),
+                 "eval_time_s": round(t_eval.seconds, 3), "train_cpu_s": round(t_train.cpu_seconds, 3),
+                 "eval_cpu_s": round(t_eval.cpu_seconds, 3), "flops_approx": got.train_flops + got.eval_flops}
+    probs = got.probs.get("heldout")
+    if got.diverged is None and not np.isfinite(probs).all():
+        got.diverged = "non-finite class scores on the held-out fold"
+    if got.diverged is not None:
+        return {**out, "diverged": True, "error": str(got.diverged), "score": None, "loss": None}
+    overall = got.metrics["heldout"]["overall"]
+    gold = probs[np.arange(len(probs)), [ex["label"] for ex in fold.heldout]]
+    return {**out, "score": float(overall[metric]), "loss": float(-np.mean(np.log(np.clip(gold, 1e-12, None)))),
+            "pred_dist": overall["pred_dist"]}
 
 
 def _summary(values: dict, fits: list[dict]) -> dict:
@@ -105,66 +88,92 @@ def choose(rows: list[dict]) -> int:
     return min(ok, key=lambda i: (-rows[i]["mean_score"], rows[i]["mean_loss"], i))
 
 
-def _folds(cfg: RunConfig, task, pool, few, seed: int) -> tuple[list[Fold], list[dict]]:
+def _folds(cfg: RunConfig, data: RunData, seed: int) -> tuple[list[Fold], list[dict]]:
     """The folds to score on, and the extra labelled examples they cost (the dev split)."""
     if cfg.select.protocol == "cv":
-        return cv_folds(few, cfg.folds(), seed), []
-    from tuneoff.data import DataError
-
+        return cv_folds(data.few, cfg.folds(), seed), []
     try:
-        dev = dev_split(pool, few, cfg.shots, seed, task)
+        dev = dev_split(data.pool, data.few, cfg.shots, seed, data.task)
     except DataError as e:
         raise SelectionError(f"select.protocol=dev draws {cfg.shots} more per class outside the few-shot set: "
                              f"{e}; use select.protocol=cv") from None
-    return [Fold(few, dev)], dev
+    return [Fold(data.few, dev)], dev
 
 
-def select(cfg: RunConfig, cache: FitCache | NoCache | None = None, progress=None) -> Selection:
-    """Choose `cfg`'s hyperparameters on its (or, frugal, the reference split's) few-shot set."""
-    from tuneoff import runner
+class _Cost:
+    """What a selection's fits cost, added up as they come (reused ones at what they cost when they ran)."""
 
-    s = cfg.select
-    ref = s.reference_seed if s.budget == "frugal" and s.reference_seed is not None else cfg.data_seed
-    cache = cache if cache is not None else NoCache()
-    task, pool, few = runner.load_split(cfg, data_seed=ref)
-    folds, dev = _folds(cfg, task, pool, few, ref)
-    space = cfg.search_space()
-    cands = candidates(space)
-    rows, fits_total, reused, cost = [], 0, 0, {"time_s": 0.0, "cpu_s": 0.0, "train_tokens": 0, "eval_tokens": 0,
-                                       "flops_approx": 0.0}
-    for ci, values in enumerate(cands):
-        cand = cfg.candidate(values, data_seed=ref)
-        resolved = cand.resolved()
-        fits = []
+    def __init__(self):
+        self.sums = {"time_s": 0.0, "cpu_s": 0.0, "train_tokens": 0, "eval_tokens": 0, "flops_approx": 0.0}
+        self.fits = self.reused = 0
+
+    def add(self, got: dict, reused: bool) -> None:
+        self.fits += 1
+        self.reused += reused
+        self.sums["time_s"] += got["train_time_s"] + got["eval_time_s"]
+        # fits cached before CPU time was recorded count their wall time
+        self.sums["cpu_s"] += got.get("train_cpu_s", got["train_time_s"]) + got.get("eval_cpu_s", got["eval_time_s"])
+        for k in ("train_tokens", "eval_tokens", "flops_approx"):
+            self.sums[k] += got[k]
+
+    def total(self) -> dict:
+        return {**self.sums, "time_s": round(self.sums["time_s"], 3), "cpu_s": round(self.sums["cpu_s"], 3),
+                "fits": self.fits, "fits_reused": self.reused}
+
+
+@dataclass
+class _Search:
+    """One selection under way: what every candidate is fitted on, and where fits are kept."""
+
+    toolbox: Toolbox
+    cfg: RunConfig
+    ref: int
+    data: RunData
+    folds: list[Fold]
+    cache: FitCache | NoCache
+    cost: _Cost
+    progress: object = None
+
+    def row(self, ci: int, values: dict, n_cands: int) -> dict:
+        """The candidate `values` fitted on every fold (a cached fit reused), summarised."""
+        cand, fits, folds = self.cfg.candidate(values, data_seed=self.ref), [], self.folds
         for fi, fold in enumerate(folds):
-            if progress:
-                progress("select", ci * len(folds) + fi, len(cands) * len(folds))
-            key = fit_id(resolved, _ids(fold.train), _ids(fold.heldout), cfg.method_version)
-            got = cache.get(key)
+            if self.progress:
+                self.progress("select", ci * len(folds) + fi, n_cands * len(folds))
+            keys = fit_ids(cand, _ids(fold.train), _ids(fold.heldout))
+            got = self.cache.get(keys)
             was_cached = got is not None
             if got is None:
                 try:
-                    got = fit(cand, task, pool, fold, task.main_metric)
+                    got = fit(self.toolbox, cand, self.data, fold, self.data.task.main_metric)
                 except ValueError as e:  # MethodError, DataError: every candidate would fail alike
                     raise SelectionError(f"selection fit of {label(values)} on fold {fi + 1} of {len(folds)} "
                                          f"({len(fold.train)} training examples): {type(e).__name__}: {e}") from None
-                cache.put(key, got)
+                self.cache.put(keys[0], got)
             fits.append({**got, "reused": was_cached})
-            fits_total += 1
-            reused += was_cached
-            cost["time_s"] += got["train_time_s"] + got["eval_time_s"]
-            # fits cached before CPU time was recorded count their wall time
-            cost["cpu_s"] += got.get("train_cpu_s", got["train_time_s"]) + got.get("eval_cpu_s", got["eval_time_s"])
-            for k in ("train_tokens", "eval_tokens", "flops_approx"):
-                cost[k] += got[k]
+            self.cost.add(got, was_cached)
             if got["diverged"]:
                 break  # never chosen: its other folds are not needed
-        rows.append(_summary(values, fits))
+        return _summary(values, fits)
+
+
+def select(cfg: RunConfig, cache: FitCache | NoCache | None = None, progress=None,
+           toolbox: Toolbox | None = None) -> Selection:
+    """Choose `cfg`'s hyperparameters on its (or, frugal, the reference split's) few-shot set."""
+    s = cfg.select
+    ref = s.reference_seed if s.budget == "frugal" and s.reference_seed is not None else cfg.data_seed
+    toolbox = toolbox or Toolbox.shared()
+    data = toolbox.split(cfg, data_seed=ref)
+    folds, dev = _folds(cfg, data, ref)
+    space = cfg.search_space()
+    cands = candidates(space)
+    search = _Search(toolbox, cfg, ref, data, folds, cache if cache is not None else NoCache(), _Cost(), progress)
+    rows = [search.row(ci, values, len(cands)) for ci, values in enumerate(cands)]
     best = choose(rows)
-    labelled = set(_ids(few)) | set(_ids(dev))
-    cost = {**cost, "time_s": round(cost["time_s"], 3), "cpu_s": round(cost["cpu_s"], 3), "fits": fits_total, "fits_reused": reused}
+    labelled = set(_ids(data.few)) | set(_ids(dev))
+    cost = search.cost.total()
     record = {
-        "protocol": s.protocol, "budget": s.budget, "metric": task.main_metric,
+        "protocol": s.protocol, "budget": s.budget, "metric": data.task.main_metric,
         "folds": len(folds) if s.protocol == "cv" else None, "fold_seed": ref,
         "reference_data_seed": ref, "shared": ref != cfg.data_seed,
         "space": space, "candidates": rows, "chosen": rows[best]["values"], "chosen_label": rows[best]["label"],

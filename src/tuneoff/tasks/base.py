@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tuneoff.metrics import NAMES
+from tuneoff.metrics import label_metric_names
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Task:
     train: Source
     eval_sets: tuple[EvalSet, ...]
     label_map: dict[int, int | None] | None = None  # applies to train and eval sets without their own
-    metrics: tuple[str, ...] = NAMES
+    metrics: tuple[str, ...] = field(default_factory=label_metric_names)  # recorded for every subset
     main_metric: str = "accuracy"
     patterns: dict[str, Pattern] = field(default_factory=dict)
     default_pattern: str | None = None

@@ -19,10 +19,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from tuneoff import yamlfile
-from tuneoff.metrics import NAMES
+from tuneoff.metrics import METRIC_REGISTRY, label_metric_names, prob_metric_names
 from tuneoff.tasks.base import EvalSet, Pattern, Source, Task
-
-METRICS = NAMES  # accuracy, mcc, f1 (tuneoff.metrics)
 
 
 class TaskError(ValueError):
@@ -156,8 +154,9 @@ class TaskSpec(_Spec):
         if self.default_pattern is not None and self.default_pattern not in self.patterns:
             raise ValueError(f"default_pattern {self.default_pattern!r} is not one of its patterns "
                              f"{sorted(self.patterns) or '(none defined)'}")
-        if self.main_metric not in METRICS:
-            raise ValueError(f"main_metric {self.main_metric!r} is not one of {list(METRICS)}")
+        if self.main_metric not in METRIC_REGISTRY:  # any registered metric, whichever its direction
+            raise ValueError(f"main_metric {self.main_metric!r} is not one of {list(label_metric_names())} (from "
+                             f"the predicted labels) or {list(prob_metric_names())} (from the class probabilities)")
         names = [e.name for e in self.eval]
         if len(set(names)) != len(names):
             raise ValueError(f"eval set names must be unique, got {names}")

@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tuneoff.describe import current_key, flatten, old_key
+from tuneoff.config.base import ConfigError, as_list, as_number
+from tuneoff.describe import flatten
+from tuneoff.identity import current_key
 
 # keys a search space may not cover: they define the comparison, not a method's hyperparameters
 FIXED_KEYS = ("task", "data_dir", "model", "shots", "data_seed", "seed", "eval", "output_dir", "save",
               "device", "trust_remote_code", "select", "method.name")
-
-
-_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")  # YAML 1.1 reads 1e-4 as text
 
 
 class SelectConfig(BaseModel):
@@ -58,7 +56,7 @@ class SelectConfig(BaseModel):
                                  "to search")
             if not isinstance(values, list) or not values:
                 raise ValueError(f"select key {key!r} needs a non-empty list of candidate values, got {values!r}")
-            space[key] = [float(v) if isinstance(v, str) and _FLOAT.match(v) else v for v in values]
+            space[key] = [as_number(v) for v in values]
         self.__pydantic_extra__ = space  # one canonical (dotted) form
         return self
 
@@ -90,18 +88,11 @@ def check_selection(cfg) -> None:
                 raise ValueError(f"select.protocol=cv trains each candidate on {left} example(s) per class "
                                  f"(shots={n}, {k} folds), but {needs_text(cfg, need)}: lower method.k, use "
                                  "more shots, or select.protocol=dev")
-    from tuneoff.config import ConfigError
-
     for values in candidates(cfg.search_space()):  # every candidate is a valid run, checked now
         try:
             cfg.candidate(values)
         except ConfigError as e:
             raise ValueError(f"select: the candidate {values} is not a valid run: {e}") from None
-
-
-def as_list(v) -> list:
-    """A list field's value as a list (`shots: 8` is `[8]`)."""
-    return v if isinstance(v, list) else [v]
 
 
 def needs_text(cfg, need: int) -> str:
@@ -116,25 +107,6 @@ def check_shots(cfg) -> None:
     for n in as_list(cfg.shots):
         if n < need:
             raise ValueError(f"shots={n} per class, but {needs_text(cfg, need)}: lower method.k or use more shots")
-
-
-def hashed_selection(cfg, d: dict) -> None:
-    """Put what the run id must cover into `d` (the resolved config being hashed, in the old layout
-    of `config.in_old_layout`): the protocol and the whole search space, and not the fixed values of
-    the keys it searches. Moved keys are hashed under their old names."""
-
-    space = {old_key(k): v for k, v in cfg.search_space().items()}
-    for key in space:
-        node = d
-        *parents, last = key.split(".")
-        for p in parents:
-            node = node.get(p, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            node.pop(last, None)
-    s = cfg.select
-    d["select"] = {"protocol": s.protocol, "folds": cfg.folds() if s.protocol == "cv" else None,
-                   "budget": s.budget, "oracle": s.oracle, "space": space,
-                   "reference_seed": s.reference_seed if s.budget == "frugal" else None}
 
 
 def candidates(space: dict[str, list]) -> list[dict[str, Any]]:

@@ -1,59 +1,25 @@
-"""Typed configuration: YAML file < key.sub=value overrides, validated; unknown keys are errors.
+"""One run's config and its sections, validated; unknown keys are errors.
 
 An *experiment* config may list several shot sizes and seeds; `expand()` turns it into one
-`RunConfig` per combination. A run's id is the hash of its resolved config, so the same run is
-never computed twice.
+`RunConfig` per combination. A run's id (`tuneoff.identity`) is the hash of what can change its
+result, so the same run is never computed twice.
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
-import re
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
-from tuneoff import yamlfile
-from tuneoff.describe import NOT_RESULT, current_key, current_layout, drop, in_old_layout
+from tuneoff import identity
+from tuneoff.config.base import ConfigError, Strict, as_list, format_errors, set_key, with_current_keys
+from tuneoff.config.select import SelectConfig, check_selection, check_shots, resolve_space
 from tuneoff.registry import get_method
-from tuneoff.selection.options import (SelectConfig, as_list, check_selection, check_shots, hashed_selection,
-                                      resolve_space)
 
 
-class ConfigError(ValueError):
-    """A config that cannot be used; the message names the key and what to do."""
-
-
-class _Strict(BaseModel):
-    """Unknown keys are errors; so are inf/nan for a number and a boolean for a non-boolean key
-    (`shots=true` would otherwise become 1)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
-        if cls.model_fields[info.field_name].annotation is not bool:
-            values = v if isinstance(v, list) else [v]
-            if any(isinstance(x, bool) for x in values):
-                raise ValueError(f"got {json.dumps(v)}: a boolean where a value of another type is expected "
-                                 f"(true/false are not numbers)")
-        return v
-
-
-class TrainConfig(_Strict):
+class TrainConfig(Strict):
     lr: float = Field(5e-5, gt=0, description="peak learning rate of AdamW")
     batch_size: int = Field(8, ge=1, description="examples per optimizer micro-batch")
     grad_accum: int = Field(1, ge=1, description="micro-batches accumulated per optimizer step")
@@ -70,7 +36,7 @@ class TrainConfig(_Strict):
                             "(weights, gradients and optimizer state stay float32) on hardware with bf16")
 
 
-class EvalConfig(_Strict):
+class EvalConfig(Strict):
     batch_size: int = Field(32, ge=1, description="examples per evaluation batch")
     max_examples: int | None = Field(
         None, ge=1, description="cap per eval set (stratified, fixed seed, same for every run); null = all"
@@ -78,18 +44,10 @@ class EvalConfig(_Strict):
     sets: list[str] | None = Field(None, description="eval sets to use; null = all of the task's")
 
 
-class ForgettingConfig(_Strict):
+class ForgettingConfig(Strict):
     enabled: bool = Field(True, description="LM loss per token on a general-text sample before and after adaptation")
     text: str | None = Field(None, description="UTF-8 text file to measure on; null = the shipped public-domain sample")
     max_tokens: int = Field(256, ge=16, description="tokens of the text used (its first ones; 256 = one forward pass)")
-
-
-def with_current_keys(data: dict) -> dict:
-    """`describe.current_layout`, with a key given under both names as a config error."""
-    try:
-        return current_layout(data)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
 
 
 class MethodConfig(BaseModel):
@@ -99,7 +57,7 @@ class MethodConfig(BaseModel):
     name: str = "finetune"
 
 
-class RunConfig(_Strict):
+class RunConfig(Strict):
     """One run. Fields that accept lists (shots, data_seed, seed) make an experiment of several runs."""
 
     task: str = Field("demo", description="registered task name or path to a task YAML file")
@@ -151,7 +109,7 @@ class RunConfig(_Strict):
         try:
             opts = cls.Options(**(self.method.model_extra or {}))
         except ValidationError as e:
-            raise ValueError(_format_errors(e, prefix="method.", model=cls.Options)) from None
+            raise ValueError(format_errors(e, prefix="method.", model=cls.Options)) from None
         object.__setattr__(self, "method", MethodConfig(name=self.method.name, **opts.model_dump()))
         self._parsed = (self.method, opts)
         return self
@@ -234,141 +192,14 @@ class RunConfig(_Strict):
         return json.loads(self.model_dump_json())
 
     def run_id(self) -> str:
-        """Hash of everything that can change a run's result (not where it is written)."""
+        """The id of this single run: everything that can change its result (`tuneoff.identity`)."""
         if not self.is_single:
             raise ConfigError("run_id() needs a single run: call expand() first")
-        d = self.resolved()
-        drop(d, NOT_RESULT)
-        if d.get("forgetting") == ForgettingConfig().model_dump():  # ids of runs from before it existed
-            d.pop("forgetting")
-        version = self.method_version
-        if version != 1:  # a changed method is a new run; unchanged methods keep their ids
-            d["method_version"] = version
-        if not self.method_class.trains:  # training settings cannot change its result
-            d.pop("train")
-        if not self.uses_pattern:  # nor can a pattern that the method never renders
-            d["pattern"] = None
-        d.pop("select", None)  # without selection the id is what it always was
-        in_old_layout(d)
-        if self.select is not None:  # with it: the protocol and the whole search space, not the fixed values
-            hashed_selection(self, d)
-        blob = json.dumps(d, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
-
-
-# -- loading ---------------------------------------------------------------------------------
-
-_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
-
-
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """`train.lr=1e-4` -> (["train", "lr"], 1e-4). Values are parsed as YAML (safe)."""
-    if "=" not in item:
-        raise ConfigError(f"override {item!r} is not key=value (e.g. shots=16 or train.lr=1e-4)")
-    key, raw = item.split("=", 1)
-    key = key.strip()
-    if not key or any(not p for p in key.split(".")):
-        raise ConfigError(f"override {item!r} has an empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    if isinstance(value, str) and _FLOAT.match(value):  # YAML 1.1 reads '1e-4' as a string
-        value = float(value)
-    return key.split("."), value
-
-
-def set_key(data: dict, path: list[str], value: Any, what: str = "") -> None:
-    """Set `data[path[0]][path[1]]... = value` in place, creating sections; `what` names the
-    setting in errors (e.g. "override 'train.lr=1'"). A key's old name sets it under its current one."""
-    path = current_key(".".join(path)).split(".")
-    node = data
-    for p in path[:-1]:
-        nxt = node.get(p)
-        if isinstance(nxt, str) and p == "method":
-            nxt = {"name": nxt}
-        if nxt is None:
-            nxt = {}
-        if not isinstance(nxt, dict):
-            raise ConfigError(f"{what or '.'.join(path)}: {p!r} is not a section")
-        node[p] = nxt
-        node = nxt
-    if path == ["method"] and isinstance(node.get("method"), dict) and isinstance(value, str):
-        value = {"name": value}  # switching method drops the old method's options
-    node[path[-1]] = value
-
-
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    data = with_current_keys(json.loads(json.dumps(data)))  # deep copy; an override then replaces an old name's value
-    for item in overrides:
-        path, value = parse_override(item)
-        set_key(data, path, value, f"override {item!r}")
-    return data
-
-
-def read_yaml(path: str | Path) -> dict:
-    p = Path(path)
-    data = yamlfile.mapping(yamlfile.read_text(p, "config file", ConfigError), p, "config file", ConfigError)
-    task_keys = [k for k in TASK_FILE_KEYS if k in data]
-    if task_keys:
-        raise ConfigError(f"{str(p)!r} is a task file (it has {', '.join(map(repr, task_keys))}), not a config: "
-                          f"name it as the task, e.g. `tuneoff run task={p}` (in a YAML config or a sweep's "
-                          f"defaults: `task: {p}`)")
-    return data
-
-
-# keys only a task file has (a run config or sweep file with one of them is a task file given in its place)
-TASK_FILE_KEYS = ("name", "text_fields", "label_names", "patterns", "default_pattern", "instruction")
-
-
-def _allowed(model: type[BaseModel], loc: tuple) -> list[str]:
-    node: Any = model
-    for part in loc[:-1]:
-        field = getattr(node, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        node = field.annotation
-    return sorted(getattr(node, "model_fields", {}).keys())
-
-
-def _union_branch(part: str) -> bool:
-    """A loc element that names a branch of a union type (pydantic: 'int', 'list[int]', ...)."""
-    return part.startswith(("int", "list[", "float", "str", "function-"))
-
-
-def _format_errors(e: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
-    lines = []
-    for err in e.errors():
-        raw = [str(x) for x in err["loc"]]
-        if any(_union_branch(x) for x in raw) and err["type"] in ("int_parsing", "int_type", "list_type",
-                                                                  "int_from_float"):
-            # `shots=abc` fails both branches of `int | list[int]`: say it once, in plain words
-            key = prefix + ".".join(raw[:next(i for i, x in enumerate(raw) if _union_branch(x))])
-            lines.append(f"config key {key!r}: expected an integer or a list of integers")
-            continue
-        loc = tuple(x for x in raw if not _union_branch(x))
-        key = prefix + ".".join(loc)
-        if err["type"] == "extra_forbidden":
-            allowed = _allowed(model, loc) if model else []
-            hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
-            if not allowed and prefix == "method." and len(loc) == 1:
-                hint = "; this method takes no options (`tuneoff ls methods` lists each method's options)"
-            lines.append(f"unknown config key {key!r}{hint}")
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"config key {key!r}: {msg}" if key else msg)
-    return "\n".join(dict.fromkeys(lines))
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Build a validated config from an optional YAML file and key=value overrides."""
-    data = read_yaml(path) if path else {}
-    data = apply_overrides(data, overrides or [])
-    return config_from_dict(data)
+        return identity.run_id(self)
 
 
 def config_from_dict(data: dict) -> RunConfig:
     try:
         return RunConfig(**data)
     except ValidationError as e:
-        raise ConfigError(_format_errors(e, model=RunConfig)) from None
+        raise ConfigError(format_errors(e, model=RunConfig)) from None

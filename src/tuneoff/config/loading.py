@@ -1,0 +1,56 @@
+"""A config from a YAML file and key=value overrides (the file first, each override after it)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tuneoff import yamlfile
+from tuneoff.config.base import ConfigError, as_number, set_key, with_current_keys
+from tuneoff.config.run import RunConfig, config_from_dict
+
+# keys only a task file has (a run config or sweep file with one of them is a task file given in its place)
+TASK_FILE_KEYS = ("name", "text_fields", "label_names", "patterns", "default_pattern", "instruction")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`train.lr=1e-4` -> (["train", "lr"], 1e-4). Values are parsed as YAML (safe)."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not key=value (e.g. shots=16 or train.lr=1e-4)")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"override {item!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), as_number(value)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    data = with_current_keys(json.loads(json.dumps(data)))  # deep copy; an override then replaces an old name's value
+    for item in overrides:
+        path, value = parse_override(item)
+        set_key(data, path, value, f"override {item!r}")
+    return data
+
+
+def read_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    data = yamlfile.mapping(yamlfile.read_text(p, "config file", ConfigError), p, "config file", ConfigError)
+    task_keys = [k for k in TASK_FILE_KEYS if k in data]
+    if task_keys:
+        raise ConfigError(f"{str(p)!r} is a task file (it has {', '.join(map(repr, task_keys))}), not a config: "
+                          f"name it as the task, e.g. `tuneoff run task={p}` (in a YAML config or a sweep's "
+                          f"defaults: `task: {p}`)")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Build a validated config from an optional YAML file and key=value overrides."""
+    data = read_yaml(path) if path else {}
+    data = apply_overrides(data, overrides or [])
+    return config_from_dict(data)
