@@ -31,7 +31,7 @@ def main() -> None:
     import torch
 
     from tuneoff.config import load_config
-    from tuneoff.runner import accelerator_for, prepare, release
+    from tuneoff.pipeline import Toolbox, prepare
     from tuneoff.train import train
 
     out = tempfile.mkdtemp(prefix="tuneoff-growth-")
@@ -46,9 +46,8 @@ def main() -> None:
                 prep = prepare(cfg)
                 t0, c0 = time.perf_counter(), time.process_time()
                 stats = train(prep.method, prep.method.train_examples(prep.few), cfg.train, 0,
-                              accelerator_for(prep.device))
+                              Toolbox.shared().accelerator(prep.device))
                 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-                release(accelerator_for(prep.device))
                 key = (method, shots)
                 tok = stats.tokens + getattr(stats, "forward_tokens", 0)
                 b = best.get(key)

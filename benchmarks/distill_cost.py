@@ -27,7 +27,7 @@ def main() -> None:
     import torch
 
     from tuneoff.config import load_config
-    from tuneoff.runner import accelerator_for, prepare, release
+    from tuneoff.pipeline import Toolbox, prepare
     from tuneoff.train import train
 
     out = tempfile.mkdtemp(prefix="tuneoff-distill-")
@@ -43,9 +43,8 @@ def main() -> None:
             prep = prepare(cfg)
             setup = prep.timers["setup"]
             t0, c0 = time.perf_counter(), time.process_time()
-            stats = train(prep.method, prep.method.train_examples(prep.few), cfg.train, 0, accelerator_for(prep.device))
+            stats = train(prep.method, prep.method.train_examples(prep.few), cfg.train, 0, Toolbox.shared().accelerator(prep.device))
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            release(accelerator_for(prep.device))
             row = (setup.seconds, setup.cpu_seconds, wall, cpu, stats.examples,
                    getattr(prep.method, "teacher_forwards", 0))
             b = best.get(name)

@@ -20,7 +20,7 @@ from tuneoff import evaluate  # noqa: E402
 from tuneoff.config import load_config  # noqa: E402
 from tuneoff.data import cap_eval  # noqa: E402
 from tuneoff.methods.base import batch_to  # noqa: E402
-from tuneoff.runner import prepare  # noqa: E402
+from tuneoff.pipeline import prepare  # noqa: E402
 
 
 @torch.no_grad()

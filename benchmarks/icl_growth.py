@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from tuneoff import evaluate  # noqa: E402
 from tuneoff.config import load_config  # noqa: E402
 from tuneoff.methods.icl import DemoContext, draw_demos  # noqa: E402
-from tuneoff.runner import prepare  # noqa: E402
+from tuneoff.pipeline import prepare  # noqa: E402
 
 
 def timed(fn):

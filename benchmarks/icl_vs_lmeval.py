@@ -83,7 +83,7 @@ def main() -> None:
     def run_tuneoff(chunk, first: bool):
         def go():
             if first:  # the context cache is built once, in tuneoff's time (the one built in set-up is dropped)
-                m.context.release()
+                m.context.free_cache()
                 m.context = DemoContext.build(m.scorer, m.model, prep.task, m.demos, m.options, prep.few)
             return evaluate.predict(m, chunk, a.batch_size, prep.device)[0]
         return timed(go)

@@ -32,7 +32,7 @@ def main() -> None:
 
     from tuneoff.config import load_config
     from tuneoff.evaluate import predict
-    from tuneoff.runner import accelerator_for, prepare, release
+    from tuneoff.pipeline import Toolbox, prepare
     from tuneoff.train import train
 
     out = tempfile.mkdtemp(prefix="tuneoff-probe-")
@@ -49,9 +49,8 @@ def main() -> None:
         if variant == "plain, train mode (v1)":
             m.start_training = lambda examples: (m.model.train(), 0)[1]
         t0, c0 = time.perf_counter(), time.process_time()
-        stats = train(m, prep.few, cfg.train, 0, accelerator_for(prep.device))
+        stats = train(m, prep.few, cfg.train, 0, Toolbox.shared().accelerator(prep.device))
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        release(accelerator_for(prep.device))
         probs, _ = predict(m, prep.evals["validation_matched"], 32, prep.device)
         return wall, cpu, stats.tokens + stats.forward_tokens, probs
 

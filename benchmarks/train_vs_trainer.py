@@ -71,7 +71,7 @@ def run_config(case: str, epochs: float, precision: str, optimizer: str = "adamw
 
 
 def child_tuneoff(case: str, epochs: float, precision: str, optimizer: str = "adamw", n_eval: int = 0) -> dict:
-    from tuneoff.runner import accelerator_for, prepare, release
+    from tuneoff.pipeline import Toolbox, prepare
     from tuneoff.train import train
 
     cfg = run_config(case, epochs, precision, optimizer, n_eval)
@@ -79,9 +79,8 @@ def child_tuneoff(case: str, epochs: float, precision: str, optimizer: str = "ad
     method = prep.method
     loaded_rss = rss_mb()
     w0, c0 = time.perf_counter(), time.process_time()
-    stats = train(method, method.train_examples(prep.few), cfg.train, cfg.seed, accelerator_for(prep.device))
+    stats = train(method, method.train_examples(prep.few), cfg.train, cfg.seed, Toolbox.shared().accelerator(prep.device))
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    release(accelerator_for(prep.device))
     out = {"wall_s": wall, "cpu_s": cpu, "examples": stats.examples, "losses": stats.losses,
            "loaded_rss_mb": loaded_rss}
     if n_eval:  # after the timed part and the peak of training
@@ -121,10 +120,11 @@ def child_trainer(case: str, epochs: float, precision: str) -> dict:
                               DataCollatorWithPadding, Trainer, TrainingArguments)
 
     from tuneoff import models
-    from tuneoff.runner import load_split
+    from tuneoff.pipeline import Toolbox
 
     cfg = run_config(case, epochs, precision)
-    task, _, few = load_split(cfg)
+    split = Toolbox.shared().split(cfg)
+    task, few = split.task, split.few
     model_spec, method, lr = CASES[case]
     path = models.resolve(model_spec)
     tok = AutoTokenizer.from_pretrained(path)
