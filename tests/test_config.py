@@ -151,3 +151,39 @@ def test_selection_may_search_max_length_under_either_name_with_the_id_it_had():
     assert rid("max_length") == rid("train.max_length") == "768553ea90e4572c"  # as before the move
     cand = load_config(None, ["shots=8", "data_seed=0", "select.protocol=cv", "select.train.max_length=[32, 64]"])
     assert cand.search_space()["max_length"] == [32, 64] and cand.candidate({"max_length": 32}).max_length == 32
+
+
+def test_a_key_given_twice_is_an_error_but_a_merged_key_may_be_overridden(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("shots: 8\ntrain: {lr: 0.5, epochs: 2}\nforgetting: {enabled: false}\n"
+                 "select:\n  <<: {protocol: cv, folds: 2}\n  folds: 3\n")
+    cfg = load_config(f)  # `<<` merges keys that the mapping may then set again: no duplicate
+    assert cfg.select.folds == 3 and cfg.train.epochs == 2
+    with pytest.raises(ConfigError, match="override 'train={lr: 1, lr: 2}': the key 'lr' is given twice"):
+        load_config(None, ["train={lr: 1, lr: 2}"])
+
+
+def test_an_unknown_key_names_the_closest_allowed_one():
+    for override, hint in [("train.lrr=1", "'train.lr'"), ("shot=8", "'shots'"),
+                           ("eval.batchsize=1", "'eval.batch_size'"), ("select.protocl=cv", "'protocol'"),
+                           ("method=lora method.alpah=8", "'method.alpha'")]:
+        with pytest.raises(ConfigError, match=f"did you mean {hint}"):
+            load_config(None, override.split())
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["bogus=1"])
+    assert "did you mean" not in str(e.value)  # nothing close: no guess
+
+
+def test_a_sweep_config_given_as_a_run_config_names_the_command(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("defaults: {task: demo}\nmethods: [finetune]\n")
+    with pytest.raises(ConfigError, match=f"it has 'defaults', 'methods'\\), not a run config: run it with "
+                                          f"`tuneoff sweep {f}`"):
+        load_config(f)
+
+
+def test_a_file_of_more_values_than_a_config_holds_is_refused_without_aliases(tmp_path):
+    f = tmp_path / "big.yaml"
+    f.write_text("x: [" + ", ".join(["0"] * 100_001) + "]\n")
+    with pytest.raises(ConfigError, match="holds more than 100,000 values: settings belong here, data in a JSONL"):
+        load_config(f)

@@ -30,15 +30,18 @@ def prep(*overrides, model="tiny-llama"):
 
 @pytest.fixture(scope="module")
 def words_task(tmp_path_factory) -> str:
-    """The demo data with a two-token answer word and a pattern using a field the task lacks."""
+    """The demo data with a two-token answer word."""
     y = tmp_path_factory.mktemp("task") / "words.yaml"
-    y.write_text(
-        "name: words\ntext_fields: [text]\nlabel_names: [negative, positive]\n"
-        f"train: {DEMO_DATA / 'train.jsonl'}\neval:\n  - {{name: test, path: {DEMO_DATA / 'test.jsonl'}}}\n"
-        "patterns:\n"
-        "  multi: {template: '{text} It was', verbalizer: {negative: ' bad', positive: ' very good'}}\n"
-        "  titled: {template: '{title}: {text} It was', verbalizer: {negative: ' bad', positive: ' good'}}\n")
+    y.write_text(_words_yaml())
     return str(y)
+
+
+def _words_yaml(*patterns: str) -> str:
+    return ("name: words\ntext_fields: [text]\nlabel_names: [negative, positive]\n"
+            f"train: {DEMO_DATA / 'train.jsonl'}\neval:\n  - {{name: test, path: {DEMO_DATA / 'test.jsonl'}}}\n"
+            "patterns:\n"
+            "  multi: {template: '{text} It was', verbalizer: {negative: ' bad', positive: ' very good'}}\n"
+            + "".join(patterns))
 
 
 def trainable(method) -> set[str]:
@@ -100,9 +103,15 @@ def test_multi_token_word_scores_the_sum_of_its_token_logprobs(words_task):
         assert got[r, 0].item() == pytest.approx(hand_logprobs(m.model, ids, m.scorer.answers[0]), abs=1e-4)
 
 
-def test_pattern_field_the_task_lacks_is_a_clear_error(words_task):
-    with pytest.raises(MethodError, match=r"\{title\}.*text fields are: text"):
-        prep(f"task={words_task}", "method=pattern", "pattern=titled")
+def test_pattern_field_the_task_lacks_is_a_clear_error_when_the_task_is_read(tmp_path):
+    """A slot that names no text field is refused with the task file, before any run."""
+    from tuneoff.tasks.schema import TaskError
+
+    y = tmp_path / "words.yaml"
+    y.write_text(_words_yaml("  titled: {template: '{title}: {text} It was', verbalizer: {negative: ' bad', "
+                             "positive: ' good'}}\n"))
+    with pytest.raises(TaskError, match=r"\{title\}, which is not a text field; slots name text fields: \{text\}"):
+        prep(f"task={y}", "method=pattern", "pattern=titled")
 
 
 def test_pattern_loss_falls_on_demo():

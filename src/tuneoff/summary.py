@@ -2,7 +2,6 @@
 with the majority-class baseline beside it. (The full HTML report lives in `tuneoff.report`.)"""
 from __future__ import annotations
 
-import csv
 import statistics
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from rich.table import Table
 from tuneoff.calibration import DEFINITION
 from tuneoff.describe import DEFAULT_METRIC, labels
 from tuneoff.escape import md as md_text
-from tuneoff.escape import term
+from tuneoff.escape import term, write_csv
 from tuneoff.metrics import all_metric_names, direction, not_better, prob_metric_names
 from tuneoff.record import load
 from tuneoff.report.frame import COLLAPSED, aggregate, done_rows, to_frame
@@ -252,10 +251,7 @@ def write_summary(rows: list[dict], folder: Path, subset_rows: list[dict] | None
             "- " + md_text(f"{f.run_id} {f.method or ''} shots={f.shots} data_seed={f.data_seed} "
                       f"seed={f.seed}: {f.error or ''}") + "\n" for f in map(load, failed))
     md.write_text(text)
-    with csv_path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(csv_path, cols, rows)
     return md, csv_path
 
 

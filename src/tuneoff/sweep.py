@@ -48,6 +48,9 @@ from tuneoff.config import (
 from tuneoff.config.base import format_errors
 from tuneoff.describe import Label, flatten, fmt, varying
 
+# what a sweep config holds, said when it holds something else
+SWEEP_HOLDS = ("defaults: the settings every run shares, grid: keys with lists of values, and/or methods: the "
+               "methods to compare")
 GRID_ALIASES = {"tasks": "task", "models": "model", "patterns": "pattern", "seeds": "seed",
                 "data_seeds": "data_seed"}
 
@@ -243,7 +246,7 @@ def _check_fixed_vs_searched(cfg: RunConfig, grid_keys: list[str], entry, where:
 
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
     sweep_level, run_level = split_overrides(overrides or [])
-    data = _apply_sweep_overrides(read_yaml(path), sweep_level)
+    data = _apply_sweep_overrides(read_yaml(path, "sweep config", SWEEP_HOLDS), sweep_level)
     return expand_sweep(parse_sweep(data, f"sweep config {str(path)!r}"), run_level)
 
 

@@ -27,10 +27,10 @@ class _Bars:
             for old in [k for k in self.steps if k != phase]:  # a set-up step ends when the next phase starts
                 self.p.remove_task(self.tasks.pop(old))
                 self.steps.discard(old)
-            self.tasks[phase] = self.p.add_task(phase, total=total)
+            self.tasks[phase] = self.p.add_task(term(phase), total=total)
             if total is None:
                 self.steps.add(phase)
-        desc = f"{phase}" + (f" loss {loss:.4f}" if loss is not None else "")
+        desc = term(phase) + (f" loss {loss:.4f}" if loss is not None else "")  # a phase may name an eval set
         self.p.update(self.tasks[phase], completed=done, total=total, description=desc)
 
     def reset(self) -> None:
@@ -71,7 +71,7 @@ class _Lines:
         self.phases[phase][1] = now
 
     def _say(self, text: str) -> None:
-        self.out.print(f"  {text}", highlight=False, markup=False, soft_wrap=True)  # one line each in a log
+        self.out.print(f"  {term(text)}", highlight=False, soft_wrap=True)  # one line each in a log
 
     def reset(self) -> None:
         self.phases = {}

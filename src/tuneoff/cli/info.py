@@ -28,8 +28,8 @@ def validate(
         cands = candidates(cfg.search_space())
         how = f"{cfg.select.folds}-fold cv (capped at the shots per class)" if cfg.select.protocol == "cv" \
             else "a dev split of the same size"
-        console.print(f"selection ({cfg.select.budget}): {len(cands)} candidate(s) on {how}: "
-                      + "; ".join(label(c) for c in cands), highlight=False)
+        console.print(term(f"selection ({cfg.select.budget}): {len(cands)} candidate(s) on {how}: "
+                           + "; ".join(label(c) for c in cands)), highlight=False)
 
 
 def _data_of(task) -> str:

@@ -2,6 +2,7 @@
 read from text, setting a dotted key, and pydantic's errors said in plain words."""
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from tuneoff.identity import current_key, current_layout
+from tuneoff.yamlfile import shown
 
 
 class ConfigError(ValueError):
@@ -83,6 +85,12 @@ def _allowed(model: type[BaseModel], loc: tuple) -> list[str]:
     return sorted(getattr(node, "model_fields", {}).keys())
 
 
+def did_you_mean(key: str, allowed: list[str], prefix: str = "") -> str:
+    """" (did you mean 'train.lr'?)" for the allowed key closest to `key`, or ""."""
+    close = difflib.get_close_matches(key, allowed, 1)
+    return f" (did you mean {prefix + close[0]!r}?)" if close else ""
+
+
 def _union_branch(part: str) -> bool:
     """A loc element that names a branch of a union type (pydantic: 'int', 'list[int]', ...)."""
     return part.startswith(("int", "list[", "float", "str", "function-"))
@@ -100,14 +108,34 @@ def format_errors(e: ValidationError, prefix: str = "", model: type[BaseModel] |
             lines.append(f"config key {key!r}: expected an integer or a list of integers")
             continue
         loc = tuple(x for x in raw if not _union_branch(x))
-        key = prefix + ".".join(loc)
         if err["type"] == "extra_forbidden":
-            allowed = _allowed(model, loc) if model else []
-            hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
-            if not allowed and prefix == "method." and len(loc) == 1:
-                hint = "; this method takes no options (`tuneoff ls methods` lists each method's options)"
-            lines.append(f"unknown config key {key!r}{hint}")
+            lines.append(_unknown(loc, prefix, model))
         else:
-            msg = err["msg"].removeprefix("Value error, ")
+            key = prefix + ".".join(loc)
+            msg = _problem(err, key)
             lines.append(f"config key {key!r}: {msg}" if key else msg)
     return "\n".join(dict.fromkeys(lines))
+
+
+def _unknown(loc: tuple, prefix: str, model: type[BaseModel] | None) -> str:
+    allowed = _allowed(model, loc) if model else []
+    hint = did_you_mean(loc[-1], allowed, prefix + "".join(f"{x}." for x in loc[:-1]))
+    hint += f"; allowed: {', '.join(allowed)}" if allowed else ""
+    if not allowed and prefix == "method." and len(loc) == 1:
+        hint = "; this method takes no options (`tuneoff ls methods` lists each method's options)"
+    return f"unknown config key {prefix + '.'.join(loc)!r}{hint}"
+
+
+def _problem(err: dict, key: str) -> str:
+    """What is wrong with a value, in words, with the value given (pydantic's message otherwise)."""
+    if err["type"] == "value_error":  # a validator's own message: it names the value
+        return err["msg"].removeprefix("Value error, ")
+    value = err.get("input")
+    if err["type"] == "missing":
+        return f"is required and missing, in {shown(value)}"
+    if value is None:
+        return "has no value (an empty `key=` or `key:`); give one, or leave the key out for its default"
+    if err["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        return f"is a section: give its keys ({key}.KEY=VALUE, or `{key}:` with keys under it), got {shown(value)}"
+    msg = err["msg"] + (" (e.g. [a, b])" if err["type"] == "list_type" else "")
+    return f"{msg}, got {shown(value)}"

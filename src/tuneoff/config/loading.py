@@ -5,14 +5,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tuneoff import yamlfile
 from tuneoff.config.base import ConfigError, as_number, set_key, with_current_keys
 from tuneoff.config.run import RunConfig, config_from_dict
 
 # keys only a task file has (a run config or sweep file with one of them is a task file given in its place)
 TASK_FILE_KEYS = ("name", "text_fields", "label_names", "patterns", "default_pattern", "instruction")
+# keys only a sweep config has (a run config with one of them, and no run setting, is a sweep config)
+SWEEP_FILE_KEYS = ("defaults", "grid", "methods")
+# what a run config file holds, said when it holds something else
+CONFIG_HOLDS = "a run's settings, e.g. task: demo, model: minilm-l6, method: lora, shots: [8, 32]"
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -24,10 +26,12 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not key or any(not p for p in key.split(".")):
         raise ConfigError(f"override {item!r} has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+        value = yamlfile.parse(raw) if raw.strip() else None
+    except yamlfile.DuplicateKey as e:
+        raise ConfigError(f"override {item!r}: {e}") from None
+    except yamlfile.YAMLError:
         value = raw
-    return key.split("."), as_number(value)
+    return key.split("."), as_number(yamlfile.bounded(value, f"override {item!r}", ConfigError))
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -38,9 +42,11 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def read_yaml(path: str | Path) -> dict:
+def read_yaml(path: str | Path, what: str = "config file", holds: str = CONFIG_HOLDS) -> dict:
+    """The mapping a config (or sweep) file holds; a ConfigError naming the file otherwise."""
     p = Path(path)
-    data = yamlfile.mapping(yamlfile.read_text(p, "config file", ConfigError), p, "config file", ConfigError)
+    hint = "; a setting is written key=value, e.g. shots=8" if p.suffix not in (".yaml", ".yml") else ""
+    data = yamlfile.mapping(yamlfile.read_text(p, what, ConfigError, hint), p, what, ConfigError, holds)
     task_keys = [k for k in TASK_FILE_KEYS if k in data]
     if task_keys:
         raise ConfigError(f"{str(p)!r} is a task file (it has {', '.join(map(repr, task_keys))}), not a config: "
@@ -52,5 +58,9 @@ def read_yaml(path: str | Path) -> dict:
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Build a validated config from an optional YAML file and key=value overrides."""
     data = read_yaml(path) if path else {}
+    sweep_keys = [k for k in SWEEP_FILE_KEYS if k in data]
+    if sweep_keys and not set(data) & set(RunConfig.model_fields):
+        raise ConfigError(f"{str(path)!r} is a sweep config (it has {', '.join(map(repr, sweep_keys))}), not a run "
+                          f"config: run it with `tuneoff sweep {path}`")
     data = apply_overrides(data, overrides or [])
     return config_from_dict(data)

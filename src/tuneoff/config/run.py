@@ -101,6 +101,10 @@ class RunConfig(Strict):
         for x in v if isinstance(v, list) else [v]:
             if x < low:
                 raise ValueError(f"{what}, got {x}")
+        twice = sorted({x for x in as_list(v) if as_list(v).count(x) > 1})
+        if twice:
+            raise ValueError(f"lists {twice[0]} more than once; give each value once (a repeated value is the "
+                             "same run)")
         return v
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tuneoff.config.base import ConfigError, as_list, as_number
+from tuneoff.config.base import ConfigError, as_list, as_number, did_you_mean
 from tuneoff.describe import flatten
 from tuneoff.identity import current_key
 
@@ -51,7 +51,8 @@ class SelectConfig(BaseModel):
                 raise ValueError(f"select key {key!r}: {key.split('.')[0]!r} defines the comparison and "
                                  "cannot be searched; search train.* or method.* keys (or pattern)")
             if not (key.startswith(("train.", "method.")) or key in ("pattern", "max_length")):
-                raise ValueError(f"select key {key!r} is neither a selection setting (protocol, folds, budget, "
+                hint = did_you_mean(key, [*type(self).model_fields, "pattern", "max_length"])
+                raise ValueError(f"select key {key!r}{hint} is neither a selection setting (protocol, folds, budget, "
                                  "reference_seed, oracle) nor a train.* / method.* / pattern / max_length key "
                                  "to search")
             if not isinstance(values, list) or not values:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from tuneoff.budget import Budget
+from tuneoff.escape import write_csv
 from tuneoff.report import decision_plots, plots
 from tuneoff.report.answer import recommendation_blocks
 from tuneoff.report.blocks import Bullets, Figure, Section, Text
@@ -210,8 +211,8 @@ def write_report(results_dir, html_path=None, md_path=None, csv_path=None,
 
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     frame: pd.DataFrame = tables["frame"]
-    frame.to_csv(csv_path, index=False)
-    written["csv"] = csv_path
+    cells = frame.astype(object).where(frame.notna(), None)  # a missing value: an empty cell, as pandas writes it
+    written["csv"] = write_csv(csv_path, list(frame.columns), cells.itertuples(index=False, name=None), "\n")
     if _has_pyarrow():
         pq = csv_path.with_suffix(".parquet")
         frame.to_parquet(pq, index=False)

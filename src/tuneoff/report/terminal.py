@@ -2,9 +2,9 @@
 records is printed as text, never as rich markup."""
 from __future__ import annotations
 
-from rich.markup import escape
 from rich.table import Table as RichTable
 
+from tuneoff.escape import term as escape
 from tuneoff.report.blocks import Bullets, Figure, Table, Text
 
 

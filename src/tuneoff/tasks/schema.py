@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from tuneoff import yamlfile
 from tuneoff.metrics import METRIC_REGISTRY, label_metric_names, prob_metric_names
+from tuneoff.prompts import PromptError, template_fields
 from tuneoff.tasks.base import EvalSet, Pattern, Source, Task
 
 
@@ -104,7 +105,9 @@ class TaskSpec(_Spec):
 
     @field_validator("name", "description", "instruction", mode="before")
     @classmethod
-    def _text(cls, v: Any) -> Any:
+    def _text(cls, v: Any, info) -> Any:
+        if info.field_name == "name" and isinstance(v, str) and not v.strip():
+            raise ValueError("'name' is empty: give the task a name (it labels every run and table)")
         return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
     @field_validator("text_fields", "label_names", mode="before")
@@ -139,18 +142,14 @@ class TaskSpec(_Spec):
     def _consistent(self) -> "TaskSpec":
         labels = self.label_names
         if len(labels) < 2:
-            raise ValueError("'label_names' needs at least two labels")
+            raise ValueError("'label_names' needs at least two labels, as a list such as [negative, positive]")
         for key, names in (("label_names", labels), ("text_fields", self.text_fields)):
             twice = sorted({x for x in names if names.count(x) > 1})
             if twice:
                 raise ValueError(f"{key!r} lists {', '.join(map(repr, twice))} more than once; each must be given "
                                  f"once (two labels with one name would be merged in every metric)")
         for name, spec in self.patterns.items():
-            if set(spec.verbalizer) != set(labels):
-                missing, extra = set(labels) - set(spec.verbalizer), set(spec.verbalizer) - set(labels)
-                raise ValueError(f"pattern {name!r} verbalizer must map every label {list(labels)} to a word"
-                                 + (f" (missing {sorted(missing)})" if missing else "")
-                                 + (f" (not labels: {sorted(extra)})" if extra else ""))
+            _check_pattern(name, spec, labels, self.text_fields)
         if self.default_pattern is not None and self.default_pattern not in self.patterns:
             raise ValueError(f"default_pattern {self.default_pattern!r} is not one of its patterns "
                              f"{sorted(self.patterns) or '(none defined)'}")
@@ -185,6 +184,29 @@ class TaskSpec(_Spec):
         )
 
 
+TASK_HOLDS = "name:, text_fields:, label_names:, train: and eval:, as in the README's Tasks section"
+def _check_pattern(name: str, spec: PatternSpec, labels: tuple[str, ...], fields: tuple[str, ...]) -> None:
+    """A word for every label, a different one each, and slots that are text fields of the task."""
+    if set(spec.verbalizer) != set(labels):
+        missing, extra = set(labels) - set(spec.verbalizer), set(spec.verbalizer) - set(labels)
+        raise ValueError(f"pattern {name!r} verbalizer must map every label {list(labels)} to a word"
+                         + (f" (missing {sorted(missing)})" if missing else "")
+                         + (f" (not labels: {sorted(extra)})" if extra else ""))
+    words = list(spec.verbalizer.values())
+    same = sorted({w for w in words if words.count(w) > 1})
+    if same:
+        raise ValueError(f"pattern {name!r} verbalizer gives the word {same[0]!r} to several labels; each label "
+                         "needs a word of its own (the answer would not tell them apart)")
+    try:
+        slots = template_fields(spec.template)
+    except PromptError as e:
+        raise ValueError(f"pattern {name!r}: {e}") from None
+    unknown = [f for f in slots if f not in fields]
+    if unknown:
+        raise ValueError(f"pattern {name!r} template has the slot {{{unknown[0]}}}, which is not a text field; "
+                         f"slots name text fields: {', '.join('{' + f + '}' for f in fields)}")
+
+
 _READ: dict[tuple[str, str], Task] = {}  # (path, text) -> its task: a run asks for its task many times
 
 
@@ -198,7 +220,7 @@ def load_task_yaml(path: str | Path) -> Task:
 
 
 def _parse(p: Path, text: str) -> Task:
-    data = yamlfile.mapping(text, p, "task file", TaskError)
+    data = yamlfile.mapping(text, p, "task file", TaskError, TASK_HOLDS)
     try:
         spec = TaskSpec(**{str(k): v for k, v in data.items()})
     except ValidationError as e:
@@ -228,7 +250,7 @@ def _explain(e: ValidationError, data: dict) -> list[str]:
             lines.append(f"{_where(loc, data)}expected a mapping with keys {_fields(_model_at(loc))}, "
                          f"got {err['input']!r}")
         else:
-            msg = err["msg"].removeprefix("Input ")
+            msg = err["msg"].removeprefix("Input ").replace("a valid tuple", "a list")
             what = f"{key!r}"
             if key == "[key]":  # a mapping's key, e.g. of a label_map
                 *parent, key = parent
