@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -173,6 +174,29 @@ def attempt_counts(store: Store) -> dict[str, dict[str, int]]:
         for rid, outcome, n in con.execute("SELECT run_id, outcome, COUNT(*) FROM attempts GROUP BY run_id, outcome"):
             out.setdefault(rid, {})[outcome] = n
     return out
+
+
+def history(con) -> tuple[list[tuple], list[tuple]]:
+    """The attempts log and the claims of live processes in a store's database (`con`, one being
+    rebuilt), as rows, as far as they can be read: what its rebuilt store keeps (`keep`)."""
+    attempts: list[tuple] = []
+    held: list[tuple] = []
+    try:
+        attempts.extend(con.execute("SELECT id, run_id, owner, started, finished, outcome FROM attempts"))
+        held.extend(con.execute("SELECT run_id, owner, host, pid, pid_start, attempt, expires FROM claims"))
+    except sqlite3.Error:  # what was read before the damage is kept
+        pass
+    now = time.time()
+    return attempts, [c for c in held if c[6] > now and not owner_dead(c[2], c[3], c[4])]
+
+
+def keep(con, attempts: list[tuple], held: list[tuple]) -> None:
+    """Write the attempts and live claims that `history` read into a new store's database; an
+    attempt still running without a live claim is closed as abandoned (its process is gone)."""
+    live, now = {c[5] for c in held}, time.time()
+    con.executemany("INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?)",
+                    [a if a[5] != "running" or a[0] in live else (*a[:4], now, "abandoned") for a in attempts])
+    con.executemany("INSERT OR REPLACE INTO claims VALUES (?,?,?,?,?,?,?)", held)
 
 
 class _Renewer:

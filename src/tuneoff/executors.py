@@ -87,7 +87,8 @@ class RayExecutor:
     """Each run is a Ray task asking for one GPU (device cuda/auto on a cluster with GPUs) or
     `cpus_per_run` CPUs. `address` joins an existing cluster; without it a local one is started
     with `num_cpus` CPUs (default: all). At most as many runs are submitted as can run at once,
-    and results are collected with `ray.wait` as they finish."""
+    and results are collected with `ray.wait` as they finish. Interrupted, the runs in flight
+    are stopped: cancelled on a joined cluster, ended with a started one by `close`."""
 
     name = "ray"
 
@@ -160,12 +161,25 @@ class RayExecutor:
                         record, seconds = base_record(run), time.perf_counter() - t0
                         record.update(status="failed", error=f"{type(e).__name__} (Ray task): {e}"[:4000])
                     yield run, record, seconds
-        finally:
-            for ref in flight:  # interrupted: do not leave work running that nobody will collect
-                try:
-                    ray.cancel(ref, force=True)
-                except Exception:  # noqa: BLE001
-                    pass
+        finally:  # interrupted (`tuneoff.signals`): do not leave work running that nobody will collect
+            self._abandon(list(flight))
+
+    def _abandon(self, refs: list) -> None:
+        """Cancel the tasks of `refs` still running. On a cluster this executor started, `close`, which
+        follows, ends them with the cluster: a cancel there would only race Ray's completion of a
+        task that has just finished, a race that ends the driver (Ray 2.60: "Tried to complete task
+        that was not pending")."""
+        if self.started_ray or not refs:
+            return
+        try:
+            _, refs = self.ray.wait(refs, num_returns=len(refs), timeout=0)  # those not finished
+        except Exception:  # noqa: BLE001 - cancel them all
+            pass
+        for ref in refs:
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - a task or cluster already gone has nothing to stop
+                pass
 
     def close(self) -> None:
         if self.started_ray:

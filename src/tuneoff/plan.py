@@ -10,12 +10,14 @@ meanwhile is not computed again, and a manifest whose row is missing is taken in
 """
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from tuneoff.config import RunConfig
 from tuneoff.repair import restore_manifests
+from tuneoff.signals import deferred
 from tuneoff.store import StoreError, StoreUnwritable
 from tuneoff.workqueue import WorkQueue
 
@@ -117,7 +119,9 @@ class _Reporting(WorkQueue):
 def run_plan(plan: Plan, store, executor, observer: Observer | None = None) -> list[dict]:
     """Run `plan.todo` on `executor`, claiming each run before it starts (so that other processes
     on the same folder never compute it too) and writing each record to `store` as soon as it is
-    back. Returns the records of every run of the plan (done, failed, and just run), from the store."""
+    back. Returns the records of every run of the plan (done, failed, and just run), from the store.
+    Interrupted (Ctrl-C, SIGTERM, SIGHUP: `tuneoff.signals`), the executor stops what is in flight
+    and the claims of the runs not recorded are given back."""
     observer = observer or Observer()
     try:
         restore_manifests(store, plan.done)  # a deleted manifest.json comes back on any run
@@ -125,18 +129,26 @@ def run_plan(plan: Plan, store, executor, observer: Observer | None = None) -> l
         raise StoreUnwritable(f"could not restore the run manifests in {store.folder}: {e}") from None
     queue = _Reporting(observer, store, plan.todo, plan.retry_failed,
                        rerun=lambda r: rerun_done(r, store.run_dir, plan.force))
-    try:
-        for run, record, seconds in executor.run(queue, store.run_dir, observer):
-            if record.run_id != run.run_id():  # a worker that built another config is a bug
-                raise RuntimeError(f"executor returned run {record.run_id} for {run.run_id()}")
-            store.put(record)
-            observer.finished(run, record, seconds)
+    try:  # closed at once, not when collected: what is in flight stops before its claim is given back
+        with closing(executor.run(queue, store.run_dir, observer)) as results:
+            for run, record, seconds in results:
+                if record.run_id != run.run_id():  # a worker that built another config is a bug
+                    raise RuntimeError(f"executor returned run {record.run_id} for {run.run_id()}")
+                store.put(record)
+                observer.finished(run, record, seconds)
     finally:
-        try:
-            queue.release()
-        except StoreError:
-            pass  # the store that failed is named by the error on its way out
+        _release(queue)
     return plan_records(store, plan.runs)
+
+
+def _release(queue: WorkQueue) -> None:
+    """Give back the claims this process holds without a record; a second signal meanwhile waits
+    until they are given back."""
+    try:
+        with deferred():
+            queue.release()
+    except StoreError:
+        pass  # the store that failed is named by the error on its way out
 
 
 def plan_records(store, runs: list[RunConfig]) -> list[dict]:

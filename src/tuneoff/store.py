@@ -12,24 +12,27 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import tempfile
-import threading
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 
 from tuneoff import claims
 from tuneoff.record import Part, Record, RecordError, loads, read, stored
+from tuneoff.signals import deferred
 from tuneoff.storefile import (  # noqa: F401 - the store's errors and checks, importable from here
     STORE_FILE,
     StoreDamaged,
     StoreError,
+    StoreFull,
+    StoreLocked,
     StoreUnwritable,
     repair_hint,
     check_file,
     check_writable,
+    connect,
     has_manifests,
+    store_error,
 )
 
 SCHEMA = """
@@ -45,27 +48,29 @@ CREATE TABLE IF NOT EXISTS runs (
 
 
 class Store:
-    def __init__(self, folder: str | Path, check: bool = True, reading: bool = False):
-        """`reading`: only to read an existing store (show, report): its file is left as it is."""
-        self.folder = Path(folder)
-        self.path = self.folder / STORE_FILE
+    def __init__(self, folder: str | Path, check: bool = True, reading: bool = False, name: str = STORE_FILE):
+        """`reading`: only to read an existing store (show, report), opened read-only: nothing in its
+        folder is created or written (`tuneoff.storefile.connect`). `name`: the database's file (a
+        store being rebuilt beside the one it replaces)."""
+        self.folder, self.reading = Path(folder), reading
+        self.path = self.folder / name
         self.bad_rows: dict[str, str] = {}  # run_id -> why its row could not be read
+        self._intact: set[str] = set()      # rows read whole
         if check:
-            check_file(self.folder)
+            check_file(self.folder, read_only=reading)
         if reading:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            with self.transaction(begin=False) as con:
-                con.execute("PRAGMA journal_mode=WAL")
-                con.executescript(SCHEMA)
-                claims.create_tables(con)
         except OSError as e:
-            raise StoreUnwritable(f"cannot create the results folder {self.folder}: {e.strerror}; "
-                                  f"give a writable output_dir") from None
+            raise store_error(e, self.folder) from None
+        with self.transaction(begin=False) as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.executescript(SCHEMA)
+            claims.create_tables(con)
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        con = connect(self.path, read_only=self.reading)
         con.execute("PRAGMA synchronous=NORMAL")
         return con
 
@@ -84,17 +89,12 @@ class Store:
                 try:
                     yield con
                 except BaseException:
-                    con.execute("ROLLBACK")
+                    if con.in_transaction:  # (SQLite has rolled back already after some errors: a full disk)
+                        con.execute("ROLLBACK")
                     raise
                 con.execute("COMMIT")
-        except sqlite3.OperationalError as e:
-            msg = str(e)
-            if "readonly" in msg or "unable to open" in msg or "disk I/O" in msg:
-                raise StoreUnwritable(f"{self.path} cannot be written ({msg}); make the results folder and "
-                                      f"its results.sqlite writable, or give another output_dir") from None
-            raise
-        except sqlite3.DatabaseError as e:
-            raise StoreDamaged(f"{self.path} is damaged ({e}); {repair_hint(self.folder)}") from None
+        except sqlite3.Error as e:
+            raise store_error(e, self.path) from None
 
     def run_dir(self, run_id: str) -> Path:
         return self.folder / "runs" / run_id
@@ -118,10 +118,11 @@ class Store:
     def put(self, record: Record | dict) -> None:
         """Write one finished run: its manifest first (the durable copy), then its row, which also
         closes this process's claim and attempt on it (`tuneoff.claims`). A dict is validated into a
-        `Record` first (StoreError if it is none). A Ctrl-C that arrives meanwhile takes effect once both are written, so an
-        interrupted sweep's store holds every run it finished, row and all."""
+        `Record` first (StoreError if it is none). A Ctrl-C, SIGTERM or SIGHUP that arrives meanwhile
+        takes effect once both are written (`tuneoff.signals.deferred`), so an interrupted sweep's
+        store holds every run it finished, row and all."""
         rec = self._valid(record)
-        with _ctrl_c_deferred():
+        with deferred():
             self._put(rec)
 
     @staticmethod
@@ -141,17 +142,31 @@ class Store:
     def _put(self, rec: Record) -> None:
         rid, path = rec.run_id, self.manifest(rec.run_id)
         try:
-            write_json_atomic(path, rec.to_dict())
-        except OSError as e:
-            kept = rescue(rec)
-            raise StoreUnwritable(f"run {rid} finished ({rec.status}) but its manifest could not be written "
-                                  f"to {path} ({e.strerror}); the record is kept in {kept}: once the folder is "
-                                  f"writable, `tuneoff repair {self.folder} {kept}` brings it in") from None
+            self.write_manifest(rec)
+        except StoreError as e:
+            raise type(e)(f"run {rid} finished ({rec.status}) but its manifest could not be written: {e}; "
+                          f"{self._kept(rec)}") from None
         try:
             self.put_row(rec, close_claim=rec.status)
         except StoreError as e:
             raise type(e)(f"run {rid} finished ({rec.status}) and is kept in {path}, but the store could not "
                           f"take it: {e}. Then `tuneoff repair {self.folder}` brings it in") from None
+
+    def _kept(self, rec: Record) -> str:
+        """Where a record whose manifest could not be written is kept instead, and how it comes in."""
+        try:
+            kept = rescue(rec)
+        except OSError as e:
+            return f"it could not be kept in {tempfile.gettempdir()} either ({e.strerror}): run it again then"
+        return f"the record is kept in {kept}: then `tuneoff repair {self.folder} {kept}` brings it in"
+
+    def write_manifest(self, rec: Record) -> None:
+        """Write a run's manifest (atomically); one that cannot be written is a StoreError naming it."""
+        path = self.manifest(rec.run_id)
+        try:
+            write_json_atomic(path, rec.to_dict())
+        except OSError as e:
+            raise store_error(e, path) from None
 
     def put_row(self, record: Record | dict, close_claim: str | None = None) -> None:
         """Insert or replace a run's row only (repair, adopting a manifest); with `close_claim`, close
@@ -166,7 +181,7 @@ class Store:
         """Keep `record`, a stored run given another id (`tuneoff.legacy.move`), in place of the
         run `old_id`: its manifest first, then, in one transaction, its row in and the old row out."""
         rec = stored(record)
-        write_json_atomic(self.manifest(rec.run_id), rec.to_dict())
+        self.write_manifest(rec)
         with self.transaction(immediate=True) as con:
             self._insert(con, rec)
             if old_id != rec.run_id:
@@ -185,7 +200,9 @@ class Store:
         """A row's record; if the row cannot be read (not JSON, not a record), its manifest's (noted
         in `bad_rows`)."""
         try:
-            return loads(blob)
+            rec = loads(blob)
+            self._intact.add(run_id)
+            return rec
         except RecordError as e:
             why = str(e)
         try:
@@ -217,43 +234,63 @@ class Store:
         with self.transaction() as con:
             return dict(con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
 
+    def manifest_problem(self, run_id: str) -> str | None:
+        """Why a run's manifest is no copy of a record of it: "missing", or why it cannot be read."""
+        try:
+            rec = read(self.manifest(run_id))
+        except FileNotFoundError:
+            return "missing"
+        except OSError as e:
+            return e.strerror or str(e)
+        except RecordError as e:
+            return str(e)
+        return None if rec.run_id == run_id else f"it holds run {rec.run_id}"
+
+    def broken_manifests(self) -> dict[str, str]:
+        """run_id -> why its manifest cannot be read, for the runs read whole from their rows so far
+        (`tuneoff repair` rewrites these manifests from the rows); a missing one aside (the next
+        run or sweep on the folder writes it again)."""
+        found = {rid: self.manifest_problem(rid) for rid in sorted(self._intact)}
+        return {rid: f"{self.manifest(rid)}: {why}" for rid, why in found.items() if why not in (None, "missing")}
+
     def bad_rows_note(self) -> str | None:
-        if not self.bad_rows:
-            return None
-        names = ", ".join(f"{rid} ({why})" for rid, why in list(self.bad_rows.items())[:5])
-        return (f"{len(self.bad_rows)} row(s) of {self.path} could not be read: {names}; "
-                f"`tuneoff repair {self.folder}` rewrites them from their manifests")
+        return _note(self.bad_rows, f"row(s) of {self.path} could not be read",
+                     f"`tuneoff repair {self.folder}` rewrites them from their manifests")
+
+    def broken_manifests_note(self) -> str | None:
+        return _note(self.broken_manifests(), "run(s) have a manifest that cannot be read, though their row is intact",
+                     f"`tuneoff repair {self.folder}` rewrites them from their rows")
 
 
-@contextmanager
-def _ctrl_c_deferred():
-    """Hold a SIGINT that arrives inside the block and deliver it to the handler that was in place
-    once the block ends. Only the main thread can set handlers; elsewhere the block runs as is."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list = []
+def _note(found: dict[str, str], what: str, fix: str) -> str | None:
+    """A warning naming the first few of `found` (run_id -> why) and what fixes them."""
+    if not found:
+        return None
+    names = ", ".join(f"{rid} ({why})" for rid, why in list(found.items())[:5])
+    return f"{len(found)} {what}: {names}; {fix}"
+
+
+def umask() -> int:
+    """This process's umask, read without changing it (Linux); else set and set back."""
     try:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
-    except ValueError:  # not the main interpreter
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if held:
-            if callable(previous):
-                previous(signal.SIGINT, held[-1])
-            elif previous != signal.SIG_IGN:  # the default action: end the process as Ctrl-C would
-                os.kill(os.getpid(), signal.SIGINT)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json_atomic(path: Path, data) -> None:
+    """Write `path` whole or not at all, with the permissions any new file gets (mkstemp's are 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as f:
+            with suppress(OSError):  # a filesystem without modes (FAT, some shares) keeps its own
+                os.fchmod(f.fileno(), 0o666 & ~umask())
             json.dump(data, f, indent=2)
             f.flush()
             os.fsync(f.fileno())

@@ -11,17 +11,23 @@ import sys
 from tuneoff.cli import running, info, results  # noqa: F401, I001
 from tuneoff.cli.base import app, err
 from tuneoff.cli.display import brief as _brief  # noqa: F401 - the line a finished run gets
+from tuneoff.signals import SIGNALS
 
 __all__ = ["app", "main", "quiet_libraries"]
 
 
 class Interrupted(BaseException):
-    """Ctrl-C. Not a KeyboardInterrupt, which the CLI framework turns into a bare exit before
+    """A stop signal (Ctrl-C, SIGTERM, SIGHUP) outside the computing of runs, where `tuneoff.signals`
+    handles it. Not a KeyboardInterrupt, which the CLI framework turns into a bare exit before
     tuneoff could say what was kept."""
 
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signum)
+        self.signum = signum
 
-def _on_sigint(signum, frame):
-    raise Interrupted()
+
+def _on_signal(signum, frame):
+    raise Interrupted(signum)
 
 
 def quiet_libraries() -> None:
@@ -40,9 +46,13 @@ def quiet_libraries() -> None:
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     quiet_libraries()
-    signal.signal(signal.SIGINT, _on_sigint)
+    for signum in SIGNALS:  # one that the process ignores (nohup: SIGHUP) stays ignored
+        if signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, _on_signal)
     try:
         app()
-    except (Interrupted, KeyboardInterrupt):
-        err.print("interrupted; finished runs are in the results store: the same command goes on from there")
-        sys.exit(130)
+    except (Interrupted, KeyboardInterrupt) as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        err.print(f"stopped by {signal.Signals(signum).name}; finished runs are in the results store: the same "
+                  "command goes on from there")
+        sys.exit(128 + signum)

@@ -2,6 +2,7 @@
 config, and opening a results store."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -29,9 +30,16 @@ def message(e: Exception) -> str:
 
 def _split_args(config: Optional[str], overrides: Optional[list[str]]) -> tuple[Optional[str], list[str]]:
     overrides = list(overrides or [])
-    if config and "=" in config and not Path(config).is_file():
+    if config and "=" in config and not _is_file(config):
         return None, [config, *overrides]
     return config, overrides
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return Path(path).is_file()
+    except OSError:  # e.g. a key=value longer than a file name may be
+        return False
 
 
 def load(config: Optional[str], overrides: Optional[list[str]]):
@@ -47,9 +55,10 @@ def load(config: Optional[str], overrides: Optional[list[str]]):
 
 
 def open_results(folder, write: bool = True):
-    """The results store of `folder`. To write (runs): checked (damaged, unwritable) before any
-    run starts, created if missing. To read (show, report, a dry run): it must exist, and its file
-    is left as it is. A store that cannot be used is a clear error."""
+    """The results store of `folder`. To write (runs): checked (damaged, unwritable, full) before
+    any run starts, created if missing. To read (show, report, a dry run): it must exist, and it is
+    opened read-only: nothing in the folder is created or written (`reading`). A store that cannot
+    be used is a clear error."""
     from tuneoff.claims import lease_seconds
     from tuneoff.store import StoreError, check_writable, open_store
 
@@ -62,10 +71,25 @@ def open_results(folder, write: bool = True):
         fail(str(e))
 
 
+@contextmanager
+def reading(folder):
+    """The results store of `folder`, opened only to read it (show, recommend, report): a store
+    that fails while it is read (full disk, locked, damaged) is a clear error (exit 2)."""
+    from tuneoff.store import StoreError
+
+    store = open_results(folder, write=False)
+    try:
+        yield store
+    except StoreError as e:
+        fail(str(e))
+
+
 def warn_bad_rows(store) -> None:
-    note = store.bad_rows_note()
-    if note:
-        err.print(f"[yellow]warning:[/] {term(note)}", highlight=False)
+    """Warn of what the reads of `store` found: rows that could not be read, and manifests that
+    cannot be read although their row is intact."""
+    for note in (store.bad_rows_note(), store.broken_manifests_note()):
+        if note:
+            err.print(f"[yellow]warning:[/] {term(note)}", highlight=False)
 
 
 def print_recommendation(records: list[dict], budget) -> None:

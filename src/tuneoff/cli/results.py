@@ -1,13 +1,14 @@
 """The commands that read a results folder: show, recommend, report, repair, evaluate."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from tuneoff.cli.base import app, console, err, fail, open_results, print_recommendation, warn_bad_rows
+from tuneoff.cli.base import app, console, err, fail, print_recommendation, reading, warn_bad_rows
 from tuneoff.escape import term
 
 
@@ -16,10 +17,10 @@ def show(results_dir: str = typer.Argument(..., help="a results folder")):
     """Print the results table (and the per-subset table) of a results folder."""
     from tuneoff.summary import print_summary
 
-    store = open_results(results_dir, write=False)
-    print_summary(console, store.records())
-    warn_bad_rows(store)
-    console.print(f"runs: {store.counts()}")
+    with reading(results_dir) as store:
+        print_summary(console, store.records())
+        warn_bad_rows(store)
+        console.print(f"runs: {store.counts()}")
 
 
 def _budget(max_train_time, max_memory, max_trainable_params, shots, domain):
@@ -50,9 +51,9 @@ def recommend(
     it (paired t-test, Holm), the cheapest of those that beats the majority baseline; the same answer
     as the report's first section."""
     budget = _budget(max_train_time, max_memory, max_trainable_params, shots, domain)
-    store = open_results(results_dir, write=False)
-    print_recommendation(store.records(), budget)
-    warn_bad_rows(store)
+    with reading(results_dir) as store:
+        print_recommendation(store.records(), budget)
+        warn_bad_rows(store)
 
 
 @app.command()
@@ -67,18 +68,28 @@ def report(
 ):
     """Write the comparison report: self-contained HTML, Markdown with the same tables, CSV of all runs."""
     from tuneoff.report import write_report
-    from tuneoff.store import StoreError
 
     budget = _budget(max_train_time, max_memory, max_trainable_params, shots, domain)
-    store = open_results(results_dir, write=False)
-    try:
+    with reading(results_dir) as store:
+        _writable_defaults(results_dir, output, csv)
         md = markdown or (str(Path(output).with_suffix(".md")) if output else None)
-        paths = write_report(results_dir, html_path=output, md_path=md, csv_path=csv, store=store, budget=budget)
-    except (FileNotFoundError, StoreError) as e:
-        fail(str(e))
-    warn_bad_rows(store)
+        try:
+            paths = write_report(results_dir, html_path=output, md_path=md, csv_path=csv, store=store, budget=budget)
+        except OSError as e:
+            where = f" to {e.filename}" if e.filename else ""
+            fail(f"the report could not be written{where} ({e.strerror}); give paths elsewhere with -o, --md and --csv")
+        warn_bad_rows(store)
     for kind, path in paths.items():
         console.print(term(f"{kind}: {path}"), highlight=False)
+
+
+def _writable_defaults(results_dir: str, output: Optional[str], csv: Optional[str]) -> None:
+    """The report goes into the results folder unless -o (and --csv) say where: a folder that
+    cannot be written (a published store) is an error that names them."""
+    left = [flag for flag, given in (("-o", output), ("--csv", csv)) if not given]
+    if left and not os.access(results_dir, os.W_OK):
+        fail(f"{results_dir} cannot be written (read-only), and the report is written there unless told "
+             f"otherwise: give {' and '.join(f'{flag} PATH' for flag in left)} to write it elsewhere")
 
 
 @app.command()
@@ -100,8 +111,10 @@ def repair(
         console.print(term(f"the store was damaged: {rep.damaged.split(': nothing')[0]}"), highlight=False)
         for p in rep.moved_to:
             console.print(term(f"  kept aside as {p}"), highlight=False)
+        console.print(f"attempts read back from it (the log of what was computed): {rep.attempts}", highlight=False)
     console.print(f"rows written from manifests: {len(rep.imported)}; rows read back from the damaged store: "
-                  f"{len(rep.salvaged)}; manifests restored: {len(rep.restored)}", highlight=False)
+                  f"{len(rep.salvaged)}; manifests restored: {len(rep.restored)}; broken manifests rewritten "
+                  f"from their rows: {len(rep.rewritten)}", highlight=False)
     if rep.selection_cpu:
         console.print(f"runs given their frugal choice's selection CPU time: {len(rep.selection_cpu)}")
     for p in rep.bad_files:

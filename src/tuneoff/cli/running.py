@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from tuneoff.cli.base import app, console, fail, load, message, open_results, print_recommendation, warn_bad_rows
+from tuneoff.cli.base import (app, console, err, fail, load, message, open_results, print_recommendation,
+                              warn_bad_rows)
 from tuneoff.cli.display import RunDisplay, SweepDisplay, bars
 from tuneoff.config import ConfigError
 from tuneoff.escape import term
@@ -17,22 +18,41 @@ from tuneoff.escape import term
 def _drive(plan, store, display, executor: str = "local", *options) -> list[dict]:
     """Run `plan` on the executor (`options`: make_executor's), drawn by `display(progress,
     executor)`; the records of all its runs. Nothing to run starts no executor. A store that
-    fails while the runs go on is an error (exit 1) that says what was kept."""
+    fails while the runs go on is an error (exit 1) that says what was kept; Ctrl-C, SIGTERM or
+    SIGHUP stops the runs (`tuneoff.signals`) and exits 128 + the signal's number."""
     from tuneoff.executors import ExecutorError, make_executor
     from tuneoff.plan import run_plan
+    from tuneoff.signals import Stopped, handled
     from tuneoff.store import StoreError
 
     try:
         ex = make_executor(executor, *options) if plan.todo else make_executor("local")
     except ExecutorError as e:
         fail(str(e))
-    try:
-        with bars(console) as progress:
+    try:  # the handlers go on once the executor has started (ray.init sets its own for SIGTERM)
+        with bars(console) as progress, handled():
             return run_plan(plan, store, ex, display(progress, ex))
     except StoreError as e:
         fail(str(e), code=1)
+    except Stopped as e:
+        _stopped(e, store, plan, ex.slots)
     finally:
         ex.close()
+
+
+def _stopped(stop, store, plan, slots: int) -> None:
+    """Say what a stop signal left (its claims are given back by then) and exit 128 + its number."""
+    from tuneoff.store import StoreError
+
+    try:
+        recorded = store.statuses()
+        kept = f"{sum(run.run_id() in recorded for run in plan.runs)} of {len(plan.runs)} run(s) finished and kept"
+    except StoreError:
+        kept = "the finished runs are kept"
+    flight = "the run in flight was" if slots == 1 else "the runs in flight were"
+    err.print(term(f"stopped by {stop.name}: {kept} in {store.folder}/; {flight} not recorded; "
+                   "run the same command again to resume"), highlight=False, soft_wrap=True)
+    raise typer.Exit(stop.exit_code)
 
 
 def _conclude(store, records: list[dict], out, budget=None) -> None:

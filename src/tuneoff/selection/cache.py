@@ -12,26 +12,41 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
+from tuneoff.storefile import store_error
+
 SCHEMA = "CREATE TABLE IF NOT EXISTS fits (fit_id TEXT PRIMARY KEY, record TEXT NOT NULL)"
+
+
+DAMAGED_HINT = "it only keeps finished selection fits for reuse: delete it, and they are fitted again when needed"
 
 
 class FitCache:
     def __init__(self, folder: str | Path):
         self.path = Path(folder) / "selection.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as con, con:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise store_error(e, self.path.parent) from None
+        with self._connected() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute(SCHEMA)
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=60)
+    @contextmanager
+    def _connected(self):
+        """A connection in one transaction; an error of SQLite is a StoreError that says what to do
+        (`tuneoff.storefile.store_error`)."""
+        try:
+            with closing(sqlite3.connect(self.path, timeout=60)) as con, con:
+                yield con
+        except sqlite3.Error as e:
+            raise store_error(e, self.path, damaged=DAMAGED_HINT) from None
 
     def get(self, keys: list[str]) -> dict | None:
         """The fit kept under the first of `keys` that is there (its id, then the ids it had before)."""
-        with closing(self._connect()) as con:
+        with self._connected() as con:
             for key in keys:
                 row = con.execute("SELECT record FROM fits WHERE fit_id=?", (key,)).fetchone()
                 if row:
@@ -39,7 +54,7 @@ class FitCache:
         return None
 
     def put(self, key: str, record: dict) -> None:
-        with closing(self._connect()) as con, con:
+        with self._connected() as con:
             con.execute("INSERT OR REPLACE INTO fits VALUES (?, ?)", (key, json.dumps(record)))
 
 
