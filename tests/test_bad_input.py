@@ -351,6 +351,8 @@ ELSEWHERE = {
     "test_data::test_label_not_in_task": 2,
     "test_data::test_custom_task_yaml_validation": 4,
     "test_data::test_too_many_shots_names_class_and_size": 1,
+    "test_data::test_a_missing_or_fractional_label_is_named": None,
+    "test_data::test_an_invalid_jsonl_line_and_an_empty_file_are_named": 2,
     "test_faults::test_a_damaged_store_is_named_nothing_is_overwritten_and_repair_rebuilds_it": None,
     "test_faults::test_a_missing_store_beside_manifests_is_damage_not_a_fresh_start": 1,
     "test_faults::test_repair_refuses_a_folder_that_a_live_process_is_using": 1,

@@ -129,3 +129,30 @@ def test_cap_eval_is_stratified_and_fixed():
         counts[(e["label"], e["h"])] = counts.get((e["label"], e["h"]), 0) + 1
     assert set(counts.values()) == {25}
     assert cap_eval(exs, None) is exs
+
+
+@pytest.mark.parametrize("label, message", [
+    (None, "row 0 has no label (empty or null); give every row a label name or id"),
+    ("", "row 0 has no label (empty or null)"),
+    (0.5, "row 0 has label 0.5, not a whole number; give a label name or id"),
+])
+def test_a_missing_or_fractional_label_is_named(tmp_path, toy_task, label, message):
+    write_jsonl(tmp_path / "train.jsonl", [{"text": "x", "label": label}, {"text": "y", "label": 1}])
+    with pytest.raises(DataError) as e:
+        load_train(load_task_yaml(toy_task), None)
+    assert "train.jsonl" in str(e.value) and message in str(e.value)
+
+
+def test_a_whole_float_label_and_a_null_text_read_as_they_mean(tmp_path, toy_task):
+    write_jsonl(tmp_path / "train.jsonl", [{"text": None, "label": 1.0}, {"text": "y", "label": 0}])
+    exs = load_train(load_task_yaml(toy_task), None)
+    assert (exs[0]["text"], exs[0]["label"]) == ("", 1)  # not "nan"
+
+
+def test_an_invalid_jsonl_line_and_an_empty_file_are_named(tmp_path, toy_task):
+    (tmp_path / "train.jsonl").write_text('{"text": "x", "label": 0}\n{"text": "y", label: 1}\n')
+    with pytest.raises(DataError, match=r"line 2 is not a JSON object .*each line must hold one example"):
+        load_train(load_task_yaml(toy_task), None)
+    (tmp_path / "train.jsonl").write_text("")
+    with pytest.raises(DataError, match=r"train.jsonl' is empty: it holds no rows"):
+        load_train(load_task_yaml(toy_task), None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -25,12 +26,46 @@ PARQUET_EXPORT = "refs/convert/parquet"  # the hub's Parquet export branch of a 
 
 
 def _read_file(path: Path) -> pd.DataFrame:
+    if path.stat().st_size == 0:
+        raise DataError(f"{str(path)!r} is empty: it holds no rows (one example per line or row)")
     try:
         if path.suffix == ".csv":
             return pd.read_csv(path, keep_default_na=False)
         return pd.read_json(path, lines=path.suffix == ".jsonl", dtype=False)
     except ValueError as e:
-        raise DataError(f"could not read {str(path)!r}: {e}") from None
+        raise DataError(f"could not read {str(path)!r}: {_bad_line(path) or e}") from None
+
+
+def _bad_line(path: Path) -> str | None:
+    """Where a JSONL file stops being JSON: "line N is not a JSON object (...)", or None."""
+    if path.suffix != ".jsonl":
+        return None
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                if isinstance(json.loads(line), dict):
+                    continue
+                why = "not an object"
+            except ValueError as e:
+                why = str(e)
+            return f"line {n} is not a JSON object ({why}); each line must hold one example, e.g. " \
+                   '{"text": "...", "label": 0}'
+    return None
+
+
+def _label_of(raw, where: str, rid: str):
+    """A row's raw label as a label name (str) or a label id (int); DataError for none or a fraction."""
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)) or (isinstance(raw, str) and not raw.strip()):
+        raise DataError(f"{where}: row {rid} has no label (empty or null); give every row a label name or id")
+    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+        return int(raw)
+    if isinstance(raw, float):
+        if not raw.is_integer():
+            raise DataError(f"{where}: row {rid} has label {raw}, not a whole number; give a label name or id")
+        return int(raw)
+    return raw
 
 
 def _find_local(data_dir: str | Path, local: str) -> Path | None:
@@ -113,9 +148,7 @@ def to_examples(frame: pd.DataFrame, task: Task, where: str,
     names = {n: i for i, n in enumerate(task.label_names)}
     out = []
     for rid, row in zip(ids, frame.to_dict("records")):
-        raw = row["label"]
-        if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-            raw = int(raw)
+        raw = _label_of(row["label"], where, rid)
         if isinstance(raw, str):
             if raw not in names:
                 raise DataError(f"{where}: row {rid} has label {raw!r}, which is not one of the task's "
@@ -135,8 +168,8 @@ def to_examples(frame: pd.DataFrame, task: Task, where: str,
                 raise DataError(f"{where}: row {rid} has label {raw}; the task's labels are 0..{task.num_labels - 1} "
                                 f"= {list(task.label_names)}")
         ex = {k: v for k, v in row.items() if k not in ("label", "idx")}
-        for f in task.text_fields:
-            ex[f] = "" if ex[f] is None else str(ex[f])
+        for f in task.text_fields:  # a null text is empty text (pandas reads JSON null as NaN)
+            ex[f] = "" if ex[f] is None or (isinstance(ex[f], float) and math.isnan(ex[f])) else str(ex[f])
         ex["id"], ex["label"] = rid, label
         out.append(ex)
     if not out:
