@@ -40,7 +40,7 @@ class Stopped(KeyboardInterrupt):
 
 
 @contextmanager
-def _replaced(handler):
+def replaced(handler):
     """Inside the block every stop signal that is not ignored goes to `handler`; after it, the
     handlers that were in place come back. Yields {signal: handler replaced} (empty where
     handlers cannot be set)."""
@@ -76,7 +76,7 @@ def handled():
         raise Stopped(signum)
 
     try:
-        with _replaced(stop):
+        with replaced(stop):
             yield
     except KeyboardInterrupt as e:
         if isinstance(e, Stopped):
@@ -92,7 +92,7 @@ def deferred():
     or SIGHUP ends the process as the signal would have."""
     held: dict = {}
     try:
-        with _replaced(lambda signum, frame: held.setdefault(signum, frame)) as previous:
+        with replaced(lambda signum, frame: held.setdefault(signum, frame)) as previous:
             yield
     finally:
         for signum, frame in held.items():

@@ -11,7 +11,7 @@ import sys
 from tuneoff.cli import running, info, results  # noqa: F401, I001
 from tuneoff.cli.base import app, err
 from tuneoff.cli.display import brief as _brief  # noqa: F401 - the line a finished run gets
-from tuneoff.signals import SIGNALS
+from tuneoff.signals import replaced
 
 __all__ = ["app", "main", "quiet_libraries"]
 
@@ -46,11 +46,9 @@ def quiet_libraries() -> None:
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     quiet_libraries()
-    for signum in SIGNALS:  # one that the process ignores (nohup: SIGHUP) stays ignored
-        if signal.getsignal(signum) != signal.SIG_IGN:
-            signal.signal(signum, _on_signal)
     try:
-        app()
+        with replaced(_on_signal):  # a signal the process ignores (nohup: SIGHUP) stays ignored
+            app()
     except (Interrupted, KeyboardInterrupt) as e:
         signum = getattr(e, "signum", signal.SIGINT)
         err.print(f"stopped by {signal.Signals(signum).name}; finished runs are in the results store: the same "
