@@ -66,7 +66,7 @@ OVERRIDES = [
     ("select.folds=1", "config key 'select.folds': Input should be greater than or equal to 2, got 1"),
     ("select.protocl=cv", "select key 'protocl' (did you mean 'protocol'?) is neither a selection setting"),
     ("select.shots=[8]", "select key 'shots': 'shots' defines the comparison and cannot be searched; search train.*"),
-    ("select.train.lr=1e-4", "select key 'train.lr' needs a non-empty list of candidate values, got 0.0001"),
+    ("select.train.lr=1e-4", "select key 'train.lr' needs a non-empty list of candidate values or a range {low: ..., high: ...}, got 0.0001"),
     ("method=icl method.k=16 shots=8", "shots=8 per class, but icl needs 16 per class (method.k=16): lower method.k"),
     (".lr=1", "override '.lr=1' has an empty key"),
     ("model=minilm", "model 'minilm' is not an embedded alias (minilm-l6, smollm2-135m), a local folder, or a hub id"),

@@ -187,14 +187,14 @@ def test_ls_lists_registries():
 def test_selection_from_the_command_line(toy_task, tmp_path):
     out = tmp_path / "sel"
     v = runner.invoke(app, ["validate", f"task={toy_task}", "model=tiny-bert", "method=lora", "shots=4",
-                            "select.protocol=cv", "select.method.r=[2,4]"])
+                            "select.protocol=cv", "select.search=grid", "select.method.r=[2,4]"])
     assert v.exit_code == 0, v.output
     assert "6 candidate(s) on 2-fold cv" in " ".join(v.output.split())
-    bad = runner.invoke(app, ["run", f"task={toy_task}", "model=tiny-bert", "shots=1", "select.protocol=cv",
+    bad = runner.invoke(app, ["run", f"task={toy_task}", "model=tiny-bert", "shots=1", "select.protocol=cv", "select.search=grid",
                               f"output_dir={out}"])
-    assert bad.exit_code == 2 and "select.protocol=dev" in " ".join(bad.output.split())
+    assert bad.exit_code == 2 and "select.protocol=dev", "select.search=grid" in " ".join(bad.output.split())
     assert not out.exists()  # refused before any run
     r = runner.invoke(app, ["run", f"task={toy_task}", "model=tiny-bert", "method=head", "shots=4", "data_seed=0",
-                            "train.max_steps=2", "select.protocol=cv", f"output_dir={out}"])
+                            "train.max_steps=2", "select.protocol=cv", "select.search=grid", f"output_dir={out}"])
     assert r.exit_code == 0, r.output
     assert "; chose train.lr=" in " ".join(r.output.split())

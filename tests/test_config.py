@@ -146,10 +146,10 @@ def test_a_record_with_max_length_under_train_reads_as_it_was_written():
 
 def test_selection_may_search_max_length_under_either_name_with_the_id_it_had():
     def rid(key):
-        return load_config(None, ["shots=8", "data_seed=0", "select.protocol=cv", f"select.{key}=[32, 64]"]).run_id()
+        return load_config(None, ["shots=8", "data_seed=0", "select.protocol=cv", "select.search=grid", f"select.{key}=[32, 64]"]).run_id()
 
     assert rid("max_length") == rid("train.max_length") == "768553ea90e4572c"  # as before the move
-    cand = load_config(None, ["shots=8", "data_seed=0", "select.protocol=cv", "select.train.max_length=[32, 64]"])
+    cand = load_config(None, ["shots=8", "data_seed=0", "select.protocol=cv", "select.search=grid", "select.train.max_length=[32, 64]"])
     assert cand.search_space()["max_length"] == [32, 64] and cand.candidate({"max_length": 32}).max_length == 32
 
 

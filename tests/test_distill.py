@@ -102,9 +102,9 @@ def test_distill_needs_more_shots_than_k_before_any_run_and_under_cross_validati
     assert load_config(None, ["model=tiny-llama", "shots=3", "method=distill", "method.k=2"])
     # 2-fold cross-validation on 4 per class trains each candidate on 2 per class: k=2 cannot run there
     with pytest.raises(ConfigError, match=r"on 2 example\(s\) per class .*distill needs 3 per class"):
-        load_config(None, ["model=tiny-llama", "shots=4", "method=distill", "method.k=2", "select.protocol=cv",
+        load_config(None, ["model=tiny-llama", "shots=4", "method=distill", "method.k=2", "select.protocol=cv", "select.search=grid",
                            "select.folds=2"])
-    assert load_config(None, ["model=tiny-llama", "shots=4", "method=distill", "method.k=1", "select.protocol=cv",
+    assert load_config(None, ["model=tiny-llama", "shots=4", "method=distill", "method.k=1", "select.protocol=cv", "select.search=grid",
                               "select.folds=2"])
     p = prep("method=distill", "shots=3", "method.k=2")
     two_per_class = [ex for label in (0, 1) for ex in [e for e in p.few if e["label"] == label][:2]]

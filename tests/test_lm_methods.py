@@ -216,7 +216,7 @@ def test_changed_methods_get_a_version_in_their_run_id_others_keep_theirs():
         d["eval"].pop("batch_size", None)
         d.pop("select", None)
         d.pop("forgetting", None)  # at its defaults it is left out of every id
-        for key in ("precision", "optimizer"):  # train keys added since; left out at their defaults
+        for key in ("precision", "optimizer", "stop_epochs"):  # train keys added since; left out at their defaults
             d["train"].pop(key)
         d["train"]["max_length"] = d.pop("max_length")  # then a training setting
         if cfg.method.name == "icl":

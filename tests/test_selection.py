@@ -7,7 +7,7 @@ from tuneoff import data as data_mod
 from tuneoff import pipeline, runner
 from tuneoff.config import ConfigError, load_config
 from tuneoff.methods import list_methods
-from tuneoff.selection import search
+from tuneoff.selection import fits, search
 from tuneoff.selection.cache import FitCache
 from tuneoff.selection.folds import cv_folds, dev_split
 from tuneoff.config import candidates
@@ -21,7 +21,8 @@ TINY = ["task=demo", "model=tiny-bert", "shots=4", "data_seed=0", "seed=0", "tra
 
 
 def run_cfg(tmp_path, *extra):
-    return load_config(None, [*TINY, f"output_dir={tmp_path}", "select.protocol=cv", *extra]).expand()[0]
+    return load_config(None, [*TINY, f"output_dir={tmp_path}", "select.protocol=cv", "select.search=grid",
+                              *extra]).expand()[0]
 
 
 def few_set(n_per_class=6, labels=3):
@@ -50,7 +51,7 @@ def test_folds_are_stratified_disjoint_and_cover_the_set_once(n, k):
 def test_a_method_that_draws_more_per_class_than_a_fold_leaves_is_refused_before_any_run(tmp_path):
     with pytest.raises(ConfigError, match="trains each candidate on 2 example.*icl needs 4 per class"):
         run_cfg(tmp_path, "method=icl", "model=tiny-llama", "method.k=4")
-    assert run_cfg(tmp_path, "method=icl", "model=tiny-llama", "method.k=4", "select.protocol=dev")
+    assert run_cfg(tmp_path, "method=icl", "model=tiny-llama", "method.k=4", "select.protocol=dev", "select.search=grid")
 
 
 def test_small_sets_rule(tmp_path):
@@ -58,7 +59,7 @@ def test_small_sets_rule(tmp_path):
     assert run_cfg(tmp_path, "shots=8", "select.folds=4").folds() == 4
     with pytest.raises(ConfigError, match="at least 2 examples per class.*protocol=dev"):
         run_cfg(tmp_path, "shots=1")
-    assert run_cfg(tmp_path, "shots=1", "select.protocol=dev").select.protocol == "dev"
+    assert run_cfg(tmp_path, "shots=1", "select.protocol=dev", "select.search=grid").select.protocol == "dev"
     with pytest.raises(ValueError, match="at least 3 examples of every label"):
         cv_folds(few_set(2), 3, seed=0)
 
@@ -126,7 +127,7 @@ def test_run_id_covers_the_search_space_only_when_selection_is_on(tmp_path):
 
 
 def test_a_key_both_in_grid_or_overrides_and_in_select_is_an_error():
-    base = {"defaults": {"model": "tiny-bert", "shots": 4, "data_seed": 0, "select": {"protocol": "cv"}}}
+    base = {"defaults": {"model": "tiny-bert", "shots": 4, "data_seed": 0, "select": {"protocol": "cv", "search": "grid"}}}
     with pytest.raises(ConfigError, match="'train.lr' is both in the grid"):
         expand_sweep(parse_sweep({**base, "grid": {"train.lr": [1e-4, 1e-3]}}))
     with pytest.raises(ConfigError, match="'train.lr' is both in the overrides"):
@@ -137,9 +138,9 @@ def test_a_key_both_in_grid_or_overrides_and_in_select_is_an_error():
 
 
 def test_frugal_runs_take_the_first_data_seed_as_reference(tmp_path):
-    runs = load_config(None, [*TINY, "data_seed=[3,1,2]", "select.protocol=cv"]).expand()
+    runs = load_config(None, [*TINY, "data_seed=[3,1,2]", "select.protocol=cv", "select.search=grid"]).expand()
     assert {r.select.reference_seed for r in runs} == {3}
-    full = load_config(None, [*TINY, "data_seed=[3,1]", "select.protocol=cv", "select.budget=full"]).expand()
+    full = load_config(None, [*TINY, "data_seed=[3,1]", "select.protocol=cv", "select.search=grid", "select.budget=full"]).expand()
     assert full[0].run_id() != full[1].run_id() and full[0].select.reference_seed is None
 
 
@@ -163,7 +164,7 @@ def fake_fit(scores: dict):
 def test_the_choice_is_the_best_mean_fold_score_then_the_lower_loss(tmp_path, monkeypatch):
     cfg = run_cfg(tmp_path, "select.train.lr=[0.1,0.2,0.3,0.4]")
     fit = fake_fit({0.1: (0.5, 0.6), 0.2: (0.75, 0.9), 0.3: (0.75, 0.4), 0.4: (0.6, 0.1)})
-    monkeypatch.setattr(search, "fit", fit)
+    monkeypatch.setattr(fits, "fit", fit)
     sel = search.select(cfg)
     assert sel.chosen == {"train.lr": 0.3}  # ties on score 0.75 with 0.2; lower held-out loss wins
     rows = sel.record["candidates"]
@@ -174,12 +175,12 @@ def test_the_choice_is_the_best_mean_fold_score_then_the_lower_loss(tmp_path, mo
 
 def test_a_diverged_candidate_is_recorded_and_never_chosen(tmp_path, monkeypatch):
     cfg = run_cfg(tmp_path, "select.train.lr=[0.1,0.2]")
-    monkeypatch.setattr(search, "fit", fake_fit({0.1: (0.6, 0.5), 0.2: None}))
+    monkeypatch.setattr(fits, "fit", fake_fit({0.1: (0.6, 0.5), 0.2: None}))
     sel = search.select(cfg)
     assert sel.chosen == {"train.lr": 0.1}
     bad = sel.record["candidates"][1]
     assert bad["diverged"] and "nan" in bad["error"] and bad["mean_score"] is None
-    monkeypatch.setattr(search, "fit", fake_fit({0.1: None, 0.2: None}))
+    monkeypatch.setattr(fits, "fit", fake_fit({0.1: None, 0.2: None}))
     with pytest.raises(search.SelectionError, match="every candidate diverged"):
         search.select(cfg)
 
@@ -245,22 +246,24 @@ def test_the_record_holds_the_trace_and_the_cost(tmp_path):
 
 def test_resume_reuses_finished_folds_and_frugal_splits_reuse_the_choice(tmp_path, monkeypatch):
     calls = []
-    real_fit = search.fit
-    monkeypatch.setattr(search, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    real_fit = fits.fit
+    monkeypatch.setattr(fits, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
     cfg = run_cfg(tmp_path)
     first = search.select(cfg, FitCache(tmp_path))
     assert len(calls) == 6 and first.cost["fits_reused"] == 0
     cache = FitCache(tmp_path)
     import sqlite3
-    with sqlite3.connect(cache.path) as con:  # a crash after 4 of the 6 fits
+    with sqlite3.connect(cache.path) as con:  # a crash after 4 of the 6 fits, before the selection was kept
+        con.execute("DELETE FROM fits WHERE fit_id LIKE 'selection:%'")
         for (key,) in con.execute("SELECT fit_id FROM fits LIMIT 2").fetchall():
             con.execute("DELETE FROM fits WHERE fit_id=?", (key,))
     again = search.select(cfg, cache)
     assert len(calls) == 8 and again.cost["fits_reused"] == 4
     assert again.chosen == first.chosen
-    seed1 = load_config(None, [*TINY, "data_seed=[0,1]", f"output_dir={tmp_path}", "select.protocol=cv"]).expand()[1]
-    other = search.select(seed1, cache)
-    assert len(calls) == 8 and other.cost["fits_reused"] == 6 and other.record["shared"]
+    seed1 = load_config(None, [*TINY, "data_seed=[0,1]", f"output_dir={tmp_path}", "select.protocol=cv",
+                               "select.search=grid"]).expand()[1]
+    other = search.select(seed1, cache)  # the kept selection itself: not one fit looked up again
+    assert len(calls) == 8 and other.cost == again.cost and other.record["shared"]
     assert other.chosen == first.chosen and other.record["reference_data_seed"] == 0
     assert other.cost["time_s"] == again.cost["time_s"]  # the whole selection's cost, as measured once
     assert other.cost["cpu_s"] == again.cost["cpu_s"] > 0  # CPU time too: a reusing split is not free
@@ -269,9 +272,9 @@ def test_resume_reuses_finished_folds_and_frugal_splits_reuse_the_choice(tmp_pat
 def test_reusing_runs_record_the_selection_cpu_time_of_the_choice(tmp_path):
     store = Store(tmp_path)
     recs = [run_one(c, store) for c in
-            load_config(None, [*TINY, "data_seed=[0,1]", f"output_dir={tmp_path}", "select.protocol=cv"]).expand()]
+            load_config(None, [*TINY, "data_seed=[0,1]", f"output_dir={tmp_path}", "select.protocol=cv", "select.search=grid"]).expand()]
     ref, reused = (r["resources"] for r in recs)
-    assert recs[1]["selection"]["shared"] and reused["selection_fits"] == 6
+    assert recs[1]["selection"]["shared"] and reused["selection_fits"] == ref["selection_fits"] == 6
     assert reused["selection_cpu_s"] == ref["selection_cpu_s"] > 0
 
 
@@ -280,7 +283,7 @@ def test_repair_gives_older_reusing_runs_the_selection_cpu_time_of_the_choice(tm
 
     store = Store(tmp_path)
     recs = [run_one(c, store) for c in
-            load_config(None, [*TINY, "data_seed=[0,1]", f"output_dir={tmp_path}", "select.protocol=cv"]).expand()]
+            load_config(None, [*TINY, "data_seed=[0,1]", f"output_dir={tmp_path}", "select.protocol=cv", "select.search=grid"]).expand()]
     old = recs[1].to_dict()  # as written before the choice's CPU time was carried: 0 s, no cpu_s in the trace
     old["resources"]["selection_cpu_s"] = 0.0
     del old["selection"]["cost"]["cpu_s"]
@@ -302,7 +305,7 @@ def test_fits_of_another_method_version_are_not_reused(monkeypatch):
 
 
 def test_dev_protocol_counts_its_extra_labels(tmp_path):
-    cfg = run_cfg(tmp_path, "select.protocol=dev")
+    cfg = run_cfg(tmp_path, "select.protocol=dev", "select.search=grid")
     rec = run_one(cfg, Store(tmp_path))
     assert rec["status"] == "done", rec.get("error")
     sel = rec["selection"]
@@ -346,7 +349,7 @@ def test_the_report_shows_the_choice_its_cost_and_the_oracle_as_a_diagnostic(tmp
 
     store = Store(tmp_path)
     recs = [run_one(r, store) for r in load_config(None, [
-        *TINY, f"output_dir={tmp_path}", "data_seed=[0,1]", "method=head", "select.protocol=cv",
+        *TINY, f"output_dir={tmp_path}", "data_seed=[0,1]", "method=head", "select.protocol=cv", "select.search=grid",
         "select.oracle=true", "select.train.lr=[1e-3,1e-1]"]).expand()]
     recs.append(run_one(load_config(None, [*TINY, f"output_dir={tmp_path}", "method=head"]), store))
     assert all(r["status"] == "done" for r in recs), [r.get("error") for r in recs]

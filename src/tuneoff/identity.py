@@ -38,7 +38,8 @@ MOVED_KEYS = {"max_length": "train.max_length"}
 # Keys added after runs were recorded, with the default that every earlier run had: a key at that
 # default is left out of run ids and fit ids (`in_old_layout`), so they stay what they were, and an
 # old record's config reads as if it had the key at its default (`describe.config_of`).
-ADDED_KEYS = {"train.precision": "fp32", "train.optimizer": "adamw"}
+ADDED_KEYS = {"train.precision": "fp32", "train.optimizer": "adamw", "train.stop_epochs": None,
+              "select.search": "grid"}
 
 
 def current_key(key: str) -> str:
@@ -165,12 +166,19 @@ def hash_layout(cfg: "RunConfig") -> dict:
 def _hash_selection(cfg: "RunConfig", d: dict) -> None:
     """The protocol and the whole search space (moved keys under their old names) in `d`, and not
     the fixed values of the keys it searches."""
-    space = {old_key(k): v for k, v in cfg.search_space().items()}
+    space = {old_key(k): v.to_dict() if hasattr(v, "to_dict") else v for k, v in cfg.search_space().items()}
     drop(d, space)
     s = cfg.select
     d["select"] = {"protocol": s.protocol, "folds": cfg.folds() if s.protocol == "cv" else None,
                    "budget": s.budget, "oracle": s.oracle, "space": space,
                    "reference_seed": s.reference_seed if s.budget == "frugal" else None}
+    if s.search != "grid":  # the grid's ids are what they always were
+        length = cfg.search_length()
+        if length is not None:  # the length it searches, not the fixed one
+            drop(d, ["train.epochs", "train.stop_epochs"])
+        d["select"].update(search=s.search, trials=s.trials, sampler=s.sampler, pruner=s.pruner,
+                           extensions=s.extensions, repeats=s.repeats_for(cfg.shots) if cfg.is_single else s.repeats,
+                           length=None if length is None else length.to_dict())
 
 
 def with_data(d: dict, data: dict | None) -> dict:

@@ -260,8 +260,13 @@ class Selection(Part):
     fold_seed: Optional[int] = None
     reference_data_seed: Optional[int] = None
     shared: Optional[bool] = Field(None, description="the choice was made on another split (frugal)")
-    space: Optional[dict[str, list[Any]]] = None
+    search: Optional[str] = Field(None, description='"optuna" or "grid" (absent: grid, before the optuna search)')
+    space: Optional[dict[str, Any]] = Field(None, description="key -> values (a list) or a range (a mapping)")
+    repeats: Optional[int] = Field(None, description="cv fold assignments scored (absent: 1)")
     candidates: Optional[list[Candidate]] = None
+    trials: Optional[list[dict[str, Any]]] = Field(None, description="optuna: every trial, its rungs and state")
+    length: Optional[dict[str, Any]] = Field(None, description="optuna: the training length searched, at the start")
+    edges: Optional[dict[str, dict[str, Any]]] = Field(None, description="where the choice sits on an edge")
     chosen: Optional[dict[str, Any]] = Field(None, description="the chosen values, dotted keys")
     chosen_label: Optional[str] = None
     fold_sets: Optional[list[FoldSet]] = None

@@ -14,7 +14,7 @@ from pathlib import Path
 from tuneoff import data as data_mod
 from tuneoff import forgetting, models
 from tuneoff.config import RunConfig, config_from_dict
-from tuneoff.describe import task_metric
+from tuneoff.describe import config_of, task_metric
 from tuneoff.environment import environment, warm_up
 from tuneoff.identity import data_key
 from tuneoff.pipeline import (Fit, RunData, Toolbox, build_method, eval_targets, fit_and_score, phase,
@@ -227,7 +227,7 @@ def evaluate_saved(run_dir: str | Path, progress=None) -> tuple[dict, dict]:
     record = read(manifest)
     if not (run_dir / "weights").is_dir():
         raise FileNotFoundError(f"{str(run_dir)!r} has no saved weights: run it again with save=true")
-    cfg = config_from_dict(record.config)
+    cfg = config_from_dict(config_of(record))  # keys added since it ran, at the default it ran with
     if record.selection is not None and record.selection.chosen is not None:  # it trained with the chosen values
         cfg = cfg.candidate(record.selection.chosen)
     data = Toolbox.shared().data(cfg)

@@ -63,76 +63,106 @@ def optimizer_options(name: str) -> dict:
 
 
 def total_steps(n_examples: int, cfg: TrainConfig) -> int:
+    """Optimizer steps of the schedule (`max_steps`, else `epochs` passes over `n_examples`)."""
     if cfg.max_steps:
         return cfg.max_steps
+    return epoch_steps(n_examples, cfg, cfg.epochs)
+
+
+def epoch_steps(n_examples: int, cfg: TrainConfig, epochs: float) -> int:
+    """Optimizer steps of `epochs` passes over `n_examples` (at least one)."""
     per_epoch = math.ceil(math.ceil(n_examples / cfg.batch_size) / cfg.grad_accum)
-    return max(1, math.ceil(per_epoch * cfg.epochs))
+    return max(1, math.ceil(per_epoch * epochs))
+
+
+def stop_step(n_examples: int, cfg: TrainConfig) -> int:
+    """The step training stops at: the schedule's end, or `stop_epochs` into it (early stopping)."""
+    steps = total_steps(n_examples, cfg)
+    if cfg.stop_epochs is None:
+        return steps
+    return min(steps, epoch_steps(n_examples, cfg, cfg.stop_epochs))
 
 
 def train(method: Method, examples: list[dict], cfg: TrainConfig, seed: int,
           accelerator: Accelerator, progress=None) -> TrainStats:
     """AdamW with linear warm-up/decay, gradient accumulation and clipping; `method.loss` decides
     what is minimised, under bfloat16 autocast with `cfg.precision` bf16 (the backward pass, the
-    weights, gradients and optimizer state stay float32). `progress` is an optional
-    callable(step, total, loss)."""
-    check_precision(cfg.precision, accelerator.device)
-    set_seed(seed)
-    model = method.model
-    groups = method.param_groups(cfg.lr, cfg.weight_decay)
-    if not groups:
-        raise TrainingDiverged("no trainable parameters: the method froze everything")
-    steps = total_steps(len(examples), cfg)
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, **optimizer_options(cfg.optimizer))
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
+    weights, gradients and optimizer state stay float32). Stops at `stop_step` (the schedule's end
+    unless `cfg.stop_epochs` stops it early). `progress` is an optional callable(step, total, loss)."""
     try:
-        return _steps(method, model, optimizer, scheduler, [p for g in groups for p in g["params"]], examples,
-                      cfg, seed, steps, accelerator, progress)
+        return Training(method, examples, cfg, seed, accelerator, progress).run_until(stop_step(len(examples), cfg))
     finally:
-        # the accelerator (one per process) keeps every prepared model and optimizer: drop them, diverged
-        # or not, or each run's weights and optimizer state stay resident for the rest of the process
-        accelerator.free_memory()
+        accelerator.free_memory()  # as `Training.close`, also when setting up failed
 
 
-def _steps(method: Method, model, optimizer, scheduler, params, examples: list[dict], cfg: TrainConfig,
-           seed: int, steps: int, accelerator: Accelerator, progress) -> TrainStats:
-    """The optimizer steps of `train`, on the prepared model and optimizer."""
-    method.model = model
-    order = torch.Generator().manual_seed(seed)
-    stats = TrainStats()
-    stats.forward_tokens = method.start_training(examples)
+class Training:
+    """One training under way, that can stop at a step, be scored, and go on (a search's rungs):
+    `run_until(step)` takes the optimizer steps up to `step` of the schedule planned for the whole
+    of `cfg`; `close()` puts the model in eval mode and lets the accelerator drop it."""
 
-    def micro_batches():
+    def __init__(self, method: Method, examples: list[dict], cfg: TrainConfig, seed: int,
+                 accelerator: Accelerator, progress=None):
+        check_precision(cfg.precision, accelerator.device)
+        set_seed(seed)
+        self.method, self.examples, self.cfg, self.accelerator, self.progress = method, examples, cfg, accelerator, progress
+        groups = method.param_groups(cfg.lr, cfg.weight_decay)
+        if not groups:
+            raise TrainingDiverged("no trainable parameters: the method froze everything")
+        self.steps = total_steps(len(examples), cfg)
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, **optimizer_options(cfg.optimizer))
+        self.scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * self.steps), self.steps)
+        self.model, self.optimizer = accelerator.prepare(method.model, optimizer)
+        self.params = [p for g in groups for p in g["params"]]
+        method.model = self.model
+        self.order = torch.Generator().manual_seed(seed)
+        self.stats = TrainStats()
+        self.stats.forward_tokens = method.start_training(examples)
+        self.stream = self._micro_batches()
+        self.started = False
+
+    def _micro_batches(self):
+        examples, size = self.examples, self.cfg.batch_size
         while True:
-            perm = torch.randperm(len(examples), generator=order).tolist()
-            for i in range(0, len(perm), cfg.batch_size):
-                yield [examples[j] for j in perm[i:i + cfg.batch_size]]
+            perm = torch.randperm(len(examples), generator=self.order).tolist()
+            for i in range(0, len(perm), size):
+                yield [examples[j] for j in perm[i:i + size]]
 
-    stream = micro_batches()
-    while stats.steps < steps:
-        step_loss = 0.0
-        for _ in range(cfg.grad_accum):
-            chunk = next(stream)
-            batch = batch_to(method.collate(chunk), accelerator.device)
-            with autocast(cfg.precision, accelerator.device):
-                loss = method.loss(batch)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss is {loss.item()} at step {stats.steps + 1}; lower train.lr "
-                                       f"(now {cfg.lr}) or enable gradient clipping (train.max_grad_norm)")
-            accelerator.backward(loss / cfg.grad_accum)
-            step_loss += loss.item() / cfg.grad_accum
-            stats.examples += len(chunk)
-            if "attention_mask" in batch:
-                stats.tokens += int(batch["attention_mask"].sum())
-        if cfg.max_grad_norm:
-            accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        stats.steps += 1
-        stats.losses.append(step_loss)
-        if progress:
-            progress(stats.steps, steps, step_loss)
-    model.eval()
-    method.model = accelerator.unwrap_model(model)
-    return stats
+    def run_until(self, step: int) -> TrainStats:
+        """Optimizer steps up to `step` (at most the schedule's); the model is left unwrapped, in eval mode."""
+        method, cfg, accelerator, stats = self.method, self.cfg, self.accelerator, self.stats
+        if self.started:  # scored at a rung: back to training as the method trains
+            method.model = self.model
+            method.resume_training()
+        self.started = True
+        while stats.steps < min(step, self.steps):
+            step_loss = 0.0
+            for _ in range(cfg.grad_accum):
+                chunk = next(self.stream)
+                batch = batch_to(method.collate(chunk), accelerator.device)
+                with autocast(cfg.precision, accelerator.device):
+                    loss = method.loss(batch)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(f"loss is {loss.item()} at step {stats.steps + 1}; lower train.lr "
+                                           f"(now {cfg.lr}) or enable gradient clipping (train.max_grad_norm)")
+                accelerator.backward(loss / cfg.grad_accum)
+                step_loss += loss.item() / cfg.grad_accum
+                stats.examples += len(chunk)
+                if "attention_mask" in batch:
+                    stats.tokens += int(batch["attention_mask"].sum())
+            if cfg.max_grad_norm:
+                accelerator.clip_grad_norm_(self.params, cfg.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            stats.steps += 1
+            stats.losses.append(step_loss)
+            if self.progress:
+                self.progress(stats.steps, min(step, self.steps), step_loss)
+        self.model.eval()
+        method.model = accelerator.unwrap_model(self.model)
+        return stats
+
+    def close(self) -> None:
+        """The accelerator keeps every prepared model and optimizer: drop them, diverged or not, or
+        each training's weights and optimizer state stay resident for the rest of the process."""
+        self.accelerator.free_memory()

@@ -23,13 +23,34 @@ def validate(
     console.print_json(json.dumps(cfg.resolved()))
     console.print(f"[green]valid[/]: {len(cfg.expand())} run(s)")
     if cfg.select is not None:
-        from tuneoff.config import candidates, label
+        console.print(term(selection_line(cfg)), highlight=False)
 
+
+def selection_line(cfg) -> str:
+    """What a config's selection will search, in one line."""
+    from tuneoff.config import candidates, label
+
+    s = cfg.select
+    how = f"{s.folds}-fold cv (capped at the shots per class)" if s.protocol == "cv" else "a dev split of the same size"
+    if s.search == "grid":
         cands = candidates(cfg.search_space())
-        how = f"{cfg.select.folds}-fold cv (capped at the shots per class)" if cfg.select.protocol == "cv" \
-            else "a dev split of the same size"
-        console.print(term(f"selection ({cfg.select.budget}): {len(cands)} candidate(s) on {how}: "
-                           + "; ".join(label(c) for c in cands)), highlight=False)
+        return (f"selection ({s.budget}, grid): {len(cands)} candidate(s) on {how}: "
+                + "; ".join(label(c) for c in cands))
+    space = "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
+                      for k, v in cfg.search_space().items())
+    length = cfg.search_length()
+    if length is not None:
+        length_text = f"length: {length}"
+    elif cfg.method_class.trains:
+        length_text = f"length: train.epochs={cfg.train.epochs:g} (not searched)"
+    else:
+        length_text = "no length (the method does not train)"
+    points = None if any(not isinstance(v, list) for v in cfg.search_space().values()) else \
+        candidates(cfg.search_space())
+    if length is None and points is not None and len(points) <= s.trials:
+        return f"selection ({s.budget}, optuna): each of the {len(points)} point(s) once on {how}: {space}; {length_text}"
+    return (f"selection ({s.budget}, optuna {s.sampler}, pruner {s.pruner}): {s.trials} trial(s) on {how}, "
+            f"at most {s.extensions} extension(s) by the edge rule: {space}; {length_text}")
 
 
 def _data_of(task) -> str:
@@ -74,14 +95,19 @@ def ls(what: str = typer.Argument(..., help="tasks | methods | models")):
         from tuneoff.methods import list_methods
 
         t = Table(title="methods")
-        for c in ("name", "trains", "head", "options", "search space (select)", "description"):
+        for c in ("name", "trains", "head", "options", "search (optuna)", "grid (select.search: grid)",
+                  "description"):
             t.add_column(c)
         for m in list_methods():
             opts = ", ".join(f"{k}={f.default!r}" if isinstance(f.default, str) else f"{k}={f.default}"
                              for k, f in m.Options.model_fields.items())
-            space = "; ".join(f"{k}: {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)}"
-                              for k, vs in m.search_space_for(m.Options()).items())
-            t.add_row(m.name, "yes" if m.trains else "no", m.head, opts, space, m.description)
+            grid = "; ".join(f"{k}: {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)}"
+                             for k, vs in m.search_space_for(m.Options()).items())
+            length = m.search_length_for(m.Options())
+            ranges = "; ".join(f"{k}: {v if not isinstance(v, list) else ', '.join(map(str, v))}"
+                               for k, v in m.search_ranges_for(m.Options()).items())
+            ranges += f"; length: {length}" if length else ""
+            t.add_row(m.name, "yes" if m.trains else "no", m.head, opts, ranges, grid, m.description)
     elif what == "models":
         from tuneoff.models import EMBEDDED, MODEL_DESCRIPTIONS
 

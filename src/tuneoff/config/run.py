@@ -15,7 +15,8 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from tuneoff import identity
 from tuneoff.config.base import ConfigError, Strict, as_list, format_errors, set_key, with_current_keys
-from tuneoff.config.select import SelectConfig, check_selection, check_shots, resolve_space
+from tuneoff.config.select import SelectConfig, check_selection, check_shots, resolve_length, resolve_space
+from tuneoff.space import Length, Range
 from tuneoff.registry import get_method
 
 
@@ -25,6 +26,9 @@ class TrainConfig(Strict):
     grad_accum: int = Field(1, ge=1, description="micro-batches accumulated per optimizer step")
     epochs: float = Field(15, gt=0, description="passes over the few-shot set (ignored if max_steps is set)")
     max_steps: int | None = Field(None, ge=1, description="optimizer steps; overrides epochs")
+    stop_epochs: float | None = Field(
+        None, gt=0, description="stop this many epochs into the schedule that epochs plans (early stopping: the "
+                                "length a search chose, its learning-rate schedule unchanged); null = train all of it")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="fraction of steps with linear warm-up")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not on biases/norms)")
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping norm; null = off")
@@ -147,11 +151,17 @@ class RunConfig(Strict):
         return self
 
     # -- selection -----------------------------------------------------------------------------
-    def search_space(self) -> dict[str, list]:
+    def search_space(self) -> dict[str, list | Range]:
         """The search space of this run's method: its default, with the `select:` keys replacing it."""
         if self.select is None:
             return {}
         return resolve_space(self.select, self.method_class, self.method_options)
+
+    def search_length(self) -> Length | None:
+        """The training length the search takes as its fidelity (None: not searched)."""
+        if self.select is None:
+            return None
+        return resolve_length(self.select, self.method_class, self.method_options)
 
     def candidate(self, values: dict, data_seed: int | None = None) -> "RunConfig":
         """This run with one candidate's values set, selection off (optionally on another split)."""

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
 from tuneoff.registry import MethodError
+from tuneoff.space import Length, Range
 
 if TYPE_CHECKING:
     from tuneoff.models import Loaded
@@ -42,6 +43,15 @@ class Context:
     pattern: str | None = None  # the prompt pattern of an LM-scored method; None = the task's default
 
 
+def widened(values: list):
+    """A grid's positive numbers as a log range half a decade wider on each side, with limits three
+    decades below and two above; any other list (flags, names) as it is."""
+    if len(values) < 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
+        return list(values)
+    low, high = min(values), max(values)
+    return Range(low / 3, high * 3, limits=(low / 1000, high * 100))
+
+
 NO_DECAY = ("bias", "LayerNorm.weight", "layernorm", "layer_norm", "norm.weight")
 
 
@@ -55,6 +65,13 @@ class Method:
     # values, crossed. Three learning rates around what suits training every weight; methods that
     # train fewer weights take larger steps. The same number of candidates for every method.
     search_space: ClassVar[dict[str, list]] = {"train.lr": [1e-5, 3e-5, 1e-4]}
+    # What the optuna search (`select.search: optuna`, the default) searches: ranges, None = the grid's
+    # numeric keys widened (`widened`: half a decade past the grid on each side, log-uniform, which the
+    # edge rule may extend to three decades below and two above), its other keys as they are.
+    search_ranges: ClassVar[dict[str, Any] | None] = None
+    # ... and the training length it searches as a fidelity: rungs at 1/3, 1, 3 and 9 epochs (the
+    # pruner's first look is cheap), extendable to 81; None for a method that does not train
+    search_length: ClassVar[Length | None] = Length(1 / 3, 9, 81, 3)
     # Bumped whenever a change alters what a run of this method computes or records; it enters the
     # run id only above 1, so the ids (and stored runs) of methods never bumped stay as they were.
     version: ClassVar[int] = 1
@@ -76,6 +93,18 @@ class Method:
     def search_space_for(cls, options: MethodOptions) -> dict[str, list]:
         """The default search space for these options (`search_space` unless the options choose)."""
         return {k: list(v) for k, v in cls.search_space.items()}
+
+    @classmethod
+    def search_ranges_for(cls, options: MethodOptions) -> dict[str, Any]:
+        """The default space of the optuna search: `search_ranges`, or the grid's numbers widened."""
+        if cls.search_ranges is not None:
+            return dict(cls.search_ranges)
+        return {k: widened(v) for k, v in cls.search_space_for(options).items()}
+
+    @classmethod
+    def search_length_for(cls, options: MethodOptions) -> Length | None:
+        """The training length the optuna search takes as its fidelity (None: it does not train)."""
+        return cls.search_length if cls.trains else None
 
     @classmethod
     def version_for(cls, options: MethodOptions) -> int:
@@ -123,6 +152,11 @@ class Method:
         ran forward only (training compute, counted with the run's training tokens)."""
         self.model.train()
         return 0
+
+    def resume_training(self) -> None:
+        """Called by the loop when training goes on after the model was scored mid-way (a search's
+        rung): back to the modes `start_training` left."""
+        self.model.train()
 
     def collate(self, examples: list[dict]) -> dict:
         raise NotImplementedError

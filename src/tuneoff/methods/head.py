@@ -61,9 +61,12 @@ class LinearProbe(PartialMethod):
         if self.cacheable():  # in eval mode: the head's dropout draws nothing during the pass
             self.model.eval()
             tokens = self._feature_pass([ex for ex in examples if ex["id"] not in self.features])
+        self.resume_training()
+        return tokens
+
+    def resume_training(self) -> None:
         self.model.train()
         self.backbone.eval()
-        return tokens
 
     def collate(self, examples: list[dict]) -> dict:
         batch = super().collate(examples)

@@ -28,6 +28,7 @@ from tuneoff.methods import ClassifierMethod, MethodError, MethodOptions, regist
 from tuneoff.methods.base import set_trainable
 from tuneoff.methods.kvcache import cache_arg
 from tuneoff.methods.layers import head_modules, head_params, load_exact, model_type, seeded
+from tuneoff.space import Length
 
 # When the peft table has no entry for a model type: the first of these whose names all exist.
 FALLBACK_ATTENTION = (("q_proj", "v_proj"), ("query", "value"), ("q", "v"), ("c_attn",), ("qkv_proj",),
@@ -256,6 +257,7 @@ class PromptTuning(VirtualTokens):
     name = "prompt-tuning"
     description = "prompt tuning (peft): trainable soft-prompt embeddings + the classification head"
     search_space = {"train.lr": [1e-3, 1e-2, 1e-1]}  # soft prompts need very large steps
+    search_length = Length(1, 27, 729, 3)  # ... and many more of them: rungs 1, 3, 9, 27 epochs, up to 729
     Options = PromptTuningOptions
 
     def peft_config(self):
@@ -311,6 +313,7 @@ class PrefixTuning(VirtualTokens):
     name = "prefix-tuning"
     description = "prefix tuning (peft): trainable keys/values in every attention layer + the classification head"
     search_space = {"train.lr": [1e-3, 1e-2, 1e-1]}
+    search_length = Length(1, 27, 729, 3)
     Options = PrefixTuningOptions
 
     def peft_config(self):

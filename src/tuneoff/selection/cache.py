@@ -1,6 +1,11 @@
 """Finished selection fits, kept so that a resumed sweep (or another split of a frugal sweep) reuses
 them: one SQLite file, `<output_dir>/selection.sqlite`, one row per fit (a candidate trained on one
-fold's training part and scored on its held-out part), written in one transaction.
+fold's training part and scored on its held-out part), per trial of the optuna search (a candidate on
+every fold, at every rung it reached) and per whole selection, each written in one transaction.
+
+A selection is claimed while a process makes it (`claimed`): another process that needs the same
+selection waits for it instead of computing it again, and takes the claim over when the process
+that held it no longer exists (its finished fits and trials are kept, so little is lost).
 
 A fit's key (`tuneoff.identity.fit_ids`) is the hash of the candidate's resolved config (selection
 off, where it is written left out, the data by content), the method's version (above 1) and the
@@ -12,12 +17,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from tuneoff.claims import me, owner_dead
 from tuneoff.storefile import store_error
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS fits (fit_id TEXT PRIMARY KEY, record TEXT NOT NULL)"
+CLAIMS = ("CREATE TABLE IF NOT EXISTS making (key TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, "
+          "pid INTEGER NOT NULL, pid_start REAL NOT NULL, since REAL NOT NULL)")
+POLL_S = 2.0  # how often a process waiting for another's selection looks again
 
 
 DAMAGED_HINT = "it only keeps finished selection fits for reuse: delete it, and they are fitted again when needed"
@@ -33,6 +43,7 @@ class FitCache:
         with self._connected() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute(SCHEMA)
+            con.execute(CLAIMS)
 
     @contextmanager
     def _connected(self):
@@ -57,6 +68,45 @@ class FitCache:
         with self._connected() as con:
             con.execute("INSERT OR REPLACE INTO fits VALUES (?, ?)", (key, json.dumps(record)))
 
+    def _claim(self, key: str) -> tuple[bool, str | None]:
+        """(True, None) if this process now holds `key` (it was free, ours, or its owner is gone);
+        else (False, the owner)."""
+        owner = me()
+        with self._connected() as con:
+            con.execute("BEGIN IMMEDIATE")
+            row = con.execute("SELECT owner, host, pid, pid_start FROM making WHERE key=?", (key,)).fetchone()
+            if row is not None and row[0] != owner.id and not owner_dead(row[1], row[2], row[3]):
+                return False, row[0]
+            con.execute("INSERT OR REPLACE INTO making VALUES (?, ?, ?, ?, ?, ?)",
+                        (key, owner.id, owner.host, owner.pid, owner.pid_start, time.time()))
+        return True, None
+
+    def _release(self, key: str) -> None:
+        with self._connected() as con:
+            con.execute("DELETE FROM making WHERE key=? AND owner=?", (key, me().id))
+
+    @contextmanager
+    def claimed(self, key: str, progress=None):
+        """The record kept under `key` if there is one; else None while this process holds the claim to
+        make it (released after). While another live process holds it, wait for its record."""
+        waited = False
+        while True:
+            kept = self.get([key])
+            if kept is not None:
+                yield kept
+                return
+            got, holder = self._claim(key)
+            if got:
+                break
+            if progress and not waited:
+                progress(f"wait for the selection {holder} is making", 0, None)
+            waited = True
+            time.sleep(POLL_S)
+        try:
+            yield None
+        finally:
+            self._release(key)
+
 
 class NoCache:
     """For a run that must not write anything (nothing is reused)."""
@@ -66,3 +116,7 @@ class NoCache:
 
     def put(self, key: str, record: dict) -> None:
         pass
+
+    @contextmanager
+    def claimed(self, key: str, progress=None):
+        yield None

@@ -1,34 +1,42 @@
 """Choosing a run's hyperparameters from its few-shot labels alone, the same way for every method.
 
-Every candidate of the method's search space is trained on each fold's training part (or the
-whole few-shot set, under the dev protocol) with the run's own training settings and seed, and
-scored by the one evaluator on the held-out part, on the task's main metric. The choice is the
-best mean fold score; ties go to the lower mean held-out log-loss, then to the earlier candidate.
+Every candidate is trained on each fold's training part (or the whole few-shot set, under the dev
+protocol) with the run's own training settings and seed, and scored by the one evaluator on the
+held-out part, on the task's main metric. No eval set is loaded before the choice is made: only the
+train pool is read here. Two searches (`select.search`):
+
+- optuna (the default): ranges, the same number of trials for every method, the training length a
+  fidelity with pruning, and the edge rule (`tuneoff.selection.study`);
+- grid (the published protocol): every combination of the listed values at the configured length.
+  The choice is the best mean fold score; ties go to the lower mean held-out log-loss, then to the
+  earlier candidate.
+
 A candidate whose training diverges (a NaN or infinite loss or score) is recorded and never chosen.
-No eval set is loaded before the choice is made: only the train pool is read here.
+Under cross-validation on very small sets, several fold assignments (`select.repeats`) are scored, so
+that one split does not decide.
 
 Under the frugal budget the choice is made on the reference split (the first data seed) and every
-other split of the same task, model, method and shots reuses it: its fits are found in the fit
-cache, so they cost nothing again. The cost recorded with each run is the whole selection's (the
-wall and CPU time its fits took when they ran), so every split of a method carries the same cost.
+other split of the same task, model, method and shots reuses it. The whole selection is kept in the
+fit cache once made, and claimed while it is made, so several processes on one folder never compute
+the same selection twice: the others wait for it (and take it over if its process dies; the trials
+it finished are kept). The cost recorded with each run is the whole selection's (the wall and CPU
+time its fits took when they ran), so every split of a method carries the same cost.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
-from tuneoff.config import RunConfig, candidates, label
+from tuneoff.config import RunConfig, candidates
 from tuneoff.data import DataError, checksum
-from tuneoff.identity import fit_ids
-from tuneoff.pipeline import RunData, Scored, Toolbox, fit_and_score
+from tuneoff.pipeline import RunData, Toolbox
 from tuneoff.selection.cache import FitCache, NoCache
+from tuneoff.selection.fits import Cost, Searcher, SelectionError
 from tuneoff.selection.folds import Fold, cv_folds, dev_split
+from tuneoff.selection.study import edges, spec_dict
+from tuneoff.selection.tuning import optuna_search
 
-
-class SelectionError(RuntimeError):
-    """Selection could not choose (every candidate diverged, or a fold cannot be built)."""
+__all__ = ["Selection", "SelectionError", "choose", "select"]
 
 
 @dataclass
@@ -43,40 +51,6 @@ def _ids(examples: list[dict]) -> list[str]:
     return [ex["id"] for ex in examples]
 
 
-def fit(toolbox: Toolbox, cand: RunConfig, data: RunData, fold: Fold, metric: str) -> dict:
-    """Train one candidate on a fold's training part and score it on the held-out part: the fit's
-    record (score, held-out log-loss, predicted labels, its time and compute)."""
-    held = {ex["id"] for ex in fold.heldout}
-    pool = [ex for ex in data.pool if ex["id"] not in held]
-    got = fit_and_score(toolbox, cand, data, fold.train, {"heldout": Scored(fold.heldout)}, pool=pool)
-    t_train, t_eval = got.timers["train"], got.timers["eval"]
-    out: dict = {"diverged": False, "error": None, "train_tokens": got.train_tokens,
-                 "eval_tokens": got.eval_tokens, "train_time_s": round(t_train.seconds, 3),
-                 "eval_time_s": round(t_eval.seconds, 3), "train_cpu_s": round(t_train.cpu_seconds, 3),
-                 "eval_cpu_s": round(t_eval.cpu_seconds, 3), "flops_approx": got.train_flops + got.eval_flops}
-    probs = got.probs.get("heldout")
-    if got.diverged is None and not np.isfinite(probs).all():
-        got.diverged = "non-finite class scores on the held-out fold"
-    if got.diverged is not None:
-        return {**out, "diverged": True, "error": str(got.diverged), "score": None, "loss": None}
-    overall = got.metrics["heldout"]["overall"]
-    gold = probs[np.arange(len(probs)), [ex["label"] for ex in fold.heldout]]
-    return {**out, "score": float(overall[metric]), "loss": float(-np.mean(np.log(np.clip(gold, 1e-12, None)))),
-            "pred_dist": overall["pred_dist"]}
-
-
-def _summary(values: dict, fits: list[dict]) -> dict:
-    diverged = any(f["diverged"] for f in fits)
-    scores = [f["score"] for f in fits if not f["diverged"]]
-    losses = [f["loss"] for f in fits if not f["diverged"]]
-    return {"values": values, "label": label(values), "diverged": diverged,
-            "error": next((f["error"] for f in fits if f["diverged"]), None),
-            "fold_scores": [f["score"] for f in fits], "fold_losses": [f["loss"] for f in fits],
-            "mean_score": None if diverged else float(np.mean(scores)),
-            "mean_loss": None if diverged else float(np.mean(losses)),
-            "fits_reused": sum(f["reused"] for f in fits)}
-
-
 def choose(rows: list[dict]) -> int:
     """Index of the best candidate: highest mean fold score, then lowest mean loss, then first."""
     ok = [i for i, r in enumerate(rows) if not r["diverged"] and r["mean_score"] is not None
@@ -88,73 +62,37 @@ def choose(rows: list[dict]) -> int:
     return min(ok, key=lambda i: (-rows[i]["mean_score"], rows[i]["mean_loss"], i))
 
 
-def _folds(cfg: RunConfig, data: RunData, seed: int) -> tuple[list[Fold], list[dict]]:
-    """The folds to score on, and the extra labelled examples they cost (the dev split)."""
+def _folds(cfg: RunConfig, data: RunData, seed: int) -> tuple[list[Fold], list[dict], int]:
+    """The folds to score on (every repeat's), the extra labelled examples they cost (the dev split),
+    and the number of fold assignments."""
     if cfg.select.protocol == "cv":
-        return cv_folds(data.few, cfg.folds(), seed), []
+        repeats = cfg.select.repeats_for(cfg.shots)
+        # the first assignment is the one a single split always drew; each further one has its own seed
+        folds = [f for r in range(repeats) for f in cv_folds(data.few, cfg.folds(), seed if r == 0 else seed + 7919 * r)]
+        return folds, [], repeats
     try:
         dev = dev_split(data.pool, data.few, cfg.shots, seed, data.task)
     except DataError as e:
         raise SelectionError(f"select.protocol=dev draws {cfg.shots} more per class outside the few-shot set: "
                              f"{e}; use select.protocol=cv") from None
-    return [Fold(data.few, dev)], dev
+    return [Fold(data.few, dev)], dev, 1
 
 
-class _Cost:
-    """What a selection's fits cost, added up as they come (reused ones at what they cost when they ran)."""
-
-    def __init__(self):
-        self.sums = {"time_s": 0.0, "cpu_s": 0.0, "train_tokens": 0, "eval_tokens": 0, "flops_approx": 0.0}
-        self.fits = self.reused = 0
-
-    def add(self, got: dict, reused: bool) -> None:
-        self.fits += 1
-        self.reused += reused
-        self.sums["time_s"] += got["train_time_s"] + got["eval_time_s"]
-        # fits cached before CPU time was recorded count their wall time
-        self.sums["cpu_s"] += got.get("train_cpu_s", got["train_time_s"]) + got.get("eval_cpu_s", got["eval_time_s"])
-        for k in ("train_tokens", "eval_tokens", "flops_approx"):
-            self.sums[k] += got[k]
-
-    def total(self) -> dict:
-        return {**self.sums, "time_s": round(self.sums["time_s"], 3), "cpu_s": round(self.sums["cpu_s"], 3),
-                "fits": self.fits, "fits_reused": self.reused}
+def _grid(search: Searcher) -> dict:
+    space = search.cfg.search_space()
+    cands = candidates(space)
+    rows = [search.row(ci, values, len(cands)) for ci, values in enumerate(cands)]
+    best = choose(rows)
+    chosen = rows[best]["values"]
+    trial = {"values": chosen}
+    return {"candidates": rows, "chosen": chosen, "chosen_label": rows[best]["label"],
+            "edges": {k: {"side": v, "value": chosen.get(k), "extendable": False}
+                      for k, v in edges(space, None, trial, {}).items()}}
 
 
-@dataclass
-class _Search:
-    """One selection under way: what every candidate is fitted on, and where fits are kept."""
-
-    toolbox: Toolbox
-    cfg: RunConfig
-    ref: int
-    data: RunData
-    folds: list[Fold]
-    cache: FitCache | NoCache
-    cost: _Cost
-    progress: object = None
-
-    def row(self, ci: int, values: dict, n_cands: int) -> dict:
-        """The candidate `values` fitted on every fold (a cached fit reused), summarised."""
-        cand, fits, folds = self.cfg.candidate(values, data_seed=self.ref), [], self.folds
-        for fi, fold in enumerate(folds):
-            if self.progress:
-                self.progress("select", ci * len(folds) + fi, n_cands * len(folds))
-            keys = fit_ids(cand, _ids(fold.train), _ids(fold.heldout))
-            got = self.cache.get(keys)
-            was_cached = got is not None
-            if got is None:
-                try:
-                    got = fit(self.toolbox, cand, self.data, fold, self.data.task.main_metric)
-                except ValueError as e:  # MethodError, DataError: every candidate would fail alike
-                    raise SelectionError(f"selection fit of {label(values)} on fold {fi + 1} of {len(folds)} "
-                                         f"({len(fold.train)} training examples): {type(e).__name__}: {e}") from None
-                self.cache.put(keys[0], got)
-            fits.append({**got, "reused": was_cached})
-            self.cost.add(got, was_cached)
-            if got["diverged"]:
-                break  # never chosen: its other folds are not needed
-        return _summary(values, fits)
+def selection_key(cfg: RunConfig, ref: int) -> str:
+    """The key a whole selection is kept and claimed under: the reference split's run id."""
+    return "selection:" + cfg.model_copy(update={"data_seed": ref}).run_id()
 
 
 def select(cfg: RunConfig, cache: FitCache | NoCache | None = None, progress=None,
@@ -162,23 +100,39 @@ def select(cfg: RunConfig, cache: FitCache | NoCache | None = None, progress=Non
     """Choose `cfg`'s hyperparameters on its (or, frugal, the reference split's) few-shot set."""
     s = cfg.select
     ref = s.reference_seed if s.budget == "frugal" and s.reference_seed is not None else cfg.data_seed
-    toolbox = toolbox or Toolbox.shared()
+    cache = cache if cache is not None else NoCache()
+    key = selection_key(cfg, ref)
+    with cache.claimed(key, progress) as kept:
+        if kept is not None:
+            return _reused(kept, cfg, ref)
+        made = _make(cfg, ref, cache, progress, toolbox or Toolbox.shared())
+        cache.put(key, {"record": made.record, "chosen": made.chosen, "labelled": sorted(made.labelled)})
+    return made
+
+
+def _reused(kept: dict, cfg: RunConfig, ref: int) -> Selection:
+    """A selection made before (by this run's reference split, or by another process)."""
+    record = {**kept["record"], "shared": ref != cfg.data_seed}
+    return Selection(kept["chosen"], record, record["cost"], set(kept["labelled"]))
+
+
+def _make(cfg: RunConfig, ref: int, cache, progress, toolbox: Toolbox) -> Selection:
+    s = cfg.select
     data = toolbox.split(cfg, data_seed=ref)
-    folds, dev = _folds(cfg, data, ref)
-    space = cfg.search_space()
-    cands = candidates(space)
-    search = _Search(toolbox, cfg, ref, data, folds, cache if cache is not None else NoCache(), _Cost(), progress)
-    rows = [search.row(ci, values, len(cands)) for ci, values in enumerate(cands)]
-    best = choose(rows)
+    folds, dev, repeats = _folds(cfg, data, ref)
+    search = Searcher(toolbox, cfg, ref, data, folds, cache, Cost(), progress)
+    if s.search == "grid":
+        found = _grid(search)
+    else:
+        found = optuna_search(search, cfg.search_space(), cfg.search_length())
     labelled = set(_ids(data.few)) | set(_ids(dev))
     cost = search.cost.total()
     record = {
-        "protocol": s.protocol, "budget": s.budget, "metric": data.task.main_metric,
-        "folds": len(folds) if s.protocol == "cv" else None, "fold_seed": ref,
-        "reference_data_seed": ref, "shared": ref != cfg.data_seed,
-        "space": space, "candidates": rows, "chosen": rows[best]["values"], "chosen_label": rows[best]["label"],
-        "fold_sets": [f.describe() for f in folds],
+        "search": s.search, "protocol": s.protocol, "budget": s.budget, "metric": data.task.main_metric,
+        "folds": cfg.folds() if s.protocol == "cv" else None, "repeats": repeats, "fold_seed": ref,
+        "reference_data_seed": ref, "shared": ref != cfg.data_seed, "space": spec_dict(cfg.search_space()),
+        **found, "fold_sets": [f.describe() for f in folds],
         "dev": {"ids": _ids(dev), "checksum": checksum(_ids(dev)), "n": len(dev)} if dev else None,
         "labels_used": len(labelled), "cost": cost,
     }
-    return Selection(rows[best]["values"], record, cost, labelled)
+    return Selection(found["chosen"], record, cost, labelled)

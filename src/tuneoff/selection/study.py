@@ -1,0 +1,163 @@
+"""The optuna search (`select.search: optuna`): every method searched by one procedure with the same
+number of trials, its training length a fidelity, and an edge rule.
+
+- Each trial samples the space's ranges and lists (Optuna's TPE, seeded, or random sampling) and
+  trains the candidate on every fold with a schedule planned for the length's horizon; all held-out
+  folds are scored at each rung (epochs low, low·factor, ..., horizon) and the mean is reported to
+  Optuna's successive-halving pruner, which stops the trials that fall behind at a rung.
+- Every (trial, rung) that was scored is a fully specified candidate (its values, trained that many
+  epochs into its schedule): the choice is the best mean fold score over all of them, ties to the
+  lower mean held-out log-loss, then the shorter length, then the earlier trial.
+- The edge rule: a choice in the outer tenth of a range, or at the length's last rung, extends that
+  range by half its width (the length by its factor), never past the limits the method declares,
+  and half as many trials again are run; at most `select.extensions` times. A choice still on an
+  edge is flagged in the record (`edges`).
+- A method that does not train (or `length: false`) has no rungs: a trial is the candidate fitted on
+  every fold as the grid fits it; a finite space no larger than the trials is tried point by point.
+
+Reproducible: the sampler's seed comes from the split and the training seed, so the same seeds give
+the same trials. Resumable: every finished trial is kept in the fit cache under a key of its
+candidate, folds and rungs; a search run again replays the kept trials in order (the sampler and
+pruner see the same history, so they propose and decide the same) and trains only what is missing.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import optuna
+
+from tuneoff.config import label
+from tuneoff.identity import digest, fit_ids
+from tuneoff.space import Length, Range, as_spec
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+KEYS = ("train.epochs", "train.stop_epochs")  # what the length sets in a candidate
+
+
+def study_seed(ref: int, seed: int) -> int:
+    return int(np.random.SeedSequence([ref, seed, 28]).generate_state(1)[0])
+
+
+def make_study(sampler: str, pruner: str, length: Length | None, seed: int, trials: int) -> optuna.Study:
+    if sampler == "tpe":
+        smp = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(4, trials // 3))
+    else:
+        smp = optuna.samplers.RandomSampler(seed=seed)
+    if pruner == "halving" and length is not None:
+        prn = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=length.factor)
+    else:
+        prn = optuna.pruners.NopPruner()
+    return optuna.create_study(direction="maximize", sampler=smp, pruner=prn)
+
+
+def suggest(trial: optuna.Trial, space: dict) -> dict:
+    out = {}
+    for key, spec in space.items():
+        if isinstance(spec, Range):
+            out[key] = spec.suggest(trial, key)
+        else:
+            out[key] = trial.suggest_categorical(key, spec)
+    return out
+
+
+def step_of(length: Length, rung: float) -> int:
+    """The pruner's step of a rung: the rung in units of the first (1, factor, factor², ...)."""
+    return max(1, int(round(rung / length.low)))
+
+
+def best_point(trials: list[dict]) -> tuple[int, int] | None:
+    """(trial index, rung index) of the choice over every scored (trial, rung)."""
+    points = [(ti, ri) for ti, t in enumerate(trials) if t["state"] != "diverged"
+              for ri, r in enumerate(t["rungs"]) if r["mean_score"] is not None and math.isfinite(r["mean_score"])]
+    if not points:
+        return None
+    return min(points, key=lambda p: (-trials[p[0]]["rungs"][p[1]]["mean_score"],
+                                      trials[p[0]]["rungs"][p[1]]["mean_loss"],
+                                      trials[p[0]]["rungs"][p[1]]["length"] or 0, p[0]))
+
+
+def chosen_values(trial: dict, rung: dict) -> dict:
+    """The candidate a (trial, rung) stands for: its values, and its length if searched."""
+    values = dict(trial["values"])
+    if trial.get("horizon") is not None:
+        values["train.epochs"] = trial["horizon"]
+        if rung["length"] < trial["horizon"]:
+            values["train.stop_epochs"] = rung["length"]
+    return values
+
+
+def edges(space: dict, length: Length | None, trial: dict, rung: dict) -> dict:
+    """Where a choice sits on an edge: key -> side ("low" or "high")."""
+    out = {}
+    for key, spec in space.items():
+        value = trial["values"].get(key)
+        if isinstance(spec, Range):
+            side = spec.edge(value)
+        else:
+            side = list_edge(spec, value)
+        if side:
+            out[key] = side
+    if length is not None and trial.get("horizon") is not None and len(length.rungs()) > 1:
+        if rung["length"] >= trial["horizon"]:
+            out["length"] = "high"
+    return out
+
+
+def list_edge(values: list, value) -> str | None:
+    """An ordered list of three or more numbers: "low"/"high" if `value` is its least/greatest."""
+    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(nums) < 3 or len(nums) != len(values) or value not in nums:
+        return None
+    return "low" if value == min(nums) else "high" if value == max(nums) else None
+
+
+def extend(space: dict, length: Length | None, sides: dict, round_no: int) -> tuple[dict, Length | None, list]:
+    """The space and length with every edge that can be extended pushed out; what was extended."""
+    space, done = dict(space), []
+    for key, side in sides.items():
+        if key == "length":
+            new = length.extended() if side == "high" and length is not None else None
+            if new is not None:
+                done.append({"round": round_no, "key": "length", "side": side, "from": length.to_dict(),
+                             "to": new.to_dict()})
+                length = new
+            continue
+        spec = space.get(key)
+        new = spec.extended(side) if isinstance(spec, Range) else None
+        if new is not None:
+            done.append({"round": round_no, "key": key, "side": side, "from": spec.to_dict(), "to": new.to_dict()})
+            space[key] = new
+    return space, length, done
+
+
+def finite_points(space: dict) -> list[dict] | None:
+    """Every point of a space of lists only (None if it has a range)."""
+    if any(isinstance(v, Range) for v in space.values()):
+        return None
+    keys = list(space)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(space[k] for k in keys))]
+
+
+def trial_key(cand, folds, rungs: list[float] | None) -> str:
+    """The cache key of a trial: its candidate on every fold (`fit_ids`), and the rungs it is scored at."""
+    fits = [fit_ids(cand, [ex["id"] for ex in f.train], [ex["id"] for ex in f.heldout])[0] for f in folds]
+    return "trial:" + digest({"fits": fits, "rungs": rungs}, 20)
+
+
+def candidate_row(trial: dict) -> dict:
+    """A trial as a candidate row (as the grid writes them): its values at its best rung."""
+    scored = [r for r in trial["rungs"] if r["mean_score"] is not None]
+    best = min(scored, key=lambda r: (-r["mean_score"], r["mean_loss"], r["length"] or 0)) if scored else None
+    values = chosen_values(trial, best) if best else dict(trial["values"])
+    return {"values": values, "label": label(values), "diverged": trial["state"] == "diverged",
+            "error": trial["error"], "fold_scores": best["fold_scores"] if best else [],
+            "fold_losses": best["fold_losses"] if best else [],
+            "mean_score": best["mean_score"] if best else None, "mean_loss": best["mean_loss"] if best else None,
+            "fits_reused": len(best["fold_scores"]) if best and trial.get("reused") else 0}
+
+
+def spec_dict(space: dict) -> dict:
+    return {k: as_spec(v) for k, v in space.items()}

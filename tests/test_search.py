@@ -1,0 +1,310 @@
+"""The optuna search: ranges, the same trials for every method, pruning over the length's rungs, the
+edge rule, repeated fold assignments, resuming without repeating a finished trial, and claims on a
+selection. Scores come from a stand-in for the rung fits where the search's logic is under test, and
+from tiny random models where training is."""
+import math
+import os
+import threading
+import time
+
+import pytest
+
+from tuneoff import data as data_mod
+from tuneoff.config import ConfigError, load_config
+from tuneoff.pipeline import Toolbox
+from tuneoff.selection import search, tuning
+from tuneoff.selection.cache import FitCache
+from tuneoff.space import Length, Range
+from tuneoff.store import Store
+from tuneoff.plan import run_one
+
+TINY = ["task=demo", "model=tiny-bert", "shots=4", "data_seed=0", "seed=0", "train.batch_size=4",
+        "eval.max_examples=10"]
+
+
+def cfg_of(tmp_path, *extra):
+    return load_config(None, [*TINY, f"output_dir={tmp_path}", "select.protocol=cv", *extra]).expand()[0]
+
+
+def fake_rungs(score_of, calls=None, crash_at=None):
+    """A stand-in for `fit_rungs`: the mean fold score at each rung from `score_of(lr, epochs)`."""
+    def fit(toolbox, cand, data, folds, rungs, go_on):
+        if calls is not None:
+            if crash_at is not None and len(calls) == crash_at:
+                raise KeyboardInterrupt("crash")
+            calls.append(cand.train.lr)
+        done, state = [], "complete"
+        for i, rung in enumerate(rungs):
+            s = score_of(cand.train.lr, rung)
+            got = {"length": rung, "fold_scores": [s] * len(folds), "fold_losses": [1 - s] * len(folds),
+                   "mean_score": s, "mean_loss": 1 - s}
+            done.append(got)
+            if not go_on(got, i == len(rungs) - 1):
+                state = "pruned"
+                break
+        return {"rungs": done, "state": state, "error": None, "train_tokens": 1, "eval_tokens": 1,
+                "train_time_s": 0.01, "eval_time_s": 0.01, "train_cpu_s": 0.01, "eval_cpu_s": 0.01,
+                "flops_approx": 1.0}
+    return fit
+
+
+def peak(lr, epochs, best=1e-4):
+    """A response with its optimum inside the range: best at lr=1e-4 and 3 epochs."""
+    return 0.9 - 0.1 * abs(math.log10(lr / best)) - 0.05 * abs(math.log(epochs / 3, 3))
+
+
+# -- config ------------------------------------------------------------------------------------
+
+def test_the_default_search_is_optuna_over_the_methods_ranges_and_length(tmp_path):
+    cfg = cfg_of(tmp_path)
+    assert cfg.select.search == "optuna" and cfg.select.trials == 12
+    lr = cfg.search_space()["train.lr"]
+    assert isinstance(lr, Range) and lr.low < 1e-5 and lr.high > 1e-4  # wider than the grid, both ways
+    assert cfg.search_length().rungs() == pytest.approx([1 / 3, 1, 3, 9])
+    pt = cfg_of(tmp_path, "method=prompt-tuning", "model=tiny-llama")
+    assert pt.search_length().high == 27 and pt.search_space()["train.lr"].high > 0.1
+    assert cfg_of(tmp_path, "method=icl", "model=tiny-llama", "method.k=1").search_length() is None
+
+
+def test_a_range_is_read_from_the_config_and_checked(tmp_path):
+    cfg = cfg_of(tmp_path, "select.train.lr={low: 1.0e-4, high: 1.0e-2, limits: [1.0e-6, 1.0]}",
+                 "select.length={low: 1, high: 3, limit: 9}")
+    assert cfg.search_space()["train.lr"] == Range(1e-4, 1e-2, limits=(1e-6, 1.0))
+    assert cfg.search_length() == Length(1, 3, 9)
+    for bad, words in [("select.train.lr={low: 0.1, high: 0.01}", "low < high"),
+                       ("select.train.lr={low: 0, high: 0.01}", "log range needs low > 0"),
+                       ("select.train.lr={low: 0.001}", "needs both low and high"),
+                       ("select.train.lr={low: 0.001, high: 0.01, limits: [0.002, 1]}", "must contain the range"),
+                       ("select.length={low: 3, high: 1}", "low <= high"),
+                       ("train.max_steps=5", "train.max_steps fixes the training length")]:
+        with pytest.raises(ConfigError, match=words):
+            cfg_of(tmp_path, bad)
+    with pytest.raises(ConfigError, match="select.search=grid takes a list"):
+        cfg_of(tmp_path, "select.search=grid", "select.train.lr={low: 0.001, high: 0.01}")
+
+
+def test_the_grid_keeps_the_ids_it_had_and_the_optuna_search_is_another_run(tmp_path):
+    grid = cfg_of(tmp_path, "select.search=grid", "train.max_steps=2")
+    again = cfg_of(tmp_path, "select.search=grid", "train.max_steps=2", "select.trials=3")  # not the grid's key
+    assert grid.run_id() == again.run_id()
+    assert cfg_of(tmp_path).run_id() != cfg_of(tmp_path, "select.trials=3").run_id()
+    # the length it searches replaces train.epochs in the id
+    assert cfg_of(tmp_path).run_id() == cfg_of(tmp_path, "train.epochs=4").run_id()
+    assert cfg_of(tmp_path, "select.length=false").run_id() != cfg_of(tmp_path, "select.length=false",
+                                                                      "train.epochs=4").run_id()
+
+
+# -- the procedure -----------------------------------------------------------------------------
+
+def test_every_method_gets_the_same_trials_and_a_reproducible_choice(tmp_path, monkeypatch):
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(peak))
+    counts, chosen = {}, {}
+    for method in ("finetune", "lora", "head"):
+        cfg = cfg_of(tmp_path, f"method={method}", "select.trials=6", "select.extensions=0")
+        sel = search.select(cfg)
+        counts[method] = len(sel.record["trials"])
+        chosen[method] = sel.chosen
+        assert sel.record["trials_budget"] == 6 and sel.record["search"] == "optuna"
+    assert set(counts.values()) == {6}
+    again = search.select(cfg_of(tmp_path, "method=head", "select.trials=6", "select.extensions=0"))
+    assert again.chosen == chosen["head"]  # the same seeds, the same trials, the same choice
+
+
+def test_pruning_stops_poor_trials_at_a_rung(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(peak, calls))
+    sel = search.select(cfg_of(tmp_path, "select.trials=12", "select.extensions=0"))
+    trials = sel.record["trials"]
+    pruned = [t for t in trials if t["state"] == "pruned"]
+    assert pruned and sel.record["pruned"] == len(pruned)
+    assert all(len(t["rungs"]) < 4 for t in pruned)  # stopped before the last rung
+    assert any(len(t["rungs"]) == 4 for t in trials)
+    nop = search.select(cfg_of(tmp_path, "select.trials=12", "select.extensions=0", "select.pruner=none"))
+    assert all(len(t["rungs"]) == 4 for t in nop.record["trials"])
+
+
+def test_the_choice_is_the_best_trial_and_rung_with_its_length(tmp_path, monkeypatch):
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(peak))
+    sel = search.select(cfg_of(tmp_path, "select.trials=12", "select.extensions=0", "select.pruner=none"))
+    points = [(r["mean_score"], t["values"]["train.lr"], r["length"]) for t in sel.record["trials"]
+              for r in t["rungs"]]
+    best = max(points)
+    assert sel.chosen["train.lr"] == best[1] and sel.record["chosen_length"] == best[2] == 3
+    assert sel.chosen["train.epochs"] == 9 and sel.chosen["train.stop_epochs"] == 3
+    assert sel.record["edges"] == {}  # an optimum inside the range is not on an edge
+
+
+def rising(lr, epochs):
+    """A response whose optimum lies beyond the top of the range and past its longest length."""
+    return 0.5 + 0.05 * math.log10(lr) + 0.01 * epochs
+
+
+def test_an_edge_choice_extends_the_range_and_the_length(tmp_path, monkeypatch):
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(rising))
+    cfg = cfg_of(tmp_path, "select.trials=4", "select.extensions=3",
+                 "select.train.lr={low: 1.0e-5, high: 1.0e-4, limits: [1.0e-6, 1.0e-3]}",
+                 "select.length={low: 1, high: 3, limit: 9}")
+    sel = search.select(cfg)
+    rec = sel.record
+    assert [e["key"] for e in rec["extended"] if e["round"] == 1] == ["train.lr", "length"]
+    assert rec["rounds"][1]["space"]["train.lr"]["high"] > 1e-4 and rec["rounds"][1]["trials"] == 2
+    assert sel.chosen["train.lr"] > 1e-4  # found beyond where the range started
+    assert sel.chosen["train.epochs"] == 9 and "train.stop_epochs" not in sel.chosen
+    # the length still ends at its last rung, at its limit: flagged, and not extendable any more
+    assert rec["edges"]["length"] == {"side": "high", "value": 9.0, "extendable": False}
+
+
+def test_an_edge_choice_at_the_limit_is_flagged_and_not_extended(tmp_path, monkeypatch):
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(rising))
+    cfg = cfg_of(tmp_path, "select.trials=8", "select.extensions=3",
+                 "select.train.lr={low: 1.0e-5, high: 1.0e-4, limits: [1.0e-5, 1.0e-4]}",
+                 "select.length={low: 1, high: 3, limit: 3}")
+    rec = search.select(cfg).record
+    assert rec["extended"] == [] and len(rec["rounds"]) == 1
+    assert rec["edges"]["train.lr"]["side"] == "high" and rec["edges"]["train.lr"]["extendable"] is False
+    assert rec["edges"]["length"] == {"side": "high", "value": 3.0, "extendable": False}
+
+
+def test_a_grid_choice_on_the_edge_of_its_list_is_flagged(tmp_path, monkeypatch):
+    from tuneoff.selection import fits
+
+    def fake_fit(toolbox, cand, data, fold, metric):
+        s = cand.train.lr  # the largest learning rate wins
+        return {"diverged": False, "error": None, "score": s, "loss": 1 - s, "pred_dist": [], "train_tokens": 1,
+                "eval_tokens": 1, "train_time_s": 0.0, "eval_time_s": 0.0, "flops_approx": 0.0}
+    monkeypatch.setattr(fits, "fit", fake_fit)
+    sel = search.select(cfg_of(tmp_path, "select.search=grid", "train.max_steps=2",
+                               "select.train.lr=[0.1, 0.2, 0.3]"))
+    assert sel.record["edges"] == {"train.lr": {"side": "high", "value": 0.3, "extendable": False}}
+
+
+def test_a_crash_mid_search_resumes_without_repeating_finished_trials(tmp_path, monkeypatch):
+    cfg = cfg_of(tmp_path, "select.trials=8", "select.extensions=0")
+    whole = []
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(peak, whole))
+    uninterrupted = search.select(cfg)  # no cache: the reference
+    calls = []
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(peak, calls, crash_at=5))
+    with pytest.raises(KeyboardInterrupt):
+        search.select(cfg, FitCache(tmp_path / "c"))
+    assert len(calls) == 5
+    resumed = []
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(peak, resumed))
+    again = search.select(cfg, FitCache(tmp_path / "c"))
+    assert resumed == whole[5:]  # only the trials that had not finished, and the same ones
+    assert [t["reused"] for t in again.record["trials"]] == [True] * 5 + [False] * 3
+    assert again.chosen == uninterrupted.chosen
+    assert [t["values"] for t in again.record["trials"]] == [t["values"] for t in uninterrupted.record["trials"]]
+
+
+def test_very_small_sets_score_several_fold_assignments(tmp_path, monkeypatch):
+    seen = []
+
+    def fit(toolbox, cand, data, folds, rungs, go_on):
+        seen.append(folds)
+        return fake_rungs(peak)(toolbox, cand, data, folds, rungs, go_on)
+    monkeypatch.setattr(tuning, "fit_rungs", fit)
+    sel = search.select(cfg_of(tmp_path, "shots=2", "select.trials=2", "select.extensions=0"))
+    assert sel.record["repeats"] == 4 and len(seen[0]) == 8  # 4 assignments of 2 folds
+    held = {tuple(sorted(ex["id"] for ex in f.heldout)) for f in seen[0]}
+    assert len(held) > 2  # the assignments differ
+    assert cfg_of(tmp_path, "shots=16").select.repeats_for(16) == 1
+    assert cfg_of(tmp_path, "select.search=grid", "train.max_steps=2").select.repeats_for(2) == 1
+
+
+# -- claims --------------------------------------------------------------------------------------
+
+def test_a_selection_another_live_process_is_making_is_waited_for_not_made_again(tmp_path, monkeypatch):
+    import psutil
+
+    from tuneoff.selection import cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "POLL_S", 0.05)
+    cfg = cfg_of(tmp_path, "select.trials=2", "select.extensions=0")
+    cache = FitCache(tmp_path)
+    key = search.selection_key(cfg, 0)
+    import socket
+    import sqlite3
+    with sqlite3.connect(cache.path) as con:  # a live process (this one, as another owner) holds it
+        con.execute("INSERT INTO making VALUES (?, 'other', ?, ?, ?, ?)",
+                    (key, socket.gethostname(), os.getpid(), psutil.Process().create_time(), time.time()))
+    made = {"record": {"chosen": {"train.lr": 0.5}, "cost": {"time_s": 1.0}}, "chosen": {"train.lr": 0.5},
+            "labelled": ["a"]}
+    threading.Timer(0.3, lambda: cache.put(key, made)).start()
+    monkeypatch.setattr(tuning, "fit_rungs", lambda *a, **k: pytest.fail("computed twice"))
+    sel = search.select(cfg, cache)
+    assert sel.chosen == {"train.lr": 0.5}
+
+
+def test_a_selection_whose_maker_died_is_taken_over(tmp_path, monkeypatch):
+    import socket
+    import sqlite3
+
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(peak))
+    cfg = cfg_of(tmp_path, "select.trials=2", "select.extensions=0")
+    cache = FitCache(tmp_path)
+    with sqlite3.connect(cache.path) as con:  # a process that no longer exists
+        con.execute("INSERT INTO making VALUES (?, 'gone', ?, 999999999, 0, 0)",
+                    (search.selection_key(cfg, 0), socket.gethostname()))
+    assert search.select(cfg, cache).record["trials"]
+    with sqlite3.connect(cache.path) as con:
+        assert con.execute("SELECT COUNT(*) FROM making").fetchone()[0] == 0  # released
+
+
+# -- on tiny models --------------------------------------------------------------------------------
+
+def test_a_run_trains_at_the_chosen_length_and_reads_no_eval_set_before_the_choice(tmp_path, monkeypatch):
+    real = data_mod.load_eval
+    chose = {}
+
+    def load_eval(*a, **k):
+        assert chose, "an eval set was read before the choice"
+        return real(*a, **k)
+    monkeypatch.setattr(data_mod, "load_eval", load_eval)
+    real_select = search.select
+
+    def select(*a, **k):
+        got = real_select(*a, **k)
+        chose["yes"] = True
+        return got
+    from tuneoff import runner
+    monkeypatch.setattr(runner, "select", select)
+    cfg = cfg_of(tmp_path, "select.trials=2", "select.extensions=0", "select.length={low: 1, high: 3, limit: 3}")
+    Toolbox.shared().forget_data()  # eval sets cached by an earlier test would hide a read
+    rec = run_one(cfg, Store(tmp_path))
+    assert rec["status"] == "done"
+    sel = rec["selection"]
+    assert len(sel["trials"]) == 2 and all(t["rungs"] for t in sel["trials"])
+    chosen = sel["chosen"]
+    assert chosen["train.epochs"] == 3 and sel["chosen_length"] in (1.0, 3.0)
+    # 8 examples, batch 4: 2 steps an epoch; trained to the chosen length of its schedule
+    assert len(rec["train"]["losses"]) == 2 * sel["chosen_length"]
+    assert rec["config"]["select"]["search"] == "optuna"
+
+
+def test_scoring_at_a_rung_does_not_change_the_training(tmp_path):
+    from tuneoff.config import load_config as lc
+    from tuneoff.pipeline import build_method, pick_device
+    from tuneoff.train import Training, train
+
+    cfg = lc(None, [*TINY, "train.epochs=4"]).expand()[0]
+    toolbox = Toolbox()
+    data = toolbox.split(cfg)
+
+    def losses(stops):
+        method, _ = build_method(cfg, data, data.few, pick_device("cpu"))
+        if stops is None:
+            return train(method, data.few, cfg.train, cfg.seed, toolbox.accelerator(pick_device("cpu"))).losses
+        t = Training(method, data.few, cfg.train, cfg.seed, toolbox.accelerator(pick_device("cpu")))
+        for s in stops:
+            t.run_until(s)
+            from tuneoff.pipeline import Scored, score
+            score(method, {"x": Scored(data.few)}, 4)  # scored mid-way, as at a rung
+        t.close()
+        return t.stats.losses
+    whole = losses(None)
+    assert losses([1, 3, 8]) == whole and len(whole) == 8
+    stopped = lc(None, [*TINY, "train.epochs=4", "train.stop_epochs=1"]).expand()[0]
+    method, _ = build_method(stopped, data, data.few, pick_device("cpu"))
+    early = train(method, data.few, stopped.train, stopped.seed, toolbox.accelerator(pick_device("cpu"))).losses
+    assert early == whole[:2]  # the first epoch of the same schedule
