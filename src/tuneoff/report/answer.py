@@ -94,6 +94,9 @@ def recommendation_blocks(frame: pd.DataFrame, budget: Budget | None = None) -> 
     if not answers:
         return [Text("No recommendation: no finished runs match the budget's shots and domain.")], answers
     blocks: list = [Text(budget_text(budget, names)), Bullets([a.sentence for a in answers])]
+    notes = list(dict.fromkeys(n for a in answers for n in a.notes))  # each domain's answer names the same
+    if notes:
+        blocks.append(Bullets(notes, kind="warn"))
     blocks.append(Text(RULE + (LOWER_RULE if any(direction(a.metric) < 0 for a in answers) else "")))
     blocks += [answer_table(a) for a in answers]
     return blocks, answers

@@ -51,6 +51,12 @@ class Section:
     blocks: list = field(default_factory=list)
 
 
+def slug(*parts) -> str:
+    """A figure's file stem from its parts (letters, digits, '-', '.'; anything else '_')."""
+    s = "_".join(str(p) for p in parts)
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in s)[:80]
+
+
 def isnan(x) -> bool:
     try:
         return x is None or math.isnan(float(x))

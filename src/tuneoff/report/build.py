@@ -11,7 +11,7 @@ from tuneoff.budget import Budget
 from tuneoff.escape import write_csv
 from tuneoff.report import decision_plots, plots
 from tuneoff.report.answer import recommendation_blocks
-from tuneoff.report.blocks import Bullets, Figure, Section, Text
+from tuneoff.report.blocks import Bullets, Figure, Section, Text, slug
 from tuneoff.metrics import all_metric_names, direction, label_metric_names
 from tuneoff.report.frame import aggregate, done_rows, eval_sets_in_order, frame_metric, runs, to_frame
 from tuneoff.report.quality import calibration_table, cross_model_leaderboard, forgetting_table
@@ -30,9 +30,7 @@ SECTIONS = [("recommendation", "Recommendation"), ("summary", "Warnings"), ("lea
 NO_RUNS = "No finished runs: nothing to show here."
 
 
-def _slug(*parts) -> str:
-    s = "_".join(str(p) for p in parts)
-    return "".join(c if c.isalnum() or c in "-." else "_" for c in s)[:80]
+_slug = slug  # a figure's file stem
 
 
 def build_sections(records: list[dict], n_boot: int = N_BOOT, seed: int = 0,

@@ -15,6 +15,7 @@ import pandas as pd
 from tuneoff.describe import DEFAULT_METRIC, Label, labels, main_metric, method_name, method_options, record_field
 from tuneoff.metrics import label_metric_names, prob_metric_names
 from tuneoff.record import EvalSet, Overall, Record, Resources, Scores, load
+from tuneoff.report.edges import to_json as edges_json
 
 RESOURCES = ("params_total", "params_trainable", "peak_memory_mb", "memory_baseline_mb", "memory_run_mb",
              "peak_cuda_mb", "load_time_s", "load_cpu_s", "setup_time_s", "setup_cpu_s", "train_time_s",
@@ -86,6 +87,7 @@ def _run_fields(rec: Record, label: Label) -> dict:
         "train_pool": split.train_pool if split else None,
         "final_loss": float(losses[-1]) if losses else np.nan,
         "notes": " | ".join(str(n) for n in rec.notes or []),
+        "selection_edges": edges_json(rec.selection),  # choices on an edge of their search (`report.edges`)
     }
     for k in FORGETTING[:3]:
         row[k] = fg.get(k, np.nan) if fg else np.nan
@@ -143,7 +145,8 @@ def to_frame(records: list[Record | dict]) -> pd.DataFrame:
             rows.append({**run})
         for mr in metric_rows:
             rows.append({**run, **mr})
-    cols = RUN_COLUMNS + row_columns() + SPLIT_COLUMNS + ["final_loss", "notes"] + list(RESOURCES) + FORGETTING
+    cols = (RUN_COLUMNS + row_columns() + SPLIT_COLUMNS + ["final_loss", "notes", "selection_edges"] + list(RESOURCES)
+            + FORGETTING)
     frame = pd.DataFrame(rows)
     for c in cols:
         if c not in frame.columns:

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pandas as pd
 
-from tuneoff.describe import fmt
 from tuneoff.identity import current_layout
 from tuneoff.metrics import direction, not_better
 from tuneoff.record import Record, Selection, load
 from tuneoff.report.blocks import Bullets, Table, Text, cells, num
+from tuneoff.report.edges import space_text
 from tuneoff.report.frame import COLLAPSED, done_rows, frame_metric
 from tuneoff.report.tables import frame_table
 
@@ -147,7 +147,7 @@ def _methods(runs: pd.DataFrame, records: list[Record]) -> list:
         configs = [current_layout(r.config or {}) for r in recs]  # old records: max_length in train
         max_length = _join(c.get("max_length") for c in configs)
         sels = [r.selection for r in recs]
-        chosen = {k for sel in sels if sel for k in (sel.space or {})}
+        chosen = {k for sel in sels if sel for k in [*(sel.space or {}), *(sel.chosen or {})]}
         train = _join(json.dumps(_train_settings(c.get("train"), chosen), sort_keys=True) for c in configs)
         selection = _join(_selection_text(sel) for sel in sels)
         rows.append([task, variant, opts, max_length, train, selection])
@@ -196,7 +196,7 @@ def _selection_text(sel: Selection | None) -> str:
         how += f"; frugal: chosen on data seed {sel.reference_data_seed}, reused for the other seeds"
     else:
         how += "; chosen per split"
-    space = "; ".join(f"{k} ∈ {{{', '.join(fmt(v) for v in vals)}}}" for k, vals in (sel.space or {}).items())
+    space = space_text(sel)
     return f"{how}; {space}" if space else how
 
 

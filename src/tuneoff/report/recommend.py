@@ -24,13 +24,14 @@ of those.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from tuneoff.budget import Budget
 from tuneoff.metrics import direction
+from tuneoff.report.edges import Edge, from_json
 from tuneoff.report.frame import done_rows, frame_metric, memory_column
 from tuneoff.report.stats import holm, paired_t, t_interval
 
@@ -91,6 +92,7 @@ class Answer:
     best: str | None = None
     tied: list[str] = field(default_factory=list)
     cheapest: str | None = None
+    notes: list[str] = field(default_factory=list)  # a fitting candidate's choice on an edge of its search
 
 
 def run_scores(frame: pd.DataFrame, domain: str) -> pd.DataFrame:
@@ -228,6 +230,29 @@ def _answer(task, shots, domain, scores: pd.DataFrame, costs, budget: Budget, na
     return Answer(task, shots, domain, metric, sets, verdict, text, cands, str(b["candidate"]), tied, cheap)
 
 
+def edge_notes(a: Answer, scores: pd.DataFrame, edges: pd.Series | None) -> list[str]:
+    """A note per fitting candidate (best first) whose selection chose a value on an edge of what it
+    searched (`report.edges`): its optimum may lie beyond, and its standing here with it."""
+    c = a.candidates
+    if edges is None or c.empty:
+        return []
+    fit = c[c["fits"]]
+    order = fit.assign(better=direction(a.metric) * fit["mean"]).sort_values("better", ascending=False)["candidate"]
+    notes = []
+    for cand in order:
+        per = [from_json(edges.get(r)) for r in scores.loc[scores["candidate"] == cand, "run_id"]]
+        found: dict[tuple, list[Edge]] = {}
+        for es in per:
+            for e in {(e.key, e.side): e for e in es}.values():
+                found.setdefault((e.key, e.side), []).append(e)
+        for es in found.values():
+            e = es[0] if len({x.value_text() for x in es}) == 1 else replace(es[0], value=None)
+            part = "" if len(es) == len(per) else f" on {len(es)} of {len(per)} splits"
+            notes.append(f"note: {cand}'s {e.phrase()} at {a.shots} shots on {a.task}{part}: "
+                         "its optimum may lie beyond")
+    return notes
+
+
 def recommend(frame: pd.DataFrame, budget: Budget | None = None) -> tuple[list[Answer], dict[str, str]]:
     """Answers per (task, shots, domain) of the done runs in `frame` (`report.frame.to_frame`), and
     the name of the recorded figure behind each budget axis."""
@@ -240,6 +265,8 @@ def recommend(frame: pd.DataFrame, budget: Budget | None = None) -> tuple[list[A
         for (task, shots), g in scores.groupby(["task", "shots"], sort=True):
             if budget.shots and int(shots) not in budget.shots:
                 continue
-            answers.append(_answer(task, int(shots), domain, g, costs, budget, names))
+            a = _answer(task, int(shots), domain, g, costs, budget, names)
+            a.notes = edge_notes(a, g, runs.get("selection_edges"))
+            answers.append(a)
     answers.sort(key=lambda a: (a.task, a.shots, a.domain))
     return answers, names

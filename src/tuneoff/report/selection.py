@@ -7,8 +7,11 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from tuneoff.record import Record, Resources, load
-from tuneoff.report.blocks import Bullets, Cell, Table, Text, msn, num
+from tuneoff.report.blocks import Bullets, Cell, Figure, Table, Text, msn, num, slug
+from tuneoff.report.edges import (GRID, LENGTH, OPTUNA, Edge, count_sentence, edges, flags, kind, made, reference,
+                                  search_text, trials_text)
 from tuneoff.report.frame import method_labels
+from tuneoff.report.search_plots import length_curves, lr_curves
 
 PROTOCOL = ("Hyperparameters chosen from the few-shot labels alone, the same way for every method: each "
             "candidate of the method's search space is trained on the training part of each fold of a "
@@ -16,7 +19,11 @@ PROTOCOL = ("Hyperparameters chosen from the few-shot labels alone, the same way
             "few-shot dev split (dev); the best mean held-out score wins, and the chosen values are trained "
             "on the whole few-shot set and evaluated once. frugal: chosen on the reference split and reused "
             "for the other splits of the same task, model, method and shots. The selection's cost is "
-            "included in the leaderboard's and the cost plot's time.")
+            "included in the leaderboard's and the cost plot's time. The search is a grid (every combination of "
+            "listed values, at the configured training length) or optuna (a range per key searched by Optuna with "
+            "the same number of trials for every method, the training length searched as a fidelity: a trial is "
+            "scored at each rung of its length and a poor one is stopped early (pruned); a range whose choice sits "
+            "on its edge is extended and searched again, up to its limits).")
 
 ORACLE = ("Diagnostic, not a result: the oracle is the best candidate chosen on the eval set itself, which "
           "selection never sees. The gap (oracle minus selected, mean over splits) is how much a protocol "
@@ -46,17 +53,32 @@ def _labels_used(recs: list[Record]) -> str:
     return str(n[0]) if len(n) == 1 else f"{n[0]}–{n[-1]}"
 
 
+def _advice(e: Edge) -> str:
+    """What a reader can do about a choice on an edge."""
+    if e.searched == GRID:
+        return f"widen it (e.g. select.{e.key}=[...])"
+    if e.key == LENGTH:
+        return ("allow a longer length (select.length's limit)" if e.at_limit and e.side == "high" else
+                "start the length lower (select.length's low)" if e.side == "low" else
+                "allow more extensions (select.extensions)")
+    if e.at_limit:
+        return f"widen its limits (select.{e.key}: {{low, high, limits: [...]}})"
+    return f"allow more extensions (select.extensions) or widen it (select.{e.key}: {{low, high}})"
+
+
+def _edge_text(e: Edge) -> str:
+    if e.searched == GRID:
+        return f"{e.key}={e.value_text()} is the {'smallest' if e.side == 'low' else 'largest'} candidate"
+    if e.key == LENGTH:
+        return f"the training length {e.value_text()} is its {'first' if e.side == 'low' else 'last'} rung"
+    return (f"{e.key}={e.value_text()} is at the {e.side} edge of its range" +
+            (", at its limit" if e.at_limit else ", after every extension the search was allowed"))
+
+
 def _edges(recs: list[Record]) -> list[str]:
-    """Chosen numeric values at an end of their candidate list (of 3 or more): the best may lie beyond."""
-    out = []
-    for r in recs:
-        s = r.selection
-        for key, value in (s.chosen or {}).items():
-            values = (s.space or {}).get(key, [])
-            nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-            if len(nums) >= 3 and value in (min(nums), max(nums)):
-                out.append(f"{key}={value:g} is the {'smallest' if value == min(nums) else 'largest'} candidate")
-    return list(dict.fromkeys(out))
+    """Choices on an edge of what was searched, in words (with what to do): the best may lie beyond."""
+    return list(dict.fromkeys(f"{_edge_text(e)}: the best value may lie beyond the search space; {_advice(e)}"
+                              for r in made(recs) for e in edges(r.selection)))
 
 
 def selection_blocks(records: list[Record | dict]) -> list:
@@ -69,32 +91,78 @@ def selection_blocks(records: list[Record | dict]) -> list:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in done:
         groups[_key(r, labels)].append(r)
-    rows, edges = [], []
+    rows, warn = [], []
     for (task, model, label, shots), recs in sorted(groups.items(), key=_order):
-        s0 = recs[0].selection
-        edges += [f"{task}/{model}: {label} at {shots} shots: {e}" for e in _edges(recs)]
-        res = [r.resources or Resources() for r in recs]
-        sel_t = float(np.mean([x.selection_time_s or 0.0 for x in res]))
-        train_t = float(np.mean([x.train_time_s or 0.0 for x in res]))
-        candidates = s0.candidates or []
-        diverged = sum(bool(c.diverged) for c in candidates)
-        fits = res[0].selection_fits
-        rows.append([Cell(str(task)), Cell(str(model)), Cell(str(label)), Cell(str(shots)),
-                     Cell(f"{s0.protocol}/{s0.budget}" + (f", {s0.folds} folds" if s0.folds else "")),
-                     Cell(_chosen_text(recs)),
-                     Cell(f"{len(candidates)}" + (f" ({diverged} diverged)" if diverged else "")),
-                     Cell("" if fits is None else str(fits)), Cell(num(sel_t, 1)), Cell(num(train_t, 1)),
-                     Cell(_labels_used(recs))])
+        warn += [f"{task}/{model}: {label} at {shots} shots: {e}" for e in _edges(recs)]
+        rows.append(_row(task, model, label, shots, recs))
     blocks = [Text(PROTOCOL), Table(
-        ["task", "model", "method", "shots", "protocol", "chosen (splits)", "candidates", "fits",
-         "selection time s", "train time s", "labels used"], rows, title="Chosen hyperparameters and their cost",
-        note="selection and train time: mean per run over its splits; frugal runs share one selection, and each "
+        ["task", "model", "method", "shots", "protocol", "chosen (splits)", "on edge", "search", "candidates",
+         "fits", "selection time s", "train time s", "labels used"], rows, title="Chosen hyperparameters and their cost",
+        note="on edge: a chosen value at an end of what was searched (key, side; limit: the search could not "
+             "extend it further; (n/m): on n of the m selections made). candidates: a grid's candidates, or the "
+             "optuna search's trials (pruned: stopped at an early rung of the training length) and its rounds. "
+             "selection and train time: mean per run over its splits; frugal runs share one selection, and each "
              "counts its whole cost (what adapting to one new task costs). labels used: the run's few-shot set plus "
              "those the choice was made on (a frugal run at another split also used the reference split's)")]
-    if edges:
-        blocks.append(Bullets([f"{e}: the best value may lie beyond the search space; widen it "
-                               "(e.g. select.train.lr=[...])" for e in edges], kind="warn"))
+    sentence = count_sentence([r.selection for recs in groups.values() for r in made(recs)])
+    if sentence:
+        blocks.append(Text(sentence[0].upper() + sentence[1:]))
+    if warn:
+        blocks.append(Bullets(warn, kind="warn"))
+    blocks += response_blocks(groups)
     blocks += _oracle_blocks(groups)
+    return blocks
+
+
+def _row(task, model, label, shots, recs: list[Record]) -> list[Cell]:
+    s0 = (made(recs) or recs)[0].selection
+    res = [r.resources or Resources() for r in recs]
+    sel_t = float(np.mean([x.selection_time_s or 0.0 for x in res]))
+    train_t = float(np.mean([x.train_time_s or 0.0 for x in res]))
+    if kind(s0) == OPTUNA:
+        tried = trials_text(s0)
+    else:
+        candidates = s0.candidates or []
+        diverged = sum(bool(c.diverged) for c in candidates)
+        tried = f"{len(candidates)}" + (f" ({diverged} diverged)" if diverged else "")
+    fits = res[0].selection_fits
+    return [Cell(str(task)), Cell(str(model)), Cell(str(label)), Cell(str(shots)),
+            Cell(f"{s0.protocol}/{s0.budget}" + (f", {s0.folds} folds" if s0.folds else "")),
+            Cell(_chosen_text(recs)), Cell(flags(recs), cls="below" if flags(recs) else ""), Cell(search_text(s0)),
+            Cell(tried), Cell("" if fits is None else str(fits)), Cell(num(sel_t, 1)), Cell(num(train_t, 1)),
+            Cell(_labels_used(recs))]
+
+
+def response_blocks(groups: dict) -> list:
+    """The response curves per task and model: score against the learning rate for every method
+    (grid candidates, optuna trials at each rung), and against the training length (optuna)."""
+    per: dict[tuple, dict] = defaultdict(lambda: defaultdict(dict))
+    for (task, model, label, shots), recs in sorted(groups.items(), key=_order):
+        ref = reference(recs)
+        if ref is not None:
+            per[(str(task), str(model))][str(label)][int(shots or 0)] = ref.selection
+    blocks = []
+    for (task, model), methods in per.items():
+        sels = [sel for cells in methods.values() for sel in cells.values()]
+        metric = next((s.metric for s in sels if s.metric), "score")
+        png, _ = lr_curves(list(methods.items()), metric)
+        if png is not None:
+            blocks.append(Figure(slug("search_lr", task, model), png, (
+                f"{task} · {model}: what the selection saw, on the reference split: held-out {metric} (mean over "
+                "folds) against the learning rate (log), a panel per method, a colour per shot count. A grid's "
+                "candidates are joined by a line; an optuna trial is a dot at each rung of its training length "
+                "(hollow: an earlier rung; dotted lines: the final range). Star = the choice; a red-edged star "
+                "and a red title: the choice sits on an edge of what was searched, so the best may lie beyond. "
+                "x at the bottom: diverged.")))
+        panels = [(f"{label} · {shots} shots", sel) for label, cells in methods.items()
+                  for shots, sel in sorted(cells.items()) if kind(sel) == OPTUNA]
+        png, _ = length_curves(panels, metric)
+        if png is not None:
+            blocks.append(Figure(slug("search_length", task, model), png, (
+                f"{task} · {model}: optuna trials over the training length, on the reference split: held-out "
+                f"{metric} at each rung (log2 epochs), a line per trial coloured by its learning rate; x = pruned "
+                "(stopped at that rung); thick = the chosen trial, star = the choice (red-edged, red title: at "
+                "the first or last rung, so a length beyond may be better).")))
     return blocks
 
 
