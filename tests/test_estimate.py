@@ -27,15 +27,15 @@ def _rec(run, train, fixed=2.0, selection=None, shared=False, status="done"):
 
 
 def test_only_the_frugal_reference_split_computes_its_selection():
-    frugal = _runs("data_seed=[0,1,2]", "select.protocol=cv")
+    frugal = _runs("data_seed=[0,1,2]", "select.protocol=cv", "select.search=grid")
     assert [computes_selection(r) for r in frugal] == [True, False, False]
-    full = _runs("data_seed=[0,1]", "select.protocol=cv", "select.budget=full")
+    full = _runs("data_seed=[0,1]", "select.protocol=cv", "select.search=grid", "select.budget=full")
     assert [computes_selection(r) for r in full] == [True, True]
     assert not computes_selection(_runs("data_seed=0")[0])
 
 
 def test_each_run_left_is_priced_from_runs_like_it():
-    ref, s1, s2 = _runs("shots=4", "data_seed=[0,1,2]", "select.protocol=cv")
+    ref, s1, s2 = _runs("shots=4", "data_seed=[0,1,2]", "select.protocol=cv", "select.search=grid")
     costs = Costs([_rec(ref, train=10.0, selection=100.0)])
     left = costs.left([s1, s2])
     assert left.seconds == pytest.approx(24.0) and not left.lower_bound  # no selection: the choice is reused
@@ -44,16 +44,16 @@ def test_each_run_left_is_priced_from_runs_like_it():
     assert costs.selections[("demo", "tiny-bert", "finetune", 4)] == [(0.0, 100.0)]
     assert costs.left([s2]).seconds == pytest.approx(14.0)  # mean of 12 and 16
     # 16 shots, nothing recorded there: the nearest shot count, its training and selection scaled by 4
-    big = _runs("shots=16", "data_seed=0", "select.protocol=cv")[0]
+    big = _runs("shots=16", "data_seed=0", "select.protocol=cv", "select.search=grid")[0]
     assert costs.run_seconds(big) == (pytest.approx(2.0 + 12.0 * 4 + 100.0 * 4), True)
     # another method at recorded shots: the mean of the methods there
-    head = _runs("shots=4", "data_seed=[0,1]", "method=head", "select.protocol=cv")[1]
+    head = _runs("shots=4", "data_seed=[0,1]", "method=head", "select.protocol=cv", "select.search=grid")[1]
     assert costs.run_seconds(head)[0] == pytest.approx(14.0)
     assert costs.left([s2, big, head], workers=2).seconds == pytest.approx((14.0 + 450.0 + 14.0) / 2)
 
 
 def test_no_estimate_before_a_run_finishes_and_a_lower_bound_without_a_selection():
-    ref, other = _runs("shots=4", "data_seed=[0,1]", "select.protocol=cv")
+    ref, other = _runs("shots=4", "data_seed=[0,1]", "select.protocol=cv", "select.search=grid")
     assert Costs().left([ref]) is None
     assert Costs([_rec(ref, train=5.0, status="failed")]).left([other]) is None  # a failure prices nothing
     plain = _runs("shots=4", "data_seed=0")[0]

@@ -140,29 +140,52 @@ def sweep(
                   highlight=False)
     if dry_run:
         _list(config, sw, plan)
-        _estimate(store, plan)
+        _estimate(store, plan, lambda run: " ".join(
+            [sw.method_label(run), *(f"{k}={v}" for k, v in sw.describe(run).items()
+                                     if k not in ("task", "model", "shots", "data_seed", "seed"))]))
         return
     records = _drive(plan, store, lambda progress, ex: SweepDisplay(progress, plan, ex.slots, sw.label, store),
                      executor, address, num_cpus, cpus_per_run)
     _conclude(store, records, out, sw.budget)
 
 
-def _estimate(store, plan) -> None:
-    """The dry run's estimate of the time the runs to run will take, one at a time."""
-    from tuneoff.cli.display import estimate_text
-    from tuneoff.estimate import Costs
+GROUPS_SHOWN = 20  # the dry run's lines of prices: one per (task, model, method, shots), up to this many
+
+
+def _estimate(store, plan, label=None) -> None:
+    """The dry run's estimate of the time the runs to run will take, one at a time, and how each
+    group of runs was priced: from finished runs like them, else from their work (`tuneoff.estimate`)."""
+    from tuneoff.cli.display import duration, estimate_text
+    from tuneoff.estimate import Costs, Left
+    from tuneoff.throughput import Pricer
 
     if not plan.todo:
         return
     records = store.records("done") if store is not None else []
-    est = Costs(records).left(plan.todo)
-    if est is None:
-        console.print("estimate: none yet, as no run of this folder has finished to price the others by",
-                      highlight=False)
+    costs = Costs(records, Pricer())  # a model priced from its work is calibrated first: a few seconds
+    groups = costs.groups(plan.todo, label)
+    priced = [g for g in groups if g[3] is not None]
+    if not priced:
+        why = groups[0][2].basis.removeprefix("unknown").lstrip(": ")
+        console.print(f"estimate: none yet: no run of this folder has finished to price the others by, and "
+                      f"their work cannot be counted here ({term(why)})", highlight=False)
         return
-    console.print(f"estimate: {estimate_text(est)}, one run at a time "
-                  f"(each run priced from the most similar of the {len(records)} finished run(s): "
+    lower = len(priced) < len(groups) or any(not g[2].known for g in groups)
+    est = Left(sum(g[3] for g in priced), lower)
+    source = (f"the most similar of the {len(records)} finished run(s), else from its work" if records
+              else "its work, as no run of this folder has finished yet")
+    console.print(f"estimate: {estimate_text(est)}, one run at a time (each run priced from {source}: "
                   "`tuneoff.estimate`)", highlight=False)
+    for key, runs, price, seconds in groups[:GROUPS_SHOWN]:
+        task, model, method, shots, entry = key
+        cost = duration(seconds) if seconds is not None else "not priced"
+        console.print(f"  {term(Path(str(task)).stem)} · {term(model)} · {term(entry or method)} · {shots} shots: "
+                      f"{len(runs)} run(s), {cost} — {term(price.basis)}", highlight=False, soft_wrap=True)
+        if price.selection:
+            more = f"; up to {price.more:g}× that if the edge rule extends" if price.more > 1 else ""
+            console.print(f"    with its selection: {term(price.selection)}{more}", highlight=False, soft_wrap=True)
+    if len(groups) > GROUPS_SHOWN:
+        console.print(f"  ... and {len(groups) - GROUPS_SHOWN} more group(s)", highlight=False)
 
 
 def _list(config: str, sw, plan) -> None:

@@ -1,0 +1,141 @@
+"""Pricing a run from its work (`tuneoff.pricing`, `tuneoff.throughput`): a new folder's dry run has
+an estimate, a task's own tokens per example set its price, and a selection's fits are counted as
+its search makes them (grid: candidates x folds; optuna: trials x fold models, rungs pruned)."""
+import json
+import random
+
+import pytest
+
+from tuneoff.config import load_config
+from tuneoff.estimate import Costs
+from tuneoff.pricing import forget, inputs, rung_shares, run_work, selection_work, training
+from tuneoff.throughput import Machine, Pricer
+
+from conftest import write_jsonl
+
+# a machine whose seconds are the FLOPs alone (no load, step or optimizer cost): prices are work
+FLOPS_ONLY = Machine(0.0, 0.0, 0.0, 1e9, 1e9, "a test speed")
+WORDS = ["cake", "soup", "film", "phone", "room", "book", "song", "game", "car", "lamp", "the", "a", "was", "is"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    forget()  # every test reads its own files
+    yield
+    forget()
+
+
+@pytest.fixture
+def pair_task(tmp_path):
+    """A text-pair task whose inputs are about 3 times the toy task's: premise and hypothesis."""
+    rng = random.Random(1)
+
+    def rows(n, offset):
+        out = []
+        for i in range(n):
+            label = i % 2
+            out.append({"idx": offset + i, "premise": " ".join(rng.choice(WORDS) for _ in range(9)),
+                        "hypothesis": " ".join(rng.choice(WORDS) for _ in range(4)) + (" good" if label else " bad"),
+                        "label": label})
+        return out
+    folder = tmp_path / "pair"
+    write_jsonl(folder / "train.jsonl", rows(60, 0))
+    write_jsonl(folder / "test.jsonl", rows(20, 100))
+    y = folder / "pair.yaml"
+    y.write_text("name: pair\ntext_fields: [premise, hypothesis]\nlabel_names: [different, same]\ntrain: train.jsonl\n"
+                 "eval:\n  - {name: test, path: test.jsonl}\n")
+    return y
+
+
+def _run(task, *extra):
+    return load_config(None, [f"task={task}", "model=tiny-bert", "shots=4", "data_seed=0", "seed=0",
+                              "device=cpu", "forgetting.enabled=false", *extra]).expand()[0]
+
+
+def _record(run, train_s, eval_s):
+    """A finished run of `run` whose recorded work is what pricing counts for it."""
+    work = run_work(run, inputs(run))
+    res = {"load_time_s": 0.0, "setup_time_s": 0.0, "train_time_s": train_s, "eval_time_s": eval_s,
+           "train_steps": int(work.steps), "params_total": inputs(run).params,
+           "params_trainable": inputs(run).params, "train_flops_approx": work.train_flops,
+           "eval_flops_approx": work.eval_flops}
+    return {"run_id": run.run_id(), "status": "done", "created_at": "2026-01-01T00:00:00",
+            "config": run.model_dump(mode="json"), "resources": res, "env": {"device": "cpu"}}
+
+
+def test_a_new_folders_dry_run_gives_a_number(toy_task, tmp_path):
+    from typer.testing import CliRunner
+
+    from tuneoff.cli import app
+
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(json.dumps({"defaults": {"task": str(toy_task), "model": "tiny-bert", "shots": 2,
+                                            "data_seed": [0, 1], "device": "cpu", "output_dir": str(tmp_path / "res"),
+                                            "train": {"max_steps": 2}},
+                               "methods": ["finetune", "head"]}))
+    res = CliRunner().invoke(app, ["sweep", str(cfg), "--dry-run"], env={"COLUMNS": "200"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "none yet" not in text and "estimate: about " in text
+    assert "priced from its work, as no run of this folder has finished yet" in text
+    assert text.count("first principles: its work") == 2  # one line per group: finetune, head
+    assert not (tmp_path / "res").exists()
+
+
+def test_a_pair_task_prices_higher_per_example_in_proportion_to_its_tokens(toy_task, pair_task):
+    single, pair = _run(toy_task), _run(pair_task)
+    t1, t2 = inputs(single).tokens, inputs(pair).tokens
+    assert t2 > 2.5 * t1  # [CLS] premise [SEP] hypothesis [SEP] against [CLS] four words [SEP]
+    n1, n2 = inputs(single).params, inputs(pair).params  # (a tiny model's vocabulary is its task's words)
+    w1, w2 = run_work(single, inputs(single)), run_work(pair, inputs(pair))
+    assert w1.steps == w2.steps and w2.train_flops / w1.train_flops == pytest.approx(t2 * n2 / (t1 * n1))
+    pricer = Pricer(FLOPS_ONLY)
+    (s1, basis), (s2, _) = pricer.parts(single), pricer.parts(pair)
+    assert basis.startswith("first principles: its work (") and "at a test speed" in basis
+    e1, e2 = (sum(n * t for _, n, t in inputs(r).evals) for r in (single, pair))
+    assert s2 / s1 == pytest.approx((w2.train_flops + 2 * n2 * e2) / (w1.train_flops + 2 * n1 * e1))
+    assert s2 / s1 > 2.5
+
+
+def test_scaling_from_another_task_uses_token_ratios(toy_task, pair_task):
+    single, pair = _run(toy_task), _run(pair_task)
+    costs = Costs([_record(single, train_s=30.0, eval_s=6.0)], Pricer(FLOPS_ONLY))
+    price = costs.price(pair)
+    assert price.basis.startswith("scaled: its work (") and "the speed of 1 finished run(s) of tiny-bert" in price.basis
+    i1, i2 = inputs(single), inputs(pair)
+    params = i2.params / i1.params  # (a tiny model's vocabulary is its task's words)
+    train_ratio = i2.tokens / i1.tokens * params  # same shots, steps and method: training grows with the tokens
+    eval_ratio = sum(n * t for _, n, t in i2.evals) / sum(n * t for _, n, t in i1.evals) * params
+    assert price.seconds == pytest.approx(30.0 * train_ratio + 6.0 * eval_ratio)
+    assert price.seconds > 2.5 * 36.0
+    # the same cell measured wins over anything counted
+    assert costs.price(_run(toy_task, "data_seed=1")).basis.startswith("measured: 1 finished run(s)")
+
+
+def test_a_grid_selection_prices_candidates_times_folds(toy_task):
+    run = _run(toy_task, "shots=6", "select.protocol=cv", "select.search=grid", "select.folds=3",
+               "select.train.lr=[1e-5,3e-5,1e-4,3e-4]")
+    inp = inputs(run)
+    work, more = selection_work(run, inp)
+    assert (work.loads, more) == (4 * 3, 1.0)  # 4 candidates x 3 folds, each fit loading its model
+    one = training(run, inp, 6 * 2 * 2 / 3)  # a fold's training part: 2 of 3 folds of 6 per class x 2
+    assert work.train_flops == pytest.approx(12 * one.train_flops) and work.steps == 12 * one.steps
+    seconds, basis, _ = Pricer(FLOPS_ONLY).selection(run)
+    assert basis.startswith("first principles: 12 fits, its work")
+    assert seconds == pytest.approx((work.train_flops + work.eval_flops) / 1e9)
+
+
+def test_an_optuna_selection_with_pruning_prices_below_the_same_trials_without(toy_task):
+    base = ["shots=4", "select.protocol=cv", "select.search=optuna", "select.trials=12",
+            "select.length={low: 1, high: 9, factor: 3}"]
+    halving, none = _run(toy_task, *base), _run(toy_task, *base, "select.pruner=none")
+    (pruned, more), (full, _) = selection_work(halving, inputs(halving)), selection_work(none, inputs(none))
+    models = 12 * halving.folds() * halving.select.repeats_for(4)  # trials x fold models
+    assert pruned.loads == full.loads == models
+    # without pruning every trial trains every fold model to the length's end (9 epochs)
+    n_fit = 4 * 2 / 2
+    assert full.train_flops == pytest.approx(models * training(none, inputs(none), n_fit, 0, 9, horizon=9).train_flops)
+    assert pruned.train_flops < 0.7 * full.train_flops and pruned.eval_flops < full.eval_flops
+    assert more == 2.0  # the edge rule may add 2 extensions of 12 // 2 trials: said, not priced
+    shares = rung_shares(12, 3, 3)
+    assert shares[0] == 1.0 and 1 / 3 < shares[1] <= 1 and 1 / 9 < shares[2] < shares[1]
