@@ -157,6 +157,9 @@ def check_selection(cfg) -> None:
                                  f"(shots={n}, {k} folds), but {needs_text(cfg, need)}: lower method.k, use "
                                  "more shots, or select.protocol=dev")
     length = cfg.search_length()
+    if length is not None and cfg.train.stop_epochs is not None:
+        raise ValueError(f"train.stop_epochs is what select.search=optuna chooses (select.length: {length}); "
+                         "remove it, or give select.length: false to keep a fixed length")
     if length is not None and cfg.train.max_steps:
         raise ValueError("train.max_steps fixes the training length, which select.search=optuna searches "
                          f"(select.length: {length}); remove train.max_steps, or give select.length: false "

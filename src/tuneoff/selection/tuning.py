@@ -12,6 +12,15 @@ from tuneoff.selection.study import (KEYS, best_point, candidate_row, chosen_val
                                      make_study, spec_dict, step_of, study_seed, suggest, trial_key)
 from tuneoff.space import Length
 
+# what the sampler and the pruner are told of a rung: the mean fold score, ties (frequent on a few
+# held-out examples, e.g. every trial at MCC 0 before it learns) broken by the mean held-out log-loss,
+# as the choice breaks them; too small to reorder two different scores
+LOSS_TIE = 1e-6
+
+
+def told(rung: dict) -> float:
+    return rung["mean_score"] - LOSS_TIE * rung["mean_loss"]
+
 
 class _Loop:
     def __init__(self, search: Searcher, length: Length | None):
@@ -41,7 +50,7 @@ class _Loop:
         elif got["state"] == "pruned":
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
-            self.study.tell(trial, max(r["mean_score"] for r in got["rungs"]))
+            self.study.tell(trial, max(told(r) for r in got["rungs"]))
         self.progress()
 
     def _fixed_trial(self, values: dict) -> dict:
@@ -63,7 +72,7 @@ class _Loop:
             return {**kept, "horizon": length.high, "reused": True}
 
         def go_on(got: dict, last: bool) -> bool:
-            trial.report(got["mean_score"], step_of(length, got["length"]))
+            trial.report(told(got), step_of(length, got["length"]))
             return True if last else not trial.should_prune()
 
         try:
@@ -80,7 +89,7 @@ class _Loop:
         the study's history (and every later proposal and decision) is what it was."""
         last = len(length.rungs()) - 1
         for i, got in enumerate(kept["rungs"]):
-            trial.report(got["mean_score"], step_of(length, got["length"]))
+            trial.report(told(got), step_of(length, got["length"]))
             if i < last:
                 trial.should_prune()
 
