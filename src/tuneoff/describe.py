@@ -161,6 +161,12 @@ def labels(records: list[Record | dict]) -> list[Label]:
     opts: dict[int, str] = {}
     for idx in by_method.values():
         flats = {i: settings(records[i]) for i in idx}
+        by_task: dict[str, set] = {}
+        for i in idx:
+            by_task.setdefault(str(record_field(records[i], "task")), set()).add(flats[i]["version"])
+        if all(len(v) == 1 for v in by_task.values()):  # a version that goes with the task (a classification
+            for flat in flats.values():                # head's on pair tasks) tells none of its runs apart
+                flat.pop("version")
         keys = _differing(list(flats.values()))
         for i, flat in flats.items():
             opts[i] = ", ".join(f"{k.removeprefix('method.')}={fmt(flat[k])}" for k in keys if k in flat)

@@ -308,8 +308,15 @@ class Record(Part):
     notes: Optional[list[str]] = Field(None, description="warnings (e.g. an optional eval set that was absent)")
     model_info: Optional[dict[str, Any]] = Field(None, description="where the model came from, weights initialised")
     split: Optional[Split] = None
-    prompt: Optional[str] = Field(None, description="the exact text the model saw for `prompt_example` (templates)")
+    labels_seen: Optional[int] = Field(
+        None, description="labelled examples the result depended on: the split's, and with selection every label "
+        "the choice used (= selection.labels_used_total: a dev split, the frugal reference split). Absent in a "
+        "failed run and in older records (read it there as selection.labels_used_total, else split.n)")
+    prompt: Optional[str] = Field(None, description="the exact input the model saw for `prompt_example`: a rendered "
+                                  "prompt, or a classification head's ids decoded (older records: templates only)")
     prompt_example: Optional[Example] = None
+    train_prompt: Optional[str] = Field(None, description="the same for the first training example (newer records)")
+    train_prompt_example: Optional[Example] = None
     teacher_prompt: Optional[str] = Field(None, description="context distillation: what its teacher saw")
     teacher_prompt_example: Optional[Example] = None
     forgetting: Optional[Forgetting] = Field(None, description="absent when forgetting.enabled is false")

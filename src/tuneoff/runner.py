@@ -111,6 +111,7 @@ class Recipe:
         if self.sel is not None:
             out["selection"] = {**self.sel.record,
                                 "labels_used_total": len(set(out["split"]["ids"]) | self.sel.labelled)}
+        out["labels_seen"] = _labels_seen(out)
         out.update(metrics=fit.metrics, train={"losses": fit.stats.losses if fit.stats else []},
                    resources=resources(fit, memory, forgetting_s))
         if self.sel is not None:
@@ -140,12 +141,25 @@ def _split(data: RunData) -> dict:
 
 
 def _prompts(data: RunData, fit: Fit) -> dict:
-    """The exact text the model saw for one example: the first of the first eval set (a training
-    example can be one of icl's own demonstrations, which would read as leakage), else a training
-    one; and whatever else the method keeps for audit (`Method.audit`: distill's teacher prompt)."""
-    shown, where = next(((exs[0], name) for name, exs in data.evals.items() if exs), (data.few[0], "train"))
-    return {"prompt": fit.method.prompt_example(shown), "prompt_example": {"id": shown["id"], "from": where},
-            **fit.method.audit(data.few)}
+    """The exact input the model saw (`Method.prompt_example`: a rendered prompt, or a classification
+    head's input decoded, separator or pair format included) for the first example of the first eval
+    set (a training example can be one of icl's own demonstrations, which would read as leakage), else
+    a training one; for the first training example too (`train_prompt`); and whatever else the
+    method keeps for audit (`Method.audit`: distill's teacher prompt)."""
+    method, first = fit.method, data.few[0]
+    shown, where = next(((exs[0], name) for name, exs in data.evals.items() if exs), (first, "train"))
+    return {"prompt": method.prompt_example(shown), "prompt_example": {"id": shown["id"], "from": where},
+            "train_prompt": method.prompt_example(first), "train_prompt_example": {"id": first["id"], "from": "train"},
+            **method.audit(data.few)}
+
+
+def _labels_seen(out: dict) -> int:
+    """Labelled examples the run's result depended on: its few-shot split, and with selection every
+    label the choice used besides (a dev split; under the frugal budget the reference split's)."""
+    selection = out.get("selection")
+    if selection is not None:
+        return selection["labels_used_total"]
+    return len(set(out["split"]["ids"]))
 
 
 def resources(fit: Fit, memory: dict, forgetting_s: float) -> dict:

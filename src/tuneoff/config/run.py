@@ -138,8 +138,15 @@ class RunConfig(Strict):
 
     @property
     def method_version(self) -> int:
-        """The version of what this run's method computes with these options (see Method.version)."""
-        return self.method_class.version_for(self.method_options)
+        """The version of what this run's method computes with these options on this task (see
+        Method.version and version_for; a task that cannot be read counts as unknown: the run fails on it)."""
+        from tuneoff.tasks import get_task  # late: a config is described without reading task files
+
+        try:
+            task = get_task(self.task)
+        except (ValueError, OSError):
+            task = None
+        return self.method_class.version_for(self.method_options, task)
 
     @model_validator(mode="after")
     def _selection(self) -> "RunConfig":

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
+from tuneoff import prompts
 from tuneoff.registry import MethodError
 from tuneoff.space import Length, Range
 
@@ -74,6 +75,8 @@ class Method:
     search_length: ClassVar[Length | None] = Length(1 / 3, 9, 81, 3)
     # Bumped whenever a change alters what a run of this method computes or records; it enters the
     # run id only above 1, so the ids (and stored runs) of methods never bumped stay as they were.
+    # `version_for` may give another for some options or tasks (a classification head: one more on a
+    # task of several text fields), so a change that touches only those leaves the other ids alone.
     version: ClassVar[int] = 1
 
     @classmethod
@@ -107,8 +110,9 @@ class Method:
         return cls.search_length if cls.trains else None
 
     @classmethod
-    def version_for(cls, options: MethodOptions) -> int:
-        """The version of what these options compute (`version` unless only some options changed)."""
+    def version_for(cls, options: MethodOptions, task: "Task | None" = None) -> int:
+        """The version of what these options compute on `task` (`version` unless only some options, or
+        only some tasks, changed; `task` None: not known, e.g. a task file that is missing)."""
         return cls.version
 
     def __init__(self, options: MethodOptions, ctx: Context):
@@ -137,7 +141,8 @@ class Method:
         return few
 
     def prompt_example(self, example: dict) -> str | None:
-        """The exact text the model sees for one example (logged with the run), if templated."""
+        """The exact text the model sees for one example (recorded with the run: its rendered prompt, or
+        a classification head's input decoded); None: nothing to show."""
         return None
 
     def audit(self, few: list[dict]) -> dict:
@@ -216,28 +221,80 @@ def set_trainable(model: torch.nn.Module, which: bool | set[str]) -> None:
         p.requires_grad_(which if isinstance(which, bool) else n in which)
 
 
+def several_texts(task: "Task | None") -> bool:
+    """Whether the task's inputs are two (or more) texts, such as MNLI's premise and hypothesis."""
+    return task is not None and len(task.text_fields) > 1
+
+
 class ClassifierMethod(Method):
-    """The input's text fields go to the model as a (pair of) segment(s); a classification head scores."""
+    """The input's text fields go to the model as one text or a pair of segments; a classification
+    head scores.
+
+    A single text field is the input as it is. Two or more: an encoder gets its tokenizer's pair
+    format (the first field, then the others joined by a space: [CLS] a [SEP] b [SEP], with segment
+    ids), the format it was pretrained on; a decoder gets one text, the fields joined by the task's
+    `pair_separator` (a line break by default), as surely as a pattern joins them for the LM-scored
+    methods, and cut from its start where it is too long, as a pattern's query is. A decoder's
+    tokenizer has no pair format: given a pair it glued the two together ("The cat sat on the mat" +
+    "A cat is sitting." read "...on the matA cat is sitting.")."""
 
     head = "classifier"
+
+    @classmethod
+    def version_for(cls, options: MethodOptions, task: "Task | None" = None) -> int:
+        """One above `version` on a task of several text fields, whose fields a decoder now reads joined
+        by the task's separator (an encoder's input is unchanged, but whether a model is a decoder is
+        not known before it is loaded, and a run id is computed without loading it); a single-text
+        task's runs keep `version` and their run ids."""
+        return cls.version + 1 if several_texts(task) else cls.version
 
     def padding_side(self) -> str | None:
         """The side a batch is padded on; None: the tokenizer's own."""
         return None
 
+    def joins_fields(self) -> bool:
+        """Whether the text fields reach the model as one text joined by the task's separator (a
+        decoder, several fields) rather than as the tokenizer's pair."""
+        return self.ctx.loaded.is_decoder and several_texts(self.task)
+
     def texts(self, examples: list[dict]) -> tuple[list[str], list[str] | None]:
+        """The text of each example, and the second segment of each (None: one text)."""
         fields = self.task.text_fields
+        if self.joins_fields():
+            return [self.task.pair_separator.join(ex[f] for f in fields) for ex in examples], None
         first = [ex[fields[0]] for ex in examples]
         second = [" ".join(ex[f] for f in fields[1:]) for ex in examples] if len(fields) > 1 else None
         return first, second
 
-    def collate(self, examples: list[dict]) -> dict:
+    def encode(self, examples: list[dict]) -> dict:
+        """The model's inputs for these examples (ids, mask, segment ids), truncated and padded."""
         first, second = self.texts(examples)
         side = self.padding_side()
-        enc = dict(self.tokenizer(first, second, padding=True, truncation=True, max_length=self.max_length,
-                                  return_tensors="pt", **({"padding_side": side} if side else {})))
+        pad = {"padding_side": side} if side else {}
+        if self.joins_fields():
+            return self._joined(first, pad)
+        return dict(self.tokenizer(first, second, padding=True, truncation=True, max_length=self.max_length,
+                                   return_tensors="pt", **pad))
+
+    def _joined(self, texts: list[str], pad: dict) -> dict:
+        """Joined texts, each cut from its start beyond max_length as a pattern's query is, so the last
+        field (the hypothesis), whose end the head reads, stays whole; special tokens kept around it."""
+        head, tail = prompts.special_tokens_around(self.tokenizer)
+        budget = max(1, self.max_length - len(head) - len(tail))
+        rows = [head + ids[-budget:] + tail for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        return dict(self.tokenizer.pad({"input_ids": rows}, padding=True, return_tensors="pt", **pad))
+
+    def collate(self, examples: list[dict]) -> dict:
+        enc = self.encode(examples)
         enc["labels"] = torch.tensor([ex["label"] for ex in examples])
         return enc
+
+    def prompt_example(self, example: dict) -> str:
+        """The exact input of one example as the model reads it: its token ids, truncated as in
+        training and evaluation, decoded with the special tokens (an encoder's [CLS] a [SEP] b [SEP],
+        a decoder's joined text with its separator)."""
+        ids = self.encode([example])["input_ids"][0].tolist()
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
     def class_logits(self, batch: dict) -> torch.Tensor:
         inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}

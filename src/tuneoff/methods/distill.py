@@ -58,8 +58,11 @@ class ContextDistill(Method):
     head = "lm"
     # 2: the teacher's demonstration order depends on the split; pattern recorded. 3 (student=lora
     # only): the adapters are lora's own (seeded init, resolved target layers). 4 (both students):
-    # the teacher's context ends in its separator tokenized as before the input (prompts.context_ids)
-    version = 4
+    # the teacher's context ends in its separator tokenized as before the input (prompts.context_ids).
+    # 5: selection searches the teacher's calibration beside the learning rate, as icl's (a run
+    # without selection computes what version 4 did, under a new id; the published version-4 runs,
+    # which searched the learning rate alone, stay apart from these in every store and report)
+    version = 5
 
     @classmethod
     def needs_per_class(cls, options):
@@ -67,9 +70,15 @@ class ContextDistill(Method):
 
     @classmethod
     def search_space_for(cls, options):
+        """The learning rate (larger for LoRA adapters) crossed with the teacher's contextual
+        calibration, which icl searches too: an uncalibrated teacher can give one label to every
+        input (CoLA: "unacceptable"), and its student learns to. The optuna space is the same, the
+        rate widened (`widened`) and calibration sampled as a choice."""
         if options.student == "lora":  # adapters take larger steps than a fully trained student
-            return {"train.lr": [1e-4, 1e-3, 1e-2]}
-        return super().search_space_for(options)
+            lr = {"train.lr": [1e-4, 1e-3, 1e-2]}
+        else:
+            lr = super().search_space_for(options)
+        return {**lr, "method.calibrate": [False, True]}
 
     def __init__(self, options, ctx):
         super().__init__(options, ctx)

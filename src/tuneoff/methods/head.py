@@ -37,7 +37,9 @@ class LinearProbe(PartialMethod):
     description = "linear probe: frozen model in eval mode, its features computed once; only the head trains"
     Options = HeadOptions
     search_space = {"train.lr": [1e-3, 1e-2, 1e-1]}  # a lone linear layer needs large steps
-    version = 2  # 2: the frozen backbone in eval mode (no dropout), its features computed once
+    # 2: the frozen backbone in eval mode (no dropout), its features computed once. (3 on a task of
+    # several text fields: a decoder reads them joined by the task's separator; ClassifierMethod.version_for)
+    version = 2
 
     def __init__(self, options, ctx):
         super().__init__(options, ctx)

@@ -148,8 +148,10 @@ class Lora(PeftMethod):
         return "lm" if options.scoring == "pattern" else "classifier"
 
     @classmethod
-    def version_for(cls, options: LoraOptions) -> int:
-        return 2 if options.scoring == "pattern" else 1  # 2: the resolved pattern is recorded
+    def version_for(cls, options: LoraOptions, task=None) -> int:
+        if options.scoring == "pattern":
+            return 2  # 2: the resolved pattern is recorded
+        return super().version_for(options, task)  # the head: 2 on a task of several texts (their separator)
 
     def __init__(self, options: LoraOptions, ctx):
         super().__init__(options, ctx)
@@ -182,7 +184,7 @@ class Lora(PeftMethod):
                           target_modules=targets)
 
     def prompt_example(self, example):
-        return self.scorer.prompt(example) if self.scorer else None
+        return self.scorer.prompt(example) if self.scorer else super().prompt_example(example)
 
     def collate(self, examples):
         return self.scorer.encode(examples) if self.scorer else super().collate(examples)

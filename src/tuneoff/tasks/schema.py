@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from tuneoff import yamlfile
 from tuneoff.metrics import METRIC_REGISTRY, label_metric_names, prob_metric_names
 from tuneoff.prompts import PromptError, template_fields
-from tuneoff.tasks.base import EvalSet, Pattern, Source, Task
+from tuneoff.tasks.base import PAIR_SEPARATOR, EvalSet, Pattern, Source, Task
 
 
 class TaskError(ValueError):
@@ -102,6 +103,7 @@ class TaskSpec(_Spec):
     default_pattern: str | None = None
     main_metric: str = "accuracy"
     instruction: str = ""
+    pair_separator: str = PAIR_SEPARATOR  # between text fields for a decoder's classification head
 
     @field_validator("name", "description", "instruction", mode="before")
     @classmethod
@@ -116,6 +118,14 @@ class TaskSpec(_Spec):
         v = [v] if isinstance(v, str) else v
         if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
             raise ValueError(f"{info.field_name!r} must be a non-empty list of strings")
+        return v
+
+    @field_validator("pair_separator")
+    @classmethod
+    def _separator(cls, v: str) -> str:
+        if not v or re.match(r"\w", v[0]) or re.match(r"\w", v[-1]):
+            raise ValueError(f"'pair_separator' {v!r} would fuse with the words around it: give one that starts "
+                             "and ends with whitespace or punctuation, e.g. \"\\n\" (the default) or \" | \"")
         return v
 
     @field_validator("train", mode="before")
@@ -181,6 +191,7 @@ class TaskSpec(_Spec):
             patterns=patterns,
             default_pattern=self.default_pattern or next(iter(patterns), None),
             instruction=self.instruction,
+            pair_separator=self.pair_separator,
         )
 
 
