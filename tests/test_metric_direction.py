@@ -3,7 +3,7 @@ Synthetic records (the schema of tuneoff/record.py) whose main metric is an erro
 import numpy as np
 import pytest
 
-from test_report import make_record
+from test_report import eval_n, make_record
 from tuneoff.metrics import Metric, direction, register_metric, scores, unregister_metric
 from tuneoff.report.build import build_sections
 from tuneoff.report.frame import aggregate, to_frame
@@ -36,7 +36,7 @@ def _with_error_rate(rec: dict) -> dict:
 
 def _runs(method, errors, time_s, majority_error=0.5):
     recs = [make_record(method, model="m", acc=1 - float(e), ood=None, shots=8, data_seed=i,
-                        majority=1 - majority_error, resources={"train_time_s": time_s})
+                        majority=1 - majority_error, resources={"train_time_s": time_s, "train_cpu_s": time_s})
             for i, e in enumerate(errors)]
     return [_with_error_rate(r) for r in recs]
 
@@ -76,11 +76,14 @@ def test_no_recommendation_when_every_run_errs_more_than_the_baseline(error_rate
     assert "the baseline minus the score" in a.sentence
 
 
-def test_the_cheapest_of_a_tie_beats_the_baseline_from_below(error_rate):
+def test_the_cheapest_of_an_equivalence_beats_the_baseline_from_below(error_rate):
     same = 0.20 + _noise()
     a = _answer(_runs("lora", same, time_s=120) + _runs("finetune", same + RNG.normal(0, 0.03, 6), time_s=5))
-    assert a.verdict == "cannot separate" and a.cheapest == "finetune · m"
-    assert "Lowest mean" in a.sentence
+    assert a.verdict == "not separated" and a.cheapest is None  # not separated is not equal
+    assert "lowest mean:" in a.sentence
+    close = eval_n(_runs("lora", same, time_s=120) + _runs("finetune", same + RNG.normal(0, 0.002, 6), time_s=5), 10 ** 6)
+    a = _answer(close)  # a million eval examples and differences of 0.002: shown equivalent within ±0.02
+    assert a.verdict == "equivalent" and a.cheapest == "finetune · m" and "equivalent within ±0.02" in a.sentence
 
 
 def test_the_leaderboard_and_comparisons_put_the_lowest_first(error_rate):

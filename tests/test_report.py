@@ -168,6 +168,14 @@ def _pair_records(diffs, base=(0.60, 0.62, 0.58, 0.65, 0.61, 0.59, 0.63, 0.64), 
     return recs
 
 
+def eval_n(recs, n):
+    """The records with eval sets of `n` examples (their overall scores unchanged)."""
+    for r in recs:
+        for m in (r.get("metrics") or {}).values():
+            m["n"] = m["overall"]["n"] = n
+    return recs
+
+
 def test_paired_tests_match_scipy_and_mean_difference():
     diffs = [0.05, -0.01, 0.03, 0.02, 0.04, -0.02, 0.06]
     t = paired_tests(to_frame(_pair_records(diffs)), "accuracy")
@@ -190,13 +198,16 @@ def test_paired_tests_match_scipy_and_mean_difference():
 
 def test_five_seeds_can_show_a_difference_and_holm_counts_the_cell():
     """With 5 pairs the Wilcoxon test cannot reach 0.05 (its smallest p is 0.0625), so the claim rests
-    on the paired t-test, Holm-adjusted over the cell's comparisons, and the bootstrap."""
+    on the paired t-test, Holm-adjusted over the cell's comparisons, and the bootstrap. Eval sets of
+    100,000 examples: the eval sample's own noise is negligible (`test_claims_stats` covers it)."""
     recs = []
     for i, (base, d) in enumerate(zip((0.60, 0.62, 0.58, 0.65, 0.61), (0.10, 0.12, 0.09, 0.11, 0.13))):
         recs.append(make_record("finetune", acc=base, ood=None, data_seed=i))
         recs.append(make_record("lora", acc=base + d, ood=None, data_seed=i))
         recs.append(make_record("head", acc=base + 0.01 * (-1) ** i, ood=None, data_seed=i))
-    t = paired_tests(to_frame(recs), "accuracy").set_index(["method_a", "method_b"])
+    small = paired_tests(to_frame(recs), "accuracy").set_index(["method_a", "method_b"])  # 100 examples
+    assert bool(small.loc[("lora", "finetune"), "significant_old"]) and not small.loc[("lora", "finetune"), "significant"]
+    t = paired_tests(to_frame(eval_n(recs, 100_000)), "accuracy").set_index(["method_a", "method_b"])
     assert len(t) == 3 and (t["n_pairs"] == 5).all()
     lf = t.loc[("lora", "finetune")]
     assert lf["p_wilcoxon"] == pytest.approx(0.0625) and bool(lf["significant"])
@@ -209,7 +220,8 @@ def test_five_seeds_can_show_a_difference_and_holm_counts_the_cell():
 
 
 def test_obvious_difference_is_significant_and_none_is_not():
-    big = paired_tests(to_frame(_pair_records([0.10, 0.12, 0.11, 0.13, 0.09, 0.10, 0.12, 0.11])), "accuracy")
+    big = paired_tests(to_frame(eval_n(_pair_records([0.10, 0.12, 0.11, 0.13, 0.09, 0.10, 0.12, 0.11]), 100_000)),
+                       "accuracy")
     assert big["p_bootstrap"].iloc[0] < 0.05 and big["p_ttest_holm"].iloc[0] < 0.05
     assert bool(big["significant"].iloc[0])
     same = paired_tests(to_frame(_pair_records([0.0] * 8)), "accuracy").iloc[0]
@@ -419,7 +431,7 @@ def test_protocol_states_eval_caps_and_how_hyperparameters_were_chosen():
     assert caps == {"demo": "600", "other": "none"}
     methods = next(b for b in blocks if getattr(b, "title", "") == "Methods")
     rows = {r[1].text: [c.text for c in r] for r in methods.rows}
-    assert '"lr": "selected"' in rows["finetune"][4] and '"lr": 1e-05' in rows["head"][4]
+    assert '"lr": "selected: 0.0001"' in rows["finetune"][4] and '"lr": 1e-05' in rows["head"][4]
     assert rows["finetune"][5] == ("2-fold cross-validation in the few-shot set; frugal: chosen on data seed 0, "
                                    "reused for the other seeds; train.lr ∈ {1e-05, 0.0001}")
     assert rows["head"][5] == "off"

@@ -88,9 +88,10 @@ def test_every_method_declares_a_valid_default_space_of_the_same_size(tmp_path):
         for values in candidates(space):
             cand = cfg.candidate(values)
             assert cand.select is None and all(_get(cand, k) == v for k, v in values.items())
-    trained = {n: s for n, s in sizes.items() if n != "icl"}
+    trained = {n: s for n, s in sizes.items() if n not in ("icl", "distill")}
     assert set(trained.values()) == {3}, sizes  # the same number of candidates for every trained method
     assert sizes["icl"] == 2  # calibration off / on: the one choice that carries over from a fold
+    assert sizes["distill"] == 3 * 2  # the 3 rates, and its teacher's calibration off / on as icl's
 
 
 def _get(cfg, key):
@@ -356,7 +357,8 @@ def test_the_report_shows_the_choice_its_cost_and_the_oracle_as_a_diagnostic(tmp
     md = write_report(tmp_path)["md"].read_text()
     section = md.split("## Hyperparameter selection")[1].split("\n## ")[0]
     chosen = recs[0]["selection"]["chosen_label"]
-    assert f"| head(select=cv/frugal) | 4 | cv/frugal, 2 folds | {chosen} |" in section
+    said = "" if recs[0]["selection"]["above_chance"] else " — no candidate above chance on its folds"
+    assert f"| head(select=cv/frugal) | 4 | cv/frugal, 2 folds | {chosen}{said} |" in section
     assert "Oracle diagnostic (peeks at the eval sets)" in section and "not a result" in section
     assert "head(select=off)" in md.split("## Leaderboard")[1]  # selected and fixed runs are not pooled
     assert recs[1]["selection"]["shared"] and recs[1]["resources"]["selection_time_s"] == \

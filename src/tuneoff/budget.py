@@ -1,6 +1,7 @@
 """What a user can spend, as given to `tuneoff recommend`, `tuneoff report` or a sweep's
-`recommend:` section: limits on training time, memory and trainable parameters, and which shot
-counts and eval domain the answer is for. Values read as people write them: 10m, 90s, 1h30m;
+`recommend:` section: limits on training time, memory and trainable parameters, which shot
+counts and eval domain the answer is for, and the margin within which two methods count as
+equivalent. Values read as people write them: 10m, 90s, 1h30m;
 4GB, 512MB; 1M, 250k. Which recorded figure each limit is checked against is decided in one
 place, `tuneoff.report.recommend.budget_figures`.
 """
@@ -73,6 +74,9 @@ class Budget(BaseModel):
     max_trainable_params: float | None = Field(None, description="parameters that receive gradients (1M, 250k)")
     shots: list[int] | None = Field(None, description="shot counts to answer for; null = every one in the store")
     domain: Literal["in", "out"] | None = Field(None, description="eval domain to answer for; null = each")
+    margin: float = Field(0.02, gt=0, description="equivalence margin, absolute on the main metric: two methods "
+                          "are called equivalent only when an equivalence test (TOST) shows their difference within "
+                          "±margin (`tuneoff.report.claims`)")
 
     @field_validator("max_train_time", "max_memory", "max_trainable_params", mode="before")
     @classmethod

@@ -14,8 +14,8 @@ from tuneoff.escape import md as md_text
 from tuneoff.escape import term, write_csv
 from tuneoff.metrics import all_metric_names, direction, not_better, prob_metric_names
 from tuneoff.record import load
-from tuneoff.report.frame import COLLAPSED, aggregate, done_rows, to_frame
-
+from tuneoff.report.frame import aggregate, done_rows, to_frame
+from tuneoff.report.runflags import COLLAPSED, NO_CHANCE, collapsed, top
 
 
 def top_label(pred_dists: list[dict]) -> tuple[str, float] | None:
@@ -36,15 +36,26 @@ def majority_flag(metric: str | None = None) -> str:
     return NOT_BETTER[direction(metric or DEFAULT_METRIC)]
 
 
-def flags(score: float, majority: float | None, top_share: float | None, metric: str | None = None) -> list[str]:
+def flags(score: float, majority: float | None, top_share, metric: str | None = None) -> list[str]:
     """What a reader must know about a score of `metric` (default accuracy): no better than the
-    majority baseline (the direction is the metric's), or collapsed."""
+    majority baseline (the direction is the metric's), or collapsed. `top_share`: the share of the
+    most-predicted label of one run, or a list of each run's: every run is judged on its own, so
+    one collapsed run among healthy ones reads "one label in 1 of 5 runs"."""
     out = []
     if majority is not None and not_better(metric or DEFAULT_METRIC, score, majority):
         out.append(majority_flag(metric))
-    if top_share is not None and top_share >= COLLAPSED:
-        out.append("one label")
+    shares = [x for x in (top_share if isinstance(top_share, (list, tuple)) else [top_share]) if x is not None]
+    k = sum(collapsed(x) for x in shares)
+    if k:
+        out.append("one label" if k == len(shares) else f"one label in {k} of {len(shares)} runs")
     return out
+
+
+def chance_flag(above: list) -> list[str]:
+    """The flag of a cell whose runs' selections found no candidate above chance on their folds
+    (`above`: each run's `selection_above_chance`: True, False or unknown)."""
+    k, n = sum(a is False for a in above), len(above)
+    return [] if not k else [NO_CHANCE if k == n else f"{NO_CHANCE} in {k} of {n} runs"]
 
 
 def flag_text(flagged: list[str], top: tuple[str, float] | None) -> str:
@@ -121,12 +132,19 @@ def summarise(records: list[dict]) -> list[dict]:
         score, majority = cells.stat(cell, "overall", metric), cells.stat(cell, "majority", metric)
         if not score[2]:
             continue
-        top = top_label([dists.get((rid, es), {}) for rid in g["run_id"]])
-        flagged = flags(score[0], majority[0] if majority[2] else None, top[1] if top else None, metric)
+        runs = [dists.get((rid, es), {}) for rid in g["run_id"]]
+        shares = [t[1] for t in map(top, runs) if t]
+        flagged = flags(score[0], majority[0] if majority[2] else None, shares, metric)
+        flagged += chance_flag([bool(a) if isinstance(a, (bool, np.bool_)) else None
+                                for a in g["selection_above_chance"]])
+        top_all = top_label(runs)
+        # the flag names the collapsed runs' label and share where some collapsed, else every run's
+        shown = top_label([d for d in runs if collapsed((top(d) or ("", None))[1])]) or top_all
         rows.append({"task": task, "model": model, "method": method, "options": opts, "shots": shots,
                      "eval_set": es, "domain": domain, "metric": metric, "score": _fmt(*score),
                      "runs": score[2], "majority": cells.fmt(cell, "majority", metric),
-                     "most_predicted": f"{top[1]:.0%} {top[0]}" if top else "–", "flag": flag_text(flagged, top),
+                     "most_predicted": f"{top_all[1]:.0%} {top_all[0]}" if top_all else "–",
+                     "flag": flag_text(flagged, shown),
                      **{k: cells.fmt(cell, "overall", k) for k in all_metric_names()}})
     rows.sort(key=lambda r: (r["task"], r["model"], r["method"], r["options"], r["shots"], r["domain"], r["eval_set"]))
     return rows
@@ -215,9 +233,11 @@ def rich_table(rows: list[dict], failed: list[dict]) -> Table:
 
 
 MAX_FLAGGED = 12
-FLAG_NOTE = (f"flag: ≤ majority = no better than always predicting the most frequent label; one label = the "
-             f"runs gave one label to ≥{COLLAPSED:.0%} of the inputs; then the most-predicted label and its share "
-             "(mean over runs)")
+FLAG_NOTE = (f"flag: ≤ majority = no better than always predicting the most frequent label; one label = each run "
+             f"gave one label to ≥{COLLAPSED:.0%} of the inputs (in k of n runs: those runs did, each judged on its "
+             f"own); {NO_CHANCE} = every candidate its selection tried scored at or below the majority baseline on "
+             "the held-out folds, so the choice shows nothing learnt; then the most-predicted label and its share "
+             "(mean over the collapsed runs, else over every run)")
 
 
 def flag_note(rows: list[dict]) -> str:

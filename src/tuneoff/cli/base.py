@@ -92,11 +92,14 @@ def warn_bad_rows(store) -> None:
             err.print(f"[yellow]warning:[/] {term(note)}", highlight=False)
 
 
-def print_recommendation(records: list[dict], budget) -> None:
-    """The answer, within `budget`, for these records (as `tuneoff recommend` and the report give it)."""
+def print_recommendation(records: list[dict], budget, scope: str = "") -> None:
+    """The answer, within `budget`, for these records (as `tuneoff recommend` and the report give it);
+    `scope` says which runs they are."""
     from tuneoff.report.answer import recommendation_blocks
     from tuneoff.report.frame import to_frame
     from tuneoff.report.terminal import print_blocks
 
     console.rule("recommendation")
+    if scope:
+        console.print(term(f"over {scope}"), highlight=False)
     print_blocks(console, recommendation_blocks(to_frame(records), budget)[0])

@@ -269,8 +269,10 @@ class SweepDisplay(_Display):
 
 def brief(rec: Record | dict) -> str:
     """One line on a finished run: its main metric per eval set (flagged at or below the majority
-    baseline, or collapsed onto one label), and how long it took."""
+    baseline, or collapsed onto one label), what its selection chose (flagged where no candidate
+    beat chance on its folds), and how long it took."""
     from tuneoff.describe import main_metric
+    from tuneoff.report.runflags import NO_CHANCE, above_chance
     from tuneoff.summary import flag_text, flags, majority_flag, top_label
 
     rec = load(rec)
@@ -285,6 +287,10 @@ def brief(rec: Record | dict) -> str:
         parts.append(f"{term(name)} {score:.3f}{note}")
     res = rec.resources or Resources()
     chosen = rec.selection.chosen_label if rec.selection else None
+    if chosen and above_chance(rec) is False:
+        chosen = f"{term(chosen)} [red]({NO_CHANCE})[/]"
+    elif chosen:
+        chosen = term(chosen)
     took = sum(res.get(f"{k}_time_s") or 0 for k in ("load", "setup", "train", "eval", "selection"))
-    return (f"{term(metric)}: {', '.join(parts)}" + (f"; chose {term(chosen)}" if chosen else "")
+    return (f"{term(metric)}: {', '.join(parts)}" + (f"; chose {chosen}" if chosen else "")
             + f" ({duration(took)})")

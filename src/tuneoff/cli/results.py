@@ -23,12 +23,13 @@ def show(results_dir: str = typer.Argument(..., help="a results folder")):
         console.print(f"runs: {store.counts()}")
 
 
-def _budget(max_train_time, max_memory, max_trainable_params, shots, domain):
+def _budget(max_train_time, max_memory, max_trainable_params, shots, domain, margin=None):
     from tuneoff.budget import BudgetError, budget_from
 
+    extra = {} if margin is None else {"margin": margin}
     try:
         return budget_from(max_train_time=max_train_time, max_memory=max_memory,
-                           max_trainable_params=max_trainable_params, shots=shots or None, domain=domain)
+                           max_trainable_params=max_trainable_params, shots=shots or None, domain=domain, **extra)
     except BudgetError as e:
         fail(str(e))
 
@@ -38,6 +39,8 @@ _MEMORY = typer.Option(None, "--max-memory", help="peak memory per run, e.g. 4GB
 _PARAMS = typer.Option(None, "--max-trainable-params", help="trainable parameters, e.g. 1M, 250k")
 _SHOTS = typer.Option(None, "--shots", help="answer for this shot count (repeatable); default every one")
 _DOMAIN = typer.Option(None, "--domain", help="in | out; default both")
+_MARGIN = typer.Option(None, "--margin", help="equivalence margin, absolute on the main metric (default 0.02): "
+                                              "'equivalent' needs TOST inside it")
 
 
 @app.command()
@@ -45,12 +48,13 @@ def recommend(
     results_dir: str = typer.Argument(..., help="a results folder"),
     max_train_time: Optional[str] = _TIME, max_memory: Optional[str] = _MEMORY,
     max_trainable_params: Optional[str] = _PARAMS, shots: Optional[list[int]] = _SHOTS,
-    domain: Optional[str] = _DOMAIN,
+    domain: Optional[str] = _DOMAIN, margin: Optional[float] = _MARGIN,
 ):
-    """Which method to use within a budget, per task and shot count: the best, the methods tied with
-    it (paired t-test, Holm), the cheapest of those that beats the majority baseline; the same answer
-    as the report's first section."""
-    budget = _budget(max_train_time, max_memory, max_trainable_params, shots, domain)
+    """Which method to use within a budget, per task and shot count: the best when the data separate
+    it from every other fitting method, the methods shown equivalent to it (TOST within the margin),
+    those not separated from it (with the smallest difference the cell could detect), and the cheapest
+    of the best and its equivalents by CPU time; the same answer as the report's first section."""
+    budget = _budget(max_train_time, max_memory, max_trainable_params, shots, domain, margin)
     with reading(results_dir) as store:
         print_recommendation(store.records(), budget)
         warn_bad_rows(store)
@@ -64,12 +68,12 @@ def report(
     csv: Optional[str] = typer.Option(None, "--csv", help="CSV of all runs (default RESULTS_DIR/runs.csv)"),
     max_train_time: Optional[str] = _TIME, max_memory: Optional[str] = _MEMORY,
     max_trainable_params: Optional[str] = _PARAMS, shots: Optional[list[int]] = _SHOTS,
-    domain: Optional[str] = _DOMAIN,
+    domain: Optional[str] = _DOMAIN, margin: Optional[float] = _MARGIN,
 ):
     """Write the comparison report: self-contained HTML, Markdown with the same tables, CSV of all runs."""
     from tuneoff.report import write_report
 
-    budget = _budget(max_train_time, max_memory, max_trainable_params, shots, domain)
+    budget = _budget(max_train_time, max_memory, max_trainable_params, shots, domain, margin)
     with reading(results_dir) as store:
         _writable_defaults(results_dir, output, csv)
         md = markdown or (str(Path(output).with_suffix(".md")) if output else None)

@@ -57,7 +57,9 @@ def _stopped(stop, store, plan, slots: int) -> None:
 
 def _conclude(store, records: list[dict], out, budget=None) -> None:
     """The results table of these runs, the folder's summary files and (a sweep) the answer for
-    its budget; exit 1 if a run failed."""
+    its budget over every run of the folder, earlier invocations' included, as `tuneoff recommend`
+    gives it; exit 1 if a run failed."""
+    from tuneoff.store import StoreError
     from tuneoff.summary import print_summary, write_folder_summary
 
     failed = print_summary(console, records)
@@ -65,7 +67,12 @@ def _conclude(store, records: list[dict], out, budget=None) -> None:
     warn_bad_rows(store)
     console.print(term(f"written: {md}, {csv_path} (every run in {out}/), {store.path}"), highlight=False)
     if budget is not None:
-        print_recommendation(records, budget)
+        try:
+            every = store.records()
+        except StoreError as e:
+            fail(str(e), code=1)
+        print_recommendation(every, budget, scope=f"every run in {out}/ ({len(every)}), as `tuneoff recommend` "
+                                                  "gives it")
     if failed:
         raise typer.Exit(1)
 
@@ -102,6 +109,10 @@ def sweep(
     cpus_per_run: int = typer.Option(1, help="ray: CPUs each run asks for when it gets no GPU"),
     retry_failed: bool = typer.Option(False, help="rerun runs recorded as failed (default: skip them)"),
     dry_run: bool = typer.Option(False, help="list the runs and their status; run nothing"),
+    until_decided: bool = typer.Option(False, "--until-decided",
+                                       help="then add data seeds to the cells whose recommendation is not decided, "
+                                            "round by round, until each is or holds --max-seeds splits"),
+    max_seeds: int = typer.Option(10, "--max-seeds", min=1, help="--until-decided: the most splits a cell may get"),
 ):
     """Run a grid of runs (methods x grid values x shots x seeds) into one results store; resumable."""
     from tuneoff.executors import ExecutorError, check_executor
@@ -146,7 +157,47 @@ def sweep(
         return
     records = _drive(plan, store, lambda progress, ex: SweepDisplay(progress, plan, ex.slots, sw.label, store),
                      executor, address, num_cpus, cpus_per_run)
+    if until_decided:
+        records = _until_decided(sw, store, out, max_seeds, executor, address, num_cpus, cpus_per_run)
     _conclude(store, records, out, sw.budget)
+
+
+def cell_states(records, budget) -> dict[tuple, bool | None]:
+    """Per (task, shots) cell of `records`: True where its answer (every domain's) is decided
+    (`report.claims.decided`), False where it is not and more data seeds may decide it, None where
+    they cannot (`claims.seeds_can_decide`: the differences left are below what the eval sample shows)."""
+    from tuneoff.report.claims import decided, seeds_can_decide
+    from tuneoff.report.frame import to_frame
+    from tuneoff.report.recommend import recommend
+
+    answers, _ = recommend(to_frame(records), budget)
+    out: dict[tuple, bool | None] = {}
+    for a in answers:
+        cell = (a.task, int(a.shots))
+        if decided(a):
+            out.setdefault(cell, True)
+        else:
+            out[cell] = False if (out.get(cell) is False or seeds_can_decide(a)) else None
+    return out
+
+
+def _until_decided(sw, store, out, max_seeds: int, *options) -> list[dict]:
+    """`--until-decided`: seeds added where the answer is not decided (`tuneoff.decide`); the records
+    of every run the sweep planned, the added ones included."""
+    from tuneoff.budget import Budget
+    from tuneoff.decide import until_decided
+    from tuneoff.plan import plan_store
+
+    def drive(new) -> None:
+        plan = plan_store(new, store, False)
+        console.print(term(f"--until-decided: {len(new)} run(s) on new data seeds, {len(plan.todo)} to run"),
+                      highlight=False)
+        _drive(plan, store, lambda progress, ex: SweepDisplay(progress, plan, ex.slots, sw.label, store), *options)
+
+    runs = until_decided(sw.runs, lambda: cell_states(store.records(), sw.budget or Budget()), drive, out,
+                         max_seeds)
+    ids = {r.run_id() for r in runs}
+    return [r for r in store.records() if r.run_id in ids]
 
 
 GROUPS_SHOWN = 20  # the dry run's lines of prices: one per (task, model, method, shots), up to this many

@@ -1,6 +1,6 @@
 """The recommendation as report blocks: one sentence per (task, shots, domain), the budget and the
 figures it was checked on, the rule, and a table per answer. `tuneoff recommend` prints these same
-blocks, so the terminal and the report say the same thing."""
+blocks, so the terminal and the report say the same thing, under the one rule of `report.claims`."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,19 +9,20 @@ import pandas as pd
 from tuneoff.budget import Budget
 from tuneoff.metrics import direction
 from tuneoff.report.blocks import Bullets, Cell, Table, Text, count, msn, num, pval
-from tuneoff.report.recommend import ALPHA, AXES, MIN_PAIRS, TEST, Answer, recommend
+from tuneoff.report.claims import SEPARATED, rule_text
+from tuneoff.report.recommend import AXES, Answer, recommend
 
-RULE = (f"How it is decided: a candidate is a method on a model; its score per run is the task's main metric "
-        f"averaged over the eval sets of the domain. It fits the budget when its worst run does. The best is "
-        f"the fitting candidate with the highest mean; each other fitting candidate is compared with it on the "
-        f"runs that share a few-shot split (same data seeds, same split checksum) by a {TEST}; "
-        f"the p-values are Holm-corrected for the number of comparisons (alpha {ALPHA}). Tied = not significantly worse, or fewer than "
-        f"{MIN_PAIRS} pairs. The cheapest of the tied set is the one with the least training time, then the "
-        "fewest trainable parameters, then the least memory, among those that beat chance: the 95% Student-t "
-        "interval over splits of the score minus the majority baseline (always the most frequent label, on the "
-        "same eval sets) lies above 0. When neither the best nor any method tied with it beats chance, there is "
-        "no recommendation. With few splits almost nothing separates: "
-        "that is what the data says, not a tie in the methods.")
+RULE = ("How it is decided: a candidate is a method on a model; its score per run is the task's main metric "
+        "averaged over the eval sets of the domain. It fits the budget when its worst run does. The best is "
+        "the fitting candidate with the highest mean; each other fitting candidate is compared with it under the "
+        "rule below, Holm-corrected over those comparisons. The answer is decided when every other fitting "
+        "candidate is worse (verdict best) or worse or equivalent (verdict equivalent); then the cheapest of the "
+        "best and its equivalents that beats chance is named, by CPU time (set-up + training + selection, the mean "
+        "run; other load on the machine moves it far less than wall time), then FLOPs, trainable parameters and "
+        "memory. Beating chance: the 95% interval, over splits and the eval sample, of the score minus the "
+        "majority baseline (always the most frequent label, on the same eval sets) lies above 0. When a fitting "
+        "candidate is not separated from the best there is no winner and no cheapest (verdict not separated); "
+        "when neither the best nor any candidate not separated from it beats chance, no recommendation. ")
 MARGIN = {1: "mean score minus the majority baseline",
           -1: "the majority baseline minus the mean score (lower is better)"}
 LOWER_RULE = (" For a metric where lower is better the best is the fitting candidate with the lowest mean, "
@@ -39,29 +40,41 @@ def budget_text(budget: Budget, names: dict[str, str]) -> str:
         scope.append("shots " + ", ".join(map(str, budget.shots)))
     if budget.domain:
         scope.append("in-domain only" if budget.domain == "in" else "out-of-domain only")
-    return "Budget: " + "; ".join(parts) + "." + (f" For: {'; '.join(scope)}." if scope else "")
+    return ("Budget: " + "; ".join(parts) + f". Equivalence margin ±{budget.margin:g} on the main metric."
+            + (f" For: {'; '.join(scope)}." if scope else ""))
 
 
 def _status(row, a: Answer) -> str:
     if not row["fits"]:
         return "over: " + row["why_out"]
-    cheap = ", cheapest" if row["candidate"] == a.cheapest and a.tied else ""
+    cheap = ", cheapest" if row["candidate"] == a.cheapest and a.verdict == "equivalent" else ""
     chance = ", not above chance" if not row["beats_chance"] else ""
     if row["candidate"] == a.best:
         return "best" + cheap + chance
     if not a.best:
         return "–"
-    if np.isnan(row["p_holm"]):
-        return "tied (too few pairs)" + cheap + chance
-    return ("tied" + cheap + chance) if row["tied"] else "worse" + chance
+    if row["claim"] == SEPARATED:
+        return "worse" + chance
+    return row["says"] + cheap + chance
 
 
-def _margin(row, sign: int) -> str:
+def _margin(row, sign: int, key: str = "margin_lo") -> str:
     """The mean margin over the majority baseline (better is above 0) and its 95% lower end."""
     if not np.isfinite(row["baseline"]):
         return "–"
     d = sign * (row["mean"] - row["baseline"])
-    return f"{d:+.3f} ({row['margin_lo']:+.3f})" if np.isfinite(row["margin_lo"]) else f"{d:+.3f}"
+    return f"{d:+.3f} ({row[key]:+.3f})" if np.isfinite(row[key]) else f"{d:+.3f}"
+
+
+def flops(x) -> str:
+    """1.23e14 -> 1.2e14; "–" where not recorded."""
+    return "–" if not np.isfinite(x) else f"{x:.2g}".replace("e+", "e")
+
+
+def _old(row, sign: int) -> str:
+    """The split-only figures of earlier releases: the margin's 95% lower end, p Holm."""
+    lo = f"{row['margin_lo_old']:+.3f}" if np.isfinite(row["baseline"]) and np.isfinite(row["margin_lo_old"]) else "–"
+    return f"{lo} · {pval(row['p_holm_old'])}"
 
 
 def answer_table(a: Answer) -> Table:
@@ -69,22 +82,27 @@ def answer_table(a: Answer) -> Table:
     c = a.candidates.assign(better=sign * a.candidates["mean"])
     c = c.sort_values(["fits", "better"], ascending=[False, False])
     margin = "− majority (95% low)" if sign > 0 else "majority − (95% low)"
-    header = ["method · model", f"{a.metric} ± std (n)", margin, "train s", "memory MB", "trainable",
-              "pairs", "p", "p Holm", "verdict"]
+    header = ["method · model", f"{a.metric} ± std (n)", margin, "CPU s", "FLOPs", "train s", "MB", "trainable",
+              "pairs", "p Holm", "split-only, old", "verdict"]
     rows = []
     for _, r in c.iterrows():
         status = _status(r, a)
         rows.append([Cell(r["candidate"], bold=r["candidate"] in (a.best, a.cheapest)),
-                     Cell(msn(r["mean"], r["std"], r["n"])), Cell(_margin(r, sign)), Cell(num(r["train_time"], 1)),
-                     Cell(num(r["memory"], 0)), Cell(count(r["trainable_params"])), Cell(str(int(r["pairs"])) if r["pairs"] else "–"),
-                     Cell(pval(r["p"])), Cell(pval(r["p_holm"])),
+                     Cell(msn(r["mean"], r["std"], r["n"])), Cell(_margin(r, sign)), Cell(num(r["cpu_time"], 0)),
+                     Cell(flops(r["flops"])), Cell(num(r["train_time"], 0)), Cell(num(r["memory"], 0)),
+                     Cell(count(r["trainable_params"])), Cell(str(int(r["pairs"])) if r["pairs"] else "–"),
+                     Cell(pval(r["p_holm"])), Cell(_old(r, sign)),
                      Cell(status, cls="yes" if status.startswith("best") else "")])
     where = "in-domain" if a.domain == "in" else "out-of-domain"
     return Table(header, rows, title=f"{a.task} · {a.shots} shots · {where} ({', '.join(a.eval_sets)}): {a.verdict}",
-                 note=f"{margin.split(' (')[0]}: {MARGIN[sign]}, in brackets the lower end of its 95% "
-                      "interval over splits (not above chance: that end is not above 0); p: paired t-test against "
-                      "the best; p Holm: Holm-adjusted over this table's comparisons; costs are each method's worst run; cheapest: "
-                      "of the best and those tied with it that beat chance.")
+                 note=f"{margin.split(' (')[0]}: {MARGIN[sign]}, in brackets the lower end of its 95% interval over "
+                      "splits and the eval sample (not above chance: that end is not above 0); p Holm: the two-level "
+                      "paired t-test against the best, Holm-adjusted over this table's comparisons; split-only, old: "
+                      "the 95% lower end · p Holm over splits alone, as earlier releases gave them (they decide "
+                      "nothing); CPU s: set-up + training + selection CPU time, mean run, the cheapest's cost; FLOPs: "
+                      "training + selection, approximate, mean run; train s (wall time), MB (peak memory), trainable: "
+                      "the worst run, the budget's figures; cheapest: of the best and those equivalent to it that "
+                      "beat chance.")
 
 
 def recommendation_blocks(frame: pd.DataFrame, budget: Budget | None = None) -> tuple[list, list[Answer]]:
@@ -97,6 +115,7 @@ def recommendation_blocks(frame: pd.DataFrame, budget: Budget | None = None) -> 
     notes = list(dict.fromkeys(n for a in answers for n in a.notes))  # each domain's answer names the same
     if notes:
         blocks.append(Bullets(notes, kind="warn"))
-    blocks.append(Text(RULE + (LOWER_RULE if any(direction(a.metric) < 0 for a in answers) else "")))
+    lower = LOWER_RULE if any(direction(a.metric) < 0 for a in answers) else ""
+    blocks.append(Text(RULE + rule_text(answers[0].rule) + lower))
     blocks += [answer_table(a) for a in answers]
     return blocks, answers

@@ -34,13 +34,16 @@ _slug = slug  # a figure's file stem
 
 
 def build_sections(records: list[dict], n_boot: int = N_BOOT, seed: int = 0,
-                   store_notes: list[str] = (), budget: Budget | None = None) -> tuple[list[Section], dict]:
+                   store_notes: list[str] = (), budget: Budget | None = None,
+                   splits: dict | None = None) -> tuple[list[Section], dict]:
     """The report as format-neutral sections, plus the tables it was built from
-    ({"frame", "aggregate", "paired", "runs", "answers"}). `budget` limits the recommendation."""
+    ({"frame", "aggregate", "paired", "runs", "answers"}). `budget` limits the recommendation;
+    `splits`: per (task, shots), how many splits `--until-decided` gave the cell and why."""
     frame = to_frame(records)
     agg = aggregate(frame, all_metric_names())
     run_df = runs(frame) if len(frame) else frame
-    tests = paired_tests(frame, n_boot=n_boot, seed=seed)
+    margin = (budget or Budget()).margin  # the one rule of `report.claims`, with the budget's margin
+    tests = paired_tests(frame, n_boot=n_boot, seed=seed, margin=margin)
     sec = {sid: Section(sid, title) for sid, title in SECTIONS}
 
     warn = warnings(frame, agg, run_df) if len(run_df) else ["No runs recorded in this results folder."]
@@ -63,16 +66,22 @@ def build_sections(records: list[dict], n_boot: int = N_BOOT, seed: int = 0,
         for sid in ("leaderboard", "learning-curves", "in-vs-out", "cost", "calibration", "forgetting", "subsets"):
             sec[sid].blocks.append(Text(NO_RUNS))
 
-    sec["paired"].blocks.append(Text(claim_rule(n_boot, seed, ALPHA, MIN_PAIRS)))
+    sec["paired"].blocks.append(Text(claim_rule(n_boot, seed, ALPHA, MIN_PAIRS, margin)))
     if len(tests):
-        n_sig = int(tests["significant"].sum())
-        sec["paired"].blocks.append(Text(f"{len(tests)} comparisons on each task's main metric (overall "
-                                         f"score of each eval set); {n_sig} significant under this rule."))
+        n_sig, n_eq = int(tests["significant"].sum()), int(tests["equivalent"].sum())
+        sec["paired"].blocks.append(Text(
+            f"{len(tests)} comparisons on each task's main metric (overall score of each eval set); {n_sig} "
+            f"separated and {n_eq} equivalent within ±{margin:g} under this rule (split-only, old: "
+            f"{int(tests['significant_old'].sum())} significant)."))
         sec["paired"].blocks.append(paired_table(tests))
     else:
         sec["paired"].blocks.append(Text("No comparisons: fewer than two methods with finished runs."))
     sec["selection"].blocks += selection_blocks(records)
     sec["protocol"].blocks += protocol_blocks(frame, run_df, records)
+    if splits:  # `tuneoff sweep --until-decided`: where seeds were added, and why
+        sec["protocol"].blocks += [Text("Splits per cell: `--until-decided` added data seeds where the answer was "
+                                        "not decided (decisions.jsonl):"),
+                                   Bullets([f"{t} at {n} shots: {why}" for (t, n), why in sorted(splits.items())])]
     return list(sec.values()), {"frame": frame, "aggregate": agg, "paired": tests, "runs": run_df,
                                 "answers": answers}
 
@@ -88,7 +97,7 @@ def _recommendation(section: Section, frame, budget: Budget | None) -> list:
         png, notes = decision_plots.recommendation_front(a, budget.limits())
         _figure(section, png, notes, _slug("front", a.task, a.shots, a.domain),
                 f"{a.task}, {a.shots} shots, {a.domain}-domain: {a.metric} (mean ± std over splits) against each "
-                "budget figure (worst run); star = best that fits, orange = tied with it, x = over budget; "
+                "budget figure (worst run); star = best that fits, orange = not separated from it, x = over budget; "
                 "the line is the Pareto front of the methods that fit.")
     return answers
 
@@ -187,8 +196,10 @@ def write_report(results_dir, html_path=None, md_path=None, csv_path=None,
     md_path = Path(md_path) if md_path else results_dir / "report.md"
     csv_path = Path(csv_path) if csv_path else results_dir / "runs.csv"
     note = store.bad_rows_note()
+    from tuneoff.decide import cell_lines, read_log
+
     sections, tables = build_sections(records, n_boot=n_boot, seed=seed, store_notes=[note] if note else [],
-                                      budget=budget)
+                                      budget=budget, splits=cell_lines(read_log(results_dir)))
     title = f"tuneoff report — {results_dir.resolve().name}"
     written: dict[str, Path] = {}
 

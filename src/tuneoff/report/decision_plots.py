@@ -1,5 +1,6 @@
 """Figures for deciding: the recommendation's Pareto front (score against each budget axis, the
-tied set highlighted, the limit drawn) and reliability diagrams (calibration). PNG bytes, Agg."""
+methods not separated from the best highlighted, the limit drawn) and reliability diagrams
+(calibration). PNG bytes, Agg."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,8 @@ from tuneoff.report.plots import _floor, _log_axis, _png, _t, plt
 from tuneoff.report.recommend import AXES, Answer
 from tuneoff.report.stats import pareto_front
 
-STYLE = {"best": dict(color="tab:green", marker="*", s=160), "tied": dict(color="tab:orange", marker="o", s=60),
+STYLE = {"best": dict(color="tab:green", marker="*", s=160),
+         "not separated": dict(color="tab:orange", marker="o", s=60),
          "worse": dict(color="tab:grey", marker="o", s=36), "over budget": dict(color="tab:grey", marker="x", s=36)}
 
 
@@ -23,12 +25,13 @@ def _kind(row, a: Answer) -> str:
         return "over budget"
     if row["candidate"] == a.best:
         return "best"
-    return "tied" if row["candidate"] in a.tied or not a.best else "worse"
+    return "not separated" if row["candidate"] in a.tied or not a.best else "worse"
 
 
 def recommendation_front(a: Answer, limits: dict[str, float]):
     """One panel per budget axis: mean score (±1 std) of each candidate against its worst-run cost;
-    the best starred, the tied set in orange, the Pareto front of the fitting candidates, the limit dashed."""
+    the best starred, those not separated from it in orange, the Pareto front of the fitting
+    candidates, the limit dashed."""
     c = a.candidates.copy()
     if c.empty:
         return None, ["no candidates"]
@@ -51,7 +54,7 @@ def recommendation_front(a: Answer, limits: dict[str, float]):
                 ax.scatter(xc[k], c["mean"][k], label=kind, zorder=4, edgecolor="black" if kind != "over budget"
                            else None, linewidths=0.4, **st)
         for xi, (_, r) in zip(xc, c.iterrows()):
-            if r["kind"] in ("best", "tied") and np.isfinite(xi):
+            if r["kind"] in ("best", "not separated") and np.isfinite(xi):
                 ax.annotate(_t(r["candidate"]), (xi, r["mean"]), xytext=(4, 3), textcoords="offset points", fontsize=7)
         fit = np.asarray(c["fits"]) & np.isfinite(xc)
         idx = np.flatnonzero(fit)

@@ -16,6 +16,7 @@ from tuneoff.describe import DEFAULT_METRIC, Label, labels, main_metric, method_
 from tuneoff.metrics import label_metric_names, prob_metric_names
 from tuneoff.record import EvalSet, Overall, Record, Resources, Scores, load
 from tuneoff.report.edges import to_json as edges_json
+from tuneoff.report.runflags import above_chance, chance_level, collapsed, labels_seen, labels_why, top
 
 RESOURCES = ("params_total", "params_trainable", "peak_memory_mb", "memory_baseline_mb", "memory_run_mb",
              "peak_cuda_mb", "load_time_s", "load_cpu_s", "setup_time_s", "setup_cpu_s", "train_time_s",
@@ -48,14 +49,17 @@ def row_columns() -> list[str]:
     """The columns of one (eval set, subset) row: the label metrics of `tuneoff.metrics` on every
     row, its probability metrics (ece, brier) on overall rows only."""
     return ["eval_set", "domain", "subset", "n", *label_metric_names(), "majority_label", "pred_dist",
-            *prob_metric_names(), "reliability"]
+            "top_label", "top_share", "collapsed", *prob_metric_names(), "reliability"]
 
 
 FORGETTING = ["lm_loss_before", "lm_loss_after", "lm_loss_delta", "forgetting_note"]  # per run (tuneoff.forgetting)
 SPLIT_COLUMNS = ["split_checksum", "split_n", "train_pool"]
+# per run (`report.runflags`): labelled examples seen (selection included) and where those beyond its
+# split came from; whether its selection found a candidate above chance, and that chance level; the
+# eval sets it collapsed on (a JSON list)
+FLAG_COLUMNS = ["labels_seen", "labels_why", "selection_above_chance", "selection_chance", "collapsed_on"]
 
 # what identifies one cell of a comparison; seeds (data_seed, seed) vary inside it
-COLLAPSED = 0.95  # a run that gives one label to at least this share of an eval set has collapsed
 GROUP_KEYS = ["task", "model", "method_label", "variant", "pattern", "shots", "eval_set", "domain", "subset"]
 
 
@@ -88,6 +92,10 @@ def _run_fields(rec: Record, label: Label) -> dict:
         "final_loss": float(losses[-1]) if losses else np.nan,
         "notes": " | ".join(str(n) for n in rec.notes or []),
         "selection_edges": edges_json(rec.selection),  # choices on an edge of their search (`report.edges`)
+        "labels_seen": labels_seen(rec), "labels_why": labels_why(rec),
+        "selection_above_chance": above_chance(rec), "selection_chance": chance_level(rec),
+        "collapsed_on": json.dumps([es for es, m in (rec.metrics or {}).items()
+                                    if m.overall and collapsed((top(m.overall.pred_dist) or ("", None))[1])]),
     }
     for k in FORGETTING[:3]:
         row[k] = fg.get(k, np.nan) if fg else np.nan
@@ -114,8 +122,10 @@ def _metric_rows(metrics: dict[str, EvalSet] | None) -> list[dict]:
         base = {"eval_set": es, "domain": m.domain}
         overall = m.overall or Overall()
         cal = {k: float(v) if (v := overall.get(k)) is not None else np.nan for k in prob_metric_names()}
+        label, share = top(overall.pred_dist) or (None, np.nan)
         rows.append({**base, "subset": "overall", **_scores(overall, m.n), **cal,
                      "pred_dist": json.dumps(overall.pred_dist or {}, sort_keys=True),
+                     "top_label": label, "top_share": share, "collapsed": collapsed(share) if label else None,
                      "reliability": json.dumps(overall.reliability.to_dict()) if overall.reliability else None})
         if m.majority is not None:
             rows.append({**base, "subset": "majority", **_scores(m.majority, m.n), "majority_label": m.majority.label})
@@ -145,15 +155,15 @@ def to_frame(records: list[Record | dict]) -> pd.DataFrame:
             rows.append({**run})
         for mr in metric_rows:
             rows.append({**run, **mr})
-    cols = (RUN_COLUMNS + row_columns() + SPLIT_COLUMNS + ["final_loss", "notes", "selection_edges"] + list(RESOURCES)
-            + FORGETTING)
+    cols = (RUN_COLUMNS + row_columns() + SPLIT_COLUMNS + ["final_loss", "notes", "selection_edges"] + FLAG_COLUMNS
+            + list(RESOURCES) + FORGETTING)
     frame = pd.DataFrame(rows)
     for c in cols:
         if c not in frame.columns:
             frame[c] = np.nan
     frame = frame[cols + [c for c in frame.columns if c not in cols]]
     frame["pattern"] = frame["pattern"].astype(object).where(frame["pattern"].notna(), None)
-    for c in ("shots", "data_seed", "seed", "n"):
+    for c in ("shots", "data_seed", "seed", "n", "labels_seen"):
         frame[c] = pd.to_numeric(frame[c], errors="coerce").astype("Int64")
     return frame
 
@@ -187,6 +197,35 @@ def runs(frame: pd.DataFrame) -> pd.DataFrame:
     row = row_columns()
     keep = [c for c in frame.columns if c not in row]
     return frame.drop_duplicates("run_id")[keep].reset_index(drop=True)
+
+
+CELL = ["task", "model", "variant", "shots", "eval_set"]  # a cell as a table shows it
+
+
+def collapse_counts(frame: pd.DataFrame, keys=CELL) -> pd.DataFrame:
+    """Per cell of `keys` that holds a run whose predictions collapsed onto one label: its runs with
+    predictions recorded (`runs`), the collapsed ones (`collapsed`), their label(s) and mean share."""
+    d = done_rows(frame)
+    d = d[(d["subset"] == "overall") & d["top_share"].notna()]
+    rows = []
+    for key, g in d.groupby(list(keys), dropna=False, sort=True):
+        c = g[g["collapsed"].eq(True)]
+        if len(c):
+            rows.append({**dict(zip(keys, key)), "runs": g["run_id"].nunique(), "collapsed": c["run_id"].nunique(),
+                         "label": "/".join(sorted(set(c["top_label"]))), "share": float(c["top_share"].mean())})
+    return pd.DataFrame(rows, columns=[*keys, "runs", "collapsed", "label", "share"])
+
+
+def collapsed_cells(runs: pd.DataFrame) -> dict[tuple, tuple[int, int]]:
+    """(variant, shots, eval set) -> (its runs that collapsed on that eval set, its done runs), from the
+    table of one row per run (`runs`), for a table built without eval-set rows (a leaderboard)."""
+    done = runs[runs["status"] == "done"]
+    out: dict[tuple, tuple[int, int]] = {}
+    for (v, s), g in done.groupby(["variant", "shots"], dropna=False):
+        sets = [es for c in g["collapsed_on"].dropna() for es in json.loads(c)]
+        for es in dict.fromkeys(sets):
+            out[(v, s, es)] = (sets.count(es), len(g))
+    return out
 
 
 def eval_sets_in_order(frame: pd.DataFrame) -> list[tuple[str, str]]:

@@ -1,6 +1,8 @@
 """What was run and on what (the protocol), and the warnings a reader must see before the numbers:
-failed runs, scores at or below the majority baseline, collapsed predictions, splits that do not
-match their seeds, several runs of one setting on one split pooled into one cell."""
+failed runs, scores at or below the majority baseline, runs whose predictions collapsed (each run
+judged on its own: "1 of 5 runs collapsed"), selections with no candidate above chance on their
+folds, comparisons whose methods saw different numbers of labels, splits that do not match their
+seeds, several runs of one setting on one split pooled into one cell."""
 from __future__ import annotations
 
 import json
@@ -8,12 +10,16 @@ import json
 import numpy as np
 import pandas as pd
 
+from tuneoff.describe import method_options
 from tuneoff.identity import current_layout
 from tuneoff.metrics import direction, not_better
 from tuneoff.record import Record, Selection, load
 from tuneoff.report.blocks import Bullets, Table, Text, cells, num
 from tuneoff.report.edges import space_text
-from tuneoff.report.frame import COLLAPSED, done_rows, frame_metric
+from tuneoff.report.frame import CELL, collapse_counts, done_rows, frame_metric
+from tuneoff.report.labels import labels_table, labels_warning
+from tuneoff.report.runflags import COLLAPSED, NO_CHANCE, above_chance, collapse_text, of_runs
+from tuneoff.report.searched import chosen_texts, shown
 from tuneoff.report.tables import frame_table
 
 MAX_LISTED = 12
@@ -48,16 +54,7 @@ def warnings(frame: pd.DataFrame, agg: pd.DataFrame, runs: pd.DataFrame) -> list
     if below:
         out.append(("No better than" if lower else "At or below") + " the majority baseline (no better than "
                    "always predicting the most frequent label): " + "; ".join(_cap(below)))
-    # collapsed predictions
-    ov = done_rows(frame)
-    ov = ov[(ov["subset"] == "overall") & ov["pred_dist"].notna()]
-    if len(ov):
-        top = ov["pred_dist"].map(lambda s: max(json.loads(s).values(), default=np.nan) if s else np.nan)
-        share = ov.assign(top=top).groupby(["task", "model", "variant", "shots", "eval_set"])["top"].mean()
-        coll = [f"{t}/{mo}: {v} at {int(s)} shots on {es} ({p:.0%} one label)"
-                for (t, mo, v, s, es), p in share.items() if p >= COLLAPSED]
-        if coll:
-            out.append(f"Predictions collapsed onto one label (≥{COLLAPSED:.0%} of predictions): " + "; ".join(_cap(coll)))
+    out += _collapse_warning(frame) + _chance_warning(runs) + labels_warning(runs)
     # splits
     d = runs[(runs["status"] == "done") & runs["split_checksum"].notna()]
     if len(d):
@@ -81,6 +78,34 @@ def warnings(frame: pd.DataFrame, agg: pd.DataFrame, runs: pd.DataFrame) -> list
     if len(agg) and agg["count"].max() <= 1:
         out.append("One run per configuration: no standard deviation (shown as –) and no paired test.")
     return out
+
+
+def _collapse_warning(frame: pd.DataFrame) -> list[str]:
+    c = collapse_counts(frame)
+    items = [f"{t}/{mo}: {v} at {int(s)} shots on {es}: {collapse_text(k, n, lab, sh)}"
+             for t, mo, v, s, es, n, k, lab, sh in c.itertuples(index=False)]
+    return [f"Predictions collapsed onto one label (a run giving one label to ≥{COLLAPSED:.0%} of an eval set, each "
+            "run judged on its own; listed under Protocol): " + "; ".join(_cap(items))] if items else []
+
+
+def no_chance(runs: pd.DataFrame) -> list[tuple]:
+    """(task, model, variant, shots, runs whose selection had no candidate above chance, done runs) per
+    cell that has one."""
+    d = runs[runs["status"] == "done"]
+    out = []
+    for (t, mo, v, s), g in d.groupby(["task", "model", "variant", "shots"], sort=True, dropna=False):
+        k = int(g["selection_above_chance"].eq(False).sum())
+        if k:
+            out.append((t, mo, v, s, k, len(g)))
+    return out
+
+
+def _chance_warning(runs: pd.DataFrame) -> list[str]:
+    items = [f"{t}/{mo}: {v} at {int(s)} shots" + ("" if k == n else f" ({of_runs(k, n)})")
+             for t, mo, v, s, k, n in no_chance(runs)]
+    return [f"Selection found {NO_CHANCE} (every candidate scored at or below the majority baseline on the "
+            "held-out folds: the choice is the best of settings that showed nothing learnt): "
+            + "; ".join(_cap(items))] if items else []
 
 
 def _join(values) -> str:
@@ -129,6 +154,8 @@ def protocol_blocks(frame: pd.DataFrame, runs: pd.DataFrame, records: list[Recor
                    train_pool=("train_pool", _join), runs=("run_id", "count")).reset_index())
         blocks.append(frame_table(sp, "Few-shot splits",
                                   note="One checksum per (task, shots, data_seed): every method saw the same examples."))
+    blocks += labels_table(runs)
+    blocks += _collapsed_runs(frame)
     blocks += _methods(runs, records)
     blocks += _env(records)
     notes = [n for r in records for n in (r.notes or [])]
@@ -138,18 +165,36 @@ def protocol_blocks(frame: pd.DataFrame, runs: pd.DataFrame, records: list[Recor
     return blocks
 
 
+def _collapsed_runs(frame: pd.DataFrame) -> list:
+    """Every run whose predictions collapsed on an eval set, with how many of its cell's runs did."""
+    d = done_rows(frame)
+    d = d[(d["subset"] == "overall") & d["collapsed"].eq(True)]
+    if d.empty:
+        return []
+    counts = {tuple(r[:5]): (r[6], r[5]) for r in collapse_counts(frame).itertuples(index=False)}
+    rows = [cells([r["run_id"], r["task"], r["model"], r["variant"], int(r["shots"]), r["data_seed"], r["seed"],
+                   r["eval_set"], f"{r['top_share']:.0%} {r['top_label']}",
+                   f"{of_runs(*counts[tuple(r[c] for c in CELL)])} collapsed"]) for _, r in d.iterrows()]
+    return [Table(["run", "task", "model", "method", "shots", "data_seed", "seed", "eval set", "predicted",
+                   "its cell"], rows, title="Runs whose predictions collapsed onto one label",
+                  note=f"A run that gave one label to ≥{COLLAPSED:.0%} of an eval set, each run judged on its own; "
+                       "its cell (method, shots, eval set) pools it with the runs beside it, so a mean can hide it.")]
+
+
 def _methods(runs: pd.DataFrame, records: list[Record]) -> list:
     by_id = {r.run_id: r for r in records}
     rows, prompts = [], []
     for (task, variant), g in runs.groupby(["task", "variant"], sort=True):
         recs = [by_id[i] for i in g["run_id"] if i in by_id]
-        opts = _join(g["method_options"])
+        texts = chosen_texts(recs)
+        opts = _join(json.dumps(shown(method_options(r), "method.", texts), sort_keys=True) for r in recs)
         configs = [current_layout(r.config or {}) for r in recs]  # old records: max_length in train
-        max_length = _join(c.get("max_length") for c in configs)
-        sels = [r.selection for r in recs]
-        chosen = {k for sel in sels if sel for k in [*(sel.space or {}), *(sel.chosen or {})]}
-        train = _join(json.dumps(_train_settings(c.get("train"), chosen), sort_keys=True) for c in configs)
-        selection = _join(_selection_text(sel) for sel in sels)
+        max_length = texts.get("max_length") or _join(c.get("max_length") for c in configs)
+        train = _join(json.dumps(shown(c.get("train"), "train.", texts), sort_keys=True) for c in configs)
+        selection = _join(_selection_text(r.selection) for r in recs)
+        k = sum(above_chance(r) is False for r in recs)
+        if k:
+            selection += f"; {NO_CHANCE}" + ("" if k == len(recs) else f" ({of_runs(k, len(recs))})")
         rows.append([task, variant, opts, max_length, train, selection])
         prompt = next((r.prompt for r in recs if r.prompt), None)
         if prompt:
@@ -157,8 +202,9 @@ def _methods(runs: pd.DataFrame, records: list[Record]) -> list:
     blocks: list = [Table(["task", "method", "options", "max_length", "training settings (config.train)",
                            "hyperparameter selection"],
                           [cells(r) for r in rows], title="Methods",
-                          note="\"selected\": chosen per run by the selection beside it (the values chosen are "
-                               "under Hyperparameter selection); the config's value was not used.")]
+                          note="\"selected: v\": the value the selection chose (several: each with its runs, "
+                               "most frequent first); the config's value was not used. stop_epochs none: the "
+                               "chosen length was trained whole.")]
     if prompts:
         blocks.append(Text("An eval example as each templated method saw it (verbatim; icl's demonstrations "
                            "come from the few-shot training set):"))
@@ -177,13 +223,6 @@ def _eval_caps(records: list[Record]) -> dict[str, str]:
         cap = ((r.config or {}).get("eval") or {}).get("max_examples")
         caps.setdefault(r.task, set()).add("none" if cap is None else cap)
     return {t: _join(v) for t, v in caps.items()}
-
-
-def _train_settings(train, chosen: set[str]):
-    """config.train with each key that a selection chose shown as "selected"."""
-    if not isinstance(train, dict):
-        return train
-    return {k: ("selected" if f"train.{k}" in chosen else v) for k, v in train.items()}
 
 
 def _selection_text(sel: Selection | None) -> str:

@@ -1,26 +1,30 @@
 """The answer a user came for: per task, shot count and eval domain, the best method (over every
-model in the store) that fits a budget, the methods statistically tied with it, and the cheapest
-of those.
+model in the store) that fits a budget, what the data can say of every other fitting method
+against it, and, where that is decided, the cheapest of the best and the methods equivalent to it.
 
 - A candidate is a method variant on a model ("pattern · smollm2-135m"); its score per run is the
-  task's main metric, averaged over the eval sets of the domain.
+  task's main metric, averaged over the eval sets of the domain, with its eval-sample variance
+  (`report.claims.eval_variance`, summed over those sets / their count squared).
 - It fits the budget when every one of its runs does (worst run), on the figures `budget_figures`
   names; a candidate without the figure a limit needs is left out, with that reason.
 - The best is the fitting candidate with the best mean: the highest, or the lowest for a metric
-  where lower is better (`tuneoff.metrics.direction`). Every other fitting candidate is
-  compared with it on the runs that share a few-shot split (same data_seed and seed, same split
-  checksum) by a two-sided paired t-test (scipy.stats.ttest_rel); the p-values are Holm-corrected
-  over those comparisons. Tied = Holm-adjusted p >= ALPHA, or fewer than MIN_PAIRS pairs.
-- A candidate beats chance when the 95% interval over its runs (Student t) of its margin over the
-  majority baseline (always the most frequent label, on the same eval sets) lies above 0: its score
-  minus the baseline, or the baseline minus its score where lower is better. Only such
-  a candidate is named the cheapest: a method tied with the best because nothing separates, but no
-  better than always saying one label, is no answer. (Records without the majority baseline are not
-  checked.)
-- No recommendation (said plainly) when nothing fits, when only one candidate fits, when the
-  best has fewer than MIN_PAIRS runs, or when neither the best nor any method tied with it is shown
-  to beat the majority baseline; "the data cannot separate them" when every other fitting
-  candidate is tied with the best.
+  where lower is better (`tuneoff.metrics.direction`). Every other fitting candidate is compared
+  with it on the runs that share a few-shot split under the one rule of `report.claims` (the rule
+  of the report's paired comparisons too): worse (separated), equivalent within the budget's
+  margin (TOST), not separated (with the smallest difference it could have detected), or too few
+  pairs; Holm over those comparisons.
+- A candidate beats chance when the 95% interval of its margin over the majority baseline (always
+  the most frequent label, on the same eval sets), over splits and the eval sample
+  (`claims.interval`), lies above 0: its score minus the baseline, or the baseline minus its score
+  where lower is better. (Records without the majority baseline are not checked.)
+- Verdicts: "best" (every other fitting candidate worse), "equivalent" (every other worse or shown
+  equivalent), both decided (`claims.decided`) and naming the cheapest of the best and its
+  equivalents that beats chance, by CPU time (set-up + training + selection, the mean run:
+  `method_cpu_s`, which other load on the machine moves far less than wall time; FLOPs beside it);
+  "not separated" (some fitting candidate is neither worse nor equivalent: no winner and no
+  cheapest is named); "not above chance" (neither the best nor any candidate not separated from it
+  is shown to beat the majority baseline); "no recommendation" (nothing fits, one candidate fits,
+  or the best has fewer runs than a test needs).
 """
 from __future__ import annotations
 
@@ -31,27 +35,20 @@ import pandas as pd
 
 from tuneoff.budget import Budget
 from tuneoff.metrics import direction
+from tuneoff.report import wording
+from tuneoff.report.claims import (EQUIVALENT, NOT_SEPARATED, SEPARATED, TOO_FEW, Rule, compare,
+                                   decided, eval_variance, interval, judge, one_label, phrase)
 from tuneoff.report.edges import Edge, from_json
 from tuneoff.report.frame import done_rows, frame_metric, memory_column
-from tuneoff.report.stats import holm, paired_t, t_interval
 
-ALPHA = 0.05
-MIN_PAIRS = 3
-TEST = "two-sided paired t-test (scipy.stats.ttest_rel) on per-split scores"
-
-CHANCE = ("beating it means the 95% Student-t interval over splits of the score minus the baseline "
-          "lies above 0")
-LOWER = " (the baseline minus the score: lower is better)"
-
-
-def chance_rule(metric: str) -> str:
-    """CHANCE, for a metric where lower is better with the margin it means."""
-    return CHANCE + (LOWER if direction(metric) < 0 else "")
+__all__ = ["AXES", "Answer", "recommend", "budget_figures", "run_scores", "above_chance", "decided", "fmt_cost"]
 
 # The recorded figure behind each budget. Parts of a run's cost that the record gains later
 # (set-up, hyperparameter selection) count as soon as they appear; the first memory figure present wins.
 TIME_PARTS = ("setup_time_s", "selection_time_s", "train_time_s")
 AXES = {"train_time": "training time (s)", "memory": "peak memory (MB)", "trainable_params": "trainable parameters"}
+# The cost the cheapest is decided on, and the figure shown beside it (never budgets).
+CPU, FLOPS = "method_cpu_s", "adapt_flops_approx"
 
 
 def fmt_cost(axis: str, value: float) -> str:
@@ -66,8 +63,8 @@ def fmt_cost(axis: str, value: float) -> str:
 
 
 def budget_figures(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Per run (index as `runs`): the figure each budget axis is checked against; and, per axis,
-    which recorded field(s) it is."""
+    """Per run (index as `runs`): the figure each budget axis is checked against, and the CPU time
+    and FLOPs the cheapest is decided on and shown with; and, per axis, which recorded field(s) it is."""
     have = [c for c in TIME_PARTS if c in runs.columns and runs[c].notna().any()]
     mem = memory_column(runs)
     out = pd.DataFrame(index=runs.index)
@@ -75,6 +72,8 @@ def budget_figures(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     out["memory"] = runs[mem] if mem in runs.columns else np.nan
     out["trainable_params"] = runs["params_trainable"] if "params_trainable" in runs.columns else np.nan
     out["eval_time"] = runs["eval_time_s"] if "eval_time_s" in runs.columns else np.nan  # shown, never a budget
+    for key, col in (("cpu_time", CPU), ("flops", FLOPS)):  # the cheapest's cost, never a budget
+        out[key] = runs[col] if col in runs.columns else np.nan
     names = {"train_time": " + ".join(have or ["train_time_s"]), "memory": mem, "trainable_params": "params_trainable"}
     return out, names
 
@@ -86,44 +85,53 @@ class Answer:
     domain: str
     metric: str
     eval_sets: list[str]
-    verdict: str  # "best" | "tied" | "cannot separate" | "no recommendation" | "not above chance"
+    verdict: str  # "best" | "equivalent" | "not separated" | "no recommendation" | "not above chance"
     sentence: str
-    candidates: pd.DataFrame  # one row per candidate: scores, costs, fits, p-values, tied
+    candidates: pd.DataFrame  # one row per candidate: scores, costs, fits, p-values, claim
     best: str | None = None
-    tied: list[str] = field(default_factory=list)
-    cheapest: str | None = None
+    tied: list[str] = field(default_factory=list)  # not separated from the best (equivalent included)
+    cheapest: str | None = None  # named only when decided
     notes: list[str] = field(default_factory=list)  # a fitting candidate's choice on an edge of its search
+    equivalent: list[str] = field(default_factory=list)  # shown equivalent to the best within the margin
+    cost: str = ""  # the figure the cheapest was decided on
+    rule: Rule = field(default_factory=Rule)
 
 
 def run_scores(frame: pd.DataFrame, domain: str) -> pd.DataFrame:
-    """One row per done run: task, shots, candidate, split keys, its score on `domain` and the
-    majority baseline's score on the same eval sets (`baseline`; NaN where not recorded)."""
+    """One row per done run: task, shots, candidate, split keys, its score on `domain`, its
+    eval-sample variance (`eval_var`) and the majority baseline's score on the same eval sets
+    (`baseline`; NaN where not recorded)."""
     rows = done_rows(frame)
     d = rows[(rows["subset"] == "overall") & (rows["domain"] == domain)]
     if d.empty:
-        return pd.DataFrame(columns=["run_id", "task", "shots", "candidate", "score", "baseline", "eval_sets"])
+        return pd.DataFrame(columns=["run_id", "task", "shots", "candidate", "score", "eval_var", "baseline",
+                                     "eval_sets"])
     metrics = {t: frame_metric(d, t) for t in d["task"].unique()}
 
     def values(part):
         return part.assign(value=[row[metrics[row["task"]]] for _, row in part.iterrows()])
     d = values(d).assign(metric=d["task"].map(metrics))
+    d = d.assign(var=[eval_variance(m, v, n, one_label(p)) for m, v, n, p in
+                      zip(d["metric"], d["value"], d["n"], d["pred_dist"])])
     maj = rows[(rows["subset"] == "majority") & (rows["domain"] == domain)]
     base = values(maj).groupby("run_id")["value"].mean() if not maj.empty else pd.Series(dtype=float)
     g = d.groupby("run_id", sort=False)
     out = g.agg(task=("task", "first"), shots=("shots", "first"), model=("model", "first"),
                 variant=("variant", "first"), data_seed=("data_seed", "first"), seed=("seed", "first"),
                 checksum=("split_checksum", "first"), metric=("metric", "first"), score=("value", "mean"),
+                eval_var=("var", lambda s: s.sum(min_count=len(s)) / len(s) ** 2),
                 eval_sets=("eval_set", lambda s: ", ".join(sorted(set(s))))).reset_index()
     out["baseline"] = out["run_id"].map(base).astype(float)
     out["candidate"] = out["variant"] + " · " + out["model"].astype(str)
     return out.dropna(subset=["score"])
 
 
-def above_chance(margins) -> tuple[float, bool]:
-    """(lower end of the 95% Student-t interval of the mean of `margins` = score minus majority
-    baseline per run, signed by the metric's direction so that better is above 0; whether it is
-    above 0). Fewer than 2 runs with a baseline: (NaN, False)."""
-    lo = t_interval(margins)[0]
+def above_chance(margins, eval_vars=None) -> tuple[float, bool]:
+    """(lower end of the 95% interval of the mean of `margins` = score minus majority baseline per
+    run, signed by the metric's direction so that better is above 0, over splits and, given
+    `eval_vars`, the eval sample (`claims.interval`); whether it is above 0). Fewer than 2 runs with
+    a baseline: (NaN, False)."""
+    lo = interval(margins, eval_vars)[0]
     return lo, bool(lo > 0)
 
 
@@ -137,97 +145,109 @@ def _candidates(scores: pd.DataFrame, costs: pd.DataFrame, limits: dict[str, flo
         over = [f"{fmt_cost(a, worst[a])} > {fmt_cost(a, lim).split(' ', 1)[0]}" for a, lim in limits.items()
                 if worst[a] > lim]
         missing = [f"no {names[a]} recorded" for a in limits if np.isnan(worst[a])]
-        lo, beats = above_chance(sign * (g["score"] - g["baseline"]))
+        margins = sign * (g["score"] - g["baseline"])
+        lo, beats = above_chance(margins, g["eval_var"])
         if g["baseline"].isna().all():  # a store without the majority baseline: nothing to check against
             beats = True
         rows.append({"candidate": cand, "model": g["model"].iloc[0], "variant": g["variant"].iloc[0],
                      "mean": g["score"].mean(), "std": g["score"].std(ddof=1), "n": len(g), **worst,
-                     "baseline": g["baseline"].mean(), "margin_lo": lo, "beats_chance": beats,
-                     "eval_time": float(c["eval_time"].max()),
+                     "baseline": g["baseline"].mean(), "margin_lo": lo, "margin_lo_old": above_chance(margins)[0],
+                     "beats_chance": beats, "eval_time": float(c["eval_time"].max()),
+                     "cpu_time": float(c["cpu_time"].mean()) if c["cpu_time"].notna().all() else np.nan,
+                     "flops": float(c["flops"].mean()) if c["flops"].notna().all() else np.nan,
                      "fits": not over and not missing, "why_out": "; ".join(over + missing)})
     return pd.DataFrame(rows)
 
 
-def _pairs(scores: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(scores: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, ...]:
+    """Scores of `a` and `b` on their shared splits, and each score's eval-sample variance."""
     def by_split(c):  # several runs of one candidate on a split (a setting outside its label) are averaged
         g = scores[scores["candidate"] == c].groupby(["data_seed", "seed"], dropna=False)
-        return {k: (float(v["score"].mean()), v["checksum"].iloc[0]) for k, v in g}
+        return {k: (float(v["score"].mean()), float(v["eval_var"].mean()), v["checksum"].iloc[0]) for k, v in g}
     sa, sb = by_split(a), by_split(b)
     keys = [k for k in sorted(set(sa) & set(sb), key=str)
-            if pd.isna(sa[k][1]) or pd.isna(sb[k][1]) or sa[k][1] == sb[k][1]]
-    return np.array([sa[k][0] for k in keys], float), np.array([sb[k][0] for k in keys], float)
+            if pd.isna(sa[k][2]) or pd.isna(sb[k][2]) or sa[k][2] == sb[k][2]]
+    cols = np.array([(sa[k][0], sb[k][0], sa[k][1], sb[k][1]) for k in keys], float).reshape(-1, 4).T
+    return cols[0], cols[1], cols[2], cols[3]
+
+
+def cost_key(cands: pd.DataFrame) -> tuple[str, str]:
+    """(column, what it is) the cheapest is decided on: CPU time where every candidate has it,
+    else the wall time of the worst run (a store written before CPU time was recorded)."""
+    if cands["cpu_time"].notna().all():
+        return "cpu_time", "CPU time (set-up + training + selection, mean run)"
+    return "train_time", "wall time (no CPU time recorded; worst run, which other load on the machine moves)"
 
 
 def _cheapest(cands: pd.DataFrame, sign: int = 1) -> str:
-    """Least training time, then fewest trainable parameters, then least memory, then best mean."""
-    key = cands[["train_time", "trainable_params", "memory", "mean"]].copy()
+    """Least CPU time (`cost_key`), then fewest FLOPs, trainable parameters, memory, then best mean."""
+    key = cands[[cost_key(cands)[0], "flops", "trainable_params", "memory", "mean"]].copy()
     key["mean"] = -sign * key["mean"]
     return str(cands.loc[key.fillna(np.inf).sort_values(list(key.columns)).index[0], "candidate"])
 
 
+def _judge_all(cands: pd.DataFrame, scores: pd.DataFrame, best, others: list, rule: Rule) -> dict:
+    """Each other fitting candidate against the best under the one rule; its figures into `cands`."""
+    comps = {}
+    for i in others:
+        comps[i] = compare(*_pairs(scores, cands.loc[best, "candidate"], cands.loc[i, "candidate"]), rule=rule)
+    judge(list(comps.values()), rule)
+    for i, c in comps.items():
+        for col, v in (("pairs", c.n), ("diff", c.diff), ("p", c.p), ("p_holm", c.p_holm),
+                       ("p_tost", c.p_tost_holm), ("mdd", c.mdd), ("mdd_floor", c.mdd_floor),
+                       ("p_holm_old", c.p_split_holm), ("claim", c.verdict), ("separated", c.separated),
+                       ("says", phrase(c, rule))):
+            cands.loc[i, col] = v
+        cands.loc[i, "tied"] = c.verdict in (NOT_SEPARATED, EQUIVALENT, TOO_FEW)
+    return comps
+
+
+def _blank(cands: pd.DataFrame) -> pd.DataFrame:
+    cands = cands.copy()
+    for col in ("p", "p_holm", "p_tost", "mdd", "mdd_floor", "p_holm_old", "diff"):
+        cands[col] = np.nan
+    cands["pairs"], cands["claim"], cands["says"], cands["separated"], cands["tied"] = 0, "", "", False, False
+    return cands.astype({"claim": object, "says": object, "separated": object, "tied": object})
+
+
 def _answer(task, shots, domain, scores: pd.DataFrame, costs, budget: Budget, names) -> Answer:
     metric, sets = str(scores["metric"].iloc[0]), sorted(set(", ".join(scores["eval_sets"]).split(", ")))
-    sign = direction(metric)
-    cands = _candidates(scores, costs, budget.limits(), names, sign)
-    cands["p"], cands["p_holm"], cands["pairs"], cands["tied"] = np.nan, np.nan, 0, False
+    sign, rule = direction(metric), Rule(margin=budget.margin)
+    cands = _blank(_candidates(scores, costs, budget.limits(), names, sign))
     fit = cands[cands["fits"]]
     fit = fit.assign(better=sign * fit["mean"]).sort_values(["better", "train_time"], ascending=[False, True])
-    head = f"{task}, {shots} shots per class, {'in-domain' if domain == 'in' else 'out-of-domain'} ({metric})"
-
-    def no(why):
-        return Answer(task, shots, domain, metric, sets, "no recommendation", f"{head}: no recommendation — {why}",
-                      cands)
+    a = Answer(task, shots, domain, metric, sets, "no recommendation", "", cands, rule=rule)
+    head = wording.head(a)
     if fit.empty:
-        return no(f"none of the {len(cands)} method(s) fits the budget.")
+        return replace(a, sentence=wording.refusal(head, f"none of the {len(cands)} method(s) fits the budget."))
     best = fit.index[0]
     b = cands.loc[best]
     if len(fit) == 1:
-        return no(f"only {b['candidate']} fits the budget, so there is nothing to compare it with.")
-    if b["n"] < MIN_PAIRS:
-        return no(f"{b['candidate']} has {int(b['n'])} run(s); a paired test needs at least {MIN_PAIRS} "
-                  "splits per method (run more data seeds).")
+        where = "fits the budget" if budget.limits() else "has finished runs here"
+        return replace(a, sentence=wording.refusal(
+            head, f"only {b['candidate']} {where}, so there is nothing to compare it with."))
+    if b["n"] < rule.min_pairs:
+        return replace(a, sentence=wording.refusal(
+            head, f"{b['candidate']} has {int(b['n'])} run(s); a test needs at least {rule.min_pairs} "
+                  "paired splits per method (run more data seeds)."))
     others = list(fit.index[1:])
-    for i in others:
-        x, y = _pairs(scores, b["candidate"], cands.loc[i, "candidate"])
-        cands.loc[i, "pairs"] = len(x)
-        cands.loc[i, "p"] = paired_t(x, y) if len(x) >= MIN_PAIRS else np.nan
-    cands.loc[others, "p_holm"] = holm(list(cands.loc[others, "p"]))
-    cands.loc[others, "tied"] = ~(cands.loc[others, "p_holm"] < ALPHA)
-    tied = [str(cands.loc[i, "candidate"]) for i in others if cands.loc[i, "tied"]]
-    top = [best] + [i for i in others if cands.loc[i, "tied"]]
-    score = f"{b['mean']:.3f} ± {b['std']:.3f} over {int(b['n'])} splits"
-    pairs = sorted({int(cands.loc[i, "pairs"]) for i in others})
-    test = (f"{TEST}, {'/'.join(map(str, pairs))} pairs each, Holm-corrected over {len(others)} comparison(s), "
-            f"alpha {ALPHA}")
+    comps = _judge_all(cands, scores, best, others, rule)
+    a.best = str(b["candidate"])
+    a.tied = [str(cands.loc[i, "candidate"]) for i in others if cands.loc[i, "tied"]]
+    a.equivalent = [str(cands.loc[i, "candidate"]) for i in others if comps[i].verdict == EQUIVALENT]
+    open_ = [i for i in others if comps[i].verdict in (NOT_SEPARATED, TOO_FEW)]
+    top = [best] + [i for i in others if comps[i].verdict != SEPARATED]
     real = [i for i in top if cands.loc[i, "beats_chance"]]
-    base = f"{metric} {b['baseline']:.3f}" if np.isfinite(b["baseline"]) else "not recorded"
+    a.cost = cost_key(cands.loc[top])[1]
     if not real:
-        text = (f"{head}: no recommendation — neither the best, {b['candidate']} ({score}), nor any method "
-                f"tied with it is shown to beat the majority baseline (always the most frequent label: "
-                f"{base}); {chance_rule(metric)}. ({test})")
-        return Answer(task, shots, domain, metric, sets, "not above chance", text, cands, str(b["candidate"]), tied)
-    cheap = _cheapest(cands.loc[real], sign)
-    chance = [str(cands.loc[i, "candidate"]) for i in top if i not in real]
-    aside = (f" Not shown to beat chance, so never named the cheapest: {', '.join(chance)} (95% interval "
-             f"over splits not {'above' if sign > 0 else 'below'} the majority baseline, {base}).") if chance else ""
-    c = cands.set_index("candidate").loc[cheap]
-    cost = fmt_cost("train_time", c["train_time"]) + (f", {c['eval_time']:.0f} s evaluation"
-                                                        if np.isfinite(c["eval_time"]) else "")
-    if not tied:
-        verdict = "best"
-        text = (f"{head}: {b['candidate']} is the best that fits ({score}); every other fitting method is "
-                f"significantly worse ({test}).")
-    elif len(tied) == len(others):
-        verdict = "cannot separate"
-        text = (f"{head}: the data cannot separate the {len(fit)} methods that fit — no winner. "
-                f"{'Highest' if sign > 0 else 'Lowest'} mean: {b['candidate']} ({score}). Cheapest of them that "
-                f"beats chance: {cheap} ({cost}). ({test})")
+        a.verdict = "not above chance"
+    elif open_:
+        a.verdict = "not separated"
     else:
-        verdict = "tied"
-        text = (f"{head}: best is {b['candidate']} ({score}), statistically tied with {', '.join(tied)}; "
-                f"cheapest of the tied set that beats chance: {cheap} ({cost}). ({test})")
-    text += aside
-    return Answer(task, shots, domain, metric, sets, verdict, text, cands, str(b["candidate"]), tied, cheap)
+        a.verdict = "equivalent" if a.equivalent else "best"
+        a.cheapest = _cheapest(cands.loc[real], sign)
+    a.sentence = wording.sentence(a, head, comps, others, open_, [i for i in top if i not in real])
+    return a
 
 
 def edge_notes(a: Answer, scores: pd.DataFrame, edges: pd.Series | None) -> list[str]:

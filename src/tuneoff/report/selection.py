@@ -11,6 +11,7 @@ from tuneoff.report.blocks import Bullets, Cell, Figure, Table, Text, msn, num, 
 from tuneoff.report.edges import (GRID, LENGTH, OPTUNA, Edge, count_sentence, edges, flags, kind, made, reference,
                                   search_text, trials_text)
 from tuneoff.report.frame import method_labels
+from tuneoff.report.runflags import NO_CHANCE, above_chance, chance_level, of_runs
 from tuneoff.report.search_plots import length_curves, lr_curves
 
 PROTOCOL = ("Hyperparameters chosen from the few-shot labels alone, the same way for every method: each "
@@ -51,6 +52,25 @@ def _labels_used(recs: list[Record]) -> str:
     n = sorted({int(s.labels_used_total if s.labels_used_total is not None else s.labels_used or 0)
                 for s in (r.selection for r in recs)})
     return str(n[0]) if len(n) == 1 else f"{n[0]}–{n[-1]}"
+
+
+def _chance(recs: list[Record]) -> list[str]:
+    """The selections of these runs that found no candidate above chance on their folds, in words."""
+    low = [r for r in recs if above_chance(r) is False]
+    if not low:
+        return []
+    levels = sorted({round(v, 3) for v in map(chance_level, low) if v is not None})
+    metric = low[0].selection.metric or "score"
+    at = f" ({metric} {'/'.join(f'{v:.3f}' for v in levels)})" if levels else ""
+    part = "" if len(low) == len(recs) else f" ({of_runs(len(low), len(recs))})"
+    return [f"{NO_CHANCE}{part}: every candidate's mean held-out {metric} was at or below the majority "
+            f"baseline's on the same folds{at}; the choice is the best of settings that showed nothing learnt"]
+
+
+def _chosen_cell(recs: list[Record]) -> Cell:
+    k = sum(above_chance(r) is False for r in recs)
+    note = "" if not k else f" — {NO_CHANCE}" + ("" if k == len(recs) else f" ({of_runs(k, len(recs))})")
+    return Cell(_chosen_text(recs) + note, cls="below" if k else "")
 
 
 def _advice(e: Edge) -> str:
@@ -94,6 +114,7 @@ def selection_blocks(records: list[Record | dict]) -> list:
     rows, warn = [], []
     for (task, model, label, shots), recs in sorted(groups.items(), key=_order):
         warn += [f"{task}/{model}: {label} at {shots} shots: {e}" for e in _edges(recs)]
+        warn += [f"{task}/{model}: {label} at {shots} shots: {e}" for e in _chance(recs)]
         rows.append(_row(task, model, label, shots, recs))
     blocks = [Text(PROTOCOL), Table(
         ["task", "model", "method", "shots", "protocol", "chosen (splits)", "on edge", "search", "candidates",
@@ -128,7 +149,7 @@ def _row(task, model, label, shots, recs: list[Record]) -> list[Cell]:
     fits = res[0].selection_fits
     return [Cell(str(task)), Cell(str(model)), Cell(str(label)), Cell(str(shots)),
             Cell(f"{s0.protocol}/{s0.budget}" + (f", {s0.folds} folds" if s0.folds else "")),
-            Cell(_chosen_text(recs)), Cell(flags(recs), cls="below" if flags(recs) else ""), Cell(search_text(s0)),
+            _chosen_cell(recs), Cell(flags(recs), cls="below" if flags(recs) else ""), Cell(search_text(s0)),
             Cell(tried), Cell("" if fits is None else str(fits)), Cell(num(sel_t, 1)), Cell(num(train_t, 1)),
             Cell(_labels_used(recs))]
 

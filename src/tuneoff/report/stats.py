@@ -1,12 +1,12 @@
 """Paired comparisons between methods, and the Pareto front of score against cost.
 
 Two methods are compared only on runs that saw the same few-shot split: same data_seed and seed,
-and the same split checksum. The claim rule is strict: `significant` needs at least `min_pairs`
-pairs, the paired t-test's p-value Holm-adjusted over the comparisons of its cell (task, model, eval
-set, shots) below alpha, and the paired bootstrap's p-value below alpha too. The Wilcoxon
-signed-rank p-value is shown beside them; it cannot go below 0.0625 with 5 pairs, so it decides
-nothing at the few seeds a comparison affords. Unpaired runs or too few of them give no p-value and
-never a claim. The recommendation uses the same paired t-test and Holm correction.
+and the same split checksum. What a comparison may claim is decided by the one rule of
+`report.claims` (pairs needed, the two-level test over splits and the eval sample, Holm over the
+comparisons of a cell (task, model, eval set, shots), equivalence only from TOST within a margin),
+the rule the recommendation uses too. The split-only figures of earlier releases (paired t-test,
+Holm, paired bootstrap) stay beside them for one release, marked old. The Wilcoxon signed-rank
+p-value is shown for reference; it cannot go below 0.0625 with 5 pairs, so it decides nothing.
 """
 from __future__ import annotations
 
@@ -17,61 +17,43 @@ import pandas as pd
 from scipy import stats as _st
 
 from tuneoff.metrics import direction
+from tuneoff.report.claims import (ALPHA, MARGIN, MIN_PAIRS, N_BOOT, Rule, compare, eval_variance, holm,
+                                   interval, judge, one_label, phrase, rule_text)
 from tuneoff.report.frame import done_rows, frame_metric
 
-N_BOOT = 10_000
-ALPHA = 0.05
-MIN_PAIRS = 5
-
-CLAIM_RULE = (
-    "A difference is claimed (significant = yes) only between runs paired on the same few-shot split "
-    "(same data_seed and seed, same split checksum), with at least {min_pairs} pairs, and when both the "
-    "two-sided paired t-test (scipy.stats.ttest_rel), Holm-adjusted over every comparison of its task, "
-    "model, eval set and shot count, and the paired bootstrap ({n_boot} resamples, seed {seed}) give p "
-    "below {alpha}. Fewer pairs, or unpaired runs, give no p-value and no claim. The Wilcoxon signed-rank "
-    "p-value is shown for reference and decides nothing: with n pairs it cannot go below 2/2^n (0.0625 "
-    "for 5 pairs). The recommendation uses the same t-test and Holm correction, over its comparisons with "
-    "the best only, so its adjusted p-values are smaller than these."
-)
+__all__ = ["ALPHA", "MIN_PAIRS", "N_BOOT", "holm", "t_interval", "paired_t", "bootstrap_p", "wilcoxon_p",
+           "paired_tests", "claim_rule", "pareto_front"]
 
 TEST_COLUMNS = ["task", "model", "eval_set", "domain", "shots", "metric", "method_a", "method_b", "n_pairs",
-                "mean_a", "mean_b", "mean_diff", "p_ttest", "p_ttest_holm", "p_bootstrap", "p_wilcoxon",
-                "significant", "note"]
+                "mean_a", "mean_b", "mean_diff", "ci_lo", "ci_hi", "eval_se", "p", "p_holm", "p_boot", "p_tost",
+                "p_tost_holm", "mdd", "mdd_floor", "claim", "significant", "equivalent",
+                # split-only, old: the figures of earlier releases, for one release, deciding nothing
+                "ci_split_lo", "ci_split_hi", "p_ttest", "p_ttest_holm", "p_bootstrap", "significant_old",
+                "p_wilcoxon", "note"]
 
 
 def t_interval(values) -> tuple[float, float]:
-    """The 95% Student-t interval (n - 1 degrees of freedom) of the mean of `values`, NaN and
-    infinite values left out; (NaN, NaN) for fewer than 2."""
-    v = np.asarray([x for x in values if np.isfinite(x)], float)
-    if len(v) < 2:
-        return np.nan, np.nan
-    h = _st.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return float(v.mean() - h), float(v.mean() + h)
-
-
-def holm(p: list[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (NaN stays NaN and is not counted)."""
-    idx = [i for i, v in enumerate(p) if not np.isnan(v)]
-    order = sorted(idx, key=lambda i: p[i])
-    adj, running = [float("nan")] * len(p), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(order) - rank) * p[i]))
-        adj[i] = running
-    return adj
+    """The split-only 95% Student-t interval (n - 1 degrees of freedom) of the mean of `values`,
+    NaN and infinite values left out; (NaN, NaN) for fewer than 2. `claims.interval` widens it by
+    the eval sample."""
+    return interval(values)
 
 
 def paired_t(a: np.ndarray, b: np.ndarray) -> float:
-    d = a - b
+    """The split-only paired t-test's p-value (scipy.stats.ttest_rel); a constant non-zero
+    difference is certain (0), a constant zero none (1)."""
+    d = np.asarray(a, float) - np.asarray(b, float)
     if len(d) < 2:
         return float("nan")
-    if np.allclose(d, d[0]):  # no spread: a constant non-zero difference is certain, zero is none
+    if np.allclose(d, d[0]):
         return 0.0 if abs(d[0]) > 1e-12 else 1.0
     return float(_st.ttest_rel(a, b).pvalue)
 
 
 def bootstrap_p(diffs, n_boot: int = N_BOOT, seed: int = 0) -> float:
-    """Two-sided paired bootstrap p-value of mean(diffs) != 0: resample the pairs with replacement,
-    centre the resampled means on the observed mean (the null), count those at least as far out."""
+    """Two-sided split-only paired bootstrap p-value of mean(diffs) != 0: resample the pairs with
+    replacement, centre the resampled means on the observed mean (the null), count those at least
+    as far out."""
     d = np.asarray(diffs, dtype=float)
     if len(d) == 0:
         return float("nan")
@@ -93,45 +75,68 @@ def wilcoxon_p(diffs, min_pairs: int = MIN_PAIRS) -> tuple[float, str]:
 
 
 def _per_run(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    return df[["variant", "data_seed", "seed", "split_checksum", "run_id", metric]].dropna(subset=[metric])
+    per = df[["variant", "data_seed", "seed", "split_checksum", "run_id", "n", "pred_dist", metric]]
+    per = per.dropna(subset=[metric])
+    return per.assign(eval_var=[eval_variance(metric, v, n, one_label(p))
+                                for v, n, p in zip(per[metric], per["n"], per["pred_dist"])])
 
 
 def _by_split(side: pd.DataFrame, metric: str) -> tuple[dict, bool]:
-    """(data_seed, seed) -> (mean value, checksum); and whether several runs shared a split."""
+    """(data_seed, seed) -> (mean value, mean eval variance, checksum); and whether several runs
+    shared a split."""
     acc: dict = {}
-    for ds, sd, ck, v in zip(side["data_seed"], side["seed"], side["split_checksum"], side[metric]):
-        acc.setdefault((ds, sd), ([], ck))[0].append(float(v))
-    dup = any(len(vs) > 1 for vs, _ in acc.values())
-    return {k: (float(np.mean(vs)), ck) for k, (vs, ck) in acc.items()}, dup
+    for ds, sd, ck, v, e in zip(side["data_seed"], side["seed"], side["split_checksum"], side[metric],
+                                side["eval_var"]):
+        acc.setdefault((ds, sd), ([], [], ck))
+        acc[(ds, sd)][0].append(float(v))
+        acc[(ds, sd)][1].append(float(e))
+    dup = any(len(vs) > 1 for vs, _, _ in acc.values())
+    return {k: (float(np.mean(vs)), float(np.mean(es)), ck) for k, (vs, es, ck) in acc.items()}, dup
 
 
-def _pair(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _pair(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[np.ndarray, ...]:
+    """Scores of A and B on their shared splits, each score's eval-sample variance, and notes."""
     notes = []
     (sa, dup_a), (sb, dup_b) = _by_split(a, metric), _by_split(b, metric)
     for side, dup in ((a, dup_a), (b, dup_b)):
         if dup:
             notes.append(f"{side['variant'].iloc[0]}: several runs on one split were averaged "
                          "(they differ in settings outside the method options)")
-    va, vb, bad = [], [], 0
+    rows, bad = [], 0
     for key in sorted(set(sa) & set(sb), key=str):
-        (x, ck_a), (y, ck_b) = sa[key], sb[key]
+        (x, ex, ck_a), (y, ey, ck_b) = sa[key], sb[key]
         if not pd.isna(ck_a) and not pd.isna(ck_b) and ck_a != ck_b:
             bad += 1
             continue
-        va.append(x)
-        vb.append(y)
+        rows.append((x, y, ex, ey))
     if bad:
         notes.append(f"{bad} pair(s) dropped: split checksums differ")
-    return np.array(va, float), np.array(vb, float), notes
+    cols = np.array(rows, float).reshape(-1, 4).T
+    return cols[0], cols[1], cols[2], cols[3], notes
+
+
+def _row(c, wil: tuple[float, str], notes: list[str], rule: Rule) -> dict:
+    if c.n and not c.eval_known:
+        notes.append("no eval-sample variance (metric or eval-set size unknown): split-only")
+    if wil[1]:
+        notes.insert(0, "no paired runs (no shared split): no test" if c.n == 0 else wil[1])
+    return {"n_pairs": c.n, "mean_diff": c.diff, "ci_lo": c.ci[0], "ci_hi": c.ci[1], "eval_se": c.eval_se,
+            "p": c.p, "p_holm": c.p_holm, "p_boot": c.p_boot, "p_tost": c.p_tost, "p_tost_holm": c.p_tost_holm,
+            "mdd": c.mdd, "mdd_floor": c.mdd_floor, "claim": phrase(c, rule), "significant": c.separated,
+            "equivalent": c.verdict == "equivalent", "ci_split_lo": c.ci_split[0], "ci_split_hi": c.ci_split[1],
+            "p_ttest": c.p_split, "p_ttest_holm": c.p_split_holm, "p_bootstrap": c.p_boot_split,
+            "significant_old": c.separated_split, "p_wilcoxon": wil[0], "note": "; ".join(notes)}
 
 
 def paired_tests(frame: pd.DataFrame, metric: str | None = None, subset: str = "overall",
                  n_boot: int = N_BOOT, seed: int = 0, alpha: float = ALPHA,
-                 min_pairs: int = MIN_PAIRS) -> pd.DataFrame:
-    """For each (task, model, eval set, shots) and each pair of method variants: mean difference
-    (A - B, A is the one with the better mean: the higher, or the lower for a metric where lower is
-    better), paired bootstrap and Wilcoxon p-values, number of
-    pairs, and `significant` under the claim rule. `metric=None` uses each task's main metric."""
+                 min_pairs: int = MIN_PAIRS, margin: float = MARGIN) -> pd.DataFrame:
+    """For each (task, model, eval set, shots) and each pair of method variants: the mean
+    difference (A - B, A the one with the better mean: the higher, or the lower for a metric where
+    lower is better), its two-level interval and tests, its claim under `report.claims`
+    (`significant`: separated), and the split-only figures of earlier releases.
+    `metric=None` uses each task's main metric."""
+    rule = Rule(alpha=alpha, min_pairs=min_pairs, margin=margin, n_boot=n_boot, seed=seed)
     df = done_rows(frame)
     df = df[df["subset"] == subset]
     rows = []
@@ -141,36 +146,25 @@ def paired_tests(frame: pd.DataFrame, metric: str | None = None, subset: str = "
             continue
         per = _per_run(g, m)
         means = per.groupby("variant")[m].mean().sort_values(ascending=direction(m) < 0)  # best first
+        head = {"task": task, "model": model, "eval_set": es, "domain": g["domain"].iloc[0], "shots": shots,
+                "metric": m}
         cell = []
         for va, vb in itertools.combinations(means.index, 2):
-            a, b, notes = _pair(per[per["variant"] == va], per[per["variant"] == vb], m)
-            d = a - b
-            n = len(d)
-            if n == 0:
-                p_t, p_boot, p_wil, wnote = np.nan, np.nan, np.nan, "no paired runs (no shared split): no test"
-            else:
-                p_wil, wnote = wilcoxon_p(d, min_pairs)
-                enough = n >= min_pairs
-                p_boot = bootstrap_p(d, n_boot, seed) if enough else np.nan
-                p_t = paired_t(a, b) if enough else np.nan
-            if wnote:
-                notes.insert(0, wnote)
-            cell.append({"task": task, "model": model, "eval_set": es, "domain": g["domain"].iloc[0],
-                         "shots": shots, "metric": m, "method_a": va, "method_b": vb, "n_pairs": n,
-                         "mean_a": float(a.mean()) if n else float(means[va]),
-                         "mean_b": float(b.mean()) if n else float(means[vb]),
-                         "mean_diff": float(d.mean()) if n else np.nan,
-                         "p_ttest": p_t, "p_bootstrap": p_boot, "p_wilcoxon": p_wil,
-                         "note": "; ".join(notes)})
-        for r, adj in zip(cell, holm([r["p_ttest"] for r in cell])):
-            r["p_ttest_holm"] = adj
-            r["significant"] = bool(r["n_pairs"] >= min_pairs and adj < alpha and r["p_bootstrap"] < alpha)
-        rows += cell
+            a, b, ea, eb, notes = _pair(per[per["variant"] == va], per[per["variant"] == vb], m)
+            c = compare(a, b, ea, eb, rule)
+            wil = wilcoxon_p(a - b, min_pairs) if len(a) else (np.nan, "no pairs")
+            cell.append((c, wil, notes, {**head, "method_a": va, "method_b": vb,
+                                         "mean_a": float(a.mean()) if len(a) else float(means[va]),
+                                         "mean_b": float(b.mean()) if len(b) else float(means[vb])}))
+        judge([c for c, *_ in cell], rule)
+        rows += [{**h, **_row(c, wil, notes, rule)} for c, wil, notes, h in cell]
     return pd.DataFrame(rows, columns=TEST_COLUMNS)
 
 
-def claim_rule(n_boot: int = N_BOOT, seed: int = 0, alpha: float = ALPHA, min_pairs: int = MIN_PAIRS) -> str:
-    return CLAIM_RULE.format(n_boot=n_boot, seed=seed, alpha=alpha, min_pairs=min_pairs)
+def claim_rule(n_boot: int = N_BOOT, seed: int = 0, alpha: float = ALPHA, min_pairs: int = MIN_PAIRS,
+               margin: float = MARGIN) -> str:
+    """The one rule's text (`report.claims.rule_text`), as the paired-comparison section prints it."""
+    return rule_text(Rule(alpha=alpha, min_pairs=min_pairs, margin=margin, n_boot=n_boot, seed=seed))
 
 
 def pareto_front(cost, score, sign: int = 1) -> np.ndarray:

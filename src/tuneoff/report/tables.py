@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from tuneoff.metrics import direction, not_better
-from tuneoff.report.blocks import Cell, Table, cells, count, heat, msn, num, pval
+from tuneoff.report.blocks import Cell, Table, cells, count, heat, isnan, msn, num, pval
 from tuneoff.report.frame import METHOD_TIME
 
 DOMAIN = {"in": "in-domain", "out": "out-of-domain"}
@@ -151,18 +151,32 @@ def subset_table(agg: pd.DataFrame, frame: pd.DataFrame, eval_set: str, metric: 
     return Table(header, rows, title=title, note=note)
 
 
+def _ci(lo, hi) -> str:
+    return "–" if isnan(lo) or isnan(hi) else f"[{float(lo):+.3f}, {float(hi):+.3f}]"
+
+
+PAIRED_NOTE = ("A − B with its 95% interval over splits and the eval sample (the two-level bootstrap); p: the "
+               "two-level paired t-test, p Holm: Holm-adjusted over the comparisons of its task, model, eval set "
+               "and shots; claim: what the rule above lets this comparison say. Split-only, old: the figures of "
+               "earlier releases (splits resampled, the eval sample ignored), shown for one release; they decide "
+               "nothing, nor does the Wilcoxon p-value.")
+
+
 def paired_table(tests: pd.DataFrame) -> Table:
-    header = ["task", "model", "eval set", "shots", "metric", "A", "B", "pairs", "mean A", "mean B",
-              "A − B", "p t-test", "p t-test Holm", "p bootstrap", "p Wilcoxon", "significant", "note"]
+    header = ["task", "model", "eval set", "shots", "metric", "A", "B", "pairs", "mean A", "mean B", "A − B",
+              "95% CI (splits + eval)", "p", "p Holm", "claim", "split-only, old: 95% CI",
+              "split-only, old: p t-test Holm", "split-only, old: p bootstrap", "split-only, old: significant",
+              "p Wilcoxon", "note"]
     rows = []
     for _, t in tests.iterrows():
-        sig = bool(t["significant"])
+        sig, eq, old = bool(t["significant"]), bool(t["equivalent"]), bool(t["significant_old"])
         rows.append(cells([t["task"], t["model"], t["eval_set"], int(t["shots"]), t["metric"], t["method_a"],
                            t["method_b"], int(t["n_pairs"]), num(t["mean_a"]), num(t["mean_b"]),
-                           num(t["mean_diff"]), pval(t["p_ttest"]), pval(t["p_ttest_holm"]),
-                           pval(t["p_bootstrap"]), pval(t["p_wilcoxon"]),
-                           Cell("yes" if sig else "no", bold=sig, cls="yes" if sig else ""), t["note"]]))
-    return Table(header, rows)
+                           num(t["mean_diff"]), _ci(t["ci_lo"], t["ci_hi"]), pval(t["p"]), pval(t["p_holm"]),
+                           Cell(t["claim"], bold=sig or eq, cls="yes" if sig or eq else ""),
+                           _ci(t["ci_split_lo"], t["ci_split_hi"]), pval(t["p_ttest_holm"]), pval(t["p_bootstrap"]),
+                           "yes" if old else "no", pval(t["p_wilcoxon"]), t["note"]]))
+    return Table(header, rows, note=PAIRED_NOTE)
 
 
 def frame_table(df: pd.DataFrame, title: str = "", note: str = "") -> Table:

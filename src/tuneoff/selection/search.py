@@ -12,6 +12,8 @@ train pool is read here. Two searches (`select.search`):
   earlier candidate.
 
 A candidate whose training diverges (a NaN or infinite loss or score) is recorded and never chosen.
+A selection whose every candidate scored at or below chance, the majority baseline on the same
+held-out folds, still chooses, and its record says so (`chance`, `above_chance: false`, a `note`).
 Under cross-validation on very small sets, several fold assignments (`select.repeats`) are scored, so
 that one split does not decide.
 
@@ -27,8 +29,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from tuneoff.config import RunConfig, candidates
 from tuneoff.data import DataError, checksum
+from tuneoff.evaluate import majority_baseline
+from tuneoff.metrics import not_better
 from tuneoff.pipeline import RunData, Toolbox
 from tuneoff.selection.cache import FitCache, NoCache
 from tuneoff.selection.fits import Cost, Searcher, SelectionError
@@ -76,6 +82,25 @@ def _folds(cfg: RunConfig, data: RunData, seed: int) -> tuple[list[Fold], list[d
         raise SelectionError(f"select.protocol=dev draws {cfg.shots} more per class outside the few-shot set: "
                              f"{e}; use select.protocol=cv") from None
     return [Fold(data.few, dev)], dev, 1
+
+
+NO_CHANCE = "no candidate above chance on its folds"  # as the report and terminal say it (`report.runflags`)
+
+
+def chance(found: dict, folds: list[Fold], metric: str, num_labels: int) -> dict:
+    """Whether any candidate beat chance on its held-out folds: the majority baseline (always the most
+    frequent label of each held-out fold) scored on the selection's metric, averaged over the folds as
+    a candidate's score is. The record's `chance`, `above_chance` and, where none did, a `note`."""
+    level = float(np.mean([majority_baseline([ex["label"] for ex in f.heldout], num_labels)[metric] for f in folds]))
+    means = [r["mean_score"] for r in found["candidates"]
+             if not r["diverged"] and r["mean_score"] is not None and math.isfinite(r["mean_score"])]
+    above = any(not not_better(metric, m, level) for m in means)
+    out = {"chance": level, "above_chance": above}
+    if not above:
+        out["note"] = (f"{NO_CHANCE}: every candidate's mean held-out {metric} was at or below {level:.3f}, the "
+                       "majority baseline's on the same folds; the choice is the best of them, not a setting shown "
+                       "to learn")
+    return out
 
 
 def _grid(search: Searcher) -> dict:
@@ -131,7 +156,8 @@ def _make(cfg: RunConfig, ref: int, cache, progress, toolbox: Toolbox) -> Select
         "search": s.search, "protocol": s.protocol, "budget": s.budget, "metric": data.task.main_metric,
         "folds": cfg.folds() if s.protocol == "cv" else None, "repeats": repeats, "fold_seed": ref,
         "reference_data_seed": ref, "shared": ref != cfg.data_seed, "space": spec_dict(cfg.search_space()),
-        **found, "fold_sets": [f.describe() for f in folds],
+        **found, **chance(found, folds, data.task.main_metric, data.task.num_labels),
+        "fold_sets": [f.describe() for f in folds],
         "dev": {"ids": _ids(dev), "checksum": checksum(_ids(dev)), "n": len(dev)} if dev else None,
         "labels_used": len(labelled), "cost": cost,
     }

@@ -1,0 +1,118 @@
+"""The recommendation's sentences: one per (task, shots, domain), worded from the claims of
+`report.claims` ("worse", "equivalent within ±m (TOST p=…)", "not separated (smallest detectable
+difference …)"), never "tied" or "matches". Text only; `report.recommend` decides."""
+from __future__ import annotations
+
+import numpy as np
+
+from tuneoff.metrics import direction
+from tuneoff.report.claims import EQUIVALENT, SEPARATED, TOO_FEW, p_is, phrase, short
+
+CHANCE = ("beating it means the 95% interval, over splits and the eval sample, of the score minus the baseline "
+          "lies above 0")
+LOWER = " (the baseline minus the score: lower is better)"
+
+
+def chance_rule(metric: str) -> str:
+    """CHANCE, for a metric where lower is better with the margin it means."""
+    return CHANCE + (LOWER if direction(metric) < 0 else "")
+
+
+def head(a) -> str:
+    return f"{a.task}, {a.shots} shots per class, {'in-domain' if a.domain == 'in' else 'out-of-domain'} ({a.metric})"
+
+
+def refusal(head_: str, why: str) -> str:
+    return f"{head_}: no recommendation — {why}"
+
+
+def score(row) -> str:
+    return f"{row['mean']:.3f} ± {row['std']:.3f} over {int(row['n'])} splits"
+
+
+def cost(row, key: str) -> str:
+    """The cheapest's cost as the sentence gives it: CPU time (or wall time), FLOPs, evaluation."""
+    cpu = key.startswith("CPU")
+    t = row["cpu_time"] if cpu else row["train_time"]
+    parts = [f"{t:.0f} s {'CPU' if cpu else 'wall'}" if t >= 10 else f"{t:.2g} s {'CPU' if cpu else 'wall'}"]
+    if np.isfinite(row["flops"]):
+        parts.append(f"{row['flops']:.2g} FLOPs".replace("e+", "e"))
+    if np.isfinite(row["eval_time"]):
+        parts.append(f"{row['eval_time']:.0f} s evaluation")
+    return ", ".join(parts)
+
+
+def test_text(a, comps: dict, others: list) -> str:
+    pairs = sorted({c.n for c in comps.values()})
+    r = a.rule
+    return (f"two-level paired t-test and bootstrap over splits and the eval sample, {'/'.join(map(str, pairs))} "
+            f"pairs each, Holm-corrected over {len(others)} comparison(s), alpha {r.alpha}; equivalence by TOST "
+            f"within ±{r.margin:g}")
+
+
+def _names(c, idx) -> list[str]:
+    return [str(c.loc[i, "candidate"]) for i in idx]
+
+
+def _open_part(a, comps: dict, open_: list) -> str:
+    """The candidates not separated from the best (cheapest first) and what the cell could see."""
+    c = a.candidates
+    key = "cpu_time" if a.cost.startswith("CPU") else "train_time"
+    order = sorted(open_, key=lambda i: (c.loc[i, key] if np.isfinite(c.loc[i, key]) else np.inf))
+    tested = [i for i in order if comps[i].verdict != TOO_FEW]
+    few = [i for i in order if comps[i].verdict == TOO_FEW]
+    parts = []
+    if tested:
+        mdd = [comps[i].mdd for i in tested]
+        span = short(min(mdd)) if short(min(mdd)) == short(max(mdd)) else f"{short(min(mdd))}–{short(max(mdd))}"
+        floor = min(comps[i].mdd_floor for i in tested)
+        parts.append(f"not separated from it ({'cheapest' if len(tested) > 1 else ''}"
+                     f"{' first, ' if len(tested) > 1 else ''}by {a.cost.split(' (')[0]}): "
+                     f"{', '.join(_names(c, tested))} (smallest detectable difference {span}; the eval sample "
+                     f"alone hides differences below {short(floor)}, however many splits)")
+    if few:
+        parts.append(f"{phrase(comps[few[0]], a.rule).split(':')[0]} to test: {', '.join(_names(c, few))}")
+    return "; ".join(parts)
+
+
+def _more(comps: dict, open_: list) -> str:
+    """What more data could decide: seeds, unless the eval sample alone hides every difference seen."""
+    tested = [comps[i] for i in open_ if comps[i].verdict != TOO_FEW]
+    if tested and all(abs(c.diff) < c.mdd_floor for c in tested):
+        return ("more data seeds cannot decide it: the eval sample alone hides differences this small (a larger "
+                "eval set may)")
+    return "more data seeds (or a larger eval set) may decide"
+
+
+def sentence(a, head_: str, comps: dict, others: list, open_: list, not_real: list) -> str:
+    """The answer's sentence for its verdict (`Answer.verdict`)."""
+    c = a.candidates
+    b = c.set_index("candidate").loc[a.best]
+    test = test_text(a, comps, others)
+    worse = [i for i in others if comps[i].verdict == SEPARATED]
+    equiv = [f"{c.loc[i, 'candidate']} (TOST {p_is(comps[i].p_tost_holm)})" for i in others
+             if comps[i].verdict == EQUIVALENT]
+    worse_part = (f"{len(worse)} other fitting method(s) worse" if worse else "")
+    if a.verdict == "not above chance":
+        base = f"{a.metric} {b['baseline']:.3f}" if np.isfinite(b["baseline"]) else "not recorded"
+        return (f"{head_}: no recommendation — neither the best, {a.best} ({score(b)}), nor any method not "
+                f"separated from it is shown to beat the majority baseline (always the most frequent label: "
+                f"{base}); {chance_rule(a.metric)}. ({test})")
+    if a.verdict == "best":
+        text = (f"{head_}: {a.best} is the best that fits ({score(b)}); every other fitting method is worse "
+                f"({test}).")
+    elif a.verdict == "equivalent":
+        text = (f"{head_}: best is {a.best} ({score(b)}); shown equivalent within ±{a.rule.margin:g} to it: "
+                f"{', '.join(equiv)}{'; ' + worse_part if worse_part else ''}. Cheapest of these that beats chance, "
+                f"by {a.cost}: {a.cheapest} ({cost(c.set_index('candidate').loc[a.cheapest], a.cost)}). ({test})")
+    else:
+        parts = [_open_part(a, comps, open_)] + ([f"equivalent within ±{a.rule.margin:g}: {', '.join(equiv)}"]
+                                                 if equiv else []) + ([worse_part] if worse_part else [])
+        text = (f"{head_}: no decision — {'highest' if direction(a.metric) > 0 else 'lowest'} mean: {a.best} "
+                f"({score(b)}); {'; '.join(parts)}. Not separated is not equal: no winner and no cheapest is named; "
+                f"{_more(comps, open_)}. ({test})")
+    if not_real:
+        base = f"{a.metric} {b['baseline']:.3f}" if np.isfinite(b["baseline"]) else "not recorded"
+        text += (f" Not shown to beat chance: {', '.join(_names(c, not_real))} (95% interval over splits and the "
+                 f"eval sample not {'above' if direction(a.metric) > 0 else 'below'} the majority baseline, {base}).")
+    return text
