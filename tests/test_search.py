@@ -251,6 +251,45 @@ def test_a_selection_whose_maker_died_is_taken_over(tmp_path, monkeypatch):
         assert con.execute("SELECT COUNT(*) FROM making").fetchone()[0] == 0  # released
 
 
+def test_a_claim_of_another_machine_is_waited_for_while_renewed_and_taken_over_once_it_lapses(tmp_path, monkeypatch):
+    import sqlite3
+
+    from tuneoff.selection import cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "POLL_S", 0.05)
+    monkeypatch.setenv("TUNEOFF_LEASE_S", "60")
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(peak))
+    cfg = cfg_of(tmp_path, "select.trials=2", "select.extensions=0")
+    cache = FitCache(tmp_path)
+    key = search.selection_key(cfg, 0)
+    with sqlite3.connect(cache.path) as con:  # another machine's process, its last renewal 2 min ago
+        con.execute("INSERT INTO making VALUES (?, 'far', 'another-host', 1, 0, ?)", (key, time.time() - 120))
+    assert search.select(cfg, cache).record["trials"]  # lapsed: taken over, made here
+    with sqlite3.connect(cache.path) as con:
+        con.execute("DELETE FROM fits")
+        con.execute("INSERT INTO making VALUES (?, 'far', 'another-host', 1, 0, ?)", (key, time.time()))
+    got, holder = cache._claim(key)
+    assert not got and holder == "far"  # renewed just now: its maker is alive, wait for it
+
+
+def test_the_maker_renews_its_claim_while_it_works(tmp_path, monkeypatch):
+    import sqlite3
+
+    monkeypatch.setenv("TUNEOFF_LEASE_S", "0.4")  # renewed every 0.1 s
+    cfg = cfg_of(tmp_path, "select.trials=1", "select.extensions=0", "select.pruner=none")
+    cache = FitCache(tmp_path)
+    ages = []
+
+    def slow(*a, **k):
+        time.sleep(0.6)  # longer than a lease
+        with sqlite3.connect(cache.path) as con:
+            ages.append(time.time() - con.execute("SELECT since FROM making").fetchone()[0])
+        return fake_rungs(peak)(*a, **k)
+    monkeypatch.setattr(tuning, "fit_rungs", slow)
+    search.select(cfg, cache)
+    assert ages and ages[0] < 0.4  # still within its lease: nobody would take it over
+
+
 # -- on tiny models --------------------------------------------------------------------------------
 
 def test_a_run_trains_at_the_chosen_length_and_reads_no_eval_set_before_the_choice(tmp_path, monkeypatch):

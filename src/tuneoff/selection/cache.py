@@ -5,7 +5,9 @@ every fold, at every rung it reached) and per whole selection, each written in o
 
 A selection is claimed while a process makes it (`claimed`): another process that needs the same
 selection waits for it instead of computing it again, and takes the claim over when the process
-that held it no longer exists (its finished fits and trials are kept, so little is lost).
+that held it no longer exists (its finished fits and trials are kept, so little is lost). A thread
+of the holder renews the claim every quarter lease (`TUNEOFF_LEASE_S`, as the store's run claims);
+a claim of another machine whose lease has run out is taken over too.
 
 A fit's key (`tuneoff.identity.fit_ids`) is the hash of the candidate's resolved config (selection
 off, where it is written left out, the data by content), the method's version (above 1) and the
@@ -17,11 +19,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from tuneoff.claims import me, owner_dead
+from tuneoff.claims import lease_seconds, me, owner_dead
 from tuneoff.storefile import store_error
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS fits (fit_id TEXT PRIMARY KEY, record TEXT NOT NULL)"
@@ -74,8 +77,8 @@ class FitCache:
         owner = me()
         with self._connected() as con:
             con.execute("BEGIN IMMEDIATE")
-            row = con.execute("SELECT owner, host, pid, pid_start FROM making WHERE key=?", (key,)).fetchone()
-            if row is not None and row[0] != owner.id and not owner_dead(row[1], row[2], row[3]):
+            row = con.execute("SELECT owner, host, pid, pid_start, since FROM making WHERE key=?", (key,)).fetchone()
+            if row is not None and row[0] != owner.id and not _gone(row):
                 return False, row[0]
             con.execute("INSERT OR REPLACE INTO making VALUES (?, ?, ?, ?, ?, ?)",
                         (key, owner.id, owner.host, owner.pid, owner.pid_start, time.time()))
@@ -84,6 +87,15 @@ class FitCache:
     def _release(self, key: str) -> None:
         with self._connected() as con:
             con.execute("DELETE FROM making WHERE key=? AND owner=?", (key, me().id))
+
+    def _renew(self, key: str, stop: threading.Event) -> None:
+        """Keep this process's claim on `key` fresh until `stop` (a daemon thread)."""
+        while not stop.wait(lease_seconds() / 4):
+            try:
+                with self._connected() as con:
+                    con.execute("UPDATE making SET since=? WHERE key=? AND owner=?", (time.time(), key, me().id))
+            except Exception:  # noqa: BLE001 (a busy or full disk: the next renewal tries again)
+                continue
 
     @contextmanager
     def claimed(self, key: str, progress=None):
@@ -102,10 +114,20 @@ class FitCache:
                 progress(f"wait for the selection {holder} is making", 0, None)
             waited = True
             time.sleep(POLL_S)
+        stop = threading.Event()
+        threading.Thread(target=self._renew, args=(key, stop), daemon=True).start()
         try:
             yield None
         finally:
+            stop.set()
             self._release(key)
+
+
+def _gone(row) -> bool:
+    """A claim whose process is gone: a process of this machine that no longer exists, or a claim not
+    renewed for a lease (any machine)."""
+    _, host, pid, pid_start, since = row
+    return owner_dead(host, pid, pid_start) or time.time() - since > lease_seconds()
 
 
 class NoCache:
