@@ -97,6 +97,11 @@ def owner_dead(host: str, pid: int, pid_start: float) -> bool:
         return True
 
 
+def live(host: str, pid: int, pid_start: float, expires: float, now: float | None = None) -> bool:
+    """Whether a claim still holds: its lease has not run out and its owner has not died."""
+    return expires > (time.time() if now is None else now) and not owner_dead(host, pid, pid_start)
+
+
 def claim(store: Store, run_id: str, since: float, rerun_done: bool = False, retry_failed: bool = False) -> str:
     """Claim `run_id` for this process: 'claimed', or why not: 'done' / 'failed' (recorded, and
     not to be rerun; a rerun that another process finished after `since` counts as done), 'busy'
@@ -117,7 +122,7 @@ def claim(store: Store, run_id: str, since: float, rerun_done: bool = False, ret
             other, host, pid, pid_start, attempt, expires = held
             if other == owner.id:
                 return "claimed"
-            if expires > now and not owner_dead(host, pid, pid_start):
+            if live(host, pid, pid_start, expires, now):
                 return "busy"
             con.execute("UPDATE attempts SET outcome='abandoned', finished=? WHERE id=? AND outcome='running'",
                         (now, attempt))
@@ -163,8 +168,7 @@ def live_claims(store: Store) -> list[str]:
     """Owners (host/pid/token) of the claims of live processes other than this one, one per claim."""
     with store.transaction() as con:
         rows = con.execute("SELECT owner, host, pid, pid_start, expires FROM claims").fetchall()
-    return [o for o, host, pid, start, expires in rows
-            if o != me().id and expires > time.time() and not owner_dead(host, pid, start)]
+    return [o for o, host, pid, start, expires in rows if o != me().id and live(host, pid, start, expires)]
 
 
 def attempt_counts(store: Store) -> dict[str, dict[str, int]]:
@@ -187,7 +191,7 @@ def history(con) -> tuple[list[tuple], list[tuple]]:
     except sqlite3.Error:  # what was read before the damage is kept
         pass
     now = time.time()
-    return attempts, [c for c in held if c[6] > now and not owner_dead(c[2], c[3], c[4])]
+    return attempts, [c for c in held if live(c[2], c[3], c[4], c[6], now)]
 
 
 def keep(con, attempts: list[tuple], held: list[tuple]) -> None:

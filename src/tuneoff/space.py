@@ -177,6 +177,25 @@ class Length:
         return f"{self.unit} {rungs} (limit {self.limit:g})"
 
 
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def numeric_list(values) -> bool:
+    """A list of 3 or more numbers, not all equal, and nothing else: a list that has edges."""
+    return (isinstance(values, list) and len(values) >= 3 and all(is_number(v) for v in values)
+            and min(values) < max(values))
+
+
+def list_edge(values, value) -> str | None:
+    """The edge rule of a list (the grid's, or a list in the optuna space): "low"/"high" if `value` is
+    the least/greatest of a `numeric_list`, else None. The search records it and the report reads it
+    (or computes it, for a record written before edges were recorded) by this one rule."""
+    if not numeric_list(values) or not is_number(value):
+        return None
+    return "low" if value == min(values) else "high" if value == max(values) else None
+
+
 def parse(key: str, value) -> list | Range:
     """A `select:` key's value: a list of candidate values, or a range mapping."""
     if isinstance(value, dict):

@@ -28,16 +28,16 @@ def validate(
 
 def selection_line(cfg) -> str:
     """What a config's selection will search, in one line."""
-    from tuneoff.config import candidates, label
+    from tuneoff.config import candidates, finite_points, label
 
-    s = cfg.select
+    s, searched = cfg.select, cfg.search_space()
     how = f"{s.folds}-fold cv (capped at the shots per class)" if s.protocol == "cv" else "a dev split of the same size"
     if s.search == "grid":
-        cands = candidates(cfg.search_space())
+        cands = candidates(searched)
         return (f"selection ({s.budget}, grid): {len(cands)} candidate(s) on {how}: "
                 + "; ".join(label(c) for c in cands))
     space = "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
-                      for k, v in cfg.search_space().items())
+                      for k, v in searched.items())
     length = cfg.search_length()
     if length is not None:
         length_text = f"length: {length}"
@@ -45,8 +45,7 @@ def selection_line(cfg) -> str:
         length_text = f"length: train.epochs={cfg.train.epochs:g} (not searched)"
     else:
         length_text = "no length (the method does not train)"
-    points = None if any(not isinstance(v, list) for v in cfg.search_space().values()) else \
-        candidates(cfg.search_space())
+    points = finite_points(searched)
     if length is None and points is not None and len(points) <= s.trials:
         return f"selection ({s.budget}, optuna): each of the {len(points)} point(s) once on {how}: {space}; {length_text}"
     return (f"selection ({s.budget}, optuna {s.sampler}, pruner {s.pruner}): {s.trials} trial(s) on {how}, "

@@ -13,8 +13,8 @@ from tuneoff.config.base import ConfigError, as_list, set_key
 from tuneoff.config.loading import TASK_FILE_KEYS, apply_overrides, load_config, parse_override, read_yaml
 from tuneoff.config.run import (EvalConfig, ForgettingConfig, MethodConfig, RunConfig, TrainConfig,
                                 config_from_dict)
-from tuneoff.config.select import SelectConfig, candidates, label
+from tuneoff.config.select import SelectConfig, candidates, finite_points, label
 
 __all__ = ["ConfigError", "RunConfig", "TrainConfig", "EvalConfig", "ForgettingConfig", "MethodConfig",
            "SelectConfig", "TASK_FILE_KEYS", "apply_overrides", "as_list", "candidates", "config_from_dict",
-           "label", "load_config", "parse_override", "read_yaml", "set_key"]
+           "finite_points", "label", "load_config", "parse_override", "read_yaml", "set_key"]

@@ -207,6 +207,13 @@ def candidates(space: dict[str, list]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(space[k] for k in keys))]
 
 
+def finite_points(space: dict[str, list | Range]) -> list[dict[str, Any]] | None:
+    """Every point of a space of lists only (`candidates`); None if it has a range."""
+    if any(isinstance(v, Range) for v in space.values()):
+        return None
+    return candidates(space)
+
+
 def label(values: dict[str, Any]) -> str:
     """`train.lr=0.001, method.r=8` — a candidate in one line."""
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={json.dumps(v)}" for k, v in values.items())

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tuneoff import prompts
 from tuneoff.registry import MethodError
-from tuneoff.space import Length, Range
+from tuneoff.space import Length, Range, is_number
 
 if TYPE_CHECKING:
     from tuneoff.models import Loaded
@@ -47,7 +47,7 @@ class Context:
 def widened(values: list):
     """A grid's positive numbers as a log range half a decade wider on each side, with limits three
     decades below and two above; any other list (flags, names) as it is."""
-    if len(values) < 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
+    if len(values) < 2 or not all(is_number(v) and v > 0 for v in values):
         return list(values)
     low, high = min(values), max(values)
     return Range(low / 3, high * 3, limits=(low / 1000, high * 100))

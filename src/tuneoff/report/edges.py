@@ -18,6 +18,7 @@ from typing import Any
 
 from tuneoff.describe import fmt
 from tuneoff.record import Record
+from tuneoff.space import is_number, list_edge, numeric_list
 
 GRID, OPTUNA = "grid", "optuna"
 SIDES = ("low", "high")
@@ -28,16 +29,6 @@ NAMES = {"train.lr": "learning rate", LENGTH: "training length"}
 def _plain(value):
     """A part of a record as its stored JSON (a typed part as its dict)."""
     return value.to_dict() if hasattr(value, "to_dict") else value
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _numeric_list(values) -> bool:
-    """3 or more numbers, and nothing else (`selection.study.list_edge`'s rule)."""
-    return (isinstance(values, list) and len(values) >= 3 and all(_number(v) for v in values)
-            and min(values) < max(values))
 
 
 def kind(sel) -> str:
@@ -75,7 +66,7 @@ class Edge:
         return f"{self.key} {self.side}" + (" (limit)" if self.at_limit else "")
 
     def value_text(self) -> str:
-        if not _number(self.value):
+        if not is_number(self.value):
             return str(self.value)
         return f"{self.value:g}" + (" epochs" if self.key == LENGTH else "")
 
@@ -101,15 +92,9 @@ def _computed(sel) -> list[Edge]:
     """The edges of a record that does not carry them (a grid record written before they were)."""
     chosen, out = _plain(sel.get("chosen")) or {}, []
     for key, values in space(sel).items():
-        if not isinstance(values, list) or key not in chosen or not _number(chosen[key]):
-            continue
-        if not _numeric_list(values):
-            continue
-        nums = values
-        v = chosen[key]
-        side = "low" if v == min(nums) else "high" if v == max(nums) else None
+        side = list_edge(values, chosen.get(key))
         if side:
-            out.append(Edge(key, side, v, GRID))
+            out.append(Edge(key, side, chosen[key], GRID))
     return out
 
 
@@ -137,9 +122,9 @@ def choices(sel) -> list[str]:
     if sel is None:
         return []
     chosen = _plain(sel.get("chosen")) or {}
-    keys = [k for k, v in space(sel).items() if k in chosen and (isinstance(v, dict) or _numeric_list(v))]
+    keys = [k for k, v in space(sel).items() if k in chosen and (isinstance(v, dict) or numeric_list(v))]
     length = _plain(sel.get("length"))
-    if isinstance(length, dict) and _number(length.get("low")) and _number(length.get("high")) \
+    if isinstance(length, dict) and is_number(length.get("low")) and is_number(length.get("high")) \
             and length["low"] < length["high"]:
         keys.append(LENGTH)
     return list(dict.fromkeys(keys + [e.key for e in edges(sel)]))

@@ -19,13 +19,14 @@ from matplotlib.lines import Line2D
 
 from tuneoff.report import edges as E
 from tuneoff.report.plots import _png, _t, plt
+from tuneoff.space import is_number
 
 LR = "train.lr"
 EDGE_COLOR = "tab:red"
 
 
 def _num(x) -> float | None:
-    return float(x) if E._number(x) and math.isfinite(float(x)) else None
+    return float(x) if is_number(x) and math.isfinite(float(x)) else None
 
 
 def _chosen_row(sel) -> dict | None:

@@ -24,7 +24,7 @@ import time
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from tuneoff.claims import lease_seconds, me, owner_dead
+from tuneoff.claims import lease_seconds, live, me
 from tuneoff.storefile import store_error
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS fits (fit_id TEXT PRIMARY KEY, record TEXT NOT NULL)"
@@ -78,7 +78,7 @@ class FitCache:
         with self._connected() as con:
             con.execute("BEGIN IMMEDIATE")
             row = con.execute("SELECT owner, host, pid, pid_start, since FROM making WHERE key=?", (key,)).fetchone()
-            if row is not None and row[0] != owner.id and not _gone(row):
+            if row is not None and row[0] != owner.id and live(*row[1:4], row[4] + lease_seconds()):
                 return False, row[0]
             con.execute("INSERT OR REPLACE INTO making VALUES (?, ?, ?, ?, ?, ?)",
                         (key, owner.id, owner.host, owner.pid, owner.pid_start, time.time()))
@@ -121,13 +121,6 @@ class FitCache:
         finally:
             stop.set()
             self._release(key)
-
-
-def _gone(row) -> bool:
-    """A claim whose process is gone: a process of this machine that no longer exists, or a claim not
-    renewed for a lease (any machine)."""
-    _, host, pid, pid_start, since = row
-    return owner_dead(host, pid, pid_start) or time.time() - since > lease_seconds()
 
 
 class NoCache:

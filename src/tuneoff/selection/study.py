@@ -22,7 +22,6 @@ pruner see the same history, so they propose and decide the same) and trains onl
 """
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -30,7 +29,7 @@ import optuna
 
 from tuneoff.config import label
 from tuneoff.identity import digest, fit_ids
-from tuneoff.space import Length, Range, as_spec
+from tuneoff.space import Length, Range, as_spec, list_edge
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -106,14 +105,6 @@ def edges(space: dict, length: Length | None, trial: dict, rung: dict) -> dict:
     return out
 
 
-def list_edge(values: list, value) -> str | None:
-    """An ordered list of three or more numbers: "low"/"high" if `value` is its least/greatest."""
-    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    if len(nums) < 3 or len(nums) != len(values) or value not in nums:
-        return None
-    return "low" if value == min(nums) else "high" if value == max(nums) else None
-
-
 def extend(space: dict, length: Length | None, sides: dict, round_no: int) -> tuple[dict, Length | None, list]:
     """The space and length with every edge that can be extended pushed out; what was extended."""
     space, done = dict(space), []
@@ -131,14 +122,6 @@ def extend(space: dict, length: Length | None, sides: dict, round_no: int) -> tu
             done.append({"round": round_no, "key": key, "side": side, "from": spec.to_dict(), "to": new.to_dict()})
             space[key] = new
     return space, length, done
-
-
-def finite_points(space: dict) -> list[dict] | None:
-    """Every point of a space of lists only (None if it has a range)."""
-    if any(isinstance(v, Range) for v in space.values()):
-        return None
-    keys = list(space)
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(space[k] for k in keys))]
 
 
 def trial_key(cand, folds, rungs: list[float] | None) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import optuna
 
-from tuneoff.config import label
+from tuneoff.config import finite_points, label
 from tuneoff.selection.fits import SelectionError, Searcher
 from tuneoff.selection.rungs import fit_rungs
-from tuneoff.selection.study import (KEYS, best_point, candidate_row, chosen_values, edges, extend, finite_points,
+from tuneoff.selection.study import (KEYS, best_point, candidate_row, chosen_values, edges, extend,
                                      make_study, spec_dict, step_of, study_seed, suggest, trial_key)
 from tuneoff.space import Length
 
