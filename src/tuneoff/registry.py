@@ -24,7 +24,8 @@ class MethodError(ValueError):
 BUILTIN = "tuneoff.methods"
 # the modules of `tuneoff.methods` that register the built-in methods, and those that hold shared
 # pieces only (every module of the package is in one of the two)
-BUILTIN_MODULES = ("finetune", "head", "pattern", "icl", "distill", "adaptive", "half", "bitfit", "peft_methods")
+BUILTIN_MODULES = ("finetune", "head", "pattern", "icl", "distill", "adaptive", "half", "bitfit", "peft_methods",
+                   "peft_family", "peft_named", "adapter", "pet", "setfit_method")
 SHARED_MODULES = ("base", "kvcache", "layers", "shared_prefix")
 
 _METHODS: dict[str, type[Method]] = {}

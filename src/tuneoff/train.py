@@ -153,13 +153,15 @@ class Training:
                 accelerator.clip_grad_norm_(self.params, cfg.max_grad_norm)
             self.optimizer.step()
             self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
             stats.steps += 1
+            method.after_optimizer_step(stats.steps, self.steps)  # this step's gradients still there
+            self.optimizer.zero_grad(set_to_none=True)
             stats.losses.append(step_loss)
             if self.progress:
                 self.progress(stats.steps, min(step, self.steps), step_loss)
         self.model.eval()
         method.model = accelerator.unwrap_model(self.model)
+        stats.forward_tokens += method.finish_training()  # inside the training's time, before any scoring
         return stats
 
     def close(self) -> None:

@@ -163,6 +163,18 @@ class Method:
         rung): back to the modes `start_training` left."""
         self.model.train()
 
+    def after_optimizer_step(self, step: int, total: int) -> None:
+        """Called by the loop after each optimizer step (`step` of the schedule's `total`), before the
+        gradients are cleared: for a method whose adapters change as they train (AdaLoRA's rank
+        allocation reads that step's gradients). Nothing by default."""
+
+    def finish_training(self) -> int:
+        """Called by the loop each time it stops (the schedule's end, or a search's rung, where the
+        model is scored next), the model in eval mode: a method whose training ends in a part that is
+        not a gradient step does it here (setfit fits its logistic-regression head on the trained
+        encoder's embeddings). Returns the tokens it ran forward only, as `start_training`."""
+        return 0
+
     def collate(self, examples: list[dict]) -> dict:
         raise NotImplementedError
 

@@ -50,6 +50,23 @@ class DistillOptions(ContextOptions):
 UNLABELLED = -100  # the "label" of an unlabelled input: ignored by the cross-entropy
 
 
+def with_teacher(batch: dict, examples: list[dict], teacher: dict, where: str) -> dict:
+    """`batch` with each example's teacher scores (looked up by id) under "teacher"; a MethodError
+    naming examples that have none (`where`: when and for which inputs the scores were computed)."""
+    missing = [ex["id"] for ex in examples if ex["id"] not in teacher]
+    if missing:
+        raise MethodError(f"no teacher distribution for training example(s) {missing[:3]}: they are computed {where}")
+    batch["teacher"] = torch.stack([teacher[ex["id"]] for ex in examples])
+    return batch
+
+
+def soft_label_loss(student: torch.Tensor, teacher: torch.Tensor, t: float) -> torch.Tensor:
+    """T^2 * KL(softmax(teacher/T) || softmax(student/T)), the batch's mean (Hinton et al., 2015)."""
+    teacher = teacher.to(student.dtype)
+    return F.kl_div(F.log_softmax(student / t, -1), F.log_softmax(teacher / t, -1), log_target=True,
+                    reduction="batchmean") * t * t
+
+
 @register
 class ContextDistill(Method):
     name = "distill"
@@ -169,11 +186,8 @@ class ContextDistill(Method):
     def collate(self, examples: list[dict]) -> dict:
         batch = self.scorer.encode(examples)
         if self.model.training:  # the loop trains; the evaluator puts the model in eval mode
-            missing = [ex["id"] for ex in examples if ex["id"] not in self.teacher]
-            if missing:
-                raise MethodError(f"no teacher distribution for training example(s) {missing[:3]}: they are "
-                                  "computed in setup for the few-shot set and the unlabelled inputs only")
-            batch["teacher"] = torch.stack([self.teacher[ex["id"]] for ex in examples])
+            batch = with_teacher(batch, examples, self.teacher,
+                                 "in setup for the few-shot set and the unlabelled inputs only")
         return batch
 
     def class_logits(self, batch: dict) -> torch.Tensor:
@@ -182,9 +196,7 @@ class ContextDistill(Method):
     def loss(self, batch: dict) -> torch.Tensor:
         t, labels = self.options.temperature, batch["labels"]
         student = self.class_logits(batch)
-        teacher = batch["teacher"].to(student.dtype)
-        loss = F.kl_div(F.log_softmax(student / t, -1), F.log_softmax(teacher / t, -1), log_target=True,
-                        reduction="batchmean") * t * t
+        loss = soft_label_loss(student, batch["teacher"], t)
         if self.options.ce_weight and bool((labels != UNLABELLED).any()):
             loss = loss + self.options.ce_weight * F.cross_entropy(student, labels, ignore_index=UNLABELLED)
         return loss

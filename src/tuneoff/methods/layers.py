@@ -1,8 +1,9 @@
 """Where things are in a model, found generically: the transformer layer list, the embeddings and
-the classification head; and `PartialMethod`, the base of methods that train a subset of weights.
+the classification head; `PartialMethod`, the base of methods that train a subset of weights; and
+`PatternScoring`, a classifier method's optional scoring through the LM head.
 
-Not a method (it registers nothing): the helpers shared by `head`, `bitfit`, `adaptive`, `half`
-and the peft methods.
+Not a method (it registers nothing): the helpers shared by `head`, `bitfit`, `adaptive`, `half`,
+`adapter` and the peft methods.
 """
 from __future__ import annotations
 
@@ -150,7 +151,8 @@ def load_exact(model: nn.Module, folder: Path) -> None:
 
 
 class PartialMethod(ClassifierMethod):
-    """A classifier that trains a chosen subset of the model's own weights (no new modules)."""
+    """A classifier that trains a chosen subset of the model's weights (its own; `adapter` adds its
+    modules before calling `setup`, which then chooses among them too)."""
 
     def trainable_names(self) -> set[str]:
         raise NotImplementedError
@@ -166,3 +168,32 @@ class PartialMethod(ClassifierMethod):
 
     def load(self, folder: Path) -> None:
         load_exact(self.model, folder)
+
+
+class PatternScoring:
+    """The `scoring` option of a classifier method that can score by pattern instead (`adapter`; lora
+    has its own): with `scoring=pattern` (`use_pattern`) the input is rendered through the task's
+    pattern and each label scored as its verbalizer word by the pretrained LM head
+    (`methods/pattern.py`); otherwise the classification head scores, as the base class does."""
+
+    scorer = None  # the LMScorer once `use_pattern` ran; None: the classification head scores
+
+    def use_pattern(self) -> None:
+        from tuneoff.methods.pattern import scorer_for
+
+        self.scorer = scorer_for(self)
+
+    def created_weights(self) -> list[str]:
+        """What trains of the model's own weights under pattern scoring: the pretrained LM head stays
+        frozen; only a weight the loader had to create (and initialised at random) trains."""
+        names = {n for n, _ in self.model.named_parameters()}
+        return sorted(set(self.ctx.loaded.info.get("newly_initialised", ())) & names)
+
+    def prompt_example(self, example):
+        return self.scorer.prompt(example) if self.scorer else super().prompt_example(example)
+
+    def collate(self, examples):
+        return self.scorer.encode(examples) if self.scorer else super().collate(examples)
+
+    def class_logits(self, batch):
+        return self.scorer.scores(self.model, batch) if self.scorer else super().class_logits(batch)

@@ -198,10 +198,12 @@ class LMScorer:
         return tok_lp.sum(-1).view(n, c)
 
 
-def scorer_for(method: Method) -> LMScorer:
+def scorer_for(method: Method, name: str | None = None) -> LMScorer:
+    """The scorer of the task's pattern `name` (None: the run's `pattern`, else the task's default)
+    for the method's model."""
     task = method.task
     try:
-        pattern = task.pattern(method.ctx.pattern)
+        pattern = task.pattern(name if name is not None else method.ctx.pattern)
         return LMScorer(task, pattern, method.tokenizer, method.ctx.loaded.is_decoder, method.max_length,
                         window_of(method.model))
     except (KeyError, prompts.PromptError) as e:

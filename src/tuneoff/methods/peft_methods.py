@@ -100,6 +100,11 @@ class PeftMethod(ClassifierMethod):
         """Names (in the unwrapped model) of the weights that train besides the adapter."""
         return head_params(self.model, self.ctx.loaded.info.get("newly_initialised", ()))
 
+    def targets(self, given: list[str] | None, table: dict, what: str) -> list[str]:
+        """`resolve_targets` on this method's model, the trained head left out (it trains whole, not adapted)."""
+        skip = [n.rsplit(".", 1)[0] for n in self.trainable_head()]
+        return resolve_targets(self.model, given, table, what, skip)
+
     def setup(self, train, pool):
         from peft import get_peft_model
 
@@ -127,12 +132,17 @@ class PeftMethod(ClassifierMethod):
 # -- LoRA -------------------------------------------------------------------------------------
 
 
-class LoraOptions(MethodOptions):
+class LoraShapeOptions(MethodOptions):
+    """What every LoRA of a classification head shares (lora, and the LoRA variants of `peft_family`)."""
+
     r: int = Field(8, ge=1, description="rank of the low-rank update B·A")
     alpha: float = Field(16, gt=0, description="scaling numerator: the update is (alpha / r)·B·A")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the input of the LoRA branch")
     target_modules: list[str] | None = Field(
         None, description="linear layers to adapt (name or dotted suffix); null = attention query/value of this architecture")
+
+
+class LoraOptions(LoraShapeOptions):
     scoring: Literal["head", "pattern"] = Field(
         "head", description="head: new classification head (trained); pattern: verbalizer words through the pretrained LM head")
 
@@ -174,14 +184,7 @@ class Lora(PeftMethod):
         return sorted(set(self.ctx.loaded.info.get("newly_initialised", ())) & names)
 
     def peft_config(self):
-        from peft import LoraConfig
-        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as TABLE
-
-        o = self.options
-        skip = [n.rsplit(".", 1)[0] for n in self.trainable_head()]  # the head is trained whole, not adapted
-        targets = resolve_targets(self.model, o.target_modules, TABLE, "LoRA target modules", skip)
-        return LoraConfig(task_type=self.task_type, r=o.r, lora_alpha=o.alpha, lora_dropout=o.dropout,
-                          target_modules=targets)
+        return lora_config(self, self.options)
 
     def prompt_example(self, example):
         return self.scorer.prompt(example) if self.scorer else super().prompt_example(example)
@@ -191,6 +194,17 @@ class Lora(PeftMethod):
 
     def class_logits(self, batch):
         return self.scorer.scores(self.model, batch) if self.scorer else super().class_logits(batch)
+
+
+def lora_config(method: PeftMethod, options: LoraShapeOptions, **extra):
+    """peft's LoraConfig for `options` on `method`'s model (its targets resolved, the head left out);
+    `extra`: further LoraConfig keys (the LoRA variants' use_dora, init_lora_weights, ...)."""
+    from peft import LoraConfig
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as TABLE
+
+    targets = method.targets(options.target_modules, TABLE, "LoRA target modules")
+    return LoraConfig(task_type=method.task_type, r=options.r, lora_alpha=options.alpha,
+                      lora_dropout=options.dropout, target_modules=targets, **extra)
 
 
 def lora_model(ctx, options: LoraOptions):
@@ -223,8 +237,7 @@ class IA3(PeftMethod):
         from peft.utils.constants import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as TABLE
 
         o = self.options
-        skip = [n.rsplit(".", 1)[0] for n in self.trainable_head()]
-        targets = resolve_targets(self.model, o.target_modules, TABLE, "IA3 target modules", skip)
+        targets = self.targets(o.target_modules, TABLE, "IA3 target modules")
         if o.feedforward_modules is None:
             ff = [t for t in FF.get(model_type(self.model), []) if t in targets]
         else:
