@@ -239,8 +239,12 @@ def test_a_data_file_without_a_column_names_it(tmp_path, name, content, message)
 COMMANDS = [
     (["run", "shots", "8"], "config file 'shots' does not exist; a setting is written key=value, e.g. shots=8"),
     (["recommend", "res", "--max-memory", "huge"], "memory 'huge': write a number with a unit, such as 4GB or 512MB"),
-    (["recommend", "res", "--max-train-time", "soon"], "training time 'soon': write seconds or a duration such as "
+    (["recommend", "res", "--max-train-cpu", "soon"], "CPU time 'soon': write seconds or a duration such as "
+                                                       "90s, 10m, 1h30m"),
+    (["recommend", "res", "--max-train-time", "soon"], "CPU time 'soon': write seconds or a duration such as "
                                                         "90s, 10m, 1h30m"),
+    (["recommend", "res", "--max-flops", "many"], "FLOPs 'many': write a number with a unit, such as 2e15, 500T or "
+                                                   "1.5P"),
     (["recommend", "res", "--max-trainable-params", "lots"], "trainable parameters 'lots': write a number with a "
                                                               "unit, such as 1M or 250k"),
     (["recommend", "res", "--domain", "sideways"], "domain: Input should be 'in' or 'out'"),

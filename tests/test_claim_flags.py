@@ -107,13 +107,12 @@ def test_every_searched_key_reads_as_the_values_chosen():
         lora.append(_rec("lora", data_seed=i, selection={**opt, "chosen": chosen},
                          train={"lr": 1e-5, "epochs": 15, "stop_epochs": None, "batch_size": 8}))
     rows = _methods_rows(icl + lora)
-    assert '"calibrate": "selected: true"' in rows["icl"][2] and '"k": 2' in rows["icl"][2]
-    assert "false" not in rows["icl"][2]
-    train = rows["lora"][4]
-    assert '"epochs": "selected: 16"' in train and '"batch_size": 8' in train
-    assert '"lr": "selected: 0.0003 (1), 0.0001 (1)"' in train
-    assert '"stop_epochs": "selected: 4 (1), none (1)"' in train
-    assert "1e-05" not in train and '"epochs": 15' not in train
+    assert rows["icl"][2].split("\n") == ["calibrate = selected: true", "k = 2"]
+    train = rows["lora"][4].split("\n")
+    assert "epochs = selected: 16" in train and "batch_size = 8" in train
+    assert "lr = selected: 0.0003 (1), 0.0001 (1)" in train
+    assert "stop_epochs = selected: 4 (1), none (1)" in train
+    assert "1e-05" not in rows["lora"][4] and "epochs = 15" not in train
 
 
 # -- c. no candidate above chance --------------------------------------------------------------------
@@ -179,6 +178,7 @@ def test_no_candidate_above_chance_is_said_for_its_cell_in_the_report_and_the_te
 def _conclude_output(tmp_path, monkeypatch, stored, these):
     from tuneoff.budget import Budget
     from tuneoff.cli import base, running
+    from tuneoff.results import Results
     from tuneoff.store import Store
 
     store = Store(tmp_path / "res")
@@ -187,7 +187,7 @@ def _conclude_output(tmp_path, monkeypatch, stored, these):
     console = Console(record=True, width=400)
     monkeypatch.setattr(base, "console", console)
     monkeypatch.setattr(running, "console", console)
-    running._conclude(store, these, tmp_path / "res", Budget())
+    running._conclude(Results(store, planned=these), Budget())
     text = console.export_text()
     return " ".join(text[text.index("recommendation"):].split())
 

@@ -19,6 +19,21 @@ from test_faults import _claims_left, _cli, _computations, _flat
 from test_sweep import _tiny, _write
 from tuneoff.store import Store
 
+
+@pytest.fixture(autouse=True)
+def _signals_as_in_a_terminal():
+    """The suite run as a shell's background job has SIGINT ignored, and under `nohup` SIGHUP too;
+    an ignored signal stays ignored in the sweeps these tests start (and `handled` leaves it so, as
+    it should). Each test here starts from a terminal's dispositions, and the ones found come back."""
+    wanted = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL, signal.SIGHUP: signal.SIG_DFL}
+    found = {signum: signal.signal(signum, handler) for signum, handler in wanted.items()}
+    try:
+        yield
+    finally:
+        for signum, handler in found.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
 # -- Ctrl-C, SIGTERM, SIGHUP -----------------------------------------------------------------------
 
 RUNS = 6

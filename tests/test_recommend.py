@@ -18,10 +18,13 @@ from tuneoff.report.stats import holm
 SPLITS = range(6)
 
 
-def _runs(method, model, accs, time_s=10.0, memory=900.0, trainable=1_000_000, shots=8, total=None, majority=0.5):
-    """One run per split with the given scores (in-domain and out-of-domain alike) and costs."""
-    res = {"train_time_s": time_s, "peak_rss_mb": memory, "params_trainable": trainable,
-           "params_total": total or 10 * trainable}
+def _runs(method, model, accs, time_s=10.0, memory=900.0, trainable=1_000_000, shots=8, total=None, majority=0.5,
+          wall=None, flops=None):
+    """One run per split with the given scores (in-domain and out-of-domain alike) and costs:
+    `time_s` of CPU time, `wall` of wall time (default the same)."""
+    res = {"train_cpu_s": time_s, "setup_cpu_s": 0.0, "train_time_s": time_s if wall is None else wall,
+           "peak_rss_mb": memory, "params_trainable": trainable, "params_total": total or 10 * trainable,
+           "train_flops_approx": flops if flops is not None else 1e9 * time_s}
     recs = [make_record(method, model=model, acc=float(a), ood=float(a), shots=shots, data_seed=i,
                         majority=majority)
             for i, a in zip(SPLITS, accs)]
@@ -57,10 +60,12 @@ def test_best_and_what_is_not_separated_from_it():
     assert "paired t-test" in a.sentence and "6 pairs" in a.sentence and "Holm" in a.sentence
     assert "not separated from it" in a.sentence and "smallest detectable difference" in a.sentence
     assert "tied" not in a.sentence and "no cheapest is named" in a.sentence
-    assert names == {"train_time": "train_time_s", "memory": "peak_rss_mb", "trainable_params": "params_trainable"}
+    assert names == {"cpu_time": "setup_cpu_s + train_cpu_s + selection_cpu_s", "flops": "adapt_flops_approx",
+                     "memory": "peak_rss_mb", "trainable_params": "params_trainable"}
 
 
-@pytest.mark.parametrize("budget, out", [({"max_train_time": "1m"}, "pattern · lm-135m"),
+@pytest.mark.parametrize("budget, out", [({"max_train_cpu": "1m"}, "pattern · lm-135m"),
+                                         ({"max_flops": "1e11"}, "pattern · lm-135m"),
                                          ({"max_memory": "2GB"}, "pattern · lm-135m"),
                                          ({"max_trainable_params": "1M"}, "finetune · enc-22m")])
 def test_each_budget_leaves_out_what_does_not_fit(budget, out):
@@ -71,13 +76,37 @@ def test_each_budget_leaves_out_what_does_not_fit(budget, out):
     assert all(c.loc[[a.best, *a.tied], "fits"])
 
 
-def test_a_budget_excludes_by_the_worst_run():
-    slow_once = _runs("finetune", "enc-22m", 0.895 + NOISE, time_s=14)
-    slow_once[3]["resources"]["train_time_s"] = 70.0
-    a, _ = _answer(BIG + slow_once + SMALL, max_train_time=60)
+def test_a_time_budget_reads_the_mean_runs_cpu_time_never_the_wall_time():
+    # finetune's wall time is 5x its CPU time (a busy machine): the budget reads the CPU time
+    busy = _runs("finetune", "enc-22m", 0.895 + NOISE, time_s=14, wall=70)
+    a, names = _answer(BIG + busy + SMALL, max_train_cpu=60)
     c = a.candidates.set_index("candidate")
-    assert not c.loc["finetune · enc-22m", "fits"] and "70 s training > 60" in c.loc["finetune · enc-22m", "why_out"]
+    assert c.loc["finetune · enc-22m", "fits"] and c.loc["finetune · enc-22m", "wall_time"] == pytest.approx(70)
+    assert c.loc["finetune · enc-22m", "cpu_time"] == pytest.approx(14)
+    assert "CPU" in names["cpu_time"] or "cpu" in names["cpu_time"]
+    # one slow run among six: the mean run's CPU time (the leaderboard's figure) decides
+    slow_once = _runs("finetune", "enc-22m", 0.895 + NOISE, time_s=14)
+    slow_once[3]["resources"]["train_cpu_s"] = 70.0
+    a, _ = _answer(BIG + slow_once + SMALL, max_train_cpu=20)
+    c = a.candidates.set_index("candidate")
+    assert c.loc["finetune · enc-22m", "cpu_time"] == pytest.approx((5 * 14 + 70) / 6)
+    assert not c.loc["finetune · enc-22m", "fits"] and "23 s CPU > 20" in c.loc["finetune · enc-22m", "why_out"]
     assert a.verdict == "no recommendation" and "only lora · enc-22m fits" in a.sentence
+
+
+def test_memory_and_parameter_budgets_exclude_by_the_worst_run():
+    big_once = _runs("finetune", "enc-22m", 0.895 + NOISE, memory=900)
+    big_once[2]["resources"]["peak_rss_mb"] = 3000.0
+    a, _ = _answer(BIG + big_once + SMALL, max_memory="2GB")
+    c = a.candidates.set_index("candidate")
+    assert not c.loc["finetune · enc-22m", "fits"] and "3000 MB > 2048" in c.loc["finetune · enc-22m", "why_out"]
+
+
+def test_the_old_time_flag_is_the_cpu_budget():
+    assert budget_from(max_train_time="10m").max_train_cpu == 600
+    assert budget_from(max_train_time="10m").limits() == {"cpu_time": 600}
+    with pytest.raises(BudgetError, match="old name of max_train_cpu"):
+        budget_from(max_train_time="10m", max_train_cpu="5m")
 
 
 def test_a_clear_winner_is_named_and_nothing_is_tied():
@@ -102,13 +131,13 @@ def test_a_method_at_chance_is_never_named_the_cheapest():
     a, _ = _answer(GOOD + SWING)
     c = a.candidates.set_index("candidate")
     assert a.best == "finetune · lm" and a.tied == ["icl · lm"]  # the paired test cannot separate them
-    assert c.loc["icl · lm", "train_time"] < c.loc["finetune · lm", "train_time"]  # icl would be the cheapest
+    assert c.loc["icl · lm", "cpu_time"] < c.loc["finetune · lm", "cpu_time"]  # icl would be the cheapest
     assert a.cheapest is None and not c.loc["icl · lm", "beats_chance"]
     assert c.loc["finetune · lm", "beats_chance"] and c.loc["finetune · lm", "baseline"] == pytest.approx(MAJ)
     assert "Not shown to beat chance: icl · lm" in a.sentence and "accuracy 0.690" in a.sentence
     table = answer_table(a)
     status = {r[0].text: r[-1].text for r in table.rows}
-    assert status["icl · lm"].startswith("not separated (smallest detectable difference ")
+    assert status["icl · lm"].startswith("not separated, trails by ")
     assert status["icl · lm"].endswith(", not above chance") and status["finetune · lm"] == "best"
 
 
@@ -221,7 +250,7 @@ def test_a_sweep_prints_the_answer_for_the_budget_of_its_config(toy_task, tmp_pa
     r = CliRunner().invoke(app, ["sweep", str(cfg)], env={"COLUMNS": "300"})
     assert r.exit_code == 0, r.output
     tail = " ".join(r.output[r.output.index("recommendation"):].split())
-    assert "trainable parameters ≤ 10000" in tail
+    assert "trainable parameters, worst run ≤ 10000" in tail
     assert "toy, 2 shots per class, in-domain (accuracy): no recommendation — only head · tiny-bert fits" in tail
 
 
@@ -236,3 +265,72 @@ def test_memory_budget_reads_the_per_run_figure_where_records_have_it():
     assert names["memory"] == "peak_memory_mb" and (fig["memory"] == 640.0).all()
     fig, names = budget_figures(to_frame(_runs("lora", "enc-22m", [0.7] * 6)))  # an older store
     assert names["memory"] == "peak_rss_mb" and (fig["memory"] == 900.0).all()
+
+
+def _cheap_and_best(cheap_gap: float, n: int):
+    """finetune (the best mean, 300 s CPU) and a cheaper lora (20 s CPU) `cheap_gap` below it on the
+    same 6 splits, each scored on eval sets of `n` examples."""
+    from test_report import eval_n
+
+    same = 0.85 + RNG.normal(0, 0.002, 6)
+    best = _runs("finetune", "enc-22m", same + cheap_gap, time_s=300, wall=900)
+    cheap = _runs("lora", "enc-22m", same, time_s=20, wall=25)
+    return eval_n(best + cheap, n)
+
+
+def test_a_cheaper_method_is_named_only_when_shown_equivalent_within_the_margin():
+    from tuneoff.report.claims import decided
+
+    # a large eval set and a small gap: TOST shows lora within ±0.02 of finetune, so it is named
+    a, _ = _answer(_cheap_and_best(0.003, 10 ** 6))
+    assert a.verdict == "equivalent" and decided(a) and a.equivalent == ["lora · enc-22m"]
+    assert a.cheapest == "lora · enc-22m" and a.best == "finetune · enc-22m"
+    assert "Cheapest of these that beats chance, by CPU time" in a.sentence and "20 s CPU (25 s wall)" in a.sentence
+    status = {r[0].text: r[-1].text for r in answer_table(a).rows}
+    assert status["lora · enc-22m"].startswith("equivalent within ±0.02") and status["lora · enc-22m"].endswith(
+        ", cheapest")
+    # the same gap on 200 eval examples: nothing shows them equal, so lora is not named; it is listed
+    # with how far it trails finetune and that difference's interval
+    a, _ = _answer(_cheap_and_best(0.003, 200))
+    assert a.verdict == "not separated" and a.cheapest is None and not decided(a)
+    c = a.candidates.set_index("candidate").loc["lora · enc-22m"]
+    assert c["claim"] == "not separated" and c["trails"].startswith(f"trails by {c['diff']:.3f} (95% interval ")
+    lo, hi = (float(x) for x in c["trails"].removesuffix(")").split("interval ")[1].split(" to "))
+    assert lo < c["diff"] < hi and lo < 0 < hi  # not separated: the interval holds 0
+    assert f"lora · enc-22m {c['trails']}" in a.sentence and "no cheapest is named" in a.sentence
+    assert "Cheapest" not in a.sentence and "tied" not in a.sentence
+    status = {r[0].text: r[-1].text for r in answer_table(a).rows}
+    assert status["lora · enc-22m"] == f"not separated, {c['trails']}"
+
+
+def test_trails_reads_the_widest_interval_of_the_test():
+    from tuneoff.report.claims import Rule, compare, diff_interval, eval_variance, judge, trails
+
+    a = 0.8 + RNG.normal(0, 0.02, 6)
+    b = a - 0.01 + RNG.normal(0, 0.02, 6)
+    v = eval_variance("accuracy", 0.8, 200)
+    c = judge([compare(a, b, [v] * 6, [v] * 6)], Rule())[0]
+    lo, hi = diff_interval(c)
+    for end_lo, end_hi in (c.ci, c.ci_split):
+        assert lo <= end_lo and hi >= end_hi
+    assert trails(c) == f"trails by {c.diff:.3f} (95% interval {lo:+.3f} to {hi:+.3f})"
+    assert np.isnan(diff_interval(compare(a[:3], b[:3]))[0])  # too few pairs: no test, no interval
+
+
+def test_the_budget_reads_the_figure_the_leaderboard_and_the_cost_plot_show():
+    from tuneoff.report.frame import METHOD_TIME, runs
+    from tuneoff.report.tables import _cost_by_variant
+
+    recs = copy.deepcopy(BIG + CLOSE + SMALL)
+    for i, r in enumerate(recs):  # set-up and selection CPU time count too; wall time is 3x (a busy machine)
+        r["resources"].update(setup_cpu_s=1.0, selection_cpu_s=5.0 + i, train_time_s=3 * r["resources"]["train_cpu_s"])
+    frame = to_frame(recs)
+    a = {(x.shots, x.domain): x for x in recommend(frame)[0]}[(8, "in")]
+    board = _cost_by_variant(runs(frame))["time"]
+    c = a.candidates.set_index("variant")
+    for variant, t in board.items():
+        assert c.loc[variant, "cpu_time"] == pytest.approx(t)  # the same figure, the mean run
+    assert METHOD_TIME[0] == "method_cpu_s"
+    assert c.loc["lora", "wall_time"] == pytest.approx(15.0)  # shown beside (3 x 5 s of training), never budgeted
+    a, _ = _answer(recs, max_train_cpu=float(c.loc["finetune", "cpu_time"]) - 0.5)
+    assert not a.candidates.set_index("variant").loc["finetune", "fits"]

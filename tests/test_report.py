@@ -431,7 +431,7 @@ def test_protocol_states_eval_caps_and_how_hyperparameters_were_chosen():
     assert caps == {"demo": "600", "other": "none"}
     methods = next(b for b in blocks if getattr(b, "title", "") == "Methods")
     rows = {r[1].text: [c.text for c in r] for r in methods.rows}
-    assert '"lr": "selected: 0.0001"' in rows["finetune"][4] and '"lr": 1e-05' in rows["head"][4]
+    assert "lr = selected: 0.0001" in rows["finetune"][4].split("\n") and rows["head"][4] == "lr = 1e-05"
     assert rows["finetune"][5] == ("2-fold cross-validation in the few-shot set; frugal: chosen on data seed 0, "
                                    "reused for the other seeds; train.lr ∈ {1e-05, 0.0001}")
     assert rows["head"][5] == "off"

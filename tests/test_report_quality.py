@@ -63,7 +63,8 @@ def test_a_store_from_before_calibration_and_forgetting_still_renders(tmp_path):
 def test_a_sweep_ends_with_the_answer_for_its_budget(tmp_path):
     sw = expand_sweep(parse_sweep({"defaults": {"output_dir": str(tmp_path)}, "methods": ["finetune"],
                                    "recommend": {"max_train_time": "10m", "shots": 8, "domain": "out"}}))
-    assert sw.budget.max_train_time == 600 and sw.budget.shots == [8] and sw.budget.domain == "out"
+    # max_train_time, the old name, is the CPU-time limit (tuneoff.budget)
+    assert sw.budget.max_train_cpu == 600 and sw.budget.shots == [8] and sw.budget.domain == "out"
     with pytest.raises(ConfigError, match="recommend.max_memory.*4GB or 512MB"):
         parse_sweep({"recommend": {"max_memory": "huge"}})
     with pytest.raises(ConfigError, match="recommend.budget"):

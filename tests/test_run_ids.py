@@ -29,6 +29,9 @@ def current_ids() -> dict[str, list[str]]:
     for over in RUNS:
         cfg = load_config(ROOT / "examples/demo.yaml", over)
         out[" ".join(["examples/demo.yaml", *over])] = [r.run_id() for r in cfg.expand()]
+        # `tuneoff run key=value` without a file: the config defaults (what demo.yaml held before it
+        # became the main job, so these are the ids demo.yaml gave then)
+        out[" ".join(["defaults", *over])] = [r.run_id() for r in load_config(None, over).expand()]
     return out
 
 

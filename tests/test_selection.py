@@ -124,7 +124,12 @@ def test_run_id_covers_the_search_space_only_when_selection_is_on(tmp_path):
     assert run_cfg(tmp_path, "select.train.lr=[0.1,0.2]").run_id() != on.run_id()
     assert run_cfg(tmp_path, "select.folds=3").run_id() != on.run_id()
     assert run_cfg(tmp_path, "select.budget=full").run_id() != on.run_id()
-    assert run_cfg(tmp_path, "train.lr=0.5").run_id() == on.run_id()  # a searched key's fixed value is unused
+    # a searched key's fixed value is unused: not in the run id, and refused as an override, which
+    # would otherwise be dropped without a word
+    with pytest.raises(ConfigError, match="override 'train.lr=0.5'.*select.train.lr=\\[...\\]"):
+        run_cfg(tmp_path, "train.lr=0.5")
+    fixed = on.model_copy(update={"train": on.train.model_copy(update={"lr": 0.5})})
+    assert fixed.train.lr == 0.5 and fixed.run_id() == on.run_id()
 
 
 def test_a_key_both_in_grid_or_overrides_and_in_select_is_an_error():

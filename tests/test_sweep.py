@@ -123,14 +123,14 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def test_example_configs():
-    from tuneoff.config import load_config
+    from tuneoff.config import load_config, main_job
     from tuneoff.methods import list_methods
 
-    assert load_config(EXAMPLES / "demo.yaml").resolved() == load_config().resolved()
+    assert load_config(EXAMPLES / "demo.yaml").resolved() == main_job().resolved()  # the main job, written out
     quick = load_sweep(EXAMPLES / "quick.yaml")
     names = {r.method.name for r in quick.runs}
     assert names == {m.name for m in list_methods()}  # every registered method, once
-    assert len(quick.runs) == len(names) * 2 * 3 and {r.shots for r in quick.runs} == {8, 32}
+    assert len(quick.runs) == len(names) * 2 * 5 and {r.shots for r in quick.runs} == {8, 32}
     assert all(r.model == "smollm2-135m" for r in quick.runs if r.method.name in ("pattern", "icl", "distill"))
     paper = load_sweep(EXAMPLES / "paper.yaml")
     assert len(paper.runs) == 1190 and {r.task for r in paper.runs} == {"cola", "mnli"}

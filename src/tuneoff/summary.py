@@ -6,7 +6,6 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-from rich.table import Table
 
 from tuneoff.calibration import DEFINITION
 from tuneoff.describe import DEFAULT_METRIC, labels
@@ -16,6 +15,7 @@ from tuneoff.metrics import all_metric_names, direction, not_better, prob_metric
 from tuneoff.record import load
 from tuneoff.report.frame import aggregate, done_rows, to_frame
 from tuneoff.report.runflags import COLLAPSED, NO_CHANCE, collapsed, top
+from tuneoff.report.terminal import NAME, NUMBER, TEXT, Col, FitTable
 
 
 def top_label(pred_dists: list[dict]) -> tuple[str, float] | None:
@@ -178,45 +178,45 @@ def summarise_subsets(records: list[dict]) -> list[dict]:
     return rows
 
 
-def rich_subset_table(rows: list[dict]) -> Table | None:
+def rich_subset_table(rows: list[dict]) -> FitTable | None:
     """The per-subset rows as a terminal table (None when no eval set has subsets). Columns with
     one value for every row move into the title, so the table fits a narrow terminal."""
     if not rows:
         return None
     fixed, title = _fixed_into_title(rows, ("task", "model", "method", "options", "eval_set", "runs"),
                                      "per subset: accuracy overall and on each gold label")
-    title = term(title)
     fields = {r["subset"].split("=", 1)[0] for r in rows}
     field = fields.pop() if len(fields) == 1 else None  # e.g. "heuristic": the column's name
     label_cols = list(dict.fromkeys(k for r in rows for k in r if k.startswith("acc | ")))
     cols = [c for c in ("task", "model", "method", "options", "eval_set") if c not in fixed]
     cols += ["shots", "subset", "accuracy", *label_cols, *(["runs"] if "runs" not in fixed else [])]
-    t = Table(title=title)
-    for col in cols:
-        header = field if col == "subset" and field else col.removeprefix("acc | ").replace("_", " ")
-        t.add_column(term(header), justify="right" if col in ("shots", "runs") else "left",
-                     no_wrap=col not in ("options",) and not col.startswith("acc | "),
-                     min_width=13 if col.startswith("acc | ") else None)
-    for r in rows:
-        cells = {**r, "subset": r["subset"].split("=", 1)[1] if field else r["subset"]}
-        t.add_row(*[term(cells.get(c, "–")) for c in cols])
-    return t
+    spec = [_col(c, {"task", "model", "method", "options", "eval_set"},
+                 field if c == "subset" and field else c.removeprefix("acc | ")) for c in cols]
+    body = [[term({**r, "subset": r["subset"].split("=", 1)[1] if field else r["subset"]}.get(c, "–")) for c in cols]
+            for r in rows]
+    return FitTable(spec, body, title=term(title))
 
 
-def rich_table(rows: list[dict], failed: list[dict]) -> Table:
+def _col(col: str, keys: set[str], header: str | None = None) -> Col:
+    """A summary field as a terminal column: names (and numbers: "0.653 ±" over "0.018" reads as two
+    values) kept whole, options wrapped; `keys`: the fields that name a row."""
+    kind = TEXT if col == "options" else NAME if col in ("task", "model", "method", "eval_set", "domain", "metric",
+                                                          "subset") else NUMBER
+    return Col(term((header or col).replace("_", " ")), kind, key=col in keys,
+               justify="right" if col in ("shots", "runs") else "left")
+
+
+def rich_table(rows: list[dict], failed: list[dict]) -> FitTable:
     """Columns that hold one value for every row (task, model, ...) move into the title."""
     fixed, title = _fixed_into_title(rows, ("task", "model", "method", "options", "metric"),
                                      "tuneoff results, mean ± std over seeds")
-    t = Table(title=term(title), caption_justify="left")
     cols = [c for c in ("task", "model", "method", "options") if c not in fixed]
     cols += ["shots", "eval_set", "domain", *(["metric"] if "metric" not in fixed else []), "score", "majority", "runs"]
-    for col in cols:  # numbers never wrap: "0.653 ±" over "0.018" reads as two values
-        t.add_column(col.replace("_", " "), justify="right" if col in ("shots", "runs") else "left",
-                     no_wrap=col in ("score", "majority", "shots", "runs", "eval_set"))
-    flagged = []
+    spec = [_col(c, {"task", "model", "method", "options"}) for c in cols]
+    flagged, body = [], []
     for r in rows:  # a flagged score is marked "!" and explained under the table (fits 80 columns)
         cells = {**r, "score": r["score"] + (" !" if r["flag"] else "")}
-        t.add_row(*[term(cells[c]) for c in cols], style="red" if r["flag"] else None)
+        body.append([term(cells[c]) for c in cols])
         if r["flag"]:
             where = " ".join(str(r[c]) for c in cols if c in ("method", "options", "eval_set") and r[c])
             flagged.append(f"! {where} at {r['shots']} shots: {r['flag']}")
@@ -228,8 +228,8 @@ def rich_table(rows: list[dict], failed: list[dict]) -> Table:
     if failed:
         notes.append(f"{len(failed)} failed run(s): " + "; ".join(
             f"{f.run_id}: {(f.error or '')[:160]}" for f in map(load, failed[:5])))
-    t.caption = term("\n".join(notes)) if notes else None
-    return t
+    return FitTable(spec, body, title=term(title), caption=term("\n".join(notes)) if notes else None,
+                    styles=["red" if r["flag"] else None for r in rows])
 
 
 MAX_FLAGGED = 12

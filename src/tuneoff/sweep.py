@@ -46,6 +46,7 @@ from tuneoff.config import (
     set_key,
 )
 from tuneoff.config.base import format_errors
+from tuneoff.config.paths import sweep_file
 from tuneoff.describe import Label, flatten, fmt, varying
 
 # what a sweep config holds, said when it holds something else
@@ -245,9 +246,15 @@ def _check_fixed_vs_searched(cfg: RunConfig, grid_keys: list[str], entry, where:
 
 
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
+    data = sweep_file(read_yaml(path, "sweep config", SWEEP_HOLDS), path)  # its paths read from its folder
+    return sweep_from(data, overrides, f"sweep config {str(path)!r}")
+
+
+def sweep_from(data: dict, overrides: list[str] | None = None, source: str = "sweep config") -> Sweep:
+    """The sweep a sweep config's mapping describes (a file's, or one built in Python, whose paths are
+    read from the current folder), with key=value overrides; `source` names it in errors."""
     sweep_level, run_level = split_overrides(overrides or [])
-    data = _apply_sweep_overrides(read_yaml(path, "sweep config", SWEEP_HOLDS), sweep_level)
-    return expand_sweep(parse_sweep(data, f"sweep config {str(path)!r}"), run_level)
+    return expand_sweep(parse_sweep(_apply_sweep_overrides(data, sweep_level), source), run_level)
 
 
 def _flat_config(run: RunConfig) -> dict:

@@ -1,6 +1,8 @@
-"""The command line: thin; it parses, builds a config and calls the same functions as the Python API.
-The commands live in `running` (run, sweep), `info` (validate, ls) and `results` (show, recommend,
-report, repair, evaluate); `main` is the `tuneoff` entry point."""
+"""The command line: thin; it parses arguments, calls the functions the Python API exposes
+(`tuneoff.experiment` to plan and run, `tuneoff.results` to read a folder; `tuneoff.api` wraps the
+same ones) and prints what they return. The commands live in `running` (run, sweep), `info`
+(validate, ls) and `results` (show, recommend, report, repair, evaluate); `main` is the `tuneoff`
+entry point."""
 from __future__ import annotations
 
 import os

@@ -1,5 +1,7 @@
-"""What every command shares: the app, the consoles, failing with a clear message, loading a
-config, and opening a results store."""
+"""What every command shares: the app (its --version, -h on every command), the consoles, failing
+with a clear message, loading a config, and reading a results folder. The work is done by the
+functions the Python API exposes (`tuneoff.experiment`, `tuneoff.results`); the commands parse
+arguments and print what those return."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -9,13 +11,29 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from tuneoff.config import ConfigError, load_config
+from tuneoff.config import ConfigError
 from tuneoff.escape import term
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},  # every command's -h too
                   help="tuneoff: which way of adapting a language model works best with a few labels, and at what cost.")
 console = Console()
 err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from tuneoff import __version__
+
+        console.print(f"tuneoff {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")) -> None:
+    """tuneoff: which way of adapting a language model works best with a few labels, and at what cost.
+    The same functions are a Python API: `help(tuneoff)`, `from tuneoff.api import run, sweep, load`."""
 
 
 def fail(msg: str, code: int = 2) -> None:
@@ -28,7 +46,8 @@ def message(e: Exception) -> str:
     return e.args[0] if isinstance(e, KeyError) and e.args else str(e)
 
 
-def _split_args(config: Optional[str], overrides: Optional[list[str]]) -> tuple[Optional[str], list[str]]:
+def split_args(config: Optional[str], overrides: Optional[list[str]]) -> tuple[Optional[str], list[str]]:
+    """(config file, overrides): a first argument that is key=value and no file is an override."""
     overrides = list(overrides or [])
     if config and "=" in config and not _is_file(config):
         return None, [config, *overrides]
@@ -43,63 +62,48 @@ def _is_file(path: str) -> bool:
 
 
 def load(config: Optional[str], overrides: Optional[list[str]]):
-    path, ov = _split_args(config, overrides)
-    try:
-        cfg = load_config(path, ov)
-        from tuneoff.runner import preflight
+    """The run config of a command line's config file and key=value overrides, checked before any run
+    (`tuneoff.experiment.config_of`, as `tuneoff.api.run` reads it)."""
+    from tuneoff.experiment import config_of
 
-        preflight(cfg)  # an unknown task, eval set, pattern or model is an error before any run starts
-        return cfg
+    path, ov = split_args(config, overrides)
+    try:
+        return config_of(path, ov)
     except (ConfigError, ValueError, KeyError) as e:
         fail(message(e))
 
 
-def open_results(folder, write: bool = True):
-    """The results store of `folder`. To write (runs): checked (damaged, unwritable, full) before
-    any run starts, created if missing. To read (show, report, a dry run): it must exist, and it is
-    opened read-only: nothing in the folder is created or written (`reading`). A store that cannot
-    be used is a clear error."""
-    from tuneoff.claims import lease_seconds
-    from tuneoff.store import StoreError, check_writable, open_store
-
-    try:
-        if write:
-            check_writable(folder)
-            lease_seconds()  # a malformed TUNEOFF_LEASE_S is an error now, not at the first claim
-        return open_store(folder, must_exist=not write)
-    except (FileNotFoundError, StoreError) as e:
-        fail(str(e))
-
-
 @contextmanager
 def reading(folder):
-    """The results store of `folder`, opened only to read it (show, recommend, report): a store
-    that fails while it is read (full disk, locked, damaged) is a clear error (exit 2)."""
+    """The results of `folder` (`tuneoff.results.Results`), opened only to read them (show,
+    recommend, report): nothing in the folder is created or written. A folder without results, or a
+    store that fails while it is read (full disk, locked, damaged), is a clear error (exit 2)."""
+    from tuneoff.results import Results
     from tuneoff.store import StoreError
 
-    store = open_results(folder, write=False)
     try:
-        yield store
+        res = Results.open(folder)
+    except (FileNotFoundError, StoreError) as e:
+        fail(str(e))
+    try:
+        yield res
     except StoreError as e:
         fail(str(e))
 
 
-def warn_bad_rows(store) -> None:
-    """Warn of what the reads of `store` found: rows that could not be read, and manifests that
-    cannot be read although their row is intact."""
-    for note in (store.bad_rows_note(), store.broken_manifests_note()):
-        if note:
-            err.print(f"[yellow]warning:[/] {term(note)}", highlight=False)
+def warn(notes: list[str]) -> None:
+    """Warn of what the reads of a store found (`Results.notes`): rows that could not be read, and
+    manifests that cannot be read although their row is intact."""
+    for note in notes:
+        err.print(f"[yellow]warning:[/] {term(note)}", highlight=False)
 
 
-def print_recommendation(records: list[dict], budget, scope: str = "") -> None:
-    """The answer, within `budget`, for these records (as `tuneoff recommend` and the report give it);
-    `scope` says which runs they are."""
-    from tuneoff.report.answer import recommendation_blocks
-    from tuneoff.report.frame import to_frame
+def print_recommendation(rec, scope: str = "") -> None:
+    """The answer within a budget (a `tuneoff.results.Recommendation`), as `tuneoff recommend` and the
+    report give it; `scope` says which runs it is over."""
     from tuneoff.report.terminal import print_blocks
 
     console.rule("recommendation")
     if scope:
         console.print(term(f"over {scope}"), highlight=False)
-    print_blocks(console, recommendation_blocks(to_frame(records), budget)[0])
+    print_blocks(console, rec.blocks)

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from tuneoff.cli.base import app, console, fail, load
 from tuneoff.escape import term
+from tuneoff.report.terminal import NAME, Col, FitTable
 
 
 @app.command()
@@ -22,8 +23,9 @@ def validate(
     cfg = load(config, overrides)
     console.print_json(json.dumps(cfg.resolved()))
     console.print(f"[green]valid[/]: {len(cfg.expand())} run(s)")
-    if cfg.select is not None:
-        console.print(term(selection_line(cfg)), highlight=False)
+    for one in cfg.per_method() if cfg.select is not None else []:  # a list of methods: a line each
+        name = f"{one.method.name}: " if len(cfg.methods) > 1 else ""
+        console.print(term(name + selection_line(one)), highlight=False)
 
 
 def selection_line(cfg) -> str:
@@ -88,15 +90,14 @@ def ls(what: str = typer.Argument(..., help="tasks | methods | models")):
                                                                     if task.default_pattern else "")))
             console.print(f"[bold]{term(task.name)}[/]: {term(task.description)}", highlight=False)
             console.print(Padding(g, (0, 0, 1, 2)), highlight=False)
-        console.print("[dim]or a custom task: the path of a task YAML file (see the README)[/]")
+        console.print("[dim]or a custom task: the path of a task YAML file (see docs/tasks.md)[/]")
         return
     elif what == "methods":
         from tuneoff.methods import list_methods
 
-        t = Table(title="methods")
-        for c in ("name", "trains", "head", "options", "search (optuna)", "grid (select.search: grid)",
-                  "description"):
-            t.add_column(c)
+        cols = [Col("name", NAME, key=True), Col("trains", NAME), Col("head", NAME), Col("options"),
+                Col("search (optuna)"), Col("grid (select.search: grid)"), Col("description")]
+        rows = []
         for m in list_methods():
             opts = ", ".join(f"{k}={f.default!r}" if isinstance(f.default, str) else f"{k}={f.default}"
                              for k, f in m.Options.model_fields.items())
@@ -106,19 +107,21 @@ def ls(what: str = typer.Argument(..., help="tasks | methods | models")):
             ranges = "; ".join(f"{k}: {v if not isinstance(v, list) else ', '.join(map(str, v))}"
                                for k, v in m.search_ranges_for(m.Options()).items())
             ranges += f"; length: {length}" if length else ""
-            t.add_row(m.name, "yes" if m.trains else "no", m.head, opts, ranges, grid, m.description)
+            rows.append([term(x) for x in (m.name, "yes" if m.trains else "no", m.head, opts, ranges, grid,
+                                           m.description)])
+        t = FitTable(cols, rows, title="methods")
     elif what == "models":
         from tuneoff.models import EMBEDDED, MODEL_DESCRIPTIONS
 
-        t = Table(title="models (or any hub id / local folder)")
-        for c in ("alias", "installed", "description"):
-            t.add_column(c)
         import importlib.util
 
+        rows = []
         for alias, desc in MODEL_DESCRIPTIONS.items():
             emb = EMBEDDED.get(alias)
             ok = "yes" if emb is None or importlib.util.find_spec(emb.package) else f"no: {emb.install}"
-            t.add_row(alias, ok, desc)
+            rows.append([term(alias), term(ok), term(desc)])
+        t = FitTable([Col("alias", NAME, key=True), Col("installed"), Col("description")], rows,
+                     title="models (or any hub id / local folder)")
     else:
         fail(f"unknown list {what!r}; use one of: tasks, methods, models")
     console.print(t)

@@ -2,40 +2,48 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
-from tuneoff.cli.base import app, console, err, fail, print_recommendation, reading, warn_bad_rows
+from tuneoff.cli.base import app, console, err, fail, print_recommendation, reading, warn
 from tuneoff.escape import term
 
 
 @app.command()
 def show(results_dir: str = typer.Argument(..., help="a results folder")):
     """Print the results table (and the per-subset table) of a results folder."""
+    from tuneoff.results import counts_text
     from tuneoff.summary import print_summary
 
-    with reading(results_dir) as store:
-        print_summary(console, store.records())
-        warn_bad_rows(store)
-        console.print(f"runs: {store.counts()}")
+    with reading(results_dir) as res:
+        print_summary(console, res.records)
+        warn(res.notes)
+        console.print(f"runs: {counts_text(res.counts())}", highlight=False)
 
 
-def _budget(max_train_time, max_memory, max_trainable_params, shots, domain, margin=None):
+def _budget(max_train_cpu, max_flops, max_memory, max_trainable_params, shots, domain, margin=None,
+            max_train_time=None):
     from tuneoff.budget import BudgetError, budget_from
 
     extra = {} if margin is None else {"margin": margin}
+    if max_train_time is not None:  # the old flag: the same limit, now read in CPU time
+        err.print("note: --max-train-time limits CPU time (set-up + training + selection, mean run), as "
+                  "--max-train-cpu; wall time is shown beside it and limits nothing", highlight=False)
     try:
-        return budget_from(max_train_time=max_train_time, max_memory=max_memory,
-                           max_trainable_params=max_trainable_params, shots=shots or None, domain=domain, **extra)
+        return budget_from(max_train_cpu=max_train_cpu, max_train_time=max_train_time, max_flops=max_flops,
+                           max_memory=max_memory, max_trainable_params=max_trainable_params, shots=shots or None,
+                           domain=domain, **extra)
     except BudgetError as e:
         fail(str(e))
 
 
-_TIME = typer.Option(None, "--max-train-time", help="training time per run, e.g. 90s, 10m, 1h30m")
-_MEMORY = typer.Option(None, "--max-memory", help="peak memory per run, e.g. 4GB, 512MB")
+_CPU = typer.Option(None, "--max-train-cpu", help="CPU time a method takes to get ready (set-up + training + "
+                                                  "selection), mean run, e.g. 90s, 10m, 1h30m")
+_TIME = typer.Option(None, "--max-train-time", help="old name of --max-train-cpu (CPU time, not wall time)")
+_FLOPS = typer.Option(None, "--max-flops", help="FLOPs of training + selection (approximate), mean run, e.g. 2e15, "
+                                                  "500T")
+_MEMORY = typer.Option(None, "--max-memory", help="peak memory, the worst run, e.g. 4GB, 512MB")
 _PARAMS = typer.Option(None, "--max-trainable-params", help="trainable parameters, e.g. 1M, 250k")
 _SHOTS = typer.Option(None, "--shots", help="answer for this shot count (repeatable); default every one")
 _DOMAIN = typer.Option(None, "--domain", help="in | out; default both")
@@ -46,18 +54,21 @@ _MARGIN = typer.Option(None, "--margin", help="equivalence margin, absolute on t
 @app.command()
 def recommend(
     results_dir: str = typer.Argument(..., help="a results folder"),
-    max_train_time: Optional[str] = _TIME, max_memory: Optional[str] = _MEMORY,
+    max_train_cpu: Optional[str] = _CPU, max_flops: Optional[str] = _FLOPS, max_memory: Optional[str] = _MEMORY,
     max_trainable_params: Optional[str] = _PARAMS, shots: Optional[list[int]] = _SHOTS,
-    domain: Optional[str] = _DOMAIN, margin: Optional[float] = _MARGIN,
+    domain: Optional[str] = _DOMAIN, margin: Optional[float] = _MARGIN, max_train_time: Optional[str] = _TIME,
 ):
     """Which method to use within a budget, per task and shot count: the best when the data separate
     it from every other fitting method, the methods shown equivalent to it (TOST within the margin),
-    those not separated from it (with the smallest difference the cell could detect), and the cheapest
-    of the best and its equivalents by CPU time; the same answer as the report's first section."""
-    budget = _budget(max_train_time, max_memory, max_trainable_params, shots, domain, margin)
-    with reading(results_dir) as store:
-        print_recommendation(store.records(), budget)
-        warn_bad_rows(store)
+    those not separated from it (how far each trails, with its interval), and the cheapest of the best
+    and its equivalents by CPU time; the same answer as the report's first section. Time and FLOPs
+    limits read the mean run's CPU time and FLOPs (set-up + training + selection), as the
+    leaderboard and the cost plot show them; memory and trainable parameters, the worst run."""
+    budget = _budget(max_train_cpu, max_flops, max_memory, max_trainable_params, shots, domain, margin,
+                     max_train_time)
+    with reading(results_dir) as res:
+        print_recommendation(res.recommend(budget))
+        warn(res.notes)
 
 
 @app.command()
@@ -66,23 +77,21 @@ def report(
     output: Optional[str] = typer.Option(None, "-o", "--output", help="HTML path (default RESULTS_DIR/report.html)"),
     markdown: Optional[str] = typer.Option(None, "--md", help="Markdown path (default beside the HTML)"),
     csv: Optional[str] = typer.Option(None, "--csv", help="CSV of all runs (default RESULTS_DIR/runs.csv)"),
-    max_train_time: Optional[str] = _TIME, max_memory: Optional[str] = _MEMORY,
+    max_train_cpu: Optional[str] = _CPU, max_flops: Optional[str] = _FLOPS, max_memory: Optional[str] = _MEMORY,
     max_trainable_params: Optional[str] = _PARAMS, shots: Optional[list[int]] = _SHOTS,
-    domain: Optional[str] = _DOMAIN, margin: Optional[float] = _MARGIN,
+    domain: Optional[str] = _DOMAIN, margin: Optional[float] = _MARGIN, max_train_time: Optional[str] = _TIME,
 ):
     """Write the comparison report: self-contained HTML, Markdown with the same tables, CSV of all runs."""
-    from tuneoff.report import write_report
-
-    budget = _budget(max_train_time, max_memory, max_trainable_params, shots, domain, margin)
-    with reading(results_dir) as store:
+    budget = _budget(max_train_cpu, max_flops, max_memory, max_trainable_params, shots, domain, margin,
+                     max_train_time)
+    with reading(results_dir) as res:
         _writable_defaults(results_dir, output, csv)
-        md = markdown or (str(Path(output).with_suffix(".md")) if output else None)
         try:
-            paths = write_report(results_dir, html_path=output, md_path=md, csv_path=csv, store=store, budget=budget)
+            paths = res.report(output, markdown=markdown, csv=csv, budget=budget)
         except OSError as e:
             where = f" to {e.filename}" if e.filename else ""
             fail(f"the report could not be written{where} ({e.strerror}); give paths elsewhere with -o, --md and --csv")
-        warn_bad_rows(store)
+        warn(res.notes)
     for kind, path in paths.items():
         console.print(term(f"{kind}: {path}"), highlight=False)
 
@@ -126,9 +135,10 @@ def repair(
     for rid in rep.unreadable_rows:
         err.print(term(f"warning: run {rid}: its row cannot be read and it has no manifest; "
                        f"`tuneoff sweep --retry-failed` cannot bring it back, run it again"), highlight=False)
+    from tuneoff.results import counts_text
     from tuneoff.store import Store
 
-    console.print(f"runs: {Store(results_dir).counts()}")
+    console.print(f"runs: {counts_text(Store(results_dir).counts())}", highlight=False)
 
 
 @app.command()
@@ -140,16 +150,17 @@ def evaluate(run_dir: str = typer.Argument(..., help="a run folder saved with sa
         before, after = evaluate_saved(run_dir)
     except (FileNotFoundError, ValueError) as e:
         fail(str(e))
-    t = Table(title=term(f"re-evaluation of {run_dir}"))
-    for c in ("eval set", "recorded accuracy", "now accuracy", "same"):
-        t.add_column(c)
-    same_all = True
+    from tuneoff.report.terminal import NAME, NUMBER, Col, FitTable
+
+    rows, same_all = [], True
     for name, m in after.items():
         old = before.get(name, {}).get("overall", {}).get("accuracy")
         new = m["overall"]["accuracy"]
         same = old is not None and abs(old - new) < 1e-9
         same_all &= same
-        t.add_row(term(name), f"{old:.4f}" if old is not None else "–", f"{new:.4f}", "yes" if same else "NO")
-    console.print(t)
+        rows.append([term(name), f"{old:.4f}" if old is not None else "–", f"{new:.4f}", "yes" if same else "NO"])
+    cols = [Col("eval set", NAME, key=True), Col("recorded accuracy", NUMBER), Col("now accuracy", NUMBER),
+            Col("same", NAME)]
+    console.print(FitTable(cols, rows, title=term(f"re-evaluation of {run_dir}")))
     if not same_all:
         raise typer.Exit(1)

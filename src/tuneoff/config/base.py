@@ -66,6 +66,9 @@ def set_key(data: dict, path: list[str], value: Any, what: str = "") -> None:
             nxt = {"name": nxt}
         if nxt is None:
             nxt = {}
+        if isinstance(nxt, list) and p == "method":
+            raise ConfigError(f"{what or '.'.join(path)}: method lists several methods; give a method's options "
+                              "beside its name in the list, e.g. method=[finetune, {name: lora, r: 8}]")
         if not isinstance(nxt, dict):
             raise ConfigError(f"{what or '.'.join(path)}: {p!r} is not a section")
         node[p] = nxt

@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from tuneoff import yamlfile
+from tuneoff.config import paths
 from tuneoff.config.base import ConfigError, as_number, set_key, with_current_keys
 from tuneoff.config.run import RunConfig, config_from_dict
+from tuneoff.config.select import check_chosen_not_given
 
 # keys only a task file has (a run config or sweep file with one of them is a task file given in its place)
 TASK_FILE_KEYS = ("name", "text_fields", "label_names", "patterns", "default_pattern", "instruction")
@@ -57,10 +59,21 @@ def read_yaml(path: str | Path, what: str = "config file", holds: str = CONFIG_H
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Build a validated config from an optional YAML file and key=value overrides."""
-    data = read_yaml(path) if path else {}
+    data = paths.config_file(read_yaml(path), path) if path else {}  # its paths read from its folder
     sweep_keys = [k for k in SWEEP_FILE_KEYS if k in data]
     if sweep_keys and not set(data) & set(RunConfig.model_fields):
         raise ConfigError(f"{str(path)!r} is a sweep config (it has {', '.join(map(repr, sweep_keys))}), not a run "
                           f"config: run it with `tuneoff sweep {path}`")
-    data = apply_overrides(data, overrides or [])
-    return config_from_dict(data)
+    return config_with(data, overrides or [])
+
+
+def config_with(data: dict, overrides: list[str]) -> RunConfig:
+    """A validated config from `data` with key=value `overrides` applied after it. An override of a
+    key that the config's selection chooses (train.lr=1e-4 while each method chooses its learning
+    rate) would be overwritten by the choice without a word: a ConfigError saying what to write."""
+    cfg = config_from_dict(apply_overrides(data, overrides))
+    try:
+        check_chosen_not_given(cfg, {".".join(parse_override(o)[0]): f"override {o!r}" for o in overrides})
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return cfg

@@ -1,7 +1,7 @@
 """One run's config and its sections, validated; unknown keys are errors.
 
-An *experiment* config may list several shot sizes and seeds; `expand()` turns it into one
-`RunConfig` per combination. A run's id (`tuneoff.identity`) is the hash of what can change its
+An *experiment* config may list several methods, shot sizes and seeds; `expand()` turns it into
+one `RunConfig` per combination. A run's id (`tuneoff.identity`) is the hash of what can change its
 result, so the same run is never computed twice.
 """
 from __future__ import annotations
@@ -62,12 +62,15 @@ class MethodConfig(BaseModel):
 
 
 class RunConfig(Strict):
-    """One run. Fields that accept lists (shots, data_seed, seed) make an experiment of several runs."""
+    """One run. Fields that accept lists (method, shots, data_seed, seed) make an experiment of
+    several runs."""
 
     task: str = Field("demo", description="registered task name or path to a task YAML file")
     data_dir: str | None = Field(None, description="folder of local data files (<task>/<split>.jsonl|csv)")
     model: str = Field("minilm-l6", description="embedded alias, local path or hub id")
-    method: MethodConfig = Field(default_factory=MethodConfig, description="method name + its options")
+    method: MethodConfig | list[MethodConfig] = Field(
+        default_factory=MethodConfig, description="method name + its options; a list of methods compares them, "
+                                                  "each a run on every split")
     pattern: str | None = Field(None, description="prompt pattern for LM-scored methods; null = task default")
     shots: int | list[int] = Field([8, 32], description="training examples per class")
     data_seed: int | list[int] = Field([0, 1], description="seed of the few-shot split")
@@ -94,6 +97,11 @@ class RunConfig(Strict):
     @field_validator("method", mode="before")
     @classmethod
     def _method_from_str(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("an empty list gives no runs; give a method or a list of methods")
+            v = [{"name": m} if isinstance(m, str) else m for m in v]
+            return v[0] if len(v) == 1 else v  # one method listed is that method: the same run ids
         return {"name": v} if isinstance(v, str) else v
 
     @field_validator("shots", "data_seed", "seed")
@@ -113,27 +121,51 @@ class RunConfig(Strict):
 
     @model_validator(mode="after")
     def _method_options(self) -> "RunConfig":
-        cls = get_method(self.method.name)
-        try:
-            opts = cls.Options(**(self.method.model_extra or {}))
-        except ValidationError as e:
-            raise ValueError(format_errors(e, prefix="method.", model=cls.Options)) from None
-        object.__setattr__(self, "method", MethodConfig(name=self.method.name, **opts.model_dump()))
-        self._parsed = (self.method, opts)
+        if isinstance(self.method, list):
+            methods = [_parse_method(m)[0] for m in self.method]
+            keys = [json.dumps(m.model_dump(), sort_keys=True) for m in methods]
+            twice = next((m.name for m, k in zip(methods, keys) if keys.count(k) > 1), None)
+            if twice:
+                raise ValueError(f"method lists {twice} more than once with the same options; give each method once (a "
+                                 "repeated method is the same runs)")
+            object.__setattr__(self, "method", methods)
+            self._parsed = None
+            return self
+        method, opts = _parse_method(self.method)
+        object.__setattr__(self, "method", method)
+        self._parsed = (method, opts)
         return self
 
     # -- the method ----------------------------------------------------------------------------
     @property
+    def methods(self) -> list[MethodConfig]:
+        """The methods this config runs: one, or the list it compares."""
+        return as_list(self.method)
+
+    def per_method(self) -> list["RunConfig"]:
+        """This config once per method it lists (itself when it names one)."""
+        if not isinstance(self.method, list):
+            return [self]
+        return [self.model_copy(update={"method": m}) for m in self.method]
+
+    def _one_method(self) -> MethodConfig:
+        if isinstance(self.method, list):
+            raise ConfigError(f"this config compares {len(self.method)} methods "
+                              f"({', '.join(m.name for m in self.method)}): take one run's config with expand() "
+                              "or one method's with per_method() first")
+        return self.method
+
+    @property
     def method_class(self) -> type:
         """The registered class of this run's method (a `tuneoff.methods.Method`)."""
-        return get_method(self.method.name)
+        return get_method(self._one_method().name)
 
     @property
     def method_options(self) -> BaseModel:
         """The method's options as its `Options` object, parsed once when the config was validated
         (a copy given another `method` section without validation parses that one, once)."""
         if self._parsed is None or self._parsed[0] is not self.method:
-            self._parsed = (self.method, self.method_class.Options(**(self.method.model_extra or {})))
+            self._parsed = (self.method, self.method_class.Options(**(self._one_method().model_extra or {})))
         return self._parsed[1]
 
     @property
@@ -152,9 +184,10 @@ class RunConfig(Strict):
     def _selection(self) -> "RunConfig":
         if self.select is not None and self.select.protocol == "none":
             object.__setattr__(self, "select", None)
-        check_shots(self)  # ValueError naming what to change
-        if self.select is not None:
-            check_selection(self)  # ValueError naming what to change
+        for one in self.per_method():
+            check_shots(one)  # ValueError naming what to change
+            if one.select is not None:
+                check_selection(one)  # ValueError naming what to change
         return self
 
     # -- selection -----------------------------------------------------------------------------
@@ -191,16 +224,17 @@ class RunConfig(Strict):
             # frugal: every split reuses the choice made on the first split listed
             select = select.model_copy(update={"reference_seed": as_list(self.data_seed)[0]})
         runs = []
-        for shots, dseed, seed in itertools.product(
-            as_list(self.shots), as_list(self.data_seed), as_list(self.seed)
+        # split by split, every method on a split before the next: a stopped experiment still compares them
+        for shots, dseed, seed, method in itertools.product(
+            as_list(self.shots), as_list(self.data_seed), as_list(self.seed), self.methods
         ):
             runs.append(self.model_copy(update={"shots": shots, "data_seed": dseed, "seed": seed,
-                                                "select": select}))
+                                                "select": select, "method": method}))
         return runs
 
     @property
     def is_single(self) -> bool:
-        return not any(isinstance(v, list) for v in (self.shots, self.data_seed, self.seed))
+        return not any(isinstance(v, list) for v in (self.method, self.shots, self.data_seed, self.seed))
 
     @property
     def uses_pattern(self) -> bool:
@@ -217,6 +251,17 @@ class RunConfig(Strict):
         if not self.is_single:
             raise ConfigError("run_id() needs a single run: call expand() first")
         return identity.run_id(self)
+
+
+def _parse_method(m: MethodConfig) -> tuple[MethodConfig, BaseModel]:
+    """A `method` section checked against its method's options: (the section with every option
+    filled in, the options object)."""
+    cls = get_method(m.name)
+    try:
+        opts = cls.Options(**(m.model_extra or {}))
+    except ValidationError as e:
+        raise ValueError(format_errors(e, prefix="method.", model=cls.Options)) from None
+    return MethodConfig(name=m.name, **opts.model_dump()), opts
 
 
 def config_from_dict(data: dict) -> RunConfig:

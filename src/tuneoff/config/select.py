@@ -201,6 +201,20 @@ def check_shots(cfg) -> None:
             raise ValueError(f"shots={n} per class, but {needs_text(cfg, need)}: lower method.k or use more shots")
 
 
+def check_chosen_not_given(cfg, given: dict[str, str]) -> None:
+    """A key given by hand (`given`: dotted key -> how it was given, e.g. "override 'train.lr=1e-4'")
+    that the config's selection then chooses for some method would be overwritten by the choice
+    without a word: a ValueError that says what to write instead."""
+    if cfg.select is None:
+        return
+    chosen = {key for one in cfg.per_method() for key in one.search_space()}
+    for key, how in given.items():
+        if current_key(key) in chosen:
+            raise ValueError(f"{how}: the selection (select.protocol={cfg.select.protocol}) chooses "
+                             f"{current_key(key)} from the few labels, so this value would not be used; give "
+                             f"candidates with select.{current_key(key)}=[...], or turn selection off with select=null")
+
+
 def candidates(space: dict[str, list]) -> list[dict[str, Any]]:
     """Every combination of the space's values, in a fixed order (keys as given, values as listed)."""
     keys = list(space)

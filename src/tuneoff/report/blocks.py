@@ -23,6 +23,7 @@ class Table:
     groups: list[tuple[str, int]] | None = None  # optional header row above: (label, columns spanned)
     note: str = ""
     row_cls: list[str] | None = None  # css class per row
+    wrap: tuple[int, ...] = ()  # columns of long text, wrapped (a cell's lines, "\n", are kept in every format)
 
 
 @dataclass

@@ -97,7 +97,8 @@ def _recommendation(section: Section, frame, budget: Budget | None) -> list:
         png, notes = decision_plots.recommendation_front(a, budget.limits())
         _figure(section, png, notes, _slug("front", a.task, a.shots, a.domain),
                 f"{a.task}, {a.shots} shots, {a.domain}-domain: {a.metric} (mean ± std over splits) against each "
-                "budget figure (worst run); star = best that fits, orange = not separated from it, x = over budget; "
+                "budget figure (CPU time and FLOPs: the mean run; memory and parameters: the worst run); star = "
+                "best that fits, orange = not separated from it, blue = no test (no recommendation), x = over budget; "
                 "the line is the Pareto front of the methods that fit.")
     return answers
 
@@ -138,8 +139,12 @@ def _task_blocks(sec, frame, agg, run_df, task, model) -> None:
             leaderboard(a, r, other, eval_sets, title=f"{head} — secondary metric: {other}", with_costs=False))
 
     png, notes = plots.learning_curves(a, metric, eval_sets, variants)
+    shots = sorted({int(s) for s in a.loc[a["metric"] == metric, "shots"].dropna()})
     _figure(sec["learning-curves"], png, notes, _slug("curves", task, model),
-            f"{head}: {metric} vs training examples per class; band = ±1 std over seeds; dashed = majority baseline.")
+            f"{head}: {metric} per method at {shots[0]} training examples per class (the only shot count); error "
+            "bar = ±1 std over seeds; dashed = majority baseline." if len(shots) == 1 else
+            f"{head}: {metric} vs training examples per class; band = ±1 std over seeds (a method at one shot count: "
+            "its point and error bar); dashed = majority baseline.")
     png, notes = plots.in_vs_out(a, metric, eval_sets, variants)
     _figure(sec["in-vs-out"], png, notes, _slug("in_vs_out", task, model),
             f"{head}: mean {metric} per method and shots; points {'under' if higher else 'over'} the dotted diagonal "

@@ -11,13 +11,14 @@ import pandas as pd
 
 from tuneoff.calibration import pool_bins
 from tuneoff.metrics import direction
-from tuneoff.report.plots import _floor, _log_axis, _png, _t, plt
+from tuneoff.report.plots import _floor, _log_axis, _png, _t, place_labels, plt
 from tuneoff.report.recommend import AXES, Answer
 from tuneoff.report.stats import pareto_front
 
 STYLE = {"best": dict(color="tab:green", marker="*", s=160),
          "not separated": dict(color="tab:orange", marker="o", s=60),
-         "worse": dict(color="tab:grey", marker="o", s=36), "over budget": dict(color="tab:grey", marker="x", s=36)}
+         "worse": dict(color="tab:grey", marker="o", s=36), "over budget": dict(color="tab:grey", marker="x", s=36),
+         "no test": dict(color="tab:blue", marker="o", s=36)}  # no recommendation: nothing was compared
 
 
 def _kind(row, a: Answer) -> str:
@@ -25,11 +26,13 @@ def _kind(row, a: Answer) -> str:
         return "over budget"
     if row["candidate"] == a.best:
         return "best"
-    return "not separated" if row["candidate"] in a.tied or not a.best else "worse"
+    if not a.best:  # no recommendation: no comparison was tested, so none is "not separated" either
+        return "no test"
+    return "not separated" if row["candidate"] in a.tied else "worse"
 
 
 def recommendation_front(a: Answer, limits: dict[str, float]):
-    """One panel per budget axis: mean score (±1 std) of each candidate against its worst-run cost;
+    """One panel per budget axis: mean score (±1 std) of each candidate against its cost (`AXES`);
     the best starred, those not separated from it in orange, the Pareto front of the fitting
     candidates, the limit dashed."""
     c = a.candidates.copy()
@@ -40,7 +43,7 @@ def recommendation_front(a: Answer, limits: dict[str, float]):
     if not axes_:
         return None, ["no cost figures recorded"]
     fig, axes = plt.subplots(1, len(axes_), figsize=(4.4 * len(axes_), 3.9), squeeze=False, sharey=True)
-    notes = []
+    notes, labelled = [], []
     for ax, axis in zip(axes[0], axes_):
         x = c[axis].to_numpy(float)
         floor = _floor(x)
@@ -53,9 +56,9 @@ def recommendation_front(a: Answer, limits: dict[str, float]):
                             elinewidth=0.8, alpha=0.6, zorder=2)
                 ax.scatter(xc[k], c["mean"][k], label=kind, zorder=4, edgecolor="black" if kind != "over budget"
                            else None, linewidths=0.4, **st)
-        for xi, (_, r) in zip(xc, c.iterrows()):
-            if r["kind"] in ("best", "not separated") and np.isfinite(xi):
-                ax.annotate(_t(r["candidate"]), (xi, r["mean"]), xytext=(4, 3), textcoords="offset points", fontsize=7)
+        shown = sorted([(xi, r["mean"], r["candidate"]) for xi, (_, r) in zip(xc, c.iterrows())
+                        if r["kind"] in ("best", "not separated") and np.isfinite(xi)], key=lambda p: p[2] != a.best)
+        labelled.append((ax, shown, [(xi, m) for xi, m in zip(xc, c["mean"]) if np.isfinite(xi)]))
         fit = np.asarray(c["fits"]) & np.isfinite(xc)
         idx = np.flatnonzero(fit)
         front = idx[pareto_front(xc[fit], c["mean"].to_numpy(float)[fit], direction(a.metric))] if fit.any() else []
@@ -68,10 +71,13 @@ def recommendation_front(a: Answer, limits: dict[str, float]):
             _log_axis(ax, xc[np.isfinite(xc)], floor, bool(zero.any()))
         if zero.any():
             notes.append(f"{AXES[axis]}: 0 drawn at the tick marked 0")
-        ax.set_xlabel(AXES[axis] + " (log), worst run")
+        ax.set_xlabel(AXES[axis] + " (log)")  # the label says which run: mean or worst
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(_t(f"{a.metric}, mean over splits"))
     fig.tight_layout()
+    for ax, shown, points in labelled:  # once the panels are laid out: no label covers another or a point
+        if shown:
+            place_labels(ax, *zip(*shown), points=points)
     handles, labels = axes[0][-1].get_legend_handles_labels()
     seen = dict(zip(labels, handles))
     for axx in axes[0][:-1]:

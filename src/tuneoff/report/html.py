@@ -23,7 +23,7 @@ th, td { border: 1px solid #d0d0d0; padding: 3px 7px; text-align: left; vertical
 th { background: #f1f3f5; font-weight: 600; }
 th.group { text-align: center; background: #e6e9ed; }
 td { font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.wrap { white-space: normal; max-width: 480px; word-break: break-word; }
+td.wrap { white-space: normal; min-width: 12em; max-width: 480px; overflow-wrap: anywhere; }
 td.below { color: #b00020; }
 tr.baseline td, td.baseline { font-style: italic; color: #555; background: #fafafa; }
 td.yes { background: #e3f6e3; }
@@ -44,6 +44,11 @@ def e(text) -> str:
     return _html.escape("" if text is None else str(text), quote=True)
 
 
+def lines(text) -> str:
+    """Escaped text whose lines stay lines (a cell of "key = value" lines)."""
+    return "<br>".join(e(line) for line in ("" if text is None else str(text)).split("\n"))
+
+
 def _table(t: Table) -> str:
     out = []
     if t.title:
@@ -58,10 +63,10 @@ def _table(t: Table) -> str:
         rc = t.row_cls[i] if t.row_cls and i < len(t.row_cls) else ""
         tds = []
         for j, c in enumerate(row):
-            cls = " ".join(x for x in (c.cls, "wrap" if j < len(t.header) and t.header[j] in WRAP_COLUMNS else "")
-                           if x)
+            wrap = j in t.wrap or (j < len(t.header) and t.header[j] in WRAP_COLUMNS)
+            cls = " ".join(x for x in (c.cls, "wrap" if wrap else "") if x)
             attrs = (f' class="{e(cls)}"' if cls else "") + (f' style="background:{e(c.bg)}"' if c.bg else "")
-            body = f"<b>{e(c.text)}</b>" if c.bold else e(c.text)
+            body = f"<b>{lines(c.text)}</b>" if c.bold else lines(c.text)
             tds.append(f"<td{attrs}>{body}</td>")
         out.append((f'<tr class="{e(rc)}">' if rc else "<tr>") + "".join(tds) + "</tr>")
     out.append("</table></div>")

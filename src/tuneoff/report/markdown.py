@@ -8,6 +8,11 @@ from tuneoff.escape import md as _md
 from tuneoff.report.blocks import Bullets, Figure, Section, Table, Text
 
 
+def _cell(text: str) -> str:
+    """A table cell whose lines stay lines ("<br>" between them, each line escaped)."""
+    return "<br>".join(_md(line) for line in str(text).split("\n"))
+
+
 def _table(t: Table) -> list[str]:
     out = []
     if t.title:
@@ -19,7 +24,7 @@ def _table(t: Table) -> list[str]:
     out.append("| " + " | ".join(_md(h) for h in header) + " |")
     out.append("|" + "---|" * len(header))
     for row in t.rows:
-        out.append("| " + " | ".join(f"**{_md(c.text)}**" if c.bold and c.text else _md(c.text) for c in row) + " |")
+        out.append("| " + " | ".join(f"**{_cell(c.text)}**" if c.bold and c.text else _cell(c.text) for c in row) + " |")
     out.append("")
     if t.note:
         out += [f"*{_md(t.note)}*", ""]

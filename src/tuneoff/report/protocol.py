@@ -6,6 +6,7 @@ seeds, several runs of one setting on one split pooled into one cell."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from tuneoff.identity import current_layout
 from tuneoff.metrics import direction, not_better
 from tuneoff.record import Record, Selection, load
 from tuneoff.report.blocks import Bullets, Table, Text, cells, num
-from tuneoff.report.edges import space_text
+from tuneoff.report.edges import from_json, space_text
 from tuneoff.report.frame import CELL, collapse_counts, done_rows, frame_metric
 from tuneoff.report.labels import labels_table, labels_warning
 from tuneoff.report.runflags import COLLAPSED, NO_CHANCE, above_chance, collapse_text, of_runs
@@ -54,7 +55,7 @@ def warnings(frame: pd.DataFrame, agg: pd.DataFrame, runs: pd.DataFrame) -> list
     if below:
         out.append(("No better than" if lower else "At or below") + " the majority baseline (no better than "
                    "always predicting the most frequent label): " + "; ".join(_cap(below)))
-    out += _collapse_warning(frame) + _chance_warning(runs) + labels_warning(runs)
+    out += _collapse_warning(frame) + _chance_warning(runs) + _edge_warning(runs) + labels_warning(runs)
     # splits
     d = runs[(runs["status"] == "done") & runs["split_checksum"].notna()]
     if len(d):
@@ -106,6 +107,25 @@ def _chance_warning(runs: pd.DataFrame) -> list[str]:
     return [f"Selection found {NO_CHANCE} (every candidate scored at or below the majority baseline on the "
             "held-out folds: the choice is the best of settings that showed nothing learnt): "
             + "; ".join(_cap(items))] if items else []
+
+
+EDGE_WARNING = ("Hyperparameters chosen on an edge of what the selection searched, so the best value may lie "
+                "beyond it (the Hyperparameter selection section lists each with what to do): ")
+
+
+def _edge_warning(runs: pd.DataFrame) -> list[str]:
+    """The choices on an edge of their search (`report.edges`) per cell, for the warnings: the same
+    choices the selection section lists."""
+    d = runs[runs["status"] == "done"]
+    if "selection_edges" not in d:
+        return []
+    items = []
+    for (t, mo, v, s), g in d.groupby(["task", "model", "variant", "shots"], sort=True, dropna=False):
+        counts = Counter(e.flag() for x in g["selection_edges"] for e in from_json(x))
+        if counts:
+            items.append(f"{t}/{mo}: {v} at {int(s)} shots: " + ", ".join(
+                f if k == len(g) else f"{f} ({of_runs(k, len(g))})" for f, k in counts.items()))
+    return [EDGE_WARNING + "; ".join(_cap(items))] if items else []
 
 
 def _join(values) -> str:
@@ -181,16 +201,50 @@ def _collapsed_runs(frame: pd.DataFrame) -> list:
                        "its cell (method, shots, eval set) pools it with the runs beside it, so a mean can hide it.")]
 
 
+NO_TRAINING = "not used: the method does not train"
+
+
+def _value(v) -> str:
+    """A setting's value as a reader types it: text bare unless it hides whitespace (then quoted
+    with its escapes, as in the config), true/false, none, numbers as Python writes them."""
+    if isinstance(v, str):
+        return v if v and v.isprintable() and v.strip() == v else json.dumps(v)
+    if v is None:
+        return "none"
+    return json.dumps(v) if isinstance(v, (bool, list, dict)) else str(v)
+
+
+def settings_text(sections: list) -> str:
+    """Settings of several runs as "key = value" lines, the values of runs that differ joined
+    ("–": none)."""
+    keys = sorted({k for s in sections if isinstance(s, dict) for k in s})
+    lines = [f"{k} = {', '.join(dict.fromkeys(_value(s[k]) for s in sections if isinstance(s, dict) and k in s))}"
+             for k in keys]
+    return "\n".join(lines) or "–"
+
+
+def trains(method: str, records: list[Record]) -> bool:
+    """Whether a method trains: as its class says (`Method.trains`); a method this installation
+    cannot load, by its runs (a training step recorded)."""
+    from tuneoff.registry import get_method
+
+    try:
+        return bool(get_method(method).trains)
+    except Exception:  # noqa: BLE001 - not registered here, or its module cannot be imported
+        return any((r.resources.train_steps or 0) > 0 for r in records if r.resources)
+
+
 def _methods(runs: pd.DataFrame, records: list[Record]) -> list:
     by_id = {r.run_id: r for r in records}
     rows, prompts = [], []
     for (task, variant), g in runs.groupby(["task", "variant"], sort=True):
         recs = [by_id[i] for i in g["run_id"] if i in by_id]
         texts = chosen_texts(recs)
-        opts = _join(json.dumps(shown(method_options(r), "method.", texts), sort_keys=True) for r in recs)
+        opts = settings_text([shown(method_options(r), "method.", texts) for r in recs])
         configs = [current_layout(r.config or {}) for r in recs]  # old records: max_length in train
         max_length = texts.get("max_length") or _join(c.get("max_length") for c in configs)
-        train = _join(json.dumps(shown(c.get("train"), "train.", texts), sort_keys=True) for c in configs)
+        train = (settings_text([shown(c.get("train"), "train.", texts) for c in configs])
+                 if trains(str(g["method"].iloc[0]), recs) else NO_TRAINING)
         selection = _join(_selection_text(r.selection) for r in recs)
         k = sum(above_chance(r) is False for r in recs)
         if k:
@@ -201,10 +255,11 @@ def _methods(runs: pd.DataFrame, records: list[Record]) -> list:
             prompts.append((f"{task} · {variant}", str(prompt)))
     blocks: list = [Table(["task", "method", "options", "max_length", "training settings (config.train)",
                            "hyperparameter selection"],
-                          [cells(r) for r in rows], title="Methods",
+                          [cells(r) for r in rows], title="Methods", wrap=(2, 4, 5),
                           note="\"selected: v\": the value the selection chose (several: each with its runs, "
                                "most frequent first); the config's value was not used. stop_epochs none: the "
-                               "chosen length was trained whole.")]
+                               "chosen length was trained whole. Runs whose settings differ: each value, joined. "
+                               "A method that does not train uses no training settings.")]
     if prompts:
         blocks.append(Text("An eval example as each templated method saw it (verbatim; icl's demonstrations "
                            "come from the few-shot training set):"))
@@ -240,10 +295,15 @@ def _selection_text(sel: Selection | None) -> str:
 
 
 def _env(records: list[Record]) -> list:
+    """One row per library or hardware field, one column per distinct environment (most runs first):
+    narrow enough for the page however many libraries a run records."""
     envs = [r.env for r in records if r.env]
     if not envs:
         return [Text("No environment recorded.")]
-    keys = sorted({k for e in envs for k in e})
+    keys = list(dict.fromkeys(k for e in envs for k in e))
     counts = pd.Series([json.dumps([e.get(k) for k in keys]) for e in envs]).value_counts()
-    rows = [cells(["–" if v is None else v for v in json.loads(s)] + [c]) for s, c in counts.items()]
-    return [Table(keys + ["runs"], rows, title="Environment (library versions, hardware)")]
+    columns = [json.loads(s) for s in counts.index]
+    rows = [cells([k] + ["–" if col[i] is None else col[i] for col in columns]) for i, k in enumerate(keys)]
+    header = ["field"] + [f"{c} run{'s' if c != 1 else ''}" for c in counts]
+    return [Table(header, rows, title="Environment (library versions, hardware)",
+                  wrap=tuple(range(1, len(header))))]

@@ -5,8 +5,11 @@ against it, and, where that is decided, the cheapest of the best and the methods
 - A candidate is a method variant on a model ("pattern · smollm2-135m"); its score per run is the
   task's main metric, averaged over the eval sets of the domain, with its eval-sample variance
   (`report.claims.eval_variance`, summed over those sets / their count squared).
-- It fits the budget when every one of its runs does (worst run), on the figures `budget_figures`
-  names; a candidate without the figure a limit needs is left out, with that reason.
+- It fits the budget when its figures do (`budget_figures`): its CPU time and FLOPs (set-up +
+  training + selection) as the mean run, the figures the leaderboard and the cost plot show; its
+  peak memory and trainable parameters as the worst run. A candidate without the figure a limit
+  needs is left out, with that reason. No limit reads wall time, which other load on the machine
+  moves; it is shown beside the CPU time.
 - The best is the fitting candidate with the best mean: the highest, or the lowest for a metric
   where lower is better (`tuneoff.metrics.direction`). Every other fitting candidate is compared
   with it on the runs that share a few-shot split under the one rule of `report.claims` (the rule
@@ -22,9 +25,10 @@ against it, and, where that is decided, the cheapest of the best and the methods
   equivalents that beats chance, by CPU time (set-up + training + selection, the mean run:
   `method_cpu_s`, which other load on the machine moves far less than wall time; FLOPs beside it);
   "not separated" (some fitting candidate is neither worse nor equivalent: no winner and no
-  cheapest is named); "not above chance" (neither the best nor any candidate not separated from it
-  is shown to beat the majority baseline); "no recommendation" (nothing fits, one candidate fits,
-  or the best has fewer runs than a test needs).
+  cheapest is named; each such candidate is said with how far it trails the best and the 95%
+  interval of that difference, `claims.diff_interval`); "not above chance" (neither the best nor
+  any candidate not separated from it is shown to beat the majority baseline); "no recommendation"
+  (nothing fits, one candidate fits, or the best has fewer runs than a test needs).
 """
 from __future__ import annotations
 
@@ -37,24 +41,32 @@ from tuneoff.budget import Budget
 from tuneoff.metrics import direction
 from tuneoff.report import wording
 from tuneoff.report.claims import (EQUIVALENT, NOT_SEPARATED, SEPARATED, TOO_FEW, Rule, compare,
-                                   decided, eval_variance, interval, judge, one_label, phrase)
+                                   decided, eval_variance, interval, judge, one_label, phrase, trails)
 from tuneoff.report.edges import Edge, from_json
 from tuneoff.report.frame import done_rows, frame_metric, memory_column
 
 __all__ = ["AXES", "Answer", "recommend", "budget_figures", "run_scores", "above_chance", "decided", "fmt_cost"]
 
-# The recorded figure behind each budget. Parts of a run's cost that the record gains later
-# (set-up, hyperparameter selection) count as soon as they appear; the first memory figure present wins.
-TIME_PARTS = ("setup_time_s", "selection_time_s", "train_time_s")
-AXES = {"train_time": "training time (s)", "memory": "peak memory (MB)", "trainable_params": "trainable parameters"}
-# The cost the cheapest is decided on, and the figure shown beside it (never budgets).
+# The recorded figure behind each budget axis, and how a candidate's runs make one figure: CPU time
+# and FLOPs (set-up + training + selection) as the mean run, the figures the leaderboard and the
+# cost plot show; memory and trainable parameters as the worst run. Wall time (the same parts) is
+# shown beside the CPU time, never budgeted: other load on the machine moves it.
+AXES = {"cpu_time": "CPU time (s), mean run", "flops": "FLOPs, mean run", "memory": "peak memory (MB), worst run",
+        "trainable_params": "trainable parameters, worst run"}
+MEAN_AXES = ("cpu_time", "flops")
+TIME_PARTS = ("setup_time_s", "selection_time_s", "train_time_s")  # the wall time shown beside
+# The cost the cheapest is decided on (CPU time, the budget's figure), and the figure shown beside it.
 CPU, FLOPS = "method_cpu_s", "adapt_flops_approx"
+CPU_PARTS = "setup_cpu_s + train_cpu_s + selection_cpu_s"
 
 
 def fmt_cost(axis: str, value: float) -> str:
-    """A cost as people read it: 131 s, 4096 MB, 1.2M parameters."""
-    if axis == "train_time":
-        return f"{value:.0f} s training" if value >= 10 else f"{value:.2g} s training"
+    """A cost as people read it: 131 s CPU, 2.1e14 FLOPs, 4096 MB, 1.2M parameters."""
+    if axis in ("cpu_time", "wall_time"):
+        unit = "CPU" if axis == "cpu_time" else "wall"
+        return f"{value:.0f} s {unit}" if value >= 10 else f"{value:.2g} s {unit}"
+    if axis == "flops":
+        return f"{value:.2g} FLOPs".replace("e+", "e")
     if axis == "memory":
         return f"{value:.0f} MB"
     from tuneoff.report.blocks import count
@@ -63,18 +75,19 @@ def fmt_cost(axis: str, value: float) -> str:
 
 
 def budget_figures(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Per run (index as `runs`): the figure each budget axis is checked against, and the CPU time
-    and FLOPs the cheapest is decided on and shown with; and, per axis, which recorded field(s) it is."""
+    """Per run (index as `runs`): the figure each budget axis is checked against (`AXES`), the wall
+    time shown beside the CPU time, and the evaluation time; and, per axis, which recorded field(s)
+    it is."""
     have = [c for c in TIME_PARTS if c in runs.columns and runs[c].notna().any()]
     mem = memory_column(runs)
     out = pd.DataFrame(index=runs.index)
-    out["train_time"] = runs[have].sum(axis=1, min_count=1) if have else np.nan
+    out["cpu_time"] = runs[CPU] if CPU in runs.columns else np.nan
+    out["flops"] = runs[FLOPS] if FLOPS in runs.columns else np.nan
     out["memory"] = runs[mem] if mem in runs.columns else np.nan
     out["trainable_params"] = runs["params_trainable"] if "params_trainable" in runs.columns else np.nan
+    out["wall_time"] = runs[have].sum(axis=1, min_count=1) if have else np.nan  # shown, never a budget
     out["eval_time"] = runs["eval_time_s"] if "eval_time_s" in runs.columns else np.nan  # shown, never a budget
-    for key, col in (("cpu_time", CPU), ("flops", FLOPS)):  # the cheapest's cost, never a budget
-        out[key] = runs[col] if col in runs.columns else np.nan
-    names = {"train_time": " + ".join(have or ["train_time_s"]), "memory": mem, "trainable_params": "params_trainable"}
+    names = {"cpu_time": CPU_PARTS, "flops": FLOPS, "memory": mem, "trainable_params": "params_trainable"}
     return out, names
 
 
@@ -141,22 +154,26 @@ def _candidates(scores: pd.DataFrame, costs: pd.DataFrame, limits: dict[str, flo
     rows = []
     for cand, g in scores.groupby("candidate", sort=True):
         c = costs.loc[g["run_id"]]
-        worst = {axis: float(c[axis].max()) if c[axis].notna().all() else np.nan for axis in AXES}
-        over = [f"{fmt_cost(a, worst[a])} > {fmt_cost(a, lim).split(' ', 1)[0]}" for a, lim in limits.items()
-                if worst[a] > lim]
-        missing = [f"no {names[a]} recorded" for a in limits if np.isnan(worst[a])]
+        figure = {axis: _figure(c[axis], "mean" if axis in MEAN_AXES else "max") for axis in AXES}
+        over = [f"{fmt_cost(a, figure[a])} > {fmt_cost(a, lim).split(' ', 1)[0]}" for a, lim in limits.items()
+                if figure[a] > lim]
+        missing = [f"no {names[a]} recorded" for a in limits if np.isnan(figure[a])]
         margins = sign * (g["score"] - g["baseline"])
         lo, beats = above_chance(margins, g["eval_var"])
         if g["baseline"].isna().all():  # a store without the majority baseline: nothing to check against
             beats = True
         rows.append({"candidate": cand, "model": g["model"].iloc[0], "variant": g["variant"].iloc[0],
-                     "mean": g["score"].mean(), "std": g["score"].std(ddof=1), "n": len(g), **worst,
+                     "mean": g["score"].mean(), "std": g["score"].std(ddof=1), "n": len(g), **figure,
                      "baseline": g["baseline"].mean(), "margin_lo": lo, "margin_lo_old": above_chance(margins)[0],
                      "beats_chance": beats, "eval_time": float(c["eval_time"].max()),
-                     "cpu_time": float(c["cpu_time"].mean()) if c["cpu_time"].notna().all() else np.nan,
-                     "flops": float(c["flops"].mean()) if c["flops"].notna().all() else np.nan,
+                     "wall_time": _figure(c["wall_time"], "mean"),
                      "fits": not over and not missing, "why_out": "; ".join(over + missing)})
     return pd.DataFrame(rows)
+
+
+def _figure(values: pd.Series, how: str) -> float:
+    """A candidate's figure from its runs' (`how`: mean or max); NaN unless every run has it."""
+    return float(getattr(values, how)()) if values.notna().all() else np.nan
 
 
 def _pairs(scores: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, ...]:
@@ -173,10 +190,10 @@ def _pairs(scores: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, ...]:
 
 def cost_key(cands: pd.DataFrame) -> tuple[str, str]:
     """(column, what it is) the cheapest is decided on: CPU time where every candidate has it,
-    else the wall time of the worst run (a store written before CPU time was recorded)."""
+    else the wall time of the mean run (a store written before CPU time was recorded)."""
     if cands["cpu_time"].notna().all():
         return "cpu_time", "CPU time (set-up + training + selection, mean run)"
-    return "train_time", "wall time (no CPU time recorded; worst run, which other load on the machine moves)"
+    return "wall_time", "wall time (no CPU time recorded; mean run, which other load on the machine moves)"
 
 
 def _cheapest(cands: pd.DataFrame, sign: int = 1) -> str:
@@ -196,7 +213,7 @@ def _judge_all(cands: pd.DataFrame, scores: pd.DataFrame, best, others: list, ru
         for col, v in (("pairs", c.n), ("diff", c.diff), ("p", c.p), ("p_holm", c.p_holm),
                        ("p_tost", c.p_tost_holm), ("mdd", c.mdd), ("mdd_floor", c.mdd_floor),
                        ("p_holm_old", c.p_split_holm), ("claim", c.verdict), ("separated", c.separated),
-                       ("says", phrase(c, rule))):
+                       ("says", phrase(c, rule)), ("trails", trails(c) if c.verdict == NOT_SEPARATED else "")):
             cands.loc[i, col] = v
         cands.loc[i, "tied"] = c.verdict in (NOT_SEPARATED, EQUIVALENT, TOO_FEW)
     return comps
@@ -206,8 +223,9 @@ def _blank(cands: pd.DataFrame) -> pd.DataFrame:
     cands = cands.copy()
     for col in ("p", "p_holm", "p_tost", "mdd", "mdd_floor", "p_holm_old", "diff"):
         cands[col] = np.nan
-    cands["pairs"], cands["claim"], cands["says"], cands["separated"], cands["tied"] = 0, "", "", False, False
-    return cands.astype({"claim": object, "says": object, "separated": object, "tied": object})
+    cands["pairs"], cands["claim"], cands["says"], cands["trails"] = 0, "", "", ""
+    cands["separated"], cands["tied"] = False, False
+    return cands.astype({"claim": object, "says": object, "trails": object, "separated": object, "tied": object})
 
 
 def _answer(task, shots, domain, scores: pd.DataFrame, costs, budget: Budget, names) -> Answer:
@@ -215,7 +233,7 @@ def _answer(task, shots, domain, scores: pd.DataFrame, costs, budget: Budget, na
     sign, rule = direction(metric), Rule(margin=budget.margin)
     cands = _blank(_candidates(scores, costs, budget.limits(), names, sign))
     fit = cands[cands["fits"]]
-    fit = fit.assign(better=sign * fit["mean"]).sort_values(["better", "train_time"], ascending=[False, True])
+    fit = fit.assign(better=sign * fit["mean"]).sort_values(["better", "cpu_time"], ascending=[False, True])
     a = Answer(task, shots, domain, metric, sets, "no recommendation", "", cands, rule=rule)
     head = wording.head(a)
     if fit.empty:

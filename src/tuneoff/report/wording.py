@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from tuneoff.metrics import direction
-from tuneoff.report.claims import EQUIVALENT, SEPARATED, TOO_FEW, p_is, phrase, short
+from tuneoff.report.claims import EQUIVALENT, SEPARATED, TOO_FEW, p_is, phrase, short, trails
 
 CHANCE = ("beating it means the 95% interval, over splits and the eval sample, of the score minus the baseline "
           "lies above 0")
@@ -30,11 +30,17 @@ def score(row) -> str:
     return f"{row['mean']:.3f} ± {row['std']:.3f} over {int(row['n'])} splits"
 
 
+def _secs(t: float) -> str:
+    return f"{t:.0f} s" if t >= 10 else f"{t:.2g} s"
+
+
 def cost(row, key: str) -> str:
-    """The cheapest's cost as the sentence gives it: CPU time (or wall time), FLOPs, evaluation."""
+    """The cheapest's cost as the sentence gives it: CPU time with the wall time beside it (or wall
+    time alone, in a store without CPU time), FLOPs, evaluation."""
     cpu = key.startswith("CPU")
-    t = row["cpu_time"] if cpu else row["train_time"]
-    parts = [f"{t:.0f} s {'CPU' if cpu else 'wall'}" if t >= 10 else f"{t:.2g} s {'CPU' if cpu else 'wall'}"]
+    parts = [f"{_secs(row['cpu_time'])} CPU" if cpu else f"{_secs(row['wall_time'])} wall"]
+    if cpu and np.isfinite(row["wall_time"]):
+        parts[0] += f" ({_secs(row['wall_time'])} wall)"
     if np.isfinite(row["flops"]):
         parts.append(f"{row['flops']:.2g} FLOPs".replace("e+", "e"))
     if np.isfinite(row["eval_time"]):
@@ -55,9 +61,11 @@ def _names(c, idx) -> list[str]:
 
 
 def _open_part(a, comps: dict, open_: list) -> str:
-    """The candidates not separated from the best (cheapest first) and what the cell could see."""
+    """The candidates not separated from the best (cheapest first), each with how far it trails the
+    best and that difference's interval, and what the cell could see. None of them is named the
+    cheapest: only an equivalence test within the margin could show one as good as the best."""
     c = a.candidates
-    key = "cpu_time" if a.cost.startswith("CPU") else "train_time"
+    key = "cpu_time" if a.cost.startswith("CPU") else "wall_time"
     order = sorted(open_, key=lambda i: (c.loc[i, key] if np.isfinite(c.loc[i, key]) else np.inf))
     tested = [i for i in order if comps[i].verdict != TOO_FEW]
     few = [i for i in order if comps[i].verdict == TOO_FEW]
@@ -66,10 +74,10 @@ def _open_part(a, comps: dict, open_: list) -> str:
         mdd = [comps[i].mdd for i in tested]
         span = short(min(mdd)) if short(min(mdd)) == short(max(mdd)) else f"{short(min(mdd))}–{short(max(mdd))}"
         floor = min(comps[i].mdd_floor for i in tested)
-        parts.append(f"not separated from it ({'cheapest' if len(tested) > 1 else ''}"
-                     f"{' first, ' if len(tested) > 1 else ''}by {a.cost.split(' (')[0]}): "
-                     f"{', '.join(_names(c, tested))} (smallest detectable difference {span}; the eval sample "
-                     f"alone hides differences below {short(floor)}, however many splits)")
+        each = ", ".join(f"{c.loc[i, 'candidate']} {trails(comps[i])}" for i in tested)
+        order_ = f" (cheapest first, by {a.cost.split(' (')[0]})" if len(tested) > 1 else ""
+        parts.append(f"not separated from it{order_}: {each} (smallest detectable difference {span}; the eval "
+                     f"sample alone hides differences below {short(floor)}, however many splits)")
     if few:
         parts.append(f"{phrase(comps[few[0]], a.rule).split(':')[0]} to test: {', '.join(_names(c, few))}")
     return "; ".join(parts)

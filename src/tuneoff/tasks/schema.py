@@ -195,7 +195,7 @@ class TaskSpec(_Spec):
         )
 
 
-TASK_HOLDS = "name:, text_fields:, label_names:, train: and eval:, as in the README's Tasks section"
+TASK_HOLDS = "name:, text_fields:, label_names:, train: and eval:, as in docs/tasks.md"
 def _check_pattern(name: str, spec: PatternSpec, labels: tuple[str, ...], fields: tuple[str, ...]) -> None:
     """A word for every label, a different one each, and slots that are text fields of the task."""
     if set(spec.verbalizer) != set(labels):
@@ -222,7 +222,7 @@ _READ: dict[tuple[str, str], Task] = {}  # (path, text) -> its task: a run asks 
 
 
 def load_task_yaml(path: str | Path) -> Task:
-    """The task a YAML file describes (see the README's Tasks section; the built-ins are examples)."""
+    """The task a YAML file describes (see docs/tasks.md; the built-ins are examples)."""
     p = Path(path)
     text = yamlfile.read_text(p, "task file", TaskError)
     if (str(p), text) not in _READ:

@@ -1,0 +1,193 @@
+"""Every terminal table keeps its names whole at 80 columns (the default of many terminals and of any
+piped or logged output) and at a wide width: `tuneoff ls methods` / `ls models`, `show` (and the
+summary a sweep ends with), `recommend`, the dry run's list of runs. Every registered method is
+listed (`list_methods()`, so a method added later is checked too), with the long model names of the
+embedded models; no figure, verdict or note is cut."""
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+from rich.cells import cell_len
+from rich.console import Console
+from typer.testing import CliRunner
+
+from test_report import make_record, store_with
+from tuneoff.budget import Budget
+from tuneoff.cli import app
+from tuneoff.methods import list_methods
+from tuneoff.models import MODEL_DESCRIPTIONS
+from tuneoff.report.answer import recommendation_blocks
+from tuneoff.report.blocks import Table
+from tuneoff.report.frame import to_frame
+from tuneoff.report.terminal import NAME, NUMBER, Col, FitTable
+from tuneoff.summary import summarise, summarise_subsets
+
+WIDTHS = (80, 240)
+MODELS = ("smollm2-135m", "minilm-l6")
+BOX = re.compile(r"[│┃┏┓┗┛┡┩┣┫┳┻╇╋━─┼└┘┌┐├┤┬┴]")
+
+
+def methods() -> list[str]:
+    return [m.name for m in list_methods()]
+
+
+def _cli(width: int, *args) -> str:
+    res = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": str(width)})
+    assert res.exit_code == 0, res.output
+    return res.output
+
+
+def _flat(text: str) -> str:
+    """The output without box lines, on one line: a wrapped text reads as it was written."""
+    return " ".join(BOX.sub(" ", text).split())
+
+
+def _whole(name: str, text: str) -> bool:
+    return re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", text) is not None
+
+
+def _fits(text: str, width: int) -> None:
+    too_wide = [line for line in text.splitlines() if cell_len(line) > width]
+    assert not too_wide, too_wide[:3]
+    cut = [line for line in text.splitlines() if "…" in line.replace("… and", "")]  # rich's mark of a cut cell
+    assert not cut, cut[:3]
+
+
+def _shown(width: int, *args) -> tuple[str, str]:
+    """A command's output at `width` (checked to fit it, no cell cut) and its text on one line."""
+    out = _cli(width, *args)
+    _fits(out, width)
+    return out, _flat(out)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Every registered method on both long-named models, 6 splits each (enough for a verdict), a
+    HANS-like eval set with subsets; one method clearly best, one at the majority baseline."""
+    rng = np.random.default_rng(0)
+    recs = []
+    for model in MODELS:
+        for i, method in enumerate(methods()):
+            base = 0.95 if (method, model) == ("pattern", "smollm2-135m") else 0.45 if i == 1 else 0.6 + 0.01 * i
+            for ds in range(6):
+                a = float(np.clip(base + rng.normal(0, 0.01), 0, 1))
+                recs.append(make_record(method, model=model, acc=a, ood=a - 0.1, data_seed=ds,
+                                        heuristics=("lexical_overlap", "constituent"),
+                                        resources={"params_trainable": 10 ** (3 + i % 6)}))
+    return store_with(tmp_path_factory.mktemp("wide"), recs), recs
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_ls_methods_names_every_method_whole(width):
+    out = _cli(width, "ls", "methods")
+    _fits(out, width)
+    for m in list_methods():
+        assert _whole(m.name, out), (m.name, out)
+    if width == 80:  # one block per method: each description whole, in its words
+        flat = _flat(out)
+        for m in list_methods():
+            assert " ".join(m.description.split()) in flat, m.name
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_ls_models_names_every_model_whole(width):
+    out = _cli(width, "ls", "models")
+    _fits(out, width)
+    for alias in MODEL_DESCRIPTIONS:
+        assert _whole(alias, out), alias
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_show_names_every_method_and_model_whole_with_every_score(store, width):
+    recs = store[1]
+    out, flat = _shown(width, "show", store[0])
+    for name in (*methods(), *MODELS):
+        assert _whole(name, out), name
+    rows = summarise(recs)
+    for r in rows:  # each (method, model) and its scores, found under its name
+        assert r["score"] in flat
+    for r in summarise_subsets(recs):
+        assert r["accuracy"] in flat and r["acc | positive"] in flat
+    if width == 80:  # the names head the rows they name: once in the results, per eval set in the subsets
+        for method in methods():
+            for model in MODELS:
+                assert out.count(f"{model} · {method}\n") == 1, (model, method)
+                assert out.count(f"{model} · {method} · out_of_domain\n") == 1, (model, method)
+    flagged = [r for r in rows if r["flag"]]
+    assert flagged and all(f"! {r['method']} {r['eval_set']} at 8 shots: {r['flag']}" in flat
+                           for r in flagged[:12])  # each flagged row's note, whole
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_recommend_keeps_every_candidate_and_verdict(store, width):
+    recs = store[1]
+    out, flat = _shown(width, "recommend", store[0])
+    blocks, answers = recommendation_blocks(to_frame(recs), Budget())
+    assert answers and any(a.best for a in answers)
+    tables = [b for b in blocks if isinstance(b, Table)]
+    for t in tables:
+        assert " ".join(t.title.split()) in flat
+        for row in t.rows:
+            assert _whole(row[0].text, out), row[0].text  # "prompt-tuning · smollm2-135m"
+            assert " ".join(row[-1].text.split()) in flat, row[-1].text  # its verdict
+            for cell in row[1:-1]:
+                assert cell.text in flat, (row[0].text, cell.text)
+        assert " ".join(t.note.split()) in flat
+    for a in answers:
+        assert " ".join(a.sentence.split()) in flat
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_dry_run_lists_each_run_whole(toy_task, tmp_path, width):
+    cfg = tmp_path / "s.yaml"
+    names = ["finetune", "prefix-tuning", "prompt-tuning"]
+    cfg.write_text(json.dumps({"defaults": {"task": str(toy_task), "model": "tiny-bert", "shots": [2, 4],
+                                            "data_seed": [0, 1], "device": "cpu",
+                                            "output_dir": str(tmp_path / "res"), "train": {"max_steps": 2}},
+                               "methods": names}))
+    out = _cli(width, "sweep", cfg, "--dry-run")
+    table = out[out.index("runs of"):out.index("estimate:")]  # the estimate's lines are soft-wrapped
+    _fits(table, width)
+    assert sum(table.count(n) for n in names) >= 12  # every run's method, whole
+    assert len(re.findall(r"(?<![0-9a-f])[0-9a-f]{16}(?![0-9a-f])", table)) == 12
+
+
+def _render(table: FitTable, width: int) -> str:
+    console = Console(record=True, width=width, force_terminal=False, file=io.StringIO())
+    console.print(table)
+    return console.export_text()
+
+
+def test_a_table_that_fits_is_one_table_else_grouped_else_blocks():
+    cols = [Col("model", NAME, key=True), Col("method", NAME, key=True), Col("shots", NUMBER, justify="right"),
+            Col("score", NUMBER), Col("note")]
+    rows = [[model, method, str(s), "0.912 ± 0.013", "a note that wraps where it must"]
+            for model in MODELS for method in methods() for s in (8, 32)]
+    wide = _render(FitTable(cols, rows, title="t"), 200)
+    assert "┃ model" in wide and wide.count("smollm2-135m") == len(methods()) * 2  # one table, a name per row
+    assert "┃ model" in _render(FitTable(cols, rows, title="t"), 80)  # 79 columns: still one table
+    grouped = _render(FitTable(cols, rows, title="t"), 70)
+    assert "model" not in grouped.split("\n")[1] and grouped.count("smollm2-135m · prompt-tuning\n") == 1
+    _fits(grouped, 70)
+    unique = [[f"{r[0]}-{i}", *r[1:]] for i, r in enumerate(rows)]  # no rows share a name: a block per row
+    blocks = _render(FitTable(cols, unique, title="t"), 60)
+    _fits(blocks, 60)
+    assert "shots: 8" in blocks and "score: 0.912 ± 0.013" in blocks and "note:" in blocks
+    assert blocks.count("minilm-l6-") == len(rows) // 2
+
+
+def test_row_styles_captions_and_markup_from_data_survive_every_layout():
+    from rich.markup import escape
+
+    cols = [Col("method", NAME, key=True), Col("score", NUMBER), Col("verdict")]
+    rows = [[escape("[bold]x[/bold]"), "0.5", "worse than everything on every eval set, by far and away"]] * 3
+    for width in (200, 40):
+        console = Console(record=True, width=width, force_terminal=True, color_system="standard", file=io.StringIO())
+        console.print(FitTable(cols, rows, caption="the note", styles=["red", None, None]))
+        text = console.export_text(clear=False)
+        assert "[bold]x[/bold]" in text and "the note" in text
+        assert "\x1b[31m" in console.export_text(styles=True)  # the flagged row is red
