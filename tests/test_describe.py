@@ -76,7 +76,8 @@ def test_settings_leave_out_seeds_where_a_run_is_written_and_what_cannot_change_
     # keys added since the record was written read as their defaults
     assert settings(rec) == {"train.lr": 1e-4, "train.batch_size": 8, "train.precision": "fp32", "train.optimizer": "adamw",
                              "train.stop_epochs": None, "eval.max_examples": None, "data_dir": "d",
-                             "select": "cv/frugal", "select.folds": 2, "select.search": "grid", "version": 1}
+                             "select": "cv/frugal", "select.folds": 2, "select.search": "grid", "version": 1,
+                             "model_dtype": "float32", "quantization": None, "attn_implementation": "auto"}
     assert flatten({"train": {"lr": 1}, "select": {}, "a.b": 2}) == {"train.lr": 1, "select": {}, "a.b": 2}
 
 

@@ -71,8 +71,11 @@ def config_of(rec: Record | dict) -> dict:
     and the keys added since it was recorded at the default it ran with."""
     cfg = current_layout(load(rec).config or {})
     for name, default in ADDED_KEYS.items():
-        section, key = name.split(".")
-        if isinstance(cfg.get(section), dict) and key not in cfg[section]:
+        section, _, key = name.rpartition(".")
+        if not section:  # a top-level key (of a config that is there at all)
+            if cfg:
+                cfg.setdefault(key, default)
+        elif isinstance(cfg.get(section), dict) and key not in cfg[section]:
             cfg[section] = {**cfg[section], key: default}
     return cfg
 

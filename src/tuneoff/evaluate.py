@@ -9,6 +9,7 @@ probabilities (`tuneoff.calibration`). Every metric is computed through `tuneoff
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,27 +18,67 @@ from tuneoff.calibration import reliability
 from tuneoff.methods import Method
 from tuneoff.methods.base import batch_to
 from tuneoff.metrics import prob_scores, scores
+from tuneoff.precision import autocast, free_cached, is_out_of_memory
+
+
+# where `eval.batch_size=auto` starts: a CPU's default size, and more on a GPU (keyed by "on a GPU")
+AUTO_START = {False: 32, True: 256}
+
+
+@dataclass
+class AutoBatch:
+    """An eval batch size; with `auto`, it halves when a batch runs out of memory and keeps the size
+    that fit for the batches after it."""
+
+    size: int
+    auto: bool = False
+
+    @classmethod
+    def of(cls, setting: "int | str | AutoBatch", device: torch.device) -> "AutoBatch":
+        """`eval.batch_size` (a number or auto) on `device`; an AutoBatch is itself."""
+        if isinstance(setting, AutoBatch):
+            return setting
+        if setting == "auto":
+            return cls(AUTO_START[device.type == "cuda"], auto=True)
+        return cls(int(setting))
+
+    def backs_off(self, error: BaseException, device: torch.device) -> bool:
+        """After an out-of-memory `error`: whether to retry at half the size (auto, above 1)."""
+        if not (self.auto and self.size > 1 and is_out_of_memory(error)):
+            return False
+        free_cached(device)
+        self.size //= 2
+        return True
 
 
 @torch.no_grad()
-def predict(method: Method, examples: list[dict], batch_size: int, device: torch.device,
+def predict(method: Method, examples: list[dict], batch_size: "int | str | AutoBatch", device: torch.device,
             progress=None) -> tuple[np.ndarray, int]:
-    """Class probabilities [N, C] and the number of input tokens processed."""
+    """Class probabilities [N, C] and the number of input tokens processed. Forward passes autocast
+    to the frozen weights' dtype (`tuneoff.precision`)."""
     method.model.eval()
+    batch_size = AutoBatch.of(batch_size, device)
     # Batches of similar length waste less compute on padding; results go back in input order.
     fields = method.task.text_fields
     order = sorted(range(len(examples)), key=lambda i: sum(len(examples[i][f]) for f in fields))
     probs = np.zeros((len(examples), method.task.num_labels), dtype=np.float32)
-    tokens = 0
-    for i in range(0, len(order), batch_size):
-        idx = order[i:i + batch_size]
+    tokens, i = 0, 0
+    while i < len(order):
+        idx = order[i:i + batch_size.size]
         batch = batch_to(method.collate([examples[j] for j in idx]), device)
-        logits = method.class_logits(batch).float()
+        try:
+            with autocast(method.ctx.dtype, device):
+                logits = method.class_logits(batch).float()
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if batch_size.backs_off(e, device):
+                continue  # the same examples again, in a smaller batch
+            raise
         probs[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
         if "attention_mask" in batch:
             tokens += int(batch["attention_mask"].sum())
+        i += len(idx)
         if progress:
-            progress(min(i + batch_size, len(examples)), len(examples))
+            progress(i, len(examples))
     return probs, tokens
 
 

@@ -16,8 +16,10 @@ from typing import Callable, Iterator
 
 from tuneoff.config import RunConfig
 
-# Environment a Ray worker needs to behave like this process (offline hub, quiet tokenizers).
-FORWARD_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM")
+# Environment a Ray worker needs to behave like this process (offline hub, quiet tokenizers, how
+# waiting threads wait: `tuneoff.threads`).
+FORWARD_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM",
+               "OMP_WAIT_POLICY")
 # Paths, forwarded only to a local Ray cluster (they mean nothing on another machine).
 FORWARD_LOCAL_ENV = ("HF_HOME", "HF_HUB_CACHE", "TUNEOFF_CACHE")
 
@@ -85,7 +87,7 @@ def _import_ray():
 
 class RayExecutor:
     """Each run is a Ray task asking for one GPU (device cuda/auto on a cluster with GPUs) or
-    `cpus_per_run` CPUs. `address` joins an existing cluster; without it a local one is started
+    `cpus_per_run` CPUs, and computing on that many threads where its `threads` is auto. `address` joins an existing cluster; without it a local one is started
     with `num_cpus` CPUs (default: all). At most as many runs are submitted as can run at once,
     and results are collected with `ray.wait` as they finish. Interrupted, the runs in flight
     are stopped: cancelled on a joined cluster, ended with a started one by `close`."""
@@ -135,7 +137,10 @@ class RayExecutor:
         gpu = self.wants_gpu(run)
         opts = dict(num_cpus=self.cpus_per_run, num_gpus=1 if gpu else 0, max_retries=0,
                     runtime_env={"env_vars": self.env})
-        return self._remote.options(**opts).remote(run.resolved(), str(run_dir(run.run_id()).resolve()))
+        config = run.resolved()
+        if config.get("threads") == "auto":  # Ray has given the run its CPUs: one thread on each
+            config["threads"] = self.cpus_per_run
+        return self._remote.options(**opts).remote(config, str(run_dir(run.run_id()).resolve()))
 
     def run(self, queue, run_dir: RunDir, observer) -> Iterator[tuple[RunConfig, dict, float]]:
         from tuneoff.claims import POLL_S

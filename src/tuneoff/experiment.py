@@ -121,7 +121,8 @@ def check_runs(runs: list[RunConfig], read_model_config: bool = True) -> None:
     checked = set()
     for run in runs:
         key = (run.task, run.pattern, tuple(run.eval.sets or ()), run.data_dir, run.model,
-               run.trust_remote_code, run.output_dir, run.device)  # every field preflight reads
+               run.trust_remote_code, run.output_dir, run.device, run.train.precision, run.model_dtype,
+               run.quantization, run.attn_implementation, run.forgetting.text)  # every field preflight reads
         if key not in checked:
             checked.add(key)
             preflight(run, read_model_config=read_model_config)

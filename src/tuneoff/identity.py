@@ -25,11 +25,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tuneoff.config import RunConfig
 
-# where and how fast a run is computed: never part of its result, nor of its run id
-NOT_RESULT = ("output_dir", "device", "save", "eval.batch_size")
+# where and how fast a run is computed: never part of its result, nor of its run id (activation
+# checkpointing recomputes the same activations with the same random state; the thread count moves
+# float sums in their last digits only, as the device does)
+NOT_RESULT = ("output_dir", "device", "save", "eval.batch_size", "threads", "train.gradient_checkpointing")
 # what a selection fit's id leaves out of its candidate's config besides: the eval sets are never
 # read by a fit
-NOT_FIT = ("output_dir", "device", "save", "eval")
+NOT_FIT = ("output_dir", "device", "save", "eval", "threads", "train.gradient_checkpointing")
 
 # Keys that moved: where each is now -> its old place. A config, an override or an old record may
 # still give the old name (its value goes to the new place); ids are hashed with the value in its
@@ -38,8 +40,9 @@ MOVED_KEYS = {"max_length": "train.max_length"}
 # Keys added after runs were recorded, with the default that every earlier run had: a key at that
 # default is left out of run ids and fit ids (`in_old_layout`), so they stay what they were, and an
 # old record's config reads as if it had the key at its default (`describe.config_of`).
+# (`model_dtype` is resolved from `auto` when a config is validated: float32 on a CPU.)
 ADDED_KEYS = {"train.precision": "fp32", "train.optimizer": "adamw", "train.stop_epochs": None,
-              "select.search": "grid"}
+              "select.search": "grid", "model_dtype": "float32", "quantization": None, "attn_implementation": "auto"}
 
 
 def current_key(key: str) -> str:
@@ -78,8 +81,11 @@ def in_old_layout(d: dict) -> dict:
         if new in d:
             d[section] = {**d.get(section, {}), key: d.pop(new)}
     for name, default in ADDED_KEYS.items():
-        section, key = name.split(".")
-        if isinstance(d.get(section), dict) and d[section].get(key, default) == default:
+        section, _, key = name.rpartition(".")
+        if not section:  # a top-level key
+            if d.get(key, default) == default:
+                d.pop(key, None)
+        elif isinstance(d.get(section), dict) and d[section].get(key, default) == default:
             d[section] = {k: v for k, v in d[section].items() if k != key}
     return d
 

@@ -30,6 +30,8 @@ from transformers import (
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
+from tuneoff import precision
+
 
 class ModelError(ValueError):
     """A model that cannot be found or loaded; the message says what to install or pass."""
@@ -65,6 +67,33 @@ MODEL_DESCRIPTIONS = {
     "tiny-bert": "random 2-layer BERT with a word-level tokenizer from the task (tests only)",
     "tiny-llama": "random 2-layer Llama with a word-level tokenizer from the task (tests only)",
 }
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How a model's weights load (`tuneoff.precision`): their dtype (a `precision.DTYPES` name, already
+    resolved from `auto`), base weights quantized to 4bit or 8bit (placed on `device` as they load),
+    and the attention implementation (auto: transformers' choice, sdpa where the model has it)."""
+
+    dtype: str = "float32"
+    quantization: str | None = None
+    attn_implementation: str = "auto"
+    device: str = "cpu"
+
+    def kwargs(self) -> dict:
+        """`from_pretrained`'s keywords for these weights."""
+        out: dict = {"dtype": precision.DTYPES[self.dtype]}
+        if self.attn_implementation != "auto":
+            out["attn_implementation"] = self.attn_implementation
+        if self.quantization is not None:
+            out["quantization_config"] = precision.quantization_config(self.quantization, out["dtype"])
+            out["device_map"] = {"": self.device}
+        return out
+
+    def record(self, model) -> dict:
+        """What the run records of them: the dtype, the quantization, the attention that was used."""
+        attn = getattr(getattr(model, "config", None), "_attn_implementation", None)
+        return {"dtype": self.dtype, "quantization": self.quantization, "attn_implementation": attn}
 
 
 @dataclass
@@ -225,25 +254,35 @@ def tiny_config(kind: str, vocab_size: int, pad_id: int):
     return LlamaConfig(**common, num_key_value_heads=2, tie_word_embeddings=True)
 
 
+def _tiny(spec: str, head: str, num_labels: int, vocab_texts: list[str] | None, seed: int,
+          weights: Weights) -> Loaded:
+    """A tiny random model, initialised in float32 under `seed` (the same weights in every dtype,
+    rounded to it) with a word-level tokenizer of `vocab_texts`."""
+    decoder = TINY[spec] == "llama"
+    tok = tiny_tokenizer(vocab_texts or ["a"], decoder)
+    config = tiny_config(TINY[spec], len(tok), tok.pad_token_id)
+    config.num_labels = num_labels
+    attn = {} if weights.attn_implementation == "auto" else {"attn_implementation": weights.attn_implementation}
+    torch.manual_seed(seed)
+    if head == "classifier":
+        model = AutoModelForSequenceClassification.from_config(config, **attn)
+    else:
+        model = (AutoModelForCausalLM if decoder else AutoModelForMaskedLM).from_config(config, **attn)
+    model.to(precision.DTYPES[weights.dtype])
+    return Loaded(model, tok, decoder, spec, {"source": "random init (tiny)", **weights.record(model)})
+
+
 # -- loading -----------------------------------------------------------------------------------
 
 
 def load(spec: str, head: str, num_labels: int = 2, vocab_texts: list[str] | None = None,
-         seed: int = 0, trust_remote_code: bool = False) -> Loaded:
-    """Load `spec` with a classification head (`head="classifier"`) or its LM head (`head="lm"`)."""
+         seed: int = 0, trust_remote_code: bool = False, weights: Weights = Weights()) -> Loaded:
+    """Load `spec` with a classification head (`head="classifier"`) or its LM head (`head="lm"`), its
+    weights as `weights` says (float32 by default)."""
     if head not in ("classifier", "lm"):
         raise ValueError(f"head must be 'classifier' or 'lm', got {head!r}")
     if spec in TINY:
-        decoder = TINY[spec] == "llama"
-        tok = tiny_tokenizer(vocab_texts or ["a"], decoder)
-        config = tiny_config(TINY[spec], len(tok), tok.pad_token_id)
-        config.num_labels = num_labels
-        torch.manual_seed(seed)
-        if head == "classifier":
-            model = AutoModelForSequenceClassification.from_config(config)
-        else:
-            model = (AutoModelForCausalLM if decoder else AutoModelForMaskedLM).from_config(config)
-        return Loaded(model, tok, decoder, spec, {"source": "random init (tiny)"})
+        return _tiny(spec, head, num_labels, vocab_texts, seed, weights)
 
     path = resolve(spec)
     try:
@@ -255,8 +294,8 @@ def load(spec: str, head: str, num_labels: int = 2, vocab_texts: list[str] | Non
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token
     # weights only from safetensors: a pickled checkpoint can run code when it is loaded
-    kwargs = dict(trust_remote_code=trust_remote_code, output_loading_info=True, dtype=torch.float32,
-                  use_safetensors=True)
+    kwargs = dict(trust_remote_code=trust_remote_code, output_loading_info=True, use_safetensors=True,
+                  **weights.kwargs())
     if head == "classifier":
         cls = AutoModelForSequenceClassification
         kwargs["num_labels"] = num_labels
@@ -271,8 +310,12 @@ def load(spec: str, head: str, num_labels: int = 2, vocab_texts: list[str] | Non
                 if "safetensors" in str(e) else "")
         raise ModelError(f"could not load model {spec!r} as a {head} model: {str(e)[:300]}{hint}") from None
     model.config.pad_token_id = tok.pad_token_id
+    if weights.quantization is not None:  # norms and the heads in float32, every weight frozen (QLoRA's recipe)
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     new = sorted(loading.get("missing_keys", []))
-    info = {"source": path, "newly_initialised": new}
+    info = {"source": path, "newly_initialised": new, **weights.record(model)}
     if head == "lm" and any("lm_head" in k or "cls.predictions" in k for k in new):
         info["warning"] = (f"{spec!r} ships no pretrained LM head: verbalizer scores start from random "
                            "weights. Use a model pretrained as an LM (e.g. smollm2-135m).")

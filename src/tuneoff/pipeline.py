@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from tuneoff import data as data_mod
-from tuneoff import models
+from tuneoff import models, precision
 from tuneoff.config import RunConfig
-from tuneoff.evaluate import eval_metrics, predict
+from tuneoff.evaluate import AutoBatch, eval_metrics, predict
 from tuneoff.methods import Context, Method
 from tuneoff.resources import Timer, approx_flops, count_parameters, train_cost
 from tuneoff.tasks import Task, get_task
@@ -114,7 +114,13 @@ def method_context(cfg: RunConfig, task: Task, loaded: models.Loaded, device: to
     """What a method is given of its run: the task, the loaded model, the device and the few settings
     methods read (nothing else of the config)."""
     return Context(task=task, loaded=loaded, device=device, seed=cfg.seed, data_seed=cfg.data_seed,
-                   max_length=cfg.max_length, eval_batch_size=cfg.eval.batch_size, pattern=cfg.pattern)
+                   max_length=cfg.max_length, eval_batch_size=AutoBatch.of(cfg.eval.batch_size, device).size,
+                   pattern=cfg.pattern, dtype=precision.DTYPES[cfg.model_dtype])
+
+
+def weights(cfg: RunConfig, device: torch.device) -> models.Weights:
+    """How `cfg`'s model loads: its dtype (resolved from auto), quantization, attention."""
+    return models.Weights(cfg.model_dtype, cfg.quantization, cfg.attn_implementation, str(device))
 
 
 def tiny_vocabulary(cfg: RunConfig, task: Task, pool: list[dict], evals: dict[str, list[dict]]) -> list[str] | None:
@@ -146,15 +152,17 @@ def build_method(cfg: RunConfig, data: RunData, train_set: list[dict], device: t
         phase(progress, f"load model {cfg.model}")
         loaded = models.load(cfg.model, method_cls.head_for(options), data.task.num_labels,
                              vocab_texts=tiny_vocabulary(cfg, data.task, pool, data.evals), seed=cfg.seed,
-                             trust_remote_code=cfg.trust_remote_code)
-        loaded.model.to(device)
+                             trust_remote_code=cfg.trust_remote_code, weights=weights(cfg, device))
+        if cfg.quantization is None:  # a quantized model is placed as it loads, and cannot move
+            loaded.model.to(device)
     if on_load is not None:
         on_load(loaded)
     with Timer() as t_setup:
         phase(progress, f"set up {cfg.method.name}")
         method = method_cls(options, method_context(cfg, data.task, loaded, device))
         method.progress = progress
-        method.setup(train_set, pool)
+        with precision.autocast(method.ctx.dtype, device):  # a set-up pass over 16-bit weights and new float32 ones
+            method.setup(train_set, pool)
     return method, {"load": t_load, "setup": t_setup}
 
 
@@ -223,6 +231,7 @@ class Fit:
     eval_examples: int = 0
     eval_tokens: int = 0
     diverged: TrainingDiverged | str | None = None
+    eval_batch_size: int | None = None  # the size evaluation ended with (auto: after any halving)
 
     @property
     def train_tokens(self) -> int:
@@ -237,8 +246,10 @@ class Fit:
         return approx_flops(self.params["params_total"], 0, self.eval_tokens, False)
 
 
-def score(method: Method, targets: dict[str, Scored], batch_size: int, progress=None):
-    """Per set: its metrics (with its domain and size) and its class probabilities; the tokens scored."""
+def score(method: Method, targets: dict[str, Scored], batch_size: int | str | AutoBatch, progress=None):
+    """Per set: its metrics (with its domain and size) and its class probabilities; the tokens scored.
+    An automatic batch size (`AutoBatch`) carries what it backed off to from one set to the next."""
+    batch_size = AutoBatch.of(batch_size, method.ctx.device)
     metrics, probs, tokens = {}, {}, 0
     for name, target in targets.items():
         cb = (lambda done, total, name=name: progress(f"eval {name}", done, total)) if progress else None
@@ -270,5 +281,7 @@ def fit_and_score(toolbox: Toolbox, cfg: RunConfig, data: RunData, train_set: li
                 fit.diverged = e
     with Timer() as timers["eval"]:  # wall and CPU time
         if fit.diverged is None:
-            fit.metrics, fit.probs, fit.eval_tokens = score(method, targets, cfg.eval.batch_size, progress)
+            batch = AutoBatch.of(cfg.eval.batch_size, device)  # auto: one size carried across the sets
+            fit.metrics, fit.probs, fit.eval_tokens = score(method, targets, batch, progress)
+            fit.eval_batch_size = batch.size
     return fit

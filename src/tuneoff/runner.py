@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 
 from tuneoff import data as data_mod
-from tuneoff import forgetting, models
+from tuneoff import forgetting, models, precision, threads
 from tuneoff.config import RunConfig, config_from_dict
 from tuneoff.describe import config_of, task_metric
 from tuneoff.environment import environment, warm_up
@@ -41,7 +41,12 @@ def preflight(cfg: RunConfig, read_model_config: bool = True) -> None:
     if cfg.data_dir is not None and not Path(cfg.data_dir).is_dir():
         raise data_mod.DataError(f"data_dir {cfg.data_dir!r} is not a folder")
     models.check_spec(cfg.model, cfg.trust_remote_code, read_config=read_model_config)
-    check_precision(cfg.train.precision, pick_device(cfg.device))
+    device = pick_device(cfg.device)
+    check_precision(cfg.train.precision, device)
+    precision.check(cfg, device)  # model_dtype, quantization, attn_implementation on this device
+    if cfg.quantization is not None and cfg.model in models.TINY:
+        raise ValueError(f"quantization={cfg.quantization} quantizes pretrained weights as they load; {cfg.model!r} "
+                         "is a random test model built in memory: save it (save_pretrained) and give its folder")
     if cfg.forgetting.enabled and cfg.forgetting.text is not None:
         forgetting.read_text(cfg.forgetting.text)  # TextError (a ValueError) naming the key
     out = Path(cfg.output_dir)
@@ -89,17 +94,21 @@ class Recipe:
         if fit.diverged is not None:
             raise fit.diverged
         if self.probe:
-            self.probe.after(fit.method.model, fit.method.ctx.loaded)
+            with precision.autocast(fit.method.ctx.dtype, self.device):  # 16-bit frozen, float32 trained weights
+                self.probe.after(fit.method.model, fit.method.ctx.loaded)
         if self.cfg.save:
             fit.method.save(self.run_dir / "weights")
         return data, fit
 
     def run(self) -> dict:
-        self.setup()
-        with PeakMemory(self.device) as mem:
-            self.choose()
-            data, fit = self.fit()
-        return self.record(data, fit, mem.result())
+        with threads.applied(self.cfg.threads) as chosen:
+            self.setup()
+            with PeakMemory(self.device) as mem:
+                self.choose()
+                data, fit = self.fit()
+            out = self.record(data, fit, mem.result())
+        out["env"]["threads"] = chosen.record()
+        return out
 
     def record(self, data: RunData, fit: Fit, memory: dict) -> dict:
         """What the run recorded, beside its config (`base_record`)."""
@@ -172,7 +181,7 @@ def resources(fit: Fit, memory: dict, forgetting_s: float) -> dict:
         "forgetting_time_s": forgetting_s,
         "train_steps": fit.stats.steps if fit.stats else 0,
         "train_examples": fit.stats.examples if fit.stats else 0, "train_tokens": fit.train_tokens,
-        "eval_examples": fit.eval_examples, "eval_tokens": fit.eval_tokens,
+        "eval_examples": fit.eval_examples, "eval_tokens": fit.eval_tokens, "eval_batch_size": fit.eval_batch_size,
         "train_flops_approx": fit.train_flops, "eval_flops_approx": fit.eval_flops,
     }
 

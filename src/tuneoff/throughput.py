@@ -91,6 +91,7 @@ def calibrate(cfg, task, examples: list[dict]) -> Machine:
     """The speed of `cfg`'s model on `cfg`'s device, measured on `examples` (the task's own inputs)."""
     import torch
 
+    from tuneoff.evaluate import AutoBatch
     from tuneoff.pipeline import pick_device
     from tuneoff.train import optimizer_options
 
@@ -133,7 +134,8 @@ def calibrate(cfg, task, examples: list[dict]) -> Machine:
     per_token = max((s2 - s1) / max(tok2 - tok1, 1), 1e-9) if tok2 > tok1 else s2 / max(tok2, 1)
     fixed = max(s1 - per_token * tok1, 0.0)
     model.eval()
-    scored, eval_s = _best(lambda: score(min(cfg.eval.batch_size, CALIBRATION_EVAL)), device, on_cpu)
+    eval_size = AutoBatch.of(cfg.eval.batch_size, device).size
+    scored, eval_s = _best(lambda: score(min(eval_size, CALIBRATION_EVAL)), device, on_cpu)
     train_rate = approx_flops(n, n, 1, True) / per_token
     eval_rate = approx_flops(n, 0, scored, False) / max(eval_s, 1e-6)
     return Machine(load_s, STEP_S + fixed, opt_s / n, train_rate, eval_rate,

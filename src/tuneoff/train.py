@@ -1,7 +1,6 @@
 """The one training loop: every gradient-based method is trained here, the same way."""
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -13,6 +12,7 @@ from transformers import get_linear_schedule_with_warmup
 from tuneoff.config import TrainConfig
 from tuneoff.methods import Method
 from tuneoff.methods.base import batch_to
+from tuneoff.precision import autocast, bf16_supported, enable_checkpointing, master_weights
 
 
 class TrainingDiverged(RuntimeError):
@@ -28,32 +28,11 @@ class TrainStats:
     losses: list[float] = field(default_factory=list)  # mean loss per optimizer step
 
 
-def bf16_supported(device: torch.device) -> bool:
-    """Whether `device` computes in bfloat16 natively (a CUDA GPU that has it; a CPU with AVX-512
-    BF16 or AMX, as oneDNN reports): elsewhere bf16 autocast is emulated and slower than fp32."""
-    try:
-        if device.type == "cuda":
-            return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        if device.type == "cpu":
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (RuntimeError, AttributeError):
-        pass
-    return False
-
-
 def check_precision(precision: str, device: torch.device) -> None:
     """ValueError naming `train.precision` if `device` cannot train in it."""
     if precision == "bf16" and not bf16_supported(device):
         raise ValueError(f"train.precision=bf16 but the {device.type} device has no native bfloat16 "
                          "(a CUDA GPU with bf16, or a CPU with AVX-512 BF16/AMX); use train.precision=fp32")
-
-
-def autocast(precision: str, device: torch.device):
-    """The context of a forward pass: bfloat16 autocast for bf16, nothing at all for fp32 (`train`
-    has checked the device once, before its first step)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def optimizer_options(name: str) -> dict:
@@ -87,7 +66,8 @@ def train(method: Method, examples: list[dict], cfg: TrainConfig, seed: int,
           accelerator: Accelerator, progress=None) -> TrainStats:
     """AdamW with linear warm-up/decay, gradient accumulation and clipping; `method.loss` decides
     what is minimised, under bfloat16 autocast with `cfg.precision` bf16 (the backward pass, the
-    weights, gradients and optimizer state stay float32). Stops at `stop_step` (the schedule's end
+    weights, gradients and optimizer state stay float32), and under autocast to the frozen weights'
+    dtype where the model loaded in 16 bits (`tuneoff.precision`: the weights that train are float32). Stops at `stop_step` (the schedule's end
     unless `cfg.stop_epochs` stops it early). `progress` is an optional callable(step, total, loss)."""
     try:
         return Training(method, examples, cfg, seed, accelerator, progress).run_until(stop_step(len(examples), cfg))
@@ -108,6 +88,9 @@ class Training:
         groups = method.param_groups(cfg.lr, cfg.weight_decay)
         if not groups:
             raise TrainingDiverged("no trainable parameters: the method froze everything")
+        master_weights(method.model)  # 16-bit frozen weights, float32 trained ones
+        if cfg.gradient_checkpointing:
+            enable_checkpointing(method.model)
         self.steps = total_steps(len(examples), cfg)
         optimizer = torch.optim.AdamW(groups, lr=cfg.lr, **optimizer_options(cfg.optimizer))
         self.scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * self.steps), self.steps)
@@ -116,7 +99,8 @@ class Training:
         method.model = self.model
         self.order = torch.Generator().manual_seed(seed)
         self.stats = TrainStats()
-        self.stats.forward_tokens = method.start_training(examples)
+        with self.autocast():
+            self.stats.forward_tokens = method.start_training(examples)
         self.stream = self._micro_batches()
         self.started = False
 
@@ -132,14 +116,15 @@ class Training:
         method, cfg, accelerator, stats = self.method, self.cfg, self.accelerator, self.stats
         if self.started:  # scored at a rung: back to training as the method trains
             method.model = self.model
-            method.resume_training()
+            with self.autocast():
+                method.resume_training()
         self.started = True
         while stats.steps < min(step, self.steps):
             step_loss = 0.0
             for _ in range(cfg.grad_accum):
                 chunk = next(self.stream)
                 batch = batch_to(method.collate(chunk), accelerator.device)
-                with autocast(cfg.precision, accelerator.device):
+                with self.autocast():
                     loss = method.loss(batch)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(f"loss is {loss.item()} at step {stats.steps + 1}; lower train.lr "
@@ -161,8 +146,13 @@ class Training:
                 self.progress(stats.steps, min(step, self.steps), step_loss)
         self.model.eval()
         method.model = accelerator.unwrap_model(self.model)
-        stats.forward_tokens += method.finish_training()  # inside the training's time, before any scoring
+        with self.autocast():
+            stats.forward_tokens += method.finish_training()  # inside the training's time, before any scoring
         return stats
+
+    def autocast(self):
+        """The context of every forward pass of this training (`tuneoff.precision.autocast`)."""
+        return autocast(self.method.ctx.dtype, self.accelerator.device, self.cfg.precision)
 
     def close(self) -> None:
         """The accelerator keeps every prepared model and optimizer: drop them, diverged or not, or

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator,
                       model_validator)
@@ -38,10 +38,15 @@ class TrainConfig(Strict):
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="fp32: every training pass in float32; bf16: forward passes under bfloat16 autocast "
                             "(weights, gradients and optimizer state stay float32) on hardware with bf16")
+    gradient_checkpointing: bool = Field(
+        False, description="recompute each layer's activations in the backward pass instead of keeping them: less "
+                           "memory, about a third more compute, the same gradients")
 
 
 class EvalConfig(Strict):
-    batch_size: int = Field(32, ge=1, description="examples per evaluation batch")
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        32, description="examples per evaluation batch; auto = start at 32 on a CPU and 256 on a GPU, halve on "
+                        "out-of-memory and retry")
     max_examples: int | None = Field(
         None, ge=1, description="cap per eval set (stratified, fixed seed, same for every run); null = all"
     )
@@ -83,6 +88,15 @@ class RunConfig(Strict):
     output_dir: str = Field("results", description="results folder (store + run folders)")
     save: bool = Field(False, description="save trained weights/adapters in the run folder")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to run")
+    model_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="dtype of the frozen weights and of every forward pass (weights that train stay float32); "
+                            "auto = float32 on a CPU, bfloat16 on a CUDA GPU that has it (resolved when validated)")
+    quantization: Literal["4bit", "8bit"] | None = Field(
+        None, description="base weights loaded quantized by bitsandbytes (LoRA-family methods, CUDA only); null = off")
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] = Field(
+        "auto", description="attention kernels; auto = transformers' choice (sdpa where the model has it, else eager)")
+    threads: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
+        "auto", description="torch threads of a run; auto = the cores not busy with other work when it starts")
     trust_remote_code: bool = Field(False, description="allow model code from the hub (off unless asked)")
     select: SelectConfig | None = Field(
         None, description="hyperparameter selection from the few-shot labels (see tuneoff.selection); null = off")
@@ -179,6 +193,29 @@ class RunConfig(Strict):
         except (ValueError, OSError):
             task = None
         return self.method_class.version_for(self.method_options, task)
+
+    @model_validator(mode="after")
+    def _compute(self) -> "RunConfig":
+        """`model_dtype` resolved for the device (auto: float32 on a CPU), and what a method cannot
+        compute with: quantized weights it would train, activation checkpointing it cannot take."""
+        from tuneoff.precision import resolve_dtype  # late: importing the config package imports no torch
+
+        object.__setattr__(self, "model_dtype", resolve_dtype(self.model_dtype, self.device))
+        if self.train.gradient_checkpointing:
+            for m in self.methods:
+                why = get_method(m.name).no_checkpointing
+                if why:
+                    raise ValueError(f"train.gradient_checkpointing=true cannot train {m.name}: {why}; set it to false")
+        if self.quantization is not None:
+            if self.device == "cpu":
+                raise ValueError(f"quantization={self.quantization} needs a CUDA GPU and device=cpu; leave "
+                                 "quantization unset (null) on a CPU")
+            plain = [m.name for m in self.methods if not get_method(m.name).frozen_base]
+            if plain:
+                raise ValueError(f"quantization={self.quantization} is for methods that keep the pretrained weights "
+                                 f"frozen and train adapters (lora and the peft family); {', '.join(plain)} trains "
+                                 "the weights themselves: leave quantization unset for it")
+        return self
 
     @model_validator(mode="after")
     def _selection(self) -> "RunConfig":

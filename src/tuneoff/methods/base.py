@@ -42,6 +42,7 @@ class Context:
     max_length: int  # tokens per input after truncation, in training and evaluation
     eval_batch_size: int  # examples per batch of a set-up pass that scores (distill's teacher)
     pattern: str | None = None  # the prompt pattern of an LM-scored method; None = the task's default
+    dtype: torch.dtype = torch.float32  # the frozen weights' dtype, which every forward pass autocasts to
 
 
 def widened(values: list):
@@ -62,6 +63,11 @@ class Method:
     Options: ClassVar[type[MethodOptions]] = MethodOptions
     head: ClassVar[str] = "classifier"  # which head `models.load` puts on the backbone: classifier | lm
     trains: ClassVar[bool] = True  # False: evaluated as loaded (e.g. in-context learning)
+    # True: the pretrained weights stay frozen and only added modules (adapters) and a new head train,
+    # so the base may load quantized to 4 or 8 bits (`quantization`): lora and the peft family
+    frozen_base: ClassVar[bool] = False
+    # why `train.gradient_checkpointing` cannot train this method ("": it can), said before any run
+    no_checkpointing: ClassVar[str] = ""
     # What hyperparameter selection (`select:`) searches by default: dotted config key -> candidate
     # values, crossed. Three learning rates around what suits training every weight; methods that
     # train fewer weights take larger steps. The same number of candidates for every method.

@@ -92,6 +92,7 @@ class PeftMethod(ClassifierMethod):
 
     task_type: ClassVar[str | None] = "SEQ_CLS"
     search_space = {"train.lr": [1e-4, 1e-3, 1e-2]}  # adapters take larger steps than full fine-tuning
+    frozen_base = True  # the base may load quantized (`quantization`)
 
     def peft_config(self):
         raise NotImplementedError
@@ -330,6 +331,8 @@ class PrefixTuning(VirtualTokens):
     search_space = {"train.lr": [1e-3, 1e-2, 1e-1]}
     search_length = Length(1, 27, 729, 3)
     Options = PrefixTuningOptions
+    no_checkpointing = ("its keys and values reach the model as a cache, which activation checkpointing makes "
+                        "transformers drop")
 
     def peft_config(self):
         from peft import PrefixTuningConfig

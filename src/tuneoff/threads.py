@@ -1,0 +1,115 @@
+"""How many threads a run computes with, on a CPU that other work may share (`threads`).
+
+torch starts one thread per physical core and splits each operator among them; every thread waits
+for the slowest at the end of each operator. On a shared machine a core busy with another process
+makes one of those threads the slowest for every operator, so a run slows far more than its share
+of the machine (benchmarks/RESULTS.md, "Threads on a shared CPU"). `threads=auto` therefore gives
+a run as many threads as there are cores not busy with other work when it starts: the busy time of
+this process's cores over a short sample (or since the previous run of the process), less this
+process's own, work at a positive nice level left out (the scheduler yields to it). An integer is
+that many threads. Either way, never more than torch's own default (the physical cores, or
+OMP_NUM_THREADS), and the number chosen is recorded with the run (its `env.threads`).
+
+The threads cannot change a score beyond float rounding (the order in which a sum's parts add up),
+so they are no part of a run's id, like the device. Waiting threads spin before they sleep;
+OMP_WAIT_POLICY=PASSIVE makes them sleep at once, which torch's OpenMP reads only when it starts,
+so it is an environment variable of the process (forwarded to Ray workers), never a config key.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import psutil
+import torch
+
+SAMPLE_S = 0.2  # the shortest look at the machine's load; a longer gap since the last one is used whole
+STALE_S = 120.0  # a previous look older than this says little about now: look again
+_DEFAULT: list[int] = []  # torch's own thread count, as the process started
+_LAST: list[tuple] = []  # (monotonic time, busy seconds of the cores, this process's CPU seconds)
+
+
+def default_threads() -> int:
+    """torch's thread count before any run set one: the physical cores, or OMP_NUM_THREADS."""
+    if not _DEFAULT:
+        _DEFAULT.append(torch.get_num_threads())
+    return _DEFAULT[0]
+
+
+def cores() -> list[int]:
+    """The CPUs this process may run on."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return list(range(os.cpu_count() or 1))
+
+
+def _sample(cpus: list[int]) -> tuple[float, float, float]:
+    per_cpu = psutil.cpu_times(percpu=True)
+    busy = 0.0
+    for i in cpus:
+        t = per_cpu[i] if i < len(per_cpu) else None
+        if t is not None:  # niced work yields to a run; idle and I/O wait are no work
+            busy += t.user + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0) + getattr(t, "steal", 0.0)
+    own = psutil.Process().cpu_times()
+    return time.monotonic(), busy, own.user + own.system
+
+
+def busy_elsewhere(cpus: list[int] | None = None) -> float:
+    """Cores' worth of CPU time that other processes took on `cpus` (default: this process's) over
+    the last look: since the previous call if that was `SAMPLE_S` to `STALE_S` ago, else over a
+    fresh sample of `SAMPLE_S`."""
+    cpus = cpus if cpus is not None else cores()
+    now = _sample(cpus)
+    if not _LAST or not SAMPLE_S <= now[0] - _LAST[0][0] <= STALE_S:
+        time.sleep(SAMPLE_S)
+        then, now = now, _sample(cpus)
+    else:
+        then = _LAST[0]
+    _LAST[:] = [now]
+    wall = max(now[0] - then[0], 1e-6)
+    return max(0.0, ((now[1] - then[1]) - (now[2] - then[2])) / wall)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The threads a run got, and why: what was asked, the cores, how many were busy elsewhere."""
+
+    setting: str | int
+    threads: int
+    cores: int
+    busy_elsewhere: float | None = None
+
+    def record(self) -> dict:
+        out = {"setting": self.setting, "threads": self.threads, "cores": self.cores,
+               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+        if self.busy_elsewhere is not None:
+            out["busy_elsewhere"] = round(self.busy_elsewhere, 2)
+        return out
+
+
+def choose(setting: str | int) -> Choice:
+    """The threads of a run for `threads` (auto or a number; see the module's docstring)."""
+    cpus = cores()
+    cap = min(default_threads(), len(cpus))
+    if setting != "auto":
+        return Choice(setting, max(1, min(int(setting), len(cpus))), len(cpus))
+    busy = busy_elsewhere(cpus)
+    free = len(cpus) - math.floor(busy + 0.5)
+    return Choice(setting, max(1, min(cap, free)), len(cpus), busy)
+
+
+@contextlib.contextmanager
+def applied(setting: str | int):
+    """torch's threads set for a run (yields the `Choice`), and set back to what they were after it."""
+    default_threads()
+    before = torch.get_num_threads()
+    choice = choose(setting)
+    torch.set_num_threads(choice.threads)
+    try:
+        yield choice
+    finally:
+        torch.set_num_threads(before)
