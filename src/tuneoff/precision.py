@@ -30,7 +30,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 # modules a quantized load leaves in full precision: the heads that train or score (bitsandbytes
 # would otherwise quantize a new classification head, which then could not train)
 UNQUANTIZED = ["score", "classifier", "pre_classifier", "lm_head", "cls", "pooler"]
-QUANTIZATION_EXTRA = "pip install 'tuneoff[quantization]' (bitsandbytes, on a machine with a CUDA GPU)"
+QUANTIZATION_EXTRA = "pip install 'tuneoff[quantization]'"  # bitsandbytes
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -84,8 +84,8 @@ def _check_quantization(cfg: "RunConfig", device: torch.device) -> None:
     what = f"quantization={cfg.quantization}"
     if device.type != "cuda":
         raise ValueError(f"{what} needs a CUDA GPU (bitsandbytes' 4-bit and 8-bit kernels) and this run's device is "
-                         f"{device.type}; leave quantization unset (null) here, or run on a machine with a GPU "
-                         f"(device=auto or cuda) after {QUANTIZATION_EXTRA}")
+                         f"{device.type}; leave quantization unset (null) here, or run it where a GPU is (device=auto "
+                         f"or cuda) with {QUANTIZATION_EXTRA}")
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ValueError(f"{what} needs the bitsandbytes package, which is not installed: {QUANTIZATION_EXTRA}")
 
