@@ -11,12 +11,17 @@ its context cache). Printed: examples/s of each, the ratio, prediction agreement
 requests lm-eval tokenizes to exactly tuneoff's token ids (both score the sum of the word's token
 log-probs; where the tokens differ, so may the numbers). `--same-ids` hands lm-eval tuneoff's token
 ids instead of the text (its `_loglikelihood_tokens`: the same engine, the same tokens).
+`--tuneoff-threads auto` sets tuneoff's threads by its policy (`tuneoff.threads`) before each of its
+chunks, lm-eval keeping torch's default; `--json FILE` writes the figures for
+benchmarks/load_sensitivity.py's `--against` mode.
 
     PYTHONPATH=src .venv-bench/bin/python benchmarks/icl_vs_lmeval.py --data-dir ../shared/data --n 200
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import sys
 import time
@@ -30,7 +35,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from icl_growth import icl_prepared, timed  # noqa: E402
 
-from tuneoff import evaluate  # noqa: E402
+from tuneoff import evaluate, threads  # noqa: E402
 from tuneoff.methods.icl import DemoContext  # noqa: E402
 
 
@@ -50,6 +55,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--chunk", type=int, default=40, help="inputs per turn of each tool")
     ap.add_argument("--same-ids", action="store_true", help="give lm-eval tuneoff's token ids, not the text")
+    ap.add_argument("--tuneoff-threads", default="as-is",
+                    help="as-is (torch's default, as lm-eval's), auto (tuneoff's policy, chosen per chunk) or a number")
+    ap.add_argument("--json", help="also write the figures to this file")
     a = ap.parse_args()
     import lm_eval
     from lm_eval.api.instance import Instance
@@ -80,13 +88,18 @@ def main() -> None:
             else:
                 requests.append(Instance("loglikelihood", {}, (text, word), i * len(words)))
 
+    chosen = []  # tuneoff's threads, chunk by chunk
+
     def run_tuneoff(chunk, first: bool):
         def go():
             if first:  # the context cache is built once, in tuneoff's time (the one built in set-up is dropped)
                 m.context.free_cache()
                 m.context = DemoContext.build(m.scorer, m.model, prep.task, m.demos, m.options, prep.few)
             return evaluate.predict(m, chunk, a.batch_size, prep.device)[0]
-        return timed(go)
+        setting = a.tuneoff_threads if a.tuneoff_threads in ("as-is", "auto") else int(a.tuneoff_threads)
+        with contextlib.nullcontext() if setting == "as-is" else threads.applied(setting):  # chosen outside the timing
+            chosen.append(torch.get_num_threads())
+            return timed(go)
 
     def run_lmeval(reqs):
         if a.same_ids:
@@ -125,6 +138,12 @@ def main() -> None:
           f"gives tuneoff's ids in {same_tokens}/{len(requests)} requests; max |difference of the two words' log-prob margins| "
           f"{np.abs(margin_t - margin_l).max():.2e}; accuracy tuneoff {np.mean(probs.argmax(-1) == gold):.3f}, "
           f"lm-eval {np.mean(ll.argmax(-1) == gold):.3f}")
+    print(f"threads: tuneoff {chosen} (chunk by chunk), lm-eval {torch.get_num_threads()}")
+    if a.json:
+        Path(a.json).write_text(json.dumps({
+            "n": n, "agree": float(agree.mean()), "tuneoff_threads": chosen, "other_threads": torch.get_num_threads(),
+            **{tool: {"wall_s": wall, "cpu_s": cpu, "ex_s": n / wall, "ex_cpu_s": n / cpu} for tool, (wall, cpu) in t.items()}},
+            indent=1))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ nothing but training inside the timed part. The Trainer keeps its own default op
     PYTHONPATH=$PWD/src .venv-bench/bin/python benchmarks/train_vs_trainer.py [--repeats 2]
         [--cases ft-minilm,lora-minilm,ft-smollm,lora-smollm,pattern-smollm] [--epochs 5] [--eval 200]
         [--tools tuneoff,tuneoff-fused,trainer]   (tuneoff-fused: train.optimizer=adamw_fused)
+        [--tuneoff-threads auto]   (tuneoff's threads by its policy, `tuneoff.threads`; the Trainer's: --threads)
 """
 from __future__ import annotations
 
@@ -186,10 +187,14 @@ def child_trainer(case: str, epochs: float, precision: str) -> dict:
             "losses": losses, "loaded_rss_mb": loaded_rss, "optim": args.optim}
 
 
-def child(tool: str, case: str, epochs: float, threads: int, n_eval: int) -> None:
+def child(tool: str, case: str, epochs: float, threads: int, n_eval: int, tuneoff_threads: str = "as-is") -> None:
     import torch
 
     torch.set_num_threads(threads)
+    if tuneoff_threads != "as-is" and not tool.startswith("trainer"):  # chosen before the timed part, as a run does
+        from tuneoff.threads import choose
+
+        torch.set_num_threads(choose(tuneoff_threads if tuneoff_threads == "auto" else int(tuneoff_threads)).threads)
     precision = "bf16" if tool.endswith("-bf16") else "fp32"
     if tool.startswith("trainer"):
         out = child_trainer(case, epochs, precision)
@@ -207,7 +212,7 @@ def final_loss(losses: list[float], epochs: float) -> float:
 
 def spawn(tool: str, case: str, a) -> dict:
     cmd = [sys.executable, __file__, "--child", tool, case, "--epochs", str(a.epochs), "--threads",
-           str(a.threads), "--eval", str(a.eval)]
+           str(a.threads), "--eval", str(a.eval), "--tuneoff-threads", a.tuneoff_threads]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     line = next((ln for ln in p.stdout.splitlines()[::-1] if ln.startswith("RESULT ")), None)
@@ -231,9 +236,11 @@ def main() -> None:
     ap.add_argument("--eval", type=int, default=0, help="tuneoff tools: predict this many validation examples "
                     "after the timed part (the agreement of each tool's predictions with the first tool's)")
     ap.add_argument("--json", help="also write every measurement to this file")
+    ap.add_argument("--tuneoff-threads", default="as-is", help="tuneoff's tools: as-is (--threads, as the Trainer), "
+                    "auto (tuneoff's policy, chosen as the child starts) or a number")
     a = ap.parse_args()
     if a.child:
-        return child(*a.child, a.epochs, a.threads, a.eval)
+        return child(*a.child, a.epochs, a.threads, a.eval, a.tuneoff_threads)
     cases, tools = a.cases.split(","), a.tools.split(",")
     runs: dict[tuple[str, str], list[dict]] = {}
     for rep in range(a.repeats):
