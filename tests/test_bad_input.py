@@ -60,7 +60,7 @@ OVERRIDES = [
     ("method=lora method.r=0", "config key 'method.r': Input should be greater than or equal to 1, got 0"),
     ("method=lora method.scoring=bogus", "config key 'method.scoring': Input should be 'head' or 'pattern'"),
     ("method=lora method.alpah=16", "unknown config key 'method.alpah' (did you mean 'method.alpha'?); allowed:"),
-    ("shot=8", "unknown config key 'shot' (did you mean 'shots'?); allowed: data_dir,"),
+    ("shot=8", "unknown config key 'shot' (did you mean 'shots'?); allowed: attn_implementation, data_dir,"),
     ("eval.batchsize=8", "unknown config key 'eval.batchsize' (did you mean 'eval.batch_size'?)"),
     ("select.protocol=loo", "config key 'select.protocol': Input should be 'cv', 'dev' or 'none', got \"loo\""),
     ("select.folds=1", "config key 'select.folds': Input should be greater than or equal to 2, got 1"),

@@ -77,18 +77,23 @@ def test_a_run_sets_its_threads_records_them_and_sets_them_back(toy_task, tmp_pa
         load_config(None, ["threads=0"])
 
 
-def test_a_ray_run_computes_on_the_cpus_it_was_given():
+def test_a_ray_run_computes_on_the_cpus_it_was_given(four_cores, monkeypatch):
     sent = []
 
     class Remote:
         def options(self, **opts):
-            return type("R", (), {"remote": lambda self, config, folder: sent.append((opts, config))})()
+            return type("R", (), {"remote": lambda self, *args: sent.append((opts, args))})()
 
     ex = RayExecutor.__new__(RayExecutor)  # no cluster: only what a submitted task carries
     ex.cpus_per_run, ex.gpus, ex.env, ex._remote = 2, 0, {}, Remote()
     run = load_config(None, ["shots=8", "data_seed=0", "seed=0"])
     ex._submit(run, lambda run_id: Path("/tmp") / run_id)
-    opts, config = sent[0]
-    assert opts["num_cpus"] == 2 and config["threads"] == 2
-    ex._submit(load_config(None, ["shots=8", "data_seed=0", "seed=0", "threads=1"]), lambda run_id: Path("/tmp"))
-    assert sent[1][1]["threads"] == 1  # a number given stays
+    opts, (config, _, cpus) = sent[0]
+    assert opts["num_cpus"] == 2 and cpus == 2
+    assert config["threads"] == "auto"  # the record's config is the same whichever executor ran it
+    monkeypatch.setattr(threads, "_ALLOTTED", [])
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda cpus=None: pytest.fail("an allotted run measures nothing"))
+    threads.allot(cpus)  # what the task does first
+    choice = threads.choose("auto")
+    assert choice.threads == 2 and choice.record()["allotted"] == 2
+    assert threads.choose(3).threads == 3  # a number given stays

@@ -33,8 +33,9 @@ def test_a_method_gets_the_few_run_settings_it_reads_not_the_run_config(toy_task
                "device=cpu")
     ctx = prepare(cfg).method.ctx
     assert {f.name for f in dataclasses.fields(ctx)} == {"task", "loaded", "device", "seed", "data_seed",
-                                                         "max_length", "eval_batch_size", "pattern"}
+                                                         "max_length", "eval_batch_size", "pattern", "dtype"}
     assert (ctx.seed, ctx.data_seed, ctx.max_length, ctx.eval_batch_size, ctx.pattern) == (3, 2, 48, 5, None)
+    assert ctx.dtype == torch.float32  # model_dtype, resolved: float32 on a CPU by default
     assert ctx.device == torch.device("cpu") and ctx.task.name == "toy"
 
 

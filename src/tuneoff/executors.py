@@ -54,16 +54,19 @@ class LocalExecutor:
         pass
 
 
-def _ray_task(config: dict, run_dir: str) -> tuple[dict, float]:
-    """The body of one Ray task: rebuild the config, run it, return its record (no store here)."""
+def _ray_task(config: dict, run_dir: str, cpus: int | None = None) -> tuple[dict, float]:
+    """The body of one Ray task: rebuild the config, run it, return its record (no store here).
+    `cpus`: what Ray gave the task, the threads of a run whose `threads` is auto."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
 
+    from tuneoff import threads
     from tuneoff.config import config_from_dict
     from tuneoff.runner import run_record
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    threads.allot(cpus)
     t0 = time.perf_counter()
     record = run_record(config_from_dict(config), Path(run_dir))
     return record, time.perf_counter() - t0
@@ -137,10 +140,8 @@ class RayExecutor:
         gpu = self.wants_gpu(run)
         opts = dict(num_cpus=self.cpus_per_run, num_gpus=1 if gpu else 0, max_retries=0,
                     runtime_env={"env_vars": self.env})
-        config = run.resolved()
-        if config.get("threads") == "auto":  # Ray has given the run its CPUs: one thread on each
-            config["threads"] = self.cpus_per_run
-        return self._remote.options(**opts).remote(config, str(run_dir(run.run_id()).resolve()))
+        return self._remote.options(**opts).remote(run.resolved(), str(run_dir(run.run_id()).resolve()),
+                                                   self.cpus_per_run)
 
     def run(self, queue, run_dir: RunDir, observer) -> Iterator[tuple[RunConfig, dict, float]]:
         from tuneoff.claims import POLL_S

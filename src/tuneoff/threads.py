@@ -8,7 +8,8 @@ a run as many threads as there are cores not busy with other work when it starts
 this process's cores over a short sample (or since the previous run of the process), less this
 process's own, work at a positive nice level left out (the scheduler yields to it). An integer is
 that many threads. Either way, never more than torch's own default (the physical cores, or
-OMP_NUM_THREADS), and the number chosen is recorded with the run (its `env.threads`).
+OMP_NUM_THREADS), and the number chosen is recorded with the run (its `env.threads`). A run that a
+scheduler gave its CPUs (a Ray task, `allot`) takes that many, its config unchanged.
 
 The threads cannot change a score beyond float rounding (the order in which a sum's parts add up),
 so they are no part of a run's id, like the device. Waiting threads spin before they sleep;
@@ -30,6 +31,13 @@ SAMPLE_S = 0.2  # the shortest look at the machine's load; a longer gap since th
 STALE_S = 120.0  # a previous look older than this says little about now: look again
 _DEFAULT: list[int] = []  # torch's own thread count, as the process started
 _LAST: list[tuple] = []  # (monotonic time, busy seconds of the cores, this process's CPU seconds)
+_ALLOTTED: list[int] = []  # CPUs a scheduler gave this process's runs (a Ray task's): auto takes these
+
+
+def allot(cpus: int | None) -> None:
+    """The runs of this process were given `cpus` CPUs by a scheduler (`executors`: a Ray task's
+    `--cpus-per-run`), so `auto` takes that many threads without looking at the load; None: look."""
+    _ALLOTTED[:] = [cpus] if cpus else []
 
 
 def default_threads() -> int:
@@ -82,12 +90,15 @@ class Choice:
     threads: int
     cores: int
     busy_elsewhere: float | None = None
+    allotted: int | None = None
 
     def record(self) -> dict:
         out = {"setting": self.setting, "threads": self.threads, "cores": self.cores,
                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
         if self.busy_elsewhere is not None:
             out["busy_elsewhere"] = round(self.busy_elsewhere, 2)
+        if self.allotted is not None:
+            out["allotted"] = self.allotted
         return out
 
 
@@ -97,6 +108,8 @@ def choose(setting: str | int) -> Choice:
     cap = min(default_threads(), len(cpus))
     if setting != "auto":
         return Choice(setting, max(1, min(int(setting), len(cpus))), len(cpus))
+    if _ALLOTTED:
+        return Choice(setting, max(1, min(_ALLOTTED[0], len(cpus))), len(cpus), allotted=_ALLOTTED[0])
     busy = busy_elsewhere(cpus)
     free = len(cpus) - math.floor(busy + 0.5)
     return Choice(setting, max(1, min(cap, free)), len(cpus), busy)
