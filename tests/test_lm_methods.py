@@ -216,8 +216,10 @@ def test_changed_methods_get_a_version_in_their_run_id_others_keep_theirs():
         d["eval"].pop("batch_size", None)
         d.pop("select", None)
         d.pop("forgetting", None)  # at its defaults it is left out of every id
-        for key in ("precision", "optimizer", "stop_epochs"):  # train keys added since; left out at their defaults
-            d["train"].pop(key)
+        for key in ("precision", "optimizer", "stop_epochs", "gradient_checkpointing"):  # train keys added since;
+            d["train"].pop(key)                                                            # left out at their defaults
+        for key in ("model_dtype", "quantization", "attn_implementation", "threads"):  # so are these
+            d.pop(key)
         d["train"]["max_length"] = d.pop("max_length")  # then a training setting
         if cfg.method.name == "icl":
             d["train"] = {"max_length": d["train"]["max_length"]}
