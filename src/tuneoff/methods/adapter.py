@@ -148,10 +148,6 @@ class Adapter(PatternScoring, PartialMethod):
     search_space = {"train.lr": [1e-4, 1e-3, 1e-2]}  # new weights, like peft's adapters: larger steps
 
     @classmethod
-    def head_for(cls, options: AdapterOptions) -> str:
-        return "lm" if options.scoring == "pattern" else "classifier"
-
-    @classmethod
     def version_for(cls, options: AdapterOptions, task=None) -> int:
         """The head: one above `version` on a task of several text fields, as every classification
         head's (`ClassifierMethod.version_for`), so one rule tells every head's runs apart; pattern

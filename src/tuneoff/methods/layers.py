@@ -171,12 +171,17 @@ class PartialMethod(ClassifierMethod):
 
 
 class PatternScoring:
-    """The `scoring` option of a classifier method that can score by pattern instead (`adapter`; lora
-    has its own): with `scoring=pattern` (`use_pattern`) the input is rendered through the task's
+    """The `scoring` option of a classifier method that can score by pattern instead (`lora`,
+    `adapter`): with `scoring=pattern` (`use_pattern`) the input is rendered through the task's
     pattern and each label scored as its verbalizer word by the pretrained LM head
     (`methods/pattern.py`); otherwise the classification head scores, as the base class does."""
 
     scorer = None  # the LMScorer once `use_pattern` ran; None: the classification head scores
+
+    @classmethod
+    def head_for(cls, options) -> str:
+        """The LM head for pattern scoring, else the classification head."""
+        return "lm" if options.scoring == "pattern" else "classifier"
 
     def use_pattern(self) -> None:
         from tuneoff.methods.pattern import scorer_for

@@ -27,7 +27,7 @@ from torch import nn
 from tuneoff.methods import ClassifierMethod, MethodError, MethodOptions, register
 from tuneoff.methods.base import set_trainable
 from tuneoff.methods.kvcache import cache_arg
-from tuneoff.methods.layers import head_modules, head_params, load_exact, model_type, seeded
+from tuneoff.methods.layers import PatternScoring, head_modules, head_params, load_exact, model_type, seeded
 from tuneoff.space import Length
 
 # When the peft table has no entry for a model type: the first of these whose names all exist.
@@ -149,14 +149,10 @@ class LoraOptions(LoraShapeOptions):
 
 
 @register
-class Lora(PeftMethod):
+class Lora(PatternScoring, PeftMethod):
     name = "lora"
     description = "LoRA (peft): low-rank updates of attention weights + the classification head (or pattern scoring)"
     Options = LoraOptions
-
-    @classmethod
-    def head_for(cls, options: LoraOptions) -> str:
-        return "lm" if options.scoring == "pattern" else "classifier"
 
     @classmethod
     def version_for(cls, options: LoraOptions, task=None) -> int:
@@ -166,35 +162,19 @@ class Lora(PeftMethod):
 
     def __init__(self, options: LoraOptions, ctx):
         super().__init__(options, ctx)
-        self.scorer = None
         if options.scoring == "pattern":
-            from tuneoff.methods.pattern import scorer_for
-
             if self.model.get_output_embeddings() is None:
                 raise MethodError(
                     "lora with scoring=pattern needs the model loaded with its LM head (see Method.head_for), "
                     f"but it came with a classification head ({type(self.model).__name__})")
             self.task_type = None  # a plain PeftModel: the scorer runs the LoRA-injected LM itself
-            self.scorer = scorer_for(self)
+            self.use_pattern()
 
     def trainable_head(self) -> list[str]:
-        if not self.scorer:
-            return super().trainable_head()
-        # pattern scoring: the pretrained LM head stays frozen; only parts the loader had to create train
-        names = {n for n, _ in self.model.named_parameters()}
-        return sorted(set(self.ctx.loaded.info.get("newly_initialised", ())) & names)
+        return self.created_weights() if self.scorer else super().trainable_head()
 
     def peft_config(self):
         return lora_config(self, self.options)
-
-    def prompt_example(self, example):
-        return self.scorer.prompt(example) if self.scorer else super().prompt_example(example)
-
-    def collate(self, examples):
-        return self.scorer.encode(examples) if self.scorer else super().collate(examples)
-
-    def class_logits(self, batch):
-        return self.scorer.scores(self.model, batch) if self.scorer else super().class_logits(batch)
 
 
 def lora_config(method: PeftMethod, options: LoraShapeOptions, **extra):
