@@ -2,9 +2,11 @@
 
     python benchmarks/real_table.py docs/cola-mnli-cpu [examples/cola-mnli-cpu.yaml]
     python benchmarks/real_table.py --times docs/cola-mnli-cpu
+    python benchmarks/real_table.py --two-level docs/cola-mnli-v2 examples/cola-mnli-v2.yaml
 
 Per task, method and shot count: the task's main metric on each eval set as mean ± std (n runs)
-over data seeds, its 95% interval over seeds (Student t, n − 1 degrees of freedom), the best run
+over data seeds, its 95% interval over seeds (Student t, n − 1 degrees of freedom; with --two-level
+over the seeds and the eval sample, as the report's claims read it: `report.claims.interval`), the best run
 (for a like-for-like line beside a study that reports its best run), accuracy beside it, and the
 majority baseline. Then HANS per heuristic and gold label, and the side-by-side with the figures of
 arXiv 2405.13181 (iamvarada/llm_finetuning, Results/*.csv, best of its runs). With the sweep config
@@ -26,6 +28,7 @@ from collections import defaultdict
 
 from tuneoff.describe import main_metric, method_name, method_options
 from tuneoff.report import blocks
+from tuneoff.report import claims
 from tuneoff.report.stats import t_interval
 from tuneoff.store import Store
 
@@ -47,15 +50,31 @@ def name_of(method: str, options: dict) -> str:
     return f"{method}(k={options['k']})" if "k" in options else method
 
 
+MODELS: set = set()  # the store's models: a method is named with its model where there are several
+
+
 def label(rec: dict) -> str:
-    return name_of(method_name(rec), method_options(rec))
+    return with_model(name_of(method_name(rec), method_options(rec)), rec["model"])
 
 
-def interval(values: list[float]) -> str:
+def with_model(name: str, model: str) -> str:
+    return f"{name} · {model}" if len(MODELS) > 1 else name
+
+
+TWO_LEVEL = False  # --two-level: intervals over the splits and the eval sample (`report.claims.interval`)
+
+
+def interval(values: list[float], eval_vars: list[float] | None = None) -> str:
     if len(values) < 2:
         return "–"
-    lo, hi = t_interval(values)
+    lo, hi = claims.interval(values, eval_vars) if TWO_LEVEL else t_interval(values)
     return f"[{lo:.3f}, {hi:.3f}]"
+
+
+def eval_var(m: dict, metric: str) -> float:
+    """One run's eval-sample variance of `metric` on the eval set `m` (`report.claims.eval_variance`)."""
+    o = m["overall"]
+    return claims.eval_variance(metric, o[metric], o.get("n") or m.get("n"), claims.one_label(o.get("pred_dist")))
 
 
 def msn(values: list[float]) -> str:
@@ -74,13 +93,14 @@ def planned_counts(config: str | None, folder: str) -> dict:
     sweep = load_sweep(config, [f"output_dir={folder}"])
     out: dict = defaultdict(int)
     for run in sweep.runs:
-        out[(run.task, name_of(run.method.name, run.method.model_extra or {}), run.shots)] += 1
+        out[(run.task, with_model(name_of(run.method.name, run.method.model_extra or {}), run.model), run.shots)] += 1
     return out
 
 
 def main(folder: str, config: str | None = None) -> None:
     store = Store(folder, reading=True)
     done, failed = store.records("done"), store.records("failed")
+    MODELS.update(r["model"] for r in done + failed)
     planned = planned_counts(config, folder)
     cells: dict = defaultdict(list)
     for r in done:
@@ -114,7 +134,8 @@ def main(folder: str, config: str | None = None) -> None:
             row = []
             for es in (es_in, es_out):
                 vals = [r["metrics"][es]["overall"][metric] for r in recs if es in r["metrics"]]
-                row += [msn(vals), interval(vals), f"{max(vals):.3f}" if vals else "–"]
+                evs = [eval_var(r["metrics"][es], metric) for r in recs if es in r["metrics"]]
+                row += [msn(vals), interval(vals, evs), f"{max(vals):.3f}" if vals else "–"]
                 for r in recs:
                     if es in r["metrics"]:
                         majority[es] = r["metrics"][es]["majority"]
@@ -180,6 +201,7 @@ def _part(recs: list[dict], names: tuple[str, ...]) -> tuple[float, float]:
 
 def times(folder: str) -> None:
     done = Store(folder, reading=True).records("done")
+    MODELS.update(r["model"] for r in done)
     cells: dict = defaultdict(list)
     for r in sorted(done, key=lambda r: r.get("created_at") or ""):
         cells[(label(r), r["task"], r["shots"])].append(r)
@@ -229,7 +251,11 @@ def times(folder: str) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--times"]:
-        times(sys.argv[2])
+    args = sys.argv[1:]
+    if "--two-level" in args:
+        args.remove("--two-level")
+        TWO_LEVEL = True
+    if args[:1] == ["--times"]:
+        times(args[1])
     else:
-        main(*sys.argv[1:3])
+        main(*args[:2])

@@ -37,14 +37,15 @@ def _best_heldout(sel) -> float | None:
     return max((c["mean_score"] for c in sel.get("candidates") or [] if c.get("mean_score") is not None), default=None)
 
 
-def _choice(sel) -> str:
+def choice(sel) -> str:
+    """The chosen values as text: "lr 0.000194, 3 of 9 epochs, calibrate=True"."""
     chosen = dict(sel.get("chosen") or {})
     parts = [f"lr {chosen.pop('train.lr'):.3g}"] if "train.lr" in chosen else []
     if "train.epochs" in chosen:
         stop = chosen.pop("train.stop_epochs", None)
         horizon = chosen.pop("train.epochs")
         parts.append(f"{stop if stop is not None else horizon:.3g} of {horizon:.3g} epochs")
-    parts += [f"{k}={v}" for k, v in chosen.items()]
+    parts += [f"{k.removeprefix('method.')}={v}" for k, v in chosen.items()]
     return ", ".join(parts)
 
 
@@ -65,7 +66,7 @@ def row(rec) -> list[str]:
     sel = rec.selection.to_dict()
     edges = record_edges(sel)
     cost = sel.get("cost") or {}
-    return [_choice(sel), ", ".join(e.flag() for e in edges) or "no",
+    return [choice(sel), ", ".join(e.flag() for e in edges) or "no",
             _fmt(_best_heldout(sel)), _evals(rec), _scored(sel),
             f"{_fmt(cost.get('time_s'), '.0f')} / {_fmt(cost.get('cpu_s'), '.0f')}"]
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FROZEN = Path(__file__).with_name("data") / "run_ids.json"
 
 SWEEPS = [("examples/quick.yaml", []), ("examples/paper.yaml", []), ("benchmarks/selection.yaml", []),
-          ("examples/cola-mnli-cpu.yaml", []),
+          ("examples/cola-mnli-cpu.yaml", []), ("examples/cola-mnli-v2.yaml", []),
           ("examples/quick.yaml", ["defaults.select=null"])]
 RUNS = [[], ["method=lora", "shots=16", "data_seed=3"],
         ["method=icl", "model=smollm2-135m", "shots=8", "data_seed=0"],
