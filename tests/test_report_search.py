@@ -142,6 +142,33 @@ def test_optuna_edges_flag_the_limit_and_the_length():
     assert "the training length 9 epochs is its last rung" in warn
 
 
+def test_a_length_extension_that_no_trial_reached_is_not_read_as_a_limit():
+    """The edge rule extended the length (9 -> 27 -> 81 epochs) but every trial of the extension was
+    pruned before 9: the choice at 9 is flagged as untried beyond, not as at the limit the search
+    reached, and the advice is to try the longer lengths themselves."""
+    sel = optuna_selection(1, edges={"length": {"side": "high", "value": 9.0, "extendable": False}})
+    for high in (27.0, 81.0):
+        sel["rounds"].append({"round": len(sel["rounds"]), "trials": 2, "space": {"train.lr": dict(LR_RANGE)},
+                              "length": {**LENGTH, "high": high}})
+    sel["trials"].append({"number": 4, "round": 1, "values": {"train.lr": 5e-4}, "horizon": 27.0, "state": "pruned",
+                          "error": None, "reused": False, "rungs": [{"length": 1.0, "fold_scores": [0.5, 0.5],
+                                                                      "fold_losses": [0.7, 0.7], "mean_score": 0.5,
+                                                                      "mean_loss": 0.7}]})
+    (edge,) = E.edges(sel)
+    assert (edge.untried, edge.at_limit, edge.flag()) == (81.0, False, "length high (longer not tried)")
+    assert "extended the length to 81 epochs, but every trial of the extension was pruned" in edge.phrase()
+    blocks = _selection_blocks(runs("finetune", sel))
+    assert _table(blocks)["finetune@8"]["on edge"] == "length high (longer not tried)"
+    warn = " ".join(i for b in blocks if isinstance(b, Bullets) and b.kind == "warn" for i in b.items)
+    assert "the longer lengths the edge rule offered (to 81 epochs) were not tried" in warn
+    assert "select.length={low: 9, high: 81}" in warn
+    # a trial of the extension that trained past the choice: the longer length was tried, and lost
+    sel["trials"][-1]["rungs"].append({**sel["trials"][-1]["rungs"][0], "length": 27.0})
+    assert [(e.untried, e.at_limit, e.flag()) for e in E.edges(sel)] == [(None, True, "length high (limit)")]
+    # no extension at all (the length ends where it started): nothing offered, nothing untried
+    assert E.edges(optuna_selection(1, edges={"length": {"side": "high", "value": 9.0, "extendable": True}}))[0].untried is None
+
+
 def test_full_budget_counts_each_split_s_choice():
     """Without frugal sharing, every split made its own choice: the flag says on how many."""
     recs = runs("finetune", grid_selection(1e-4))

@@ -49,21 +49,26 @@ def trials(sel) -> list[dict]:
 class Edge:
     """One choice on an edge: `key` (a dotted key or "length"), `side` ("low" | "high"), the value
     chosen, what was searched ("grid" values, a "range", the "length"), and whether the search
-    could still have extended it (False: at its limit; None: not said)."""
+    could still have extended it (False: at its limit; None: not said). A length chosen at its last
+    rung where the edge rule extended the length but no trial trained past that rung (each trial of
+    the extension was pruned before) holds the extension's longest length in `untried`: a longer
+    length was offered, not tried, so the choice is not at a limit the search reached."""
 
     key: str
     side: str
     value: Any = None
     searched: str = GRID
     extendable: bool | None = None
+    untried: float | None = None
 
     @property
     def at_limit(self) -> bool:
-        return self.searched != GRID and self.extendable is False
+        return self.searched != GRID and self.extendable is False and self.untried is None
 
     def flag(self) -> str:
-        """"train.lr high (limit)"."""
-        return f"{self.key} {self.side}" + (" (limit)" if self.at_limit else "")
+        """"train.lr high (limit)", "length high (longer not tried)"."""
+        return f"{self.key} {self.side}" + (" (limit)" if self.at_limit else
+                                             " (longer not tried)" if self.untried is not None else "")
 
     def value_text(self) -> str:
         if not is_number(self.value):
@@ -79,6 +84,9 @@ class Edge:
             where = f"the {'top' if self.side == 'high' else 'bottom'} of its {'range' if self.searched == 'range' else 'grid'}"
         value = f" ({self.value_text()})" if self.value is not None else ""
         limit = ", which the search could not extend further (its limit)" if self.at_limit else ""
+        if self.untried is not None:
+            limit = (f"; the edge rule extended the length to {self.untried:g} epochs, but every trial of the "
+                     f"extension was pruned before it, so no longer training was tried")
         return f"{name} was chosen at {where}{value}{limit}"
 
 
@@ -111,9 +119,25 @@ def edges(sel) -> list[Edge]:
         if not isinstance(e, dict) or e.get("side") not in SIDES:
             continue
         ext = e.get("extendable")
+        untried = _untried(sel, e) if key == LENGTH else None
         out.append(Edge(str(key), e["side"], e.get("value"), _searched(str(key), sp.get(key)),
-                        ext if isinstance(ext, bool) else None))
+                        ext if isinstance(ext, bool) else None, untried))
     return out
+
+
+def _untried(sel, e: dict) -> float | None:
+    """The longest length the edge rule offered, where a length chosen at its last rung (`e`) was
+    offered longer by an extension but no trial trained past it; else None."""
+    if e.get("side") != "high" or not is_number(e.get("value")):
+        return None
+    offered = [(_plain(r.get("length")) or {}).get("high") for r in (_plain(sel.get("rounds")) or [])
+               if isinstance(r, dict)]
+    offered = max((x for x in offered if is_number(x)), default=None)
+    reached = max((g.get("length") for t in trials(sel) for g in (t.get("rungs") or [])
+                   if isinstance(g, dict) and is_number(g.get("length"))), default=None)
+    if offered is None or reached is None or offered <= e["value"] or reached > e["value"]:
+        return None
+    return float(offered)
 
 
 def choices(sel) -> list[str]:

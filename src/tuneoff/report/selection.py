@@ -77,6 +77,9 @@ def _advice(e: Edge) -> str:
     """What a reader can do about a choice on an edge."""
     if e.searched == GRID:
         return f"widen it (e.g. select.{e.key}=[...])"
+    if e.key == LENGTH and e.untried is not None:
+        return (f"try the longer lengths themselves: select.length={{low: {e.value_text().split()[0]}, high: "
+                f"{e.untried:g}}} (every trial then trains at least that long), or select.pruner=none")
     if e.key == LENGTH:
         return ("allow a longer length (select.length's limit)" if e.at_limit and e.side == "high" else
                 "start the length lower (select.length's low)" if e.side == "low" else
@@ -90,7 +93,9 @@ def _edge_text(e: Edge) -> str:
     if e.searched == GRID:
         return f"{e.key}={e.value_text()} is the {'smallest' if e.side == 'low' else 'largest'} candidate"
     if e.key == LENGTH:
-        return f"the training length {e.value_text()} is its {'first' if e.side == 'low' else 'last'} rung"
+        return (f"the training length {e.value_text()} is its {'first' if e.side == 'low' else 'last'} rung"
+                + (f", and the longer lengths the edge rule offered (to {e.untried:g} epochs) were not tried: "
+                   "every trial of the extension was pruned before" if e.untried is not None else ""))
     return (f"{e.key}={e.value_text()} is at the {e.side} edge of its range" +
             (", at its limit" if e.at_limit else ", after every extension the search was allowed"))
 
