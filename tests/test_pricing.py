@@ -112,6 +112,29 @@ def test_scaling_from_another_task_uses_token_ratios(toy_task, pair_task):
     assert costs.price(_run(toy_task, "data_seed=1")).basis.startswith("measured: 1 finished run(s)")
 
 
+def test_another_shot_count_is_scaled_by_its_work_where_a_pricer_counts_it(toy_task):
+    """A cell priced from the same method at another shot count: by the ratio of the two counts'
+    work (a small set's selection fits more fold assignments and trains fewer steps, which the
+    shots alone miss), and by the shots where nothing counts the work."""
+    sel = ["select.protocol=cv", "select.search=optuna", "select.trials=4", "select.length={low: 1, high: 9, factor: 3}"]
+    few, many = _run(toy_task, "shots=2", *sel), _run(toy_task, "shots=8", *sel)
+    rec = _record(few, train_s=30.0, eval_s=6.0)
+    rec["resources"]["selection_time_s"] = 100.0
+    rec["selection"] = {"shared": False}
+    pricer = Pricer(FLOPS_ONLY)
+    price = Costs([rec], pricer).price(many)
+    assert price.basis == "shots: 1 finished run(s) at 2 shots, scaled by the work at each count"
+    assert price.selection == price.basis
+    own = 36.0 * pricer.parts(many)[0] / pricer.parts(few)[0]
+    chose = 100.0 * pricer.selection(many)[0] / pricer.selection(few)[0]
+    assert price.seconds == pytest.approx(own + chose)
+    assert few.select.repeats_for(2) > many.select.repeats_for(8)  # more fold assignments at 2 shots ...
+    assert chose < 100.0 * 8 / 2  # ... so the work grows less than the shots
+    bare = Costs([rec]).price(many)  # no pricer: the shots' ratio
+    assert bare.basis.endswith("training scaled by the shots")
+    assert bare.seconds == pytest.approx(6.0 + 30.0 * 4 + 100.0 * 4)
+
+
 def test_a_grid_selection_prices_candidates_times_folds(toy_task):
     run = _run(toy_task, "shots=6", "select.protocol=cv", "select.search=grid", "select.folds=3",
                "select.train.lr=[1e-5,3e-5,1e-4,3e-4]")
