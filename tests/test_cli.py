@@ -42,6 +42,13 @@ def test_run_show_and_rerun_skips(toy_task, tmp_path):
     assert rep.exit_code == 0, rep.output
     html = (tmp_path / "rep" / "r.html").read_text()
     assert "Leaderboard" in html and "tiny-bert" in html and (tmp_path / "rep" / "r.md").is_file()
+    # a Markdown path: the Markdown there and the HTML beside it, not one written over the other
+    rep = runner.invoke(app, ["report", str(out), "-o", str(tmp_path / "m" / "r.md")])
+    assert rep.exit_code == 0, rep.output
+    assert (tmp_path / "m" / "r.md").read_text().startswith("# tuneoff report")
+    assert (tmp_path / "m" / "r.html").read_text().lstrip().lower().startswith("<!doctype html")
+    both = runner.invoke(app, ["report", str(out), "-o", str(tmp_path / "x.html"), "--md", str(tmp_path / "x.html")])
+    assert both.exit_code != 0 and "would both be written to" in both.output and not (tmp_path / "x.html").exists()
     assert len((out / "runs.csv").read_text().splitlines()) > 4
 
 

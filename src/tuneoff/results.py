@@ -137,6 +137,10 @@ class Recommendation:
         return text.split("\n", 2)[2]  # without the document's title line
 
 
+class ReportPaths(ValueError):
+    """The report's paths collide (the HTML and the Markdown at one path)."""
+
+
 class Results:
     """The runs of a results folder (or of a list of run records), as the command line and the report
     see them. Every table covers every run of the folder, earlier calls' included, as summary.md and
@@ -277,14 +281,20 @@ class Results:
                csv: str | os.PathLike | None = None, budget: Budget | dict | None = None,
                **limits: Any) -> dict[str, Path]:
         """Write the report of the folder, as `tuneoff report` does: self-contained HTML at `path`
-        (default FOLDER/report.html), Markdown beside it (or at `markdown`) with its figures, and every
+        (default FOLDER/report.html), Markdown beside it (or at `markdown`) with its figures (a `path`
+        ending in .md is the Markdown's, and the HTML goes beside it), and every
         run as CSV (default FOLDER/runs.csv). `budget` / `limits` as for `recommend`. Returns
         {kind: path}."""
         from tuneoff.report import write_report
 
         if self.store is None:
             raise ValueError("the report is written from a results folder: open one with tuneoff.api.load")
+        if path and markdown is None and Path(path).suffix.lower() == ".md":
+            path, markdown = Path(path).with_suffix(".html"), path  # a Markdown path: the HTML goes beside it
         md = markdown or (Path(path).with_suffix(".md") if path else None)
+        if path and md and Path(path).resolve() == Path(md).resolve():
+            raise ReportPaths(f"the HTML and the Markdown report would both be written to {path}, one over the "
+                             "other: give them different paths (-o report.html --md report.md)")
         return write_report(self.folder, html_path=path, md_path=md, csv_path=csv, store=self.store,
                             budget=budget_of(budget, **limits))
 

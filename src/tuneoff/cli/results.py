@@ -8,6 +8,7 @@ import typer
 
 from tuneoff.cli.base import app, console, err, fail, print_recommendation, reading, warn
 from tuneoff.escape import term
+from tuneoff.results import ReportPaths
 
 
 @app.command()
@@ -74,7 +75,7 @@ def recommend(
 @app.command()
 def report(
     results_dir: str = typer.Argument(..., help="a results folder"),
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="HTML path (default RESULTS_DIR/report.html)"),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="HTML path (default RESULTS_DIR/report.html); a path ending in .md is the Markdown's, the HTML beside it"),
     markdown: Optional[str] = typer.Option(None, "--md", help="Markdown path (default beside the HTML)"),
     csv: Optional[str] = typer.Option(None, "--csv", help="CSV of all runs (default RESULTS_DIR/runs.csv)"),
     max_train_cpu: Optional[str] = _CPU, max_flops: Optional[str] = _FLOPS, max_memory: Optional[str] = _MEMORY,
@@ -91,6 +92,8 @@ def report(
         except OSError as e:
             where = f" to {e.filename}" if e.filename else ""
             fail(f"the report could not be written{where} ({e.strerror}); give paths elsewhere with -o, --md and --csv")
+        except ReportPaths as e:
+            fail(str(e))
         warn(res.notes)
     for kind, path in paths.items():
         console.print(term(f"{kind}: {path}"), highlight=False)
