@@ -151,7 +151,7 @@ def test_a_grid_selection_prices_candidates_times_folds(toy_task):
 def test_an_optuna_selection_with_pruning_prices_below_the_same_trials_without(toy_task):
     base = ["shots=4", "select.protocol=cv", "select.search=optuna", "select.trials=12",
             "select.length={low: 1, high: 9, factor: 3}"]
-    halving, none = _run(toy_task, *base), _run(toy_task, *base, "select.pruner=none")
+    halving, none = _run(toy_task, *base, "select.pruner=halving"), _run(toy_task, *base, "select.pruner=none")
     (pruned, more), (full, _) = selection_work(halving, inputs(halving)), selection_work(none, inputs(none))
     models = 12 * halving.folds() * halving.select.repeats_for(4)  # trials x fold models
     assert pruned.loads == full.loads == models
@@ -162,3 +162,12 @@ def test_an_optuna_selection_with_pruning_prices_below_the_same_trials_without(t
     assert more == 2.0  # the edge rule may add 2 extensions of 12 // 2 trials: said, not priced
     shares = rung_shares(12, 3, 3)
     assert shares[0] == 1.0 and 1 / 3 < shares[1] <= 1 and 1 / 9 < shares[2] < shares[1]
+    # synchronous (the default): 12 trials fit to 1 epoch, the best 4 from the start to 3, the best 2 to 9
+    sync = _run(toy_task, *base)
+    assert sync.select.pruner == "synchronous"
+    work, _ = selection_work(sync, inputs(sync))
+    per_fold = halving.folds() * halving.select.repeats_for(4)
+    assert work.loads == (12 + 4 + 2) * per_fold
+    one = {e: training(sync, inputs(sync), n_fit, 0, e, horizon=9).train_flops for e in (1, 3, 9)}
+    assert work.train_flops == pytest.approx(per_fold * (12 * one[1] + 4 * one[3] + 2 * one[9]))
+    assert work.train_flops < 0.5 * full.train_flops

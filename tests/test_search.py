@@ -134,6 +134,45 @@ def test_the_choice_is_the_best_trial_and_rung_with_its_length(tmp_path, monkeyp
     assert sel.record["edges"] == {}  # an optimum inside the range is not on an edge
 
 
+def test_synchronous_halving_compares_every_trial_at_a_rung_and_chooses_among_the_survivors(tmp_path, monkeypatch):
+    """The default procedure. Every trial of a round is scored at a rung before the best third goes
+    on, so the first trial is not carried to the horizon for having no competitor; the choice is
+    among the trials that reached the last rung, so a high early score of a trial that lost later
+    (noise on a few held-out examples) is not chosen; and between equal scores the longer length is."""
+    def flat(lr, epochs):
+        return 0.6
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(flat))
+    base = ["select.trials=12", "select.extensions=0", "select.length={low: 1, high: 9, factor: 3}"]
+    first = search.select(cfg_of(tmp_path, *base)).record["trials"]
+    assert [len([t for t in first if len(t["rungs"]) > k]) for k in range(3)] == [12, 4, 2]
+    spiky_lr = first[0]["values"]["train.lr"]
+
+    def spike(lr, epochs):  # trial 0: the best of all at 1 epoch, the worst at 3
+        if lr == spiky_lr:
+            return {1: 0.9, 3: 0.1}.get(epochs, 0.1)
+        return 0.6
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(spike))
+    sel = search.select(cfg_of(tmp_path, *base, f"output_dir={tmp_path / 'b'}"))
+    trials = sel.record["trials"]
+    assert trials[0]["state"] == "pruned" and len(trials[0]["rungs"]) == 2  # went on from 1 epoch, lost at 3
+    assert sel.chosen["train.lr"] != spiky_lr and trials[sel.record["chosen_trial"]]["state"] == "complete"
+    assert sel.record["chosen_length"] == 9 and "train.stop_epochs" not in sel.chosen  # the tie: the longer
+    # the asynchronous procedure (docs/search-cells) chose the spike: the best of every trial and rung
+    old = search.select(cfg_of(tmp_path, *base, "select.pruner=halving", f"output_dir={tmp_path / 'c'}"))
+    assert old.chosen["train.lr"] == spiky_lr and old.record["chosen_length"] == 1
+
+
+def test_a_length_extension_trains_a_trial_to_the_new_horizon(tmp_path, monkeypatch):
+    """Where the best sits at the last rung, the next round's horizon is longer and its best trial
+    trains to it: a longer length is tried, not only offered."""
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(lambda lr, epochs: 0.5 + 0.01 * epochs))
+    rec = search.select(cfg_of(tmp_path, "select.trials=6", "select.extensions=1",
+                               "select.length={low: 1, high: 3, limit: 9}")).record
+    assert "length" in [e["key"] for e in rec["extended"]]
+    assert max(r["length"] for t in rec["trials"] if t["round"] == 1 for r in t["rungs"]) == 9
+    assert rec["chosen_length"] == 9
+
+
 def rising(lr, epochs):
     """A response whose optimum lies beyond the top of the range and past its longest length."""
     return 0.5 + 0.05 * math.log10(lr) + 0.01 * epochs
@@ -178,8 +217,12 @@ def test_a_grid_choice_on_the_edge_of_its_list_is_flagged(tmp_path, monkeypatch)
     assert sel.record["edges"] == {"train.lr": {"side": "high", "value": 0.3, "extendable": False}}
 
 
-def test_a_crash_mid_search_resumes_without_repeating_finished_trials(tmp_path, monkeypatch):
-    cfg = cfg_of(tmp_path, "select.trials=8", "select.extensions=0")
+@pytest.mark.parametrize("pruner", ["synchronous", "halving"])
+def test_a_crash_mid_search_resumes_without_repeating_finished_trials(tmp_path, monkeypatch, pruner):
+    """Killed at its sixth fit, a search run again trains only the fits it had not finished, the same
+    ones, and makes the same choice (synchronous: a fit is a trial's training to one rung; the
+    asynchronous search's fits are whole trials)."""
+    cfg = cfg_of(tmp_path, "select.trials=8", "select.extensions=0", f"select.pruner={pruner}")
     whole = []
     monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(peak, whole))
     uninterrupted = search.select(cfg)  # no cache: the reference
@@ -191,8 +234,12 @@ def test_a_crash_mid_search_resumes_without_repeating_finished_trials(tmp_path, 
     resumed = []
     monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(peak, resumed))
     again = search.select(cfg, FitCache(tmp_path / "c"))
-    assert resumed == whole[5:]  # only the trials that had not finished, and the same ones
-    assert [t["reused"] for t in again.record["trials"]] == [True] * 5 + [False] * 3
+    assert resumed == whole[5:]  # only the fits that had not finished, and the same ones
+    if pruner == "halving":
+        assert [t["reused"] for t in again.record["trials"]] == [True] * 5 + [False] * 3
+    else:  # the first five trials' first rung was kept; a trial that went on trained its later rungs now
+        assert [t["reused"] for t in again.record["trials"]] == [
+            i < 5 and len(t["rungs"]) == 1 for i, t in enumerate(uninterrupted.record["trials"])]
     assert again.chosen == uninterrupted.chosen
     assert [t["values"] for t in again.record["trials"]] == [t["values"] for t in uninterrupted.record["trials"]]
 

@@ -54,8 +54,12 @@ class SelectConfig(BaseModel):
                               "combination of the listed values at the configured length (the published protocol)")
     trials: int = Field(12, ge=1, description="optuna: trials per selection, the same for every method")
     sampler: Literal["tpe", "random"] = Field("tpe", description="optuna: TPE (seeded) or uniform random sampling")
-    pruner: Literal["halving", "none"] = Field(
-        "halving", description="optuna: successive halving over the length's rungs (stops poor trials early); none")
+    pruner: Literal["synchronous", "halving", "none"] = Field(
+        "synchronous", description="optuna: synchronous: successive halving over the length's rungs, every trial of "
+                                   "a round scored at a rung before the best third goes on, the choice among the "
+                                   "trials that reach the last rung; halving: Optuna's asynchronous successive "
+                                   "halving, the choice over every trial and rung (docs/search-cells); none: every "
+                                   "trial to the horizon")
     extensions: int = Field(2, ge=0, description="optuna: times the edge rule may extend a range whose choice sits "
                                                  "on its edge (each adds half the trials)")
     repeats: int | None = Field(None, ge=1, description="cv: fold assignments, each a different stratified split "

@@ -3,11 +3,17 @@ number of trials, its training length a fidelity, and an edge rule.
 
 - Each trial samples the space's ranges and lists (Optuna's TPE, seeded, or random sampling) and
   trains the candidate on every fold with a schedule planned for the length's horizon; all held-out
-  folds are scored at each rung (epochs low, low·factor, ..., horizon) and the mean is reported to
-  Optuna's successive-halving pruner, which stops the trials that fall behind at a rung.
+  folds are scored at rungs (epochs low, low·factor, ..., horizon).
+- `pruner: synchronous` (default, `tuning._Loop.run_round`): a round's trials are asked at once;
+  every trial is scored at the first rung, the best third (at least one) trains from the start to
+  the next rung, and so on. The choice is over the rungs of the trials that reached the last rung,
+  ties to the lower mean held-out log-loss, then the longer length, then the earlier trial.
+- `pruner: halving` (how docs/search-cells ran): trial after trial, each rung's mean reported to
+  Optuna's asynchronous successive-halving pruner, which stops the trials that fall behind the
+  trials before them; the choice is the best mean fold score over every (trial, rung) scored, ties
+  to the lower loss, then the shorter length, then the earlier trial.
 - Every (trial, rung) that was scored is a fully specified candidate (its values, trained that many
-  epochs into its schedule): the choice is the best mean fold score over all of them, ties to the
-  lower mean held-out log-loss, then the shorter length, then the earlier trial.
+  epochs into its schedule).
 - The edge rule: a choice in the outer tenth of a range, or at the length's last rung, extends that
   range by half its width (the length by its factor), never past the limits the method declares,
   and half as many trials again are run; at most `select.extensions` times. A choice still on an
@@ -67,15 +73,22 @@ def step_of(length: Length, rung: float) -> int:
     return max(1, int(round(rung / length.low)))
 
 
-def best_point(trials: list[dict]) -> tuple[int, int] | None:
-    """(trial index, rung index) of the choice over every scored (trial, rung)."""
+def best_point(trials: list[dict], survivors: bool = False) -> tuple[int, int] | None:
+    """(trial index, rung index) of the choice over every scored (trial, rung); ties to the lower
+    held-out loss, then the shorter length, then the earlier trial. `survivors` (the synchronous
+    procedure): over the rungs of the trials that reached their round's last rung only (each was
+    compared with every trial of its round at every rung), ties to the longer length: the choice is
+    not the highest of many noisy early-rung scores of trials that lost later, nor, between equal
+    scores, the least trained."""
     points = [(ti, ri) for ti, t in enumerate(trials) if t["state"] != "diverged"
+              and (not survivors or t["state"] == "complete")
               for ri, r in enumerate(t["rungs"]) if r["mean_score"] is not None and math.isfinite(r["mean_score"])]
     if not points:
         return None
+    sign = -1 if survivors else 1
     return min(points, key=lambda p: (-trials[p[0]]["rungs"][p[1]]["mean_score"],
                                       trials[p[0]]["rungs"][p[1]]["mean_loss"],
-                                      trials[p[0]]["rungs"][p[1]]["length"] or 0, p[0]))
+                                      sign * (trials[p[0]]["rungs"][p[1]]["length"] or 0), p[0]))
 
 
 def chosen_values(trial: dict, rung: dict) -> dict:

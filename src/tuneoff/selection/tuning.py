@@ -3,6 +3,9 @@ trial replayed from the fit cache when it was finished before, else trained rung
 fold with the pruner deciding after each rung."""
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import optuna
 
 from tuneoff.config import finite_points, label
@@ -10,7 +13,7 @@ from tuneoff.selection.fits import SelectionError, Searcher
 from tuneoff.selection.rungs import fit_rungs
 from tuneoff.selection.study import (KEYS, best_point, candidate_row, chosen_values, edges, extend,
                                      make_study, spec_dict, step_of, study_seed, suggest, trial_key)
-from tuneoff.space import Length
+from tuneoff.space import Length, Range
 
 # what the sampler and the pruner are told of a rung: the mean fold score, ties (frequent on a few
 # held-out examples, e.g. every trial at MCC 0 before it learns) broken by the mean held-out log-loss,
@@ -83,6 +86,71 @@ class _Loop:
         search.cost.add(got, False)
         return {**got, "horizon": length.high, "reused": False}
 
+    def run_round(self, space: dict, length: Length, round_no: int, n: int) -> None:
+        """A round of the synchronous procedure (`select.pruner: synchronous`): `n` trials are asked
+        of the sampler at once; rung by rung, every trial still in is trained to the rung (from the
+        start, with the schedule of the horizon: the same training as going on would be) and scored,
+        and the best third of them (at least one) goes on to the next rung. No trial is decided
+        before every trial of its round was scored at the same rung: the first trial is not favoured
+        by having no competitor yet. Then the trials are told to the sampler."""
+        search, rungs = self.search, length.rungs()
+        asked = [self.study.ask() for _ in range(n)]
+        values = [suggest(t, space) for t in asked]
+        got = [{"rungs": [], "state": "pruned", "error": None, "train_tokens": 0, "eval_tokens": 0,
+                "train_time_s": 0.0, "eval_time_s": 0.0, "train_cpu_s": 0.0, "eval_cpu_s": 0.0,
+                "flops_approx": 0.0, "reused": True} for _ in range(n)]
+        alive = list(range(n))
+        for r, rung in enumerate(rungs):
+            for i in alive:
+                one = self._fit_to(values[i], length, rung)
+                for k in ("train_tokens", "eval_tokens", "train_time_s", "eval_time_s", "train_cpu_s",
+                          "eval_cpu_s", "flops_approx"):
+                    got[i][k] += one.get(k, 0)
+                got[i]["reused"] = got[i]["reused"] and one["reused"]
+                got[i]["rungs"] += one["rungs"]
+                if one["state"] == "diverged":
+                    got[i].update(state="diverged", error=one["error"])
+            alive = [i for i in alive if got[i]["state"] != "diverged"]
+            if self.search.progress:
+                self.search.progress("select", len(self.trials) + n - len(alive) + (len(alive) if r == len(rungs) - 1
+                                                                                   else 0), self.planned)
+            if r == len(rungs) - 1:
+                for i in alive:
+                    got[i]["state"] = "complete"
+                break
+            ranked = sorted(alive, key=lambda i: (-told(got[i]["rungs"][-1]), i))
+            alive = ranked[:max(1, math.ceil(len(alive) / length.factor))]
+        for i, trial in enumerate(asked):
+            for one in got[i]["rungs"]:
+                trial.report(told(one), step_of(length, one["length"]))
+            state = got[i]["state"]
+            if state == "diverged":
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            elif state == "pruned":
+                self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            else:
+                self.study.tell(trial, max(told(one) for one in got[i]["rungs"]))
+            self.trials.append({**got[i], "horizon": length.high, "number": len(self.trials), "round": round_no,
+                                "values": values[i], "label": label(values[i])})
+
+    def _fit_to(self, values: dict, length: Length, rung: float) -> dict:
+        """The candidate `values` trained on every fold to `rung` epochs of the horizon's schedule and
+        scored there: from the fit cache where it was made before."""
+        search = self.search
+        cand = search.cfg.candidate({**values, "train.epochs": length.high}, data_seed=search.ref)
+        key = trial_key(cand, search.folds, [rung])
+        kept = search.cache.get([key])
+        if kept is not None:
+            search.cost.add(kept, True)
+            return {**kept, "reused": True}
+        try:
+            got = fit_rungs(search.toolbox, cand, search.data, search.folds, [rung], lambda got, last: True)
+        except ValueError as e:  # MethodError, DataError: every trial would fail alike
+            raise SelectionError(f"selection trial {label(values)}: {type(e).__name__}: {e}") from None
+        search.cache.put(key, got)
+        search.cost.add(got, False)
+        return {**got, "reused": False}
+
     @staticmethod
     def _replay(trial: optuna.Trial, kept: dict, length: Length) -> None:
         """Report a kept trial's rungs to the pruner again, asking it where the trial first asked, so
@@ -97,6 +165,7 @@ class _Loop:
 def optuna_search(search: Searcher, space: dict, length: Length | None) -> dict:
     """Run the search; the record's parts that describe it and the choice."""
     s, loop = search.cfg.select, _Loop(search, length)
+    synchronous = s.pruner == "synchronous"
     rounds, extended, points = [], [], finite_points(space) if length is None else None
     exhaustive = points is not None and len(points) <= s.trials
     n, round_no = (len(points) if exhaustive else s.trials), 0
@@ -104,9 +173,12 @@ def optuna_search(search: Searcher, space: dict, length: Length | None) -> dict:
     while True:
         rounds.append({"round": round_no, "trials": n, "space": spec_dict(space),
                        "length": None if length is None else length.to_dict()})
-        for i in range(n):
-            loop.run_trial(space, length, round_no, points[i] if exhaustive else None)
-        best = best_point(loop.trials)
+        if synchronous and length is not None:
+            loop.run_round(beyond(space, extended, round_no), length, round_no, n)
+        else:
+            for i in range(n):
+                loop.run_trial(space, length, round_no, points[i] if exhaustive else None)
+        best = best_point(loop.trials, survivors=synchronous and length is not None)
         if best is None:
             raise SelectionError("every trial diverged during selection: "
                                  + "; ".join(f"{t['label']}: {t['error']}" for t in loop.trials)
@@ -132,6 +204,20 @@ def optuna_search(search: Searcher, space: dict, length: Length | None) -> dict:
             "chosen": chosen, "chosen_label": label(chosen), "chosen_trial": trial["number"],
             "chosen_length": rung["length"], "pruned": sum(t["state"] == "pruned" for t in loop.trials),
             "length_keys": list(KEYS) if length is not None else []}
+
+
+def beyond(space: dict, extended: list[dict], round_no: int) -> dict:
+    """The space a synchronous round samples: a range this round extended is sampled in its new part
+    only (from the old edge out), so the round looks beyond the edge it was run for; a sampler that
+    has learnt where the best lay would otherwise stay near it, inside the old range."""
+    out = dict(space)
+    for e in extended:
+        spec = out.get(e["key"])
+        if e["round"] != round_no or not isinstance(spec, Range):
+            continue
+        old = e["from"]
+        out[e["key"]] = replace(spec, low=old["high"]) if e["side"] == "high" else replace(spec, high=old["low"])
+    return out
 
 
 def _extendable(space: dict, length: Length | None, key: str, side: str) -> bool:
