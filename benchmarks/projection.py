@@ -20,12 +20,15 @@ from tuneoff.store import open_store
 from tuneoff.sweep import load_sweep
 from tuneoff.throughput import Pricer
 
-PARTS = ("selection", "load", "setup", "train", "eval", "forgetting")
+from real_table import EVALUATION, TRAINING, _spent  # benchmarks/: run as a script
+
+PARTS = ("selection", *TRAINING, *EVALUATION)
 
 
 def spent(rec) -> tuple[float, float]:
-    res = rec.resources.to_dict() if rec.resources else {}
-    return tuple(sum(float(res.get(f"{p}_{k}_s") or 0) for p in PARTS) for k in ("cpu", "time"))
+    """(CPU, wall) seconds of a run's selection, set-up, training and evaluation."""
+    wall, cpu = _spent(rec, PARTS)
+    return cpu, wall
 
 
 def hm(s: float | None) -> str:

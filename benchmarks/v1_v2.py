@@ -31,10 +31,10 @@ from tuneoff.report.claims import Rule, compare, diff_interval, eval_variance, i
 from tuneoff.report.edges import edges as record_edges
 from tuneoff.store import open_store
 
-from search_table import choice  # benchmarks/: run as a script
+from real_table import EVALUATION, TRAINING, _spent  # benchmarks/: run as a script
+from search_table import choice
 
 EVAL_SETS = {"cola": ("in_domain", "out_of_domain"), "mnli": ("validation_matched", "hans")}
-TRAINING, EVALUATION = ("load", "setup", "train"), ("eval", "forgetting")
 
 
 def _records(folder: str) -> list:
@@ -136,11 +136,6 @@ def selection_table(new: list, old: list, model: str | None) -> None:
         print(f"| {t[0]} | {t[1]} | {t[2]} | {t[3]} | {o[4] if o else '–'} | "
               f"{', '.join(o[5]) or 'no' if o else '–'} | {t[4]} | {', '.join(t[5]) or 'no'} |")
     print()
-
-
-def _spent(rec, names) -> tuple[float, float]:
-    res = (rec.resources.to_dict() if rec.resources else {})
-    return tuple(sum(float(res.get(f"{n}_{kind}_s") or 0) for n in names) for kind in ("time", "cpu"))
 
 
 def cost(recs) -> dict:

@@ -108,9 +108,9 @@ class Costs:
         """(seconds, basis, more) from the records like `key`, else the pricer (`ask`), else rougher.
         Records at another shot count are scaled by the ratio of the two shot counts' work where a
         pricer prices it (`ask` for `run` at either count), else by the shots."""
-        got, basis = _lookup(table, key)
-        if got is not None and basis.startswith("shots") and self.pricer is not None and run is not None:
-            got, basis = self._work_scaled(table, key, ask, run, got, basis)
+        near = _nearest(table, key) if not table.get(key) and self.pricer is not None and run is not None else None
+        scaled = self._work_scaled(table, near, ask, run) if near is not None else None
+        got, basis = scaled or _lookup(table, key)
         if got is not None:
             return got, basis, 1.0
         why = ""
@@ -122,19 +122,19 @@ class Costs:
         got, basis = _rough(table, key)
         return got, (basis + why if got is not None else f"unknown{why or ': no finished run to price it by'}"), 1.0
 
-    def _work_scaled(self, table: dict, key: tuple, ask, run, got: float, basis: str) -> tuple[float, str]:
-        """The nearest shot count's records (`_lookup`) scaled by the ratio of the work at the two
+    @staticmethod
+    def _work_scaled(table: dict, near: tuple, ask, run) -> tuple[float, str] | None:
+        """The records at the nearest shot count `near` scaled by the ratio of the work at the two
         counts (a 4-shot selection fits each candidate on more fold assignments than a 128-shot one,
         and trains fewer steps: the shots alone priced MNLI finetune's 128-shot cell at 3.7x what it
-        took); `got`, `basis` unchanged where the work cannot be priced."""
-        near = _nearest(table, key)
+        took); None where the work cannot be priced (the shots' scaling stands)."""
         try:
             there = ask(run.model_copy(update={"shots": near[3]}))[0]
             here = ask(run)[0]
         except Exception:  # noqa: BLE001 - pricing.Unknown and anything else: the shots' scaling stands
-            return got, basis
-        if not (there and here and there > 0):
-            return got, basis
+            return None
+        if not there or there <= 0 or here is None:
+            return None
         return (_mean(table[near]) * here / there,
                 f"shots: {len(table[near])} finished run(s) at {near[3]} shots, scaled by the work at each count")
 

@@ -338,8 +338,8 @@ def selection_work(cfg, inp: Inputs) -> tuple[Work, float]:
     fold models (folds × repeats) rung by rung up to the length's `high`, scored at every rung
     reached; with pruner=halving a share of the trials reaches each rung (`rung_shares`), without
     every trial reaches the last; with pruner=synchronous every trial fits to the first rung and the
-    best third (at least one) of a rung's fits to the next, each from the start. optuna without a length (a method that does not train, or
-    `length: false`): like the grid, with `trials` candidates (fewer if the lists cross to fewer).
+    best third (at least one) of a rung's fits to the next, each from the start. optuna without a
+    length (a method that does not train, or `length: false`): like the grid, with `trials` candidates (fewer if the lists cross to fewer).
     The edge rule may add up to `extensions` rounds of trials//2 trials: not priced, said as `more`."""
     s = cfg.select
     n = cfg.shots * inp.num_labels
@@ -352,8 +352,7 @@ def selection_work(cfg, inp: Inputs) -> tuple[Work, float]:
     if s.search == "optuna" and length is not None and s.pruner == "synchronous":
         total, alive = Work(), s.trials  # a rung's fits each train from the start to it and score once
         for rung in length.rungs():
-            part = Work(loads=1) + setup(cfg, inp, n_fit) + training(cfg, inp, n_fit + extra, 0.0, rung,
-                                                                      horizon=length.high)
+            part = one + training(cfg, inp, n_fit + extra, 0.0, rung, horizon=length.high)
             part.eval_flops += scoring(cfg, inp, n_held)
             total, alive = total + part.times(alive), max(1, math.ceil(alive / length.factor))
         return total.times(fold_models), more

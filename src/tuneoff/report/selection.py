@@ -78,7 +78,7 @@ def _advice(e: Edge) -> str:
     if e.searched == GRID:
         return f"widen it (e.g. select.{e.key}=[...])"
     if e.key == LENGTH and e.untried is not None:
-        return (f"try the longer lengths themselves: select.length={{low: {e.value_text().split()[0]}, high: "
+        return (f"try the longer lengths themselves: select.length={{low: {e.value:g}, high: "
                 f"{e.untried:g}}} (every trial then trains at least that long), or select.pruner=none")
     if e.key == LENGTH:
         return ("allow a longer length (select.length's limit)" if e.at_limit and e.side == "high" else

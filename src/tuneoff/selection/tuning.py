@@ -21,6 +21,10 @@ from tuneoff.space import Length, Range
 LOSS_TIE = 1e-6
 
 
+# a fit's costs (`rungs.TrialCost.record`), summed over a synchronous trial's fits
+COSTS = ("train_tokens", "eval_tokens", "train_time_s", "eval_time_s", "train_cpu_s", "eval_cpu_s", "flops_approx")
+
+
 def told(rung: dict) -> float:
     return rung["mean_score"] - LOSS_TIE * rung["mean_loss"]
 
@@ -65,26 +69,33 @@ class _Loop:
                 "rungs": [] if row["diverged"] else [rung], "reused": row["fits_reused"] == len(self.search.folds)}
 
     def _rung_trial(self, trial: optuna.Trial, values: dict, length: Length) -> dict:
-        search, rungs = self.search, length.rungs()
-        cand = search.cfg.candidate({**values, "train.epochs": length.high}, data_seed=search.ref)
-        key = trial_key(cand, search.folds, rungs)
-        kept = search.cache.get([key])
-        if kept is not None:
-            self._replay(trial, kept, length)
-            search.cost.add(kept, True)
-            return {**kept, "horizon": length.high, "reused": True}
-
         def go_on(got: dict, last: bool) -> bool:
             trial.report(told(got), step_of(length, got["length"]))
             return True if last else not trial.should_prune()
 
+        got = self._fitted(values, length, length.rungs(), go_on)
+        if got["reused"]:
+            self._replay(trial, got, length)
+        return {**got, "horizon": length.high}
+
+    def _fitted(self, values: dict, length: Length, rungs: list[float], go_on) -> dict:
+        """The candidate `values` trained on every fold with the horizon's schedule and scored at
+        `rungs` (`fit_rungs`; `go_on` may stop it after a rung), or the same fit from the fit cache
+        where it was made before; its cost counted either way, `reused` saying which."""
+        search = self.search
+        cand = search.cfg.candidate({**values, "train.epochs": length.high}, data_seed=search.ref)
+        key = trial_key(cand, search.folds, rungs)
+        kept = search.cache.get([key])
+        if kept is not None:
+            search.cost.add(kept, True)
+            return {**kept, "reused": True}
         try:
             got = fit_rungs(search.toolbox, cand, search.data, search.folds, rungs, go_on)
         except ValueError as e:  # MethodError, DataError: every trial would fail alike
             raise SelectionError(f"selection trial {label(values)}: {type(e).__name__}: {e}") from None
         search.cache.put(key, got)
         search.cost.add(got, False)
-        return {**got, "horizon": length.high, "reused": False}
+        return {**got, "reused": False}
 
     def run_round(self, space: dict, length: Length, round_no: int, n: int) -> None:
         """A round of the synchronous procedure (`select.pruner: synchronous`): `n` trials are asked
@@ -93,28 +104,26 @@ class _Loop:
         and the best third of them (at least one) goes on to the next rung. No trial is decided
         before every trial of its round was scored at the same rung: the first trial is not favoured
         by having no competitor yet. Then the trials are told to the sampler."""
-        search, rungs = self.search, length.rungs()
+        rungs = length.rungs()
         asked = [self.study.ask() for _ in range(n)]
         values = [suggest(t, space) for t in asked]
-        got = [{"rungs": [], "state": "pruned", "error": None, "train_tokens": 0, "eval_tokens": 0,
-                "train_time_s": 0.0, "eval_time_s": 0.0, "train_cpu_s": 0.0, "eval_cpu_s": 0.0,
-                "flops_approx": 0.0, "reused": True} for _ in range(n)]
+        got = [{"rungs": [], "state": "pruned", "error": None, "reused": True, **dict.fromkeys(COSTS, 0)}
+               for _ in range(n)]
         alive = list(range(n))
         for r, rung in enumerate(rungs):
             for i in alive:
-                one = self._fit_to(values[i], length, rung)
-                for k in ("train_tokens", "eval_tokens", "train_time_s", "eval_time_s", "train_cpu_s",
-                          "eval_cpu_s", "flops_approx"):
+                one = self._fitted(values[i], length, [rung], lambda got, last: True)
+                for k in COSTS:
                     got[i][k] += one.get(k, 0)
                 got[i]["reused"] = got[i]["reused"] and one["reused"]
                 got[i]["rungs"] += one["rungs"]
                 if one["state"] == "diverged":
                     got[i].update(state="diverged", error=one["error"])
             alive = [i for i in alive if got[i]["state"] != "diverged"]
-            if self.search.progress:
-                self.search.progress("select", len(self.trials) + n - len(alive) + (len(alive) if r == len(rungs) - 1
-                                                                                   else 0), self.planned)
-            if r == len(rungs) - 1:
+            last = r == len(rungs) - 1
+            if self.search.progress:  # the trials of the round decided so far
+                self.search.progress("select", len(self.trials) + (n if last else n - len(alive)), self.planned)
+            if last:
                 for i in alive:
                     got[i]["state"] = "complete"
                 break
@@ -132,24 +141,6 @@ class _Loop:
                 self.study.tell(trial, max(told(one) for one in got[i]["rungs"]))
             self.trials.append({**got[i], "horizon": length.high, "number": len(self.trials), "round": round_no,
                                 "values": values[i], "label": label(values[i])})
-
-    def _fit_to(self, values: dict, length: Length, rung: float) -> dict:
-        """The candidate `values` trained on every fold to `rung` epochs of the horizon's schedule and
-        scored there: from the fit cache where it was made before."""
-        search = self.search
-        cand = search.cfg.candidate({**values, "train.epochs": length.high}, data_seed=search.ref)
-        key = trial_key(cand, search.folds, [rung])
-        kept = search.cache.get([key])
-        if kept is not None:
-            search.cost.add(kept, True)
-            return {**kept, "reused": True}
-        try:
-            got = fit_rungs(search.toolbox, cand, search.data, search.folds, [rung], lambda got, last: True)
-        except ValueError as e:  # MethodError, DataError: every trial would fail alike
-            raise SelectionError(f"selection trial {label(values)}: {type(e).__name__}: {e}") from None
-        search.cache.put(key, got)
-        search.cost.add(got, False)
-        return {**got, "reused": False}
 
     @staticmethod
     def _replay(trial: optuna.Trial, kept: dict, length: Length) -> None:
