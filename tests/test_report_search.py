@@ -169,6 +169,28 @@ def test_a_length_extension_that_no_trial_reached_is_not_read_as_a_limit():
     assert E.edges(optuna_selection(1, edges={"length": {"side": "high", "value": 9.0, "extendable": True}}))[0].untried is None
 
 
+def test_a_length_chosen_at_the_first_rung_is_the_length_s_low_edge():
+    """The search records only the length's high edge (the one it extends); a length chosen at the
+    first rung is read from the record as the low edge, at its limit, with the advice to start lower.
+    A choice at a later rung is no edge."""
+    sel = optuna_selection(1)
+    sel["chosen_length"] = sel["length"]["low"]
+    (edge,) = E.edges(sel)
+    assert (edge.key, edge.side, edge.value, edge.flag()) == ("length", "low", 1.0, "length low (limit)")
+    assert "training length was chosen at its shortest rung (1 epochs)" in edge.phrase()
+    blocks = _selection_blocks(runs("finetune", sel))
+    assert _table(blocks)["finetune@8"]["on edge"] == "length low (limit)"
+    warn = " ".join(i for b in blocks if isinstance(b, Bullets) and b.kind == "warn" for i in b.items)
+    assert "the training length 1 epochs is its first rung" in warn and "start the length lower" in warn
+    assert E.edges(optuna_selection(1)) == []  # chosen at 9 epochs, no edge written: none
+    sel["chosen_length"] = 3.0
+    assert E.edges(sel) == []
+    assert E.edges(optuna_selection(1, length=False)) == []  # no length searched: no length edge
+    # the search's own length edge is taken at its word
+    high = optuna_selection(1, edges={"length": {"side": "high", "value": 9.0, "extendable": True}})
+    assert [e.flag() for e in E.edges(high)] == ["length high"]
+
+
 def test_full_budget_counts_each_split_s_choice():
     """Without frugal sharing, every split made its own choice: the flag says on how many."""
     recs = runs("finetune", grid_selection(1e-4))

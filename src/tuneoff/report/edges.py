@@ -6,8 +6,8 @@ Where a record says which choices sit on an edge (`selection.edges`, written by 
 what counts. A grid record written before it was recorded gets it computed the same way: a chosen
 value that is the smallest or the largest of a key's numeric candidate values, of 3 or more. A
 choice is a chosen value of a key searched over 3 or more numbers or over a range, or the training
-length where the optuna search searched it (its edge key is "length": "high" at the last rung,
-"low" at the first).
+length where the optuna search searched it (its edge key is "length": "high" at the last rung, as
+the search writes it, "low" at the first, read from the record's chosen length).
 """
 from __future__ import annotations
 
@@ -122,7 +122,22 @@ def edges(sel) -> list[Edge]:
         untried = _untried(sel, e) if key == LENGTH else None
         out.append(Edge(str(key), e["side"], e.get("value"), _searched(str(key), sp.get(key)),
                         ext if isinstance(ext, bool) else None, untried))
+    if not any(e.key == LENGTH for e in out):
+        out += _first_rung(sel)
     return out
+
+
+def _first_rung(sel) -> list[Edge]:
+    """A length chosen at the first rung of a searched length, as the low edge of the length: the
+    search writes only the high edge of the length (the one it can extend), so the low one is read
+    from the record. The first rung is the shortest the search trains, so it is at its limit."""
+    length, at = _plain(sel.get("length")), sel.get("chosen_length")
+    if not (isinstance(length, dict) and is_number(length.get("low")) and is_number(length.get("high"))
+            and length["low"] < length["high"] and is_number(at)):
+        return []
+    if abs(at - length["low"]) > 1e-9 * max(1.0, abs(length["low"])):
+        return []
+    return [Edge(LENGTH, "low", at, LENGTH, False)]
 
 
 def _untried(sel, e: dict) -> float | None:
