@@ -95,3 +95,26 @@ def test_a_starved_cpu_run_is_priced_by_the_cpu_time_it_needed_and_a_gpu_run_by_
     assert Costs([gpu]).left([other]).seconds == pytest.approx(102.0)
     unknown = {k: v for k, v in starved.items() if k != "env"}  # no device recorded: wall time
     assert Costs([unknown]).left([other]).seconds == pytest.approx(102.0)
+
+
+def test_the_time_left_while_running_is_priced_as_the_dry_run_prices_it(tmp_path):
+    """A run unlike every finished one (another method, 16 times the shots) is priced by its work, as
+    the dry run prices it, not at the mean of the finished runs, which put a 128-shot selection at the
+    price of a 4-shot run."""
+    from tuneoff.cli.display import _RunsLeft, estimate_text
+    from tuneoff.plan import make_plan
+    from tuneoff.throughput import Pricer
+
+    store = Store(tmp_path)
+    small = load_config(None, ["task=demo", "model=tiny-bert", "shots=4", "seed=0", "data_seed=0",
+                               f"output_dir={tmp_path}"]).expand()[0]
+    big = load_config(None, ["task=demo", "model=tiny-bert", "shots=64", "seed=0", "data_seed=0", "method=head",
+                             "train.epochs=30", f"output_dir={tmp_path}"]).expand()[0]
+    store.put(_rec(small, train=10.0))
+    plan = make_plan([small, big], store.statuses())
+    records = store.records("done")
+    dry = Costs(records, Pricer()).left([big], 1)
+    rough = Costs(records).left([big], 1)
+    assert rough.seconds == pytest.approx(12.0)  # the mean of the one finished run
+    assert dry.seconds != pytest.approx(rough.seconds, rel=0.05)
+    assert _RunsLeft(plan, store).text(1) == estimate_text(dry)

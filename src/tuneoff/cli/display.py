@@ -162,13 +162,18 @@ class RunDisplay(_Display):
 
 class _RunsLeft:
     """The runs of a plan still to come and the time they will take (`tuneoff.estimate`), from
-    the store's finished runs and each one that finishes while the plan runs."""
+    the store's finished runs and each one that finishes while the plan runs, priced as the dry run
+    prices them: a run unlike any finished one by its work (`throughput.Pricer`) at the speed of the
+    finished runs of its model, not by the mean of runs of other methods and shot counts, which put
+    a 128-shot selection at the price of a 4-shot run."""
 
     def __init__(self, plan, store=None):
+        from tuneoff.throughput import Pricer
+
         self.store = store
         self.runs = {r.run_id(): r for r in plan.todo}
         try:
-            self.costs = Costs(store.records("done") if store is not None else ())
+            self.costs = Costs(store.records("done") if store is not None else (), Pricer())
         except Exception:  # an unreadable store is the plan's to report, not the display's
             self.costs = Costs()
 
@@ -199,7 +204,11 @@ class _RunsLeft:
         if not self.runs:
             return ""
         others = self.others()
-        est = self.costs.left(list(self.runs.values()), slots + others)
+        try:
+            est = self.costs.left(list(self.runs.values()), slots + others)
+        except Exception:  # noqa: BLE001 - a run whose work cannot be counted: price the rough way
+            self.costs.pricer = None
+            est = self.costs.left(list(self.runs.values()), slots + others)
         if est is None:
             return ""
         shared = f" with {others} other process(es) on this folder" if others else ""
