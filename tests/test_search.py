@@ -394,3 +394,43 @@ def test_scoring_at_a_rung_does_not_change_the_training(tmp_path):
     method, _ = build_method(stopped, data, data.few, pick_device("cpu"))
     early = train(method, data.few, stopped.train, stopped.seed, toolbox.accelerator(pick_device("cpu"))).losses
     assert early == whole[:2]  # the first epoch of the same schedule
+
+
+def test_a_one_rung_fit_trains_the_folds_one_at_a_time_each_as_its_plain_fit(monkeypatch):
+    """Every fit of the synchronous pruner has one rung: its folds train one after another, each
+    exactly as the fold's plain fit (`fits.fit`) trains it (tiny-bert has dropout, so a fold that
+    trained after another's random draws would differ), and one fold's model is in memory at a
+    time. With several rungs the folds advance together (the asynchronous pruner decides between
+    rungs)."""
+    import gc
+    import weakref
+
+    from tuneoff.selection import rungs as R
+    from tuneoff.selection.fits import fit
+    from tuneoff.selection.folds import cv_folds
+
+    cfg = load_config(None, [*TINY, "train.epochs=3", "train.lr=1e-3"]).expand()[0]
+    toolbox = Toolbox()
+    data = toolbox.split(cfg)
+    folds = cv_folds(data.few, 2, 0) + cv_folds(data.few, 2, 7919)
+    plain = [fit(toolbox, cfg, data, f, "accuracy") for f in folds]
+
+    alive, most = [], []
+    real_start = R._start
+
+    def start(*a, **k):
+        gc.collect()
+        most.append(sum(m() is not None for m in alive))  # models still held when the next is built
+        got = real_start(*a, **k)
+        alive.extend(weakref.ref(r.method.model) for r in got)
+        return got
+    monkeypatch.setattr(R, "_start", start)
+    got = R.fit_rungs(toolbox, cfg, data, folds, [3.0], lambda g, last: True)
+    assert got["state"] == "complete" and len(got["rungs"]) == 1
+    assert got["rungs"][0]["fold_scores"] == [p["score"] for p in plain]
+    assert got["rungs"][0]["fold_losses"] == [p["loss"] for p in plain]
+    assert got["train_tokens"] == sum(p["train_tokens"] for p in plain)
+    assert len(most) == 4 and max(most) == 0  # each fold's model let go before the next was built
+    most.clear()
+    together = R.fit_rungs(toolbox, cfg, data, folds, [1.0, 3.0], lambda g, last: True)
+    assert most == [0] and len(together["rungs"]) == 2  # one start for every fold at once

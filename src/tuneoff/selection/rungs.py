@@ -2,9 +2,13 @@
 training part with a schedule planned for the length's horizon, and at each rung (a length in
 epochs) every fold's held-out part is scored; after a rung the caller may stop the trial (pruning).
 
-The folds advance together, rung by rung, so that a trial's mean fold score at a rung is known
-before any fold trains past it: all of a trial's fold models are in memory at once. Scoring at a
-rung draws no random number, so a trial scored at rungs trains exactly as one that is not.
+With several rungs the folds advance together, rung by rung, so that a trial's mean fold score at a
+rung is known before any fold trains past it (the asynchronous pruner decides there): all of a
+trial's fold models are in memory at once. With one rung (every fit of the synchronous pruner,
+which retrains a promoted trial from the start) nothing is decided inside the fit, so the folds
+train one after another and one fold's model is in memory at a time: each fold then trains exactly
+as its plain fit would (`fits.fit`), and the peak memory is one fold's, not one per fold. Scoring
+at a rung draws no random number, so a trial scored at rungs trains exactly as one that is not.
 """
 from __future__ import annotations
 
@@ -37,32 +41,42 @@ class TrialCost:
     eval_tokens: int = 0
     eval_flops: float = 0.0
     runs: list = field(default_factory=list)
+    dropped: list = field(default_factory=list)  # (tokens, FLOPs) of the fold runs no longer held
+
+    def drop(self, r: _FoldRun) -> None:
+        """Keep a fold run's training counts, not the run (its model and optimizer)."""
+        self.dropped.append(train_cost(r.params, r.training.stats))
+        if r in self.runs:
+            self.runs.remove(r)
 
     def record(self) -> dict:
-        tokens = sum(train_cost(r.params, r.training.stats)[0] for r in self.runs)
-        flops = sum(train_cost(r.params, r.training.stats)[1] for r in self.runs) + self.eval_flops
+        counts = [train_cost(r.params, r.training.stats) for r in self.runs] + self.dropped
+        tokens = sum(c[0] for c in counts)
+        flops = sum(c[1] for c in counts) + self.eval_flops
         return {"train_tokens": tokens, "eval_tokens": self.eval_tokens, "train_time_s": round(self.train_s, 3),
                 "eval_time_s": round(self.eval_s, 3), "train_cpu_s": round(self.train_cpu_s, 3),
                 "eval_cpu_s": round(self.eval_cpu_s, 3), "flops_approx": flops}
 
 
-def _rung_scores(runs: list[_FoldRun], metric: str, batch_size: int, cost: TrialCost) -> dict:
-    """Every fold's held-out score and log-loss now; their means."""
-    scores, losses = [], []
+def _fold_score(r: _FoldRun, metric: str, batch_size: int, cost: TrialCost) -> tuple[float, float]:
+    """A fold's held-out score and log-loss now."""
     with Timer() as t:
-        for r in runs:
-            metrics, probs, tokens = score(r.method, {"heldout": Scored(r.fold.heldout)}, batch_size)
-            p = probs["heldout"]
-            if not np.isfinite(p).all():
-                raise TrainingDiverged("non-finite class scores on the held-out fold")
-            gold = p[np.arange(len(p)), [ex["label"] for ex in r.fold.heldout]]
-            scores.append(float(metrics["heldout"]["overall"][metric]))
-            losses.append(float(-np.mean(np.log(np.clip(gold, 1e-12, None)))))
-            cost.eval_tokens += tokens
-            cost.eval_flops += approx_flops(r.params["params_total"], 0, tokens, False)
+        metrics, probs, tokens = score(r.method, {"heldout": Scored(r.fold.heldout)}, batch_size)
     cost.eval_s += t.seconds
     cost.eval_cpu_s += t.cpu_seconds
-    return {"fold_scores": scores, "fold_losses": losses, "mean_score": float(np.mean(scores)),
+    cost.eval_tokens += tokens
+    cost.eval_flops += approx_flops(r.params["params_total"], 0, tokens, False)
+    p = probs["heldout"]
+    if not np.isfinite(p).all():
+        raise TrainingDiverged("non-finite class scores on the held-out fold")
+    gold = p[np.arange(len(p)), [ex["label"] for ex in r.fold.heldout]]
+    return float(metrics["heldout"]["overall"][metric]), float(-np.mean(np.log(np.clip(gold, 1e-12, None))))
+
+
+def _rung(length, scored: list[tuple[float, float]]) -> dict:
+    """A rung's record from every fold's (score, log-loss): the fold scores and their means."""
+    scores, losses = [s for s, _ in scored], [x for _, x in scored]
+    return {"length": length, "fold_scores": scores, "fold_losses": losses, "mean_score": float(np.mean(scores)),
             "mean_loss": float(np.mean(losses))}
 
 
@@ -79,27 +93,34 @@ def _start(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold]) 
     return runs
 
 
+def _train(runs: list[_FoldRun], cand: RunConfig, rung: float, cost: TrialCost) -> None:
+    with Timer() as t:
+        for r in runs:
+            r.training.run_until(epoch_steps(len(r.examples), cand.train, rung))
+    cost.train_s += t.seconds
+    cost.train_cpu_s += t.cpu_seconds
+
+
 def fit_rungs(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold], rungs: list[float],
               go_on) -> dict:
     """Train `cand` (its `train.epochs` the horizon) on every fold, scoring all held-out folds at each
     of `rungs` (epochs); after each rung `go_on(rung_result, last)` says whether to go on (its answer
     after the last rung is not asked for a decision: it may only report).
     The trial's record: its rungs, its state (complete, pruned, diverged), its error and its cost."""
+    if len(rungs) == 1:
+        return _one_rung(toolbox, cand, data, folds, rungs[0], go_on)
     cost, done = TrialCost(), []
     state, error = "complete", None
     runs: list[_FoldRun] = []
+    metric, batch = data.task.main_metric, cand.eval.batch_size
     try:
         with Timer() as t:
             runs = _start(toolbox, cand, data, folds)
         cost.runs = runs
         cost.train_s, cost.train_cpu_s = t.seconds, t.cpu_seconds
         for i, rung in enumerate(rungs):
-            with Timer() as t:
-                for r in runs:
-                    r.training.run_until(epoch_steps(len(r.examples), cand.train, rung))
-            cost.train_s += t.seconds
-            cost.train_cpu_s += t.cpu_seconds
-            got = {"length": rung, **_rung_scores(runs, data.task.main_metric, cand.eval.batch_size, cost)}
+            _train(runs, cand, rung, cost)
+            got = _rung(rung, [_fold_score(r, metric, batch, cost) for r in runs])
             done.append(got)
             if not go_on(got, i == len(rungs) - 1):
                 state = "pruned"
@@ -109,4 +130,32 @@ def fit_rungs(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold
     finally:
         if runs:
             runs[0].training.close()  # one accelerator holds every fold's model: drop them all
+    return {"rungs": done, "state": state, "error": error, **cost.record()}
+
+
+def _one_rung(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold], rung: float, go_on) -> dict:
+    """`fit_rungs` at one rung: the folds one after another, each fold's model dropped before the
+    next is built (nothing is decided between them)."""
+    cost, scored = TrialCost(), []
+    state, error = "complete", None
+    for fold in folds:
+        runs: list[_FoldRun] = []
+        try:
+            with Timer() as t:
+                runs = _start(toolbox, cand, data, [fold])
+            cost.runs += runs
+            cost.train_s += t.seconds
+            cost.train_cpu_s += t.cpu_seconds
+            _train(runs, cand, rung, cost)
+            scored.append(_fold_score(runs[0], data.task.main_metric, cand.eval.batch_size, cost))
+        except TrainingDiverged as e:
+            state, error = "diverged", str(e)
+            break
+        finally:
+            if runs:
+                runs[0].training.close()
+                cost.drop(runs[0])  # the counts kept, the model let go before the next fold's is built
+    done = [] if state == "diverged" else [_rung(rung, scored)]
+    if done:
+        go_on(done[0], True)  # after the last rung: it may only report
     return {"rungs": done, "state": state, "error": error, **cost.record()}
