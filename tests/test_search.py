@@ -434,3 +434,20 @@ def test_a_one_rung_fit_trains_the_folds_one_at_a_time_each_as_its_plain_fit(mon
     most.clear()
     together = R.fit_rungs(toolbox, cfg, data, folds, [1.0, 3.0], lambda g, last: True)
     assert most == [0] and len(together["rungs"]) == 2  # one start for every fold at once
+
+
+def test_a_synchronous_round_reports_the_share_of_its_training_done(tmp_path, monkeypatch):
+    """Progress counts each fit by its rung's length, so the time left is read from the work done:
+    12 trials at rungs 1/3, 1, 3 and 9 epochs train 12/3 + 4 + 2*3 + 9 = 23 epochs, and the first
+    rung is 4 of them (17%), not 8 of 12 trials decided. An extension round is a phase of its own."""
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(lambda lr, epochs: 0.5 + 0.01 * epochs))
+    seen = []
+    search.select(cfg_of(tmp_path, "select.trials=12", "select.extensions=1",
+                         "select.length={low: 0.3333333333333333, high: 9, limit: 27}"),
+                  progress=lambda phase, done, total, loss=None: seen.append((phase, done, total)))
+    first = [d for p, d, t in seen if p == "select (% of its training)"]
+    assert first[0] == 0 and first[-1] == 100 and first == sorted(first)
+    assert first[12] == int(100 * 4 / 23)  # the twelve first-rung fits done
+    assert {t for p, d, t in seen if p.startswith("select")} == {100}
+    ext = [d for p, d, t in seen if p == "select, extension round 1 (% of its training)"]
+    assert ext and ext[-1] == 100 and ext == sorted(ext)  # the length at its top edge: extended

@@ -105,6 +105,7 @@ class _Loop:
         before every trial of its round was scored at the same rung: the first trial is not favoured
         by having no competitor yet. Then the trials are told to the sampler."""
         rungs = length.rungs()
+        share = _Share(self.search.progress, round_no, n, rungs, length.factor)
         asked = [self.study.ask() for _ in range(n)]
         values = [suggest(t, space) for t in asked]
         got = [{"rungs": [], "state": "pruned", "error": None, "reused": True, **dict.fromkeys(COSTS, 0)}
@@ -119,11 +120,11 @@ class _Loop:
                 got[i]["rungs"] += one["rungs"]
                 if one["state"] == "diverged":
                     got[i].update(state="diverged", error=one["error"])
+                share.fitted(rung)
             alive = [i for i in alive if got[i]["state"] != "diverged"]
             last = r == len(rungs) - 1
-            if self.search.progress:  # the trials of the round decided so far
-                self.search.progress("select", len(self.trials) + (n if last else n - len(alive)), self.planned)
             if last:
+                share.end()
                 for i in alive:
                     got[i]["state"] = "complete"
                 break
@@ -151,6 +152,32 @@ class _Loop:
             trial.report(told(got), step_of(length, got["length"]))
             if i < last:
                 trial.should_prune()
+
+
+class _Share:
+    """A synchronous round's progress as the share of its training done, in percent: each fit counts
+    its rung's length, so the fits of the later rungs, which train longer, count for more. (Counting
+    trials decided put a 128-shot round's first rung, a sixth of its training, at two thirds.)"""
+
+    def __init__(self, progress, round_no: int, n: int, rungs: list[float], factor: float):
+        self.progress, self.done = progress, 0.0
+        self.phase = "select (% of its training)" if round_no == 0 else \
+            f"select, extension round {round_no} (% of its training)"
+        counts = [n]
+        for _ in rungs[1:]:
+            counts.append(max(1, math.ceil(counts[-1] / factor)))
+        self.total = sum(c * r for c, r in zip(counts, rungs))
+        if progress:
+            progress(self.phase, 0, 100)
+
+    def fitted(self, rung: float) -> None:
+        self.done += rung
+        if self.progress:
+            self.progress(self.phase, min(99, int(100 * self.done / self.total)), 100)
+
+    def end(self) -> None:
+        if self.progress:
+            self.progress(self.phase, 100, 100)
 
 
 def optuna_search(search: Searcher, space: dict, length: Length | None) -> dict:
