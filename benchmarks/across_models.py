@@ -56,7 +56,7 @@ def _claim(c, a: str, b: str) -> str:
     if c.n < Rule().min_pairs:
         return f"no test: {c.n} pair(s) < {Rule().min_pairs}"
     text = phrase(c, Rule())
-    return text.replace("A ", f"{a if c.diff >= 0 else b} ", 1)
+    return f"{a if c.diff > 0 else b} higher: {text}" if c.verdict == SEPARATED else text
 
 
 def verdict(c1, c2) -> str:

@@ -136,7 +136,8 @@ def main(stores: list[str], config: str = "benchmarks/search.yaml") -> None:
             if rec is grid:
                 continue
             ratio = (f"{_cpu(rec) / _cpu(grid):.2f}×" if grid is not None and _cpu(rec) and _cpu(grid) else "–")
-            n = f"{n_scored(sel) / n_scored(grid.selection.to_dict()):.0f}×" if grid is not None else "–"
+            g = n_scored(grid.selection.to_dict()) if grid is not None else 0
+            n = f"{n_scored(sel) / g:.1f}×" if g else "–"
             print(f"| {cell} | {procedure(sel)} | {n} | {ratio} | {_edge_text(sel) if _edge_text(sel) != 'no' else 'none'} |")
 
 

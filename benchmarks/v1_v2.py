@@ -27,7 +27,7 @@ from collections import defaultdict
 import numpy as np
 
 from tuneoff.describe import main_metric, method_name, method_options
-from tuneoff.report.claims import Rule, compare, diff_interval, eval_variance, interval, judge, one_label, phrase
+from tuneoff.report.claims import SEPARATED, Rule, compare, diff_interval, eval_variance, interval, judge, one_label, phrase
 from tuneoff.report.edges import edges as record_edges
 from tuneoff.store import open_store
 
@@ -94,7 +94,8 @@ def scores_table(new: list, old: list, model: str | None) -> None:
         if c.n >= Rule().min_pairs:
             lo, hi = diff_interval(c)
             d = f"{c.diff:+.3f} [{lo:+.3f}, {hi:+.3f}] ({c.n})"
-            claim = phrase(c, Rule()).replace("A ", "v2 " if c.diff >= 0 else "v1 ", 1)
+            claim = phrase(c, Rule())
+            claim = f"{'v2' if c.diff > 0 else 'v1'} higher: {claim}" if c.verdict == SEPARATED else claim
         else:
             d = f"{c.diff:+.3f} ({c.n})" if c.n else "– (0)"
             claim = f"no test: {c.n} pair(s) < {Rule().min_pairs}"

@@ -171,3 +171,19 @@ def test_an_optuna_selection_with_pruning_prices_below_the_same_trials_without(t
     one = {e: training(sync, inputs(sync), n_fit, 0, e, horizon=9).train_flops for e in (1, 3, 9)}
     assert work.train_flops == pytest.approx(per_fold * (12 * one[1] + 4 * one[3] + 2 * one[9]))
     assert work.train_flops < 0.5 * full.train_flops
+
+
+def test_a_pricer_that_does_not_calibrate_takes_the_default_speed_and_loads_no_model(monkeypatch):
+    """The time left a running sweep prints prices a model with no finished run at the device's
+    default speed: no model is loaded in the sweep's process to print a time. The dry run's pricer
+    calibrates."""
+    from tuneoff import throughput
+
+    def calibrate(*a, **k):
+        raise AssertionError("calibrated")
+    monkeypatch.setattr(throughput, "calibrate", calibrate)
+    cfg = load_config(None, ["task=demo", "model=minilm-l6", "shots=4", "device=cpu"]).expand()[0]
+    machine, runs = Pricer(calibrate=False).machine(cfg)
+    assert machine == throughput.DEFAULT["cpu"] and runs == 0
+    tried, _ = Pricer().machine(cfg)
+    assert "calibration failed: calibrated" in tried.how  # the dry run's pricer tried (a failure is priced rough)

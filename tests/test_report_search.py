@@ -136,7 +136,7 @@ def test_optuna_edges_flag_the_limit_and_the_length():
     assert rows["finetune@8"]["candidates"] == "4 trials: 2 pruned"
     texts = [b.text for b in blocks if isinstance(b, Text)]
     assert any(t.startswith("2 of 4 choices sit on an edge of their search space (train.lr: 1 of 2, length: 1 of 2)")
-               and "1 of them at the limit" in t for t in texts)
+               and "1 of them at a limit of the search" in t for t in texts)
     warn = " ".join(i for b in blocks if isinstance(b, Bullets) and b.kind == "warn" for i in b.items)
     assert "train.lr=0.0009 is at the high edge of its range, at its limit" in warn
     assert "the training length 9 epochs is its last rung" in warn

@@ -203,10 +203,12 @@ class Pricer:
     `pricing.selection_work`) at this machine's speed for its model: fitted to the finished runs of
     the model on the device (`learn`, `fit`) where there are any, else calibrated here once per model
     and device (`calibrate`; `TINY` for a tiny test model). `machine` fixes the speed (tests); with
-    finished runs it is the shape that `fit` scales."""
+    finished runs it is the shape that `fit` scales. `calibrate=False` takes the default speed of
+    the device instead of calibrating (the time left a running sweep prints: no model is loaded in
+    its process to price the next)."""
 
-    def __init__(self, machine: Machine | None = None):
-        self.fixed = machine
+    def __init__(self, machine: Machine | None = None, calibrate: bool = True):
+        self.fixed, self.calibrates = machine, calibrate
         self.calibrated: dict[tuple, Machine] = {}
         self.seen: dict[str, list[Seen]] = defaultdict(list)
         self.fitted: dict[tuple, Machine] = {}
@@ -239,6 +241,8 @@ class Pricer:
     def _measure(self, cfg, device: str) -> Machine:
         if cfg.model in models.TINY:
             return TINY
+        if not self.calibrates:
+            return DEFAULT[device]
         if cfg.model in models.EMBEDDED and models.needs_dequantising(cfg.model):
             return DEFAULT[device]  # calibrating would dequantise it first (some 20 s), which a dry run does not
         if cfg.model not in models.EMBEDDED and not Path(models.resolve(cfg.model)).is_dir():

@@ -165,7 +165,9 @@ class _RunsLeft:
     the store's finished runs and each one that finishes while the plan runs, priced as the dry run
     prices them: a run unlike any finished one by its work (`throughput.Pricer`) at the speed of the
     finished runs of its model, not by the mean of runs of other methods and shot counts, which put
-    a 128-shot selection at the price of a 4-shot run."""
+    a 128-shot selection at the price of a 4-shot run. A model with no finished run is priced at the
+    device's default speed, not calibrated: the dry run calibrates, a running sweep loads no model
+    to print a time."""
 
     def __init__(self, plan, store=None):
         from tuneoff.throughput import Pricer
@@ -173,7 +175,7 @@ class _RunsLeft:
         self.store = store
         self.runs = {r.run_id(): r for r in plan.todo}
         try:
-            self.costs = Costs(store.records("done") if store is not None else (), Pricer())
+            self.costs = Costs(store.records("done") if store is not None else (), Pricer(calibrate=False))
         except Exception:  # an unreadable store is the plan's to report, not the display's
             self.costs = Costs()
 
@@ -206,9 +208,8 @@ class _RunsLeft:
         others = self.others()
         try:
             est = self.costs.left(list(self.runs.values()), slots + others)
-        except Exception:  # noqa: BLE001 - a run whose work cannot be counted: price the rough way
-            self.costs.pricer = None
-            est = self.costs.left(list(self.runs.values()), slots + others)
+        except Exception:  # noqa: BLE001 - a time left is never worth failing a run for
+            return ""
         if est is None:
             return ""
         shared = f" with {others} other process(es) on this folder" if others else ""

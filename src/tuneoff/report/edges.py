@@ -112,7 +112,7 @@ def edges(sel) -> list[Edge]:
         return []
     raw = _plain(sel.get("edges"))
     if raw is None:
-        return _computed(sel)
+        return _computed(sel) + _first_rung(sel)
     sp, out = space(sel), []
     for key, e in (raw.items() if isinstance(raw, dict) else []):
         e = _plain(e)
@@ -227,7 +227,7 @@ def count_sentence(selections: list) -> str | None:
         text += " (" + ", ".join(f"{k}: {by[k]} of {v}" for k, v in total.items()) + ")"
     limit = sum(e.at_limit for e in on)
     if limit:
-        text += f"; {limit} of them at the limit the search could extend to"
+        text += f"; {limit} of them at a limit of the search (as far as it could extend, or the first rung)"
     rules = ["the smallest or largest of 3 or more grid values"] if GRID in kinds else []
     if OPTUNA in kinds:
         rules += ["a choice of a range near its bound (the search's edge rule)",

@@ -138,7 +138,11 @@ def extend(space: dict, length: Length | None, sides: dict, round_no: int) -> tu
 
 
 def trial_key(cand, folds, rungs: list[float] | None) -> str:
-    """The cache key of a trial: its candidate on every fold (`fit_ids`), and the rungs it is scored at."""
+    """The cache key of a trial: its candidate on every fold (`fit_ids`), and the rungs it is scored at.
+    A one-rung trial's folds train one after another, each as its plain fit (`rungs.fit_rungs`); they
+    trained together before, which gives the same fit for a model that draws no random number in
+    training (smollm2-135m: the stores of docs/ hold no other one-rung fit) and another second fold
+    for one with dropout, so such a fit cached by the earlier code is not the one made now."""
     fits = [fit_ids(cand, [ex["id"] for ex in f.train], [ex["id"] for ex in f.heldout])[0] for f in folds]
     return "trial:" + digest({"fits": fits, "rungs": rungs}, 20)
 

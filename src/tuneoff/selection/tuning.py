@@ -120,7 +120,7 @@ class _Loop:
                 got[i]["rungs"] += one["rungs"]
                 if one["state"] == "diverged":
                     got[i].update(state="diverged", error=one["error"])
-                share.fitted(rung)
+                share.fitted(rung, one["reused"])
             alive = [i for i in alive if got[i]["state"] != "diverged"]
             last = r == len(rungs) - 1
             if last:
@@ -157,7 +157,9 @@ class _Loop:
 class _Share:
     """A synchronous round's progress as the share of its training done, in percent: each fit counts
     its rung's length, so the fits of the later rungs, which train longer, count for more. (Counting
-    trials decided put a 128-shot round's first rung, a sixth of its training, at two thirds.)"""
+    trials decided put a 128-shot round's first rung, a sixth of its training, at two thirds.) A fit
+    taken from the fit cache trains nothing: it leaves the total, so a resumed round's time left is
+    read from the training it does."""
 
     def __init__(self, progress, round_no: int, n: int, rungs: list[float], factor: float):
         self.progress, self.done = progress, 0.0
@@ -170,10 +172,14 @@ class _Share:
         if progress:
             progress(self.phase, 0, 100)
 
-    def fitted(self, rung: float) -> None:
-        self.done += rung
+    def fitted(self, rung: float, reused: bool = False) -> None:
+        if reused:
+            self.total -= rung
+        else:
+            self.done += rung
         if self.progress:
-            self.progress(self.phase, min(99, int(100 * self.done / self.total)), 100)
+            share = self.done / self.total if self.total > 1e-12 else 1.0
+            self.progress(self.phase, min(99, int(100 * share)), 100)
 
     def end(self) -> None:
         if self.progress:
