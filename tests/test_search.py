@@ -28,7 +28,7 @@ def cfg_of(tmp_path, *extra):
 
 def fake_rungs(score_of, calls=None, crash_at=None):
     """A stand-in for `fit_rungs`: the mean fold score at each rung from `score_of(lr, epochs)`."""
-    def fit(toolbox, cand, data, folds, rungs, go_on):
+    def fit(toolbox, cand, data, folds, rungs, go_on, kept=None):
         if calls is not None:
             if crash_at is not None and len(calls) == crash_at:
                 raise KeyboardInterrupt("crash")
@@ -247,7 +247,7 @@ def test_a_crash_mid_search_resumes_without_repeating_finished_trials(tmp_path, 
 def test_very_small_sets_score_several_fold_assignments(tmp_path, monkeypatch):
     seen = []
 
-    def fit(toolbox, cand, data, folds, rungs, go_on):
+    def fit(toolbox, cand, data, folds, rungs, go_on, kept=None):
         seen.append(folds)
         return fake_rungs(peak)(toolbox, cand, data, folds, rungs, go_on)
     monkeypatch.setattr(tuning, "fit_rungs", fit)
@@ -451,3 +451,39 @@ def test_a_synchronous_round_reports_the_share_of_its_training_done(tmp_path, mo
     assert {t for p, d, t in seen if p.startswith("select")} == {100}
     ext = [d for p, d, t in seen if p == "select, extension round 1 (% of its training)"]
     assert ext and ext[-1] == 100 and ext == sorted(ext)  # the length at its top edge: extended
+
+
+def test_a_one_rung_fit_stopped_between_its_folds_resumes_from_the_folds_it_finished(tmp_path, monkeypatch):
+    """Each fold of a one-rung fit is kept in the fit cache as it finishes: a trial stopped (a crash,
+    the end of a session) after its first fold trains only the second when it is asked again, and
+    its record is the one an unbroken fit makes (the kept fold at what it cost when it ran)."""
+    from tuneoff.selection import rungs as R
+    from tuneoff.selection.cache import FitCache
+    from tuneoff.selection.folds import cv_folds
+
+    cfg = load_config(None, [*TINY, "train.epochs=3", "train.lr=1e-3"]).expand()[0]
+    toolbox = Toolbox()
+    data = toolbox.split(cfg)
+    folds = cv_folds(data.few, 2, 0)
+    whole = R.fit_rungs(toolbox, cfg, data, folds, [3.0], lambda g, last: True)
+    cache, starts = FitCache(tmp_path), []
+    real_start = R._start
+
+    def start(*a, **k):
+        starts.append(1)
+        if crash and len(starts) == 2:
+            raise KeyboardInterrupt("the session ended")
+        return real_start(*a, **k)
+    monkeypatch.setattr(R, "_start", start)
+    crash = True
+    with pytest.raises(KeyboardInterrupt):
+        R.fit_rungs(toolbox, cfg, data, folds, [3.0], lambda g, last: True, cache)
+    crash, starts[:] = False, []
+    again = R.fit_rungs(toolbox, cfg, data, folds, [3.0], lambda g, last: True, cache)
+    assert len(starts) == 1  # only the second fold trained
+    assert again["rungs"] == whole["rungs"] and again["state"] == "complete"
+    assert (again["train_tokens"], again["eval_tokens"], again["flops_approx"]) == \
+        (whole["train_tokens"], whole["eval_tokens"], whole["flops_approx"])
+    starts[:] = []
+    assert R.fit_rungs(toolbox, cfg, data, folds, [3.0], lambda g, last: True, cache)["rungs"] == whole["rungs"]
+    assert starts == []  # every fold kept: nothing trains

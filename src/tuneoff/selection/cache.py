@@ -1,7 +1,9 @@
 """Finished selection fits, kept so that a resumed sweep (or another split of a frugal sweep) reuses
 them: one SQLite file, `<output_dir>/selection.sqlite`, one row per fit (a candidate trained on one
 fold's training part and scored on its held-out part), per trial of the optuna search (a candidate on
-every fold, at every rung it reached) and per whole selection, each written in one transaction.
+every fold, at every rung it reached), per fold of a one-rung trial as it finishes (so a trial stopped
+between its folds resumes from those it finished) and per whole selection, each written in one
+transaction.
 
 A selection is claimed while a process makes it (`claimed`): another process that needs the same
 selection waits for it instead of computing it again, and takes the claim over when the process

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tuneoff.config import RunConfig
+from tuneoff.identity import digest, fit_ids
 from tuneoff.pipeline import RunData, Scored, Toolbox, build_method, pick_device, score
 from tuneoff.resources import Timer, approx_flops, count_parameters, train_cost
 from tuneoff.selection.folds import Fold
@@ -102,13 +103,15 @@ def _train(runs: list[_FoldRun], cand: RunConfig, rung: float, cost: TrialCost) 
 
 
 def fit_rungs(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold], rungs: list[float],
-              go_on) -> dict:
+              go_on, kept=None) -> dict:
     """Train `cand` (its `train.epochs` the horizon) on every fold, scoring all held-out folds at each
     of `rungs` (epochs); after each rung `go_on(rung_result, last)` says whether to go on (its answer
     after the last rung is not asked for a decision: it may only report).
-    The trial's record: its rungs, its state (complete, pruned, diverged), its error and its cost."""
+    The trial's record: its rungs, its state (complete, pruned, diverged), its error and its cost.
+    `kept` (a `cache.FitCache`) keeps each fold of a one-rung fit as it finishes (`fold_key`), so a
+    trial stopped between its folds resumes from the folds it finished."""
     if len(rungs) == 1:
-        return _one_rung(toolbox, cand, data, folds, rungs[0], go_on)
+        return _one_rung(toolbox, cand, data, folds, rungs[0], go_on, kept)
     cost, done = TrialCost(), []
     state, error = "complete", None
     runs: list[_FoldRun] = []
@@ -133,12 +136,33 @@ def fit_rungs(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold
     return {"rungs": done, "state": state, "error": error, **cost.record()}
 
 
-def _one_rung(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold], rung: float, go_on) -> dict:
+FOLD_PARTS = ("train_s", "train_cpu_s", "eval_s", "eval_cpu_s", "eval_tokens", "eval_flops")
+
+
+def fold_key(cand: RunConfig, fold: Fold, rung: float) -> str:
+    """The fit-cache key of one fold of a one-rung fit: the fold's fit (`fit_ids`: the candidate, its
+    method's version, the examples of both parts) trained to `rung` of its schedule."""
+    fit = fit_ids(cand, [ex["id"] for ex in fold.train], [ex["id"] for ex in fold.heldout])[0]
+    return "fold:" + digest({"fit": fit, "rung": rung}, 20)
+
+
+def _one_rung(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold], rung: float, go_on,
+              kept=None) -> dict:
     """`fit_rungs` at one rung: the folds one after another, each fold's model dropped before the
-    next is built (nothing is decided between them)."""
+    next is built (nothing is decided between them); each finished fold kept in `kept`, and a fold
+    found there taken from it at what it cost when it ran."""
     cost, scored = TrialCost(), []
     state, error = "complete", None
     for fold in folds:
+        key = fold_key(cand, fold, rung) if kept is not None else None
+        got = kept.get([key]) if key is not None else None
+        if got is not None:
+            scored.append((got["score"], got["loss"]))
+            for part in FOLD_PARTS:
+                setattr(cost, part, getattr(cost, part) + got[part])
+            cost.dropped.append((got["train_tokens"], got["train_flops"]))
+            continue
+        before = {part: getattr(cost, part) for part in FOLD_PARTS}
         runs: list[_FoldRun] = []
         try:
             with Timer() as t:
@@ -155,6 +179,10 @@ def _one_rung(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold
             if runs:
                 runs[0].training.close()
                 cost.drop(runs[0])  # the counts kept, the model let go before the next fold's is built
+        if key is not None:
+            tokens, flops = cost.dropped[-1]
+            kept.put(key, {"score": scored[-1][0], "loss": scored[-1][1], "train_tokens": tokens,
+                           "train_flops": flops, **{p: getattr(cost, p) - before[p] for p in FOLD_PARTS}})
     done = [] if state == "diverged" else [_rung(rung, scored)]
     if done:
         go_on(done[0], True)  # after the last rung: it may only report

@@ -90,7 +90,7 @@ class _Loop:
             search.cost.add(kept, True)
             return {**kept, "reused": True}
         try:
-            got = fit_rungs(search.toolbox, cand, search.data, search.folds, rungs, go_on)
+            got = fit_rungs(search.toolbox, cand, search.data, search.folds, rungs, go_on, search.cache)
         except ValueError as e:  # MethodError, DataError: every trial would fail alike
             raise SelectionError(f"selection trial {label(values)}: {type(e).__name__}: {e}") from None
         search.cache.put(key, got)
