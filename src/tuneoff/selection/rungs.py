@@ -33,6 +33,9 @@ class _FoldRun:
     params: dict
 
 
+FOLD_PARTS = ("train_s", "train_cpu_s", "eval_s", "eval_cpu_s", "eval_tokens", "eval_flops")  # additive
+
+
 @dataclass
 class TrialCost:
     train_s: float = 0.0
@@ -42,21 +45,26 @@ class TrialCost:
     eval_tokens: int = 0
     eval_flops: float = 0.0
     runs: list = field(default_factory=list)
-    dropped: list = field(default_factory=list)  # (tokens, FLOPs) of the fold runs no longer held
+    counted: list = field(default_factory=list)  # (tokens, FLOPs) of training not held in `runs`
 
-    def drop(self, r: _FoldRun) -> None:
-        """Keep a fold run's training counts, not the run (its model and optimizer)."""
-        self.dropped.append(train_cost(r.params, r.training.stats))
-        if r in self.runs:
-            self.runs.remove(r)
+    def parts(self) -> dict:
+        """The cost as parts that add up over folds (as a fold is kept in the fit cache)."""
+        counts = [train_cost(r.params, r.training.stats) for r in self.runs] + self.counted
+        return {**{p: getattr(self, p) for p in FOLD_PARTS}, "train_tokens": sum(c[0] for c in counts),
+                "train_flops": sum(c[1] for c in counts)}
+
+    def add(self, parts: dict) -> None:
+        """Add another's `parts` (a fold's) to this cost."""
+        for p in FOLD_PARTS:
+            setattr(self, p, getattr(self, p) + parts[p])
+        self.counted.append((parts["train_tokens"], parts["train_flops"]))
 
     def record(self) -> dict:
-        counts = [train_cost(r.params, r.training.stats) for r in self.runs] + self.dropped
-        tokens = sum(c[0] for c in counts)
-        flops = sum(c[1] for c in counts) + self.eval_flops
-        return {"train_tokens": tokens, "eval_tokens": self.eval_tokens, "train_time_s": round(self.train_s, 3),
-                "eval_time_s": round(self.eval_s, 3), "train_cpu_s": round(self.train_cpu_s, 3),
-                "eval_cpu_s": round(self.eval_cpu_s, 3), "flops_approx": flops}
+        got = self.parts()
+        return {"train_tokens": got["train_tokens"], "eval_tokens": self.eval_tokens,
+                "train_time_s": round(self.train_s, 3), "eval_time_s": round(self.eval_s, 3),
+                "train_cpu_s": round(self.train_cpu_s, 3), "eval_cpu_s": round(self.eval_cpu_s, 3),
+                "flops_approx": got["train_flops"] + self.eval_flops}
 
 
 def _fold_score(r: _FoldRun, metric: str, batch_size: int, cost: TrialCost) -> tuple[float, float]:
@@ -136,9 +144,6 @@ def fit_rungs(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold
     return {"rungs": done, "state": state, "error": error, **cost.record()}
 
 
-FOLD_PARTS = ("train_s", "train_cpu_s", "eval_s", "eval_cpu_s", "eval_tokens", "eval_flops")
-
-
 def fold_key(cand: RunConfig, fold: Fold, rung: float) -> str:
     """The fit-cache key of one fold of a one-rung fit: the fold's fit (`fit_ids`: the candidate, its
     method's version, the examples of both parts) trained to `rung` of its schedule."""
@@ -156,33 +161,26 @@ def _one_rung(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold
     for fold in folds:
         key = fold_key(cand, fold, rung) if kept is not None else None
         got = kept.get([key]) if key is not None else None
-        if got is not None:
-            scored.append((got["score"], got["loss"]))
-            for part in FOLD_PARTS:
-                setattr(cost, part, getattr(cost, part) + got[part])
-            cost.dropped.append((got["train_tokens"], got["train_flops"]))
-            continue
-        before = {part: getattr(cost, part) for part in FOLD_PARTS}
-        runs: list[_FoldRun] = []
-        try:
-            with Timer() as t:
-                runs = _start(toolbox, cand, data, [fold])
-            cost.runs += runs
-            cost.train_s += t.seconds
-            cost.train_cpu_s += t.cpu_seconds
-            _train(runs, cand, rung, cost)
-            scored.append(_fold_score(runs[0], data.task.main_metric, cand.eval.batch_size, cost))
-        except TrainingDiverged as e:
-            state, error = "diverged", str(e)
-            break
-        finally:
-            if runs:
-                runs[0].training.close()
-                cost.drop(runs[0])  # the counts kept, the model let go before the next fold's is built
-        if key is not None:
-            tokens, flops = cost.dropped[-1]
-            kept.put(key, {"score": scored[-1][0], "loss": scored[-1][1], "train_tokens": tokens,
-                           "train_flops": flops, **{p: getattr(cost, p) - before[p] for p in FOLD_PARTS}})
+        if got is None:
+            one, runs = TrialCost(), []  # the last fold's model let go here, before this one's is built
+            try:
+                with Timer() as t:
+                    runs = one.runs = _start(toolbox, cand, data, [fold])
+                one.train_s, one.train_cpu_s = t.seconds, t.cpu_seconds
+                _train(runs, cand, rung, one)
+                fold_score, fold_loss = _fold_score(runs[0], data.task.main_metric, cand.eval.batch_size, one)
+            except TrainingDiverged as e:
+                cost.add(one.parts())
+                state, error = "diverged", str(e)
+                break
+            finally:
+                if runs:
+                    runs[0].training.close()
+            got = {"score": fold_score, "loss": fold_loss, **one.parts()}
+            if key is not None:
+                kept.put(key, got)
+        cost.add(got)
+        scored.append((got["score"], got["loss"]))
     done = [] if state == "diverged" else [_rung(rung, scored)]
     if done:
         go_on(done[0], True)  # after the last rung: it may only report
