@@ -354,7 +354,7 @@ def selection_work(cfg, inp: Inputs) -> tuple[Work, float]:
         for rung in length.rungs():
             part = one + training(cfg, inp, n_fit + extra, 0.0, rung, horizon=length.high)
             part.eval_flops += scoring(cfg, inp, n_held)
-            total, alive = total + part.times(alive), max(1, math.ceil(alive / length.factor))
+            total, alive = total + part.times(alive), length.promoted(alive)
         return total.times(fold_models), more
     if s.search == "optuna" and length is not None:
         rungs = length.rungs()

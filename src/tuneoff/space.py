@@ -164,6 +164,11 @@ class Length:
             x *= self.factor
         return [*out, self.high]
 
+    def promoted(self, n: int) -> int:
+        """How many of `n` trials scored at a rung go on to the next under the synchronous pruner:
+        the best 1/factor of them, at least one."""
+        return max(1, math.ceil(n / self.factor))
+
     def extended(self) -> "Length | None":
         """The horizon one factor longer (up to the limit); None at the limit."""
         new = min(self.high * self.factor, self.limit)

@@ -3,7 +3,6 @@ trial replayed from the fit cache when it was finished before, else trained rung
 fold with the pruner deciding after each rung."""
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import optuna
@@ -105,7 +104,7 @@ class _Loop:
         before every trial of its round was scored at the same rung: the first trial is not favoured
         by having no competitor yet. Then the trials are told to the sampler."""
         rungs = length.rungs()
-        share = _Share(self.search.progress, round_no, n, rungs, length.factor)
+        share = _Share(self.search.progress, round_no, n, length)
         asked = [self.study.ask() for _ in range(n)]
         values = [suggest(t, space) for t in asked]
         got = [{"rungs": [], "state": "pruned", "error": None, "reused": True, **dict.fromkeys(COSTS, 0)}
@@ -129,7 +128,7 @@ class _Loop:
                     got[i]["state"] = "complete"
                 break
             ranked = sorted(alive, key=lambda i: (-told(got[i]["rungs"][-1]), i))
-            alive = ranked[:max(1, math.ceil(len(alive) / length.factor))]
+            alive = ranked[:length.promoted(len(alive))]
         for i, trial in enumerate(asked):
             for one in got[i]["rungs"]:
                 trial.report(told(one), step_of(length, one["length"]))
@@ -161,14 +160,13 @@ class _Share:
     taken from the fit cache trains nothing: it leaves the total, so a resumed round's time left is
     read from the training it does."""
 
-    def __init__(self, progress, round_no: int, n: int, rungs: list[float], factor: float):
+    def __init__(self, progress, round_no: int, n: int, length: Length):
         self.progress, self.done = progress, 0.0
         self.phase = "select (% of its training)" if round_no == 0 else \
             f"select, extension round {round_no} (% of its training)"
-        counts = [n]
-        for _ in rungs[1:]:
-            counts.append(max(1, math.ceil(counts[-1] / factor)))
-        self.total = sum(c * r for c, r in zip(counts, rungs))
+        self.total = 0.0
+        for rung in length.rungs():
+            self.total, n = self.total + n * rung, length.promoted(n)
         if progress:
             progress(self.phase, 0, 100)
 
