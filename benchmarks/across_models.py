@@ -26,6 +26,7 @@ from itertools import combinations
 
 import numpy as np
 
+from tuneoff.describe import method_name
 from tuneoff.report.claims import SEPARATED, Rule, compare, diff_interval, judge, phrase
 from tuneoff.store import open_store
 
@@ -101,10 +102,10 @@ def _costs(recs) -> dict:
     """(task, model, method, shots) -> (mean training CPU s, selection CPU s, worst peak MB, trainable)."""
     runs = defaultdict(list)
     for r in recs:
-        runs[(r.task, r.model, r.method.name if hasattr(r.method, "name") else r.method, r.shots)].append(r)
+        runs[(r.task, r.model, method_name(r), r.shots)].append(r)  # as `_scores` keys them
     out = {}
     for key, rs in runs.items():
-        res = [r.resources.to_dict() if hasattr(r.resources, "to_dict") else (r.resources or {}) for r in rs]
+        res = [r.resources.to_dict() if r.resources else {} for r in rs]
         made = [x for r, x in zip(rs, res) if r.selection is not None and not r.selection.shared]
         train = [float(x.get("train_cpu_s") or 0) for x in res]
         sel = [float(x.get("selection_cpu_s") or 0) for x in made]
