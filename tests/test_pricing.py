@@ -139,8 +139,8 @@ def test_a_grid_selection_prices_candidates_times_folds(toy_task):
     run = _run(toy_task, "shots=6", "select.protocol=cv", "select.search=grid", "select.folds=3",
                "select.train.lr=[1e-5,3e-5,1e-4,3e-4]")
     inp = inputs(run)
-    work, more = selection_work(run, inp)
-    assert (work.loads, more) == (4 * 3, 1.0)  # 4 candidates x 3 folds, each fit loading its model
+    work, extra = selection_work(run, inp)
+    assert (work.loads, extra.loads) == (4 * 3, 0)  # 4 candidates x 3 folds, each loading its model; no edge rule
     one = training(run, inp, 6 * 2 * 2 / 3)  # a fold's training part: 2 of 3 folds of 6 per class x 2
     assert work.train_flops == pytest.approx(12 * one.train_flops) and work.steps == 12 * one.steps
     seconds, basis, _ = Pricer(FLOPS_ONLY).selection(run)
@@ -152,20 +152,19 @@ def test_an_optuna_selection_with_pruning_prices_below_the_same_trials_without(t
     base = ["shots=4", "select.protocol=cv", "select.search=optuna", "select.trials=12",
             "select.length={low: 1, high: 9, factor: 3}"]
     halving, none = _run(toy_task, *base, "select.pruner=halving"), _run(toy_task, *base, "select.pruner=none")
-    (pruned, more), (full, _) = selection_work(halving, inputs(halving)), selection_work(none, inputs(none))
+    (pruned, _), (full, _) = selection_work(halving, inputs(halving)), selection_work(none, inputs(none))
     models = 12 * halving.folds() * halving.select.repeats_for(4)  # trials x fold models
     assert pruned.loads == full.loads == models
     # without pruning every trial trains every fold model to the length's end (9 epochs)
     n_fit = 4 * 2 / 2
     assert full.train_flops == pytest.approx(models * training(none, inputs(none), n_fit, 0, 9, horizon=9).train_flops)
     assert pruned.train_flops < 0.7 * full.train_flops and pruned.eval_flops < full.eval_flops
-    assert more == 2.0  # the edge rule may add 2 extensions of 12 // 2 trials: said, not priced
     shares = rung_shares(12, 3, 3)
     assert shares[0] == 1.0 and 1 / 3 < shares[1] <= 1 and 1 / 9 < shares[2] < shares[1]
     # synchronous (the default): 12 trials fit to 1 epoch, the best 4 from the start to 3, the best 2 to 9
     sync = _run(toy_task, *base)
     assert sync.select.pruner == "synchronous"
-    work, _ = selection_work(sync, inputs(sync))
+    work, extra = selection_work(sync, inputs(sync))
     per_fold = halving.folds() * halving.select.repeats_for(4)
     assert work.loads == (12 + 4 + 2) * per_fold
     one = {e: training(sync, inputs(sync), n_fit, 0, e, horizon=9).train_flops for e in (1, 3, 9)}
@@ -187,3 +186,58 @@ def test_a_pricer_that_does_not_calibrate_takes_the_default_speed_and_loads_no_m
     assert machine == throughput.DEFAULT["cpu"] and runs == 0
     tried, _ = Pricer().machine(cfg)
     assert "calibration failed: calibrated" in tried.how  # the dry run's pricer tried (a failure is priced rough)
+
+
+def test_the_edge_rule_is_priced_at_the_most_it_may_add_a_longer_length_each_round(toy_task):
+    """The edge rule's rounds (trials // 2 trials each) extend the length one factor each (9 -> 27 -> 81
+    epochs, its limit): the dry run's "up to" must bound that, not count half a first round per extension."""
+    base = ["shots=4", "select.protocol=cv", "select.search=optuna", "select.trials=12",
+            "select.length={low: 1, high: 9, factor: 3}"]
+    sync = _run(toy_task, *base)
+    inp = inputs(sync)
+    per_fold = sync.folds() * sync.select.repeats_for(4)
+    n_fit = 4 * 2 / 2
+
+    def flops(epochs: float, horizon: float) -> float:
+        return training(sync, inp, n_fit, 0, epochs, horizon=horizon).train_flops
+
+    work, extra = selection_work(sync, inp)
+    assert sync.select.extensions == 2
+    # round 1: 6 trials to 1 epoch, the best 2 to 3, 1 to 9, 1 to 27; round 2 the same on to 81
+    one = 6 * flops(1, 27) + 2 * flops(3, 27) + flops(9, 27) + flops(27, 27)
+    two = 6 * flops(1, 81) + 2 * flops(3, 81) + flops(9, 81) + flops(27, 81) + flops(81, 81)
+    assert extra.train_flops == pytest.approx(per_fold * (one + two))
+    assert extra.loads == per_fold * ((6 + 2 + 1 + 1) + (6 + 2 + 1 + 1 + 1))
+    seconds, _, more = Pricer(FLOPS_ONLY).selection(sync)
+    assert more == pytest.approx(1 + (extra.train_flops + extra.eval_flops) / (work.train_flops + work.eval_flops))
+    assert more > 4  # half a first round per extension said 2x: the longer lengths cost far more
+    # at its limit the length cannot extend: each round trains no longer than the first
+    capped = _run(toy_task, *base[:-1], "select.length={low: 1, high: 9, limit: 9, factor: 3}")
+    w, e = selection_work(capped, inputs(capped))
+    assert e.train_flops == pytest.approx(per_fold * 2 * (6 * flops(1, 9) + 2 * flops(3, 9) + flops(9, 9)))
+    # no length searched (lr only): the rounds are of trials // 2 candidates each, 2 x 6 of 12
+    flat = _run(toy_task, *base[:-1], "select.length=false", "select.train.lr={low: 1e-5, high: 1e-3}")
+    w, e = selection_work(flat, inputs(flat))
+    assert e.train_flops == pytest.approx(w.train_flops) and e.loads == w.loads
+    grid = _run(toy_task, "shots=4", "select.protocol=cv", "select.search=grid")
+    assert selection_work(grid, inputs(grid))[1].loads == 0 and Pricer(FLOPS_ONLY).selection(grid)[2] == 1.0
+
+
+def test_the_dry_run_says_the_most_the_edge_rule_may_add(toy_task, tmp_path):
+    from typer.testing import CliRunner
+
+    from tuneoff.cli import app
+
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(json.dumps({"defaults": {"task": str(toy_task), "model": "tiny-bert", "shots": 4, "device": "cpu",
+                                            "output_dir": str(tmp_path / "res"),
+                                            "select": {"search": "optuna", "trials": 12,
+                                                       "length": {"low": 1, "high": 9, "factor": 3}}},
+                               "methods": ["finetune"]}))
+    res = CliRunner().invoke(app, ["sweep", str(cfg), "--dry-run"], env={"COLUMNS": "200"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    run = _run(toy_task, "shots=4", "select.search=optuna", "select.trials=12",
+               "select.length={low: 1, high: 9, factor: 3}")
+    more = Pricer().selection(run)[2]
+    assert more > 2 and f"up to {more:.1f}× that if the edge rule extends" in text

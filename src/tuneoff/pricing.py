@@ -330,8 +330,8 @@ def _folds(cfg, n: int) -> tuple[int, float, float]:
     return k * cfg.select.repeats_for(cfg.shots), n * (k - 1) / k, n / k
 
 
-def selection_work(cfg, inp: Inputs) -> tuple[Work, float]:
-    """(work, up to how many times more the edge rule may cost) of the run's selection, made in full.
+def selection_work(cfg, inp: Inputs) -> tuple[Work, Work]:
+    """(work, the most the edge rule may add) of the run's selection, made in full.
 
     grid: every candidate (the lists crossed) trains on each fold's training part for the run's
     length and scores the held-out part. optuna with a length: `trials` trials, each training its
@@ -339,36 +339,53 @@ def selection_work(cfg, inp: Inputs) -> tuple[Work, float]:
     reached; with pruner=halving a share of the trials reaches each rung (`rung_shares`), without
     every trial reaches the last; with pruner=synchronous every trial fits to the first rung and the
     best third (at least one) of a rung's fits to the next, each from the start. optuna without a
-    length (a method that does not train, or `length: false`): like the grid, with `trials` candidates (fewer if the lists cross to fewer).
-    The edge rule may add up to `extensions` rounds of trials//2 trials: not priced, said as `more`."""
+    length (a method that does not train, or `length: false`): like the grid, with `trials` candidates
+    (fewer if the lists cross to fewer).
+
+    The edge rule may add up to `extensions` rounds of trials//2 trials, each with the length one
+    factor longer than the round before (up to its limit) when the length is searched: the most it
+    can add, since a round that extends only a rate trains no longer than that. A length extended
+    twice (9 to 81 epochs) trains a round's best trial 9 times as long as the first round's, so the
+    rounds it may add cost several times the first round, not half of it each."""
+    s = cfg.select
+    space, length = cfg.search_space(), cfg.search_length()
+    work = _search_work(cfg, inp, space, length, s.trials)
+    extra = Work()
+    if s.search == "optuna" and (length is not None or any(isinstance(v, Range) for v in space.values())):
+        for _ in range(s.extensions):
+            length = (length.extended() or length) if length is not None else None
+            extra = extra + _search_work(cfg, inp, space, length, max(1, s.trials // 2))
+    return work, extra
+
+
+def _search_work(cfg, inp: Inputs, space: dict, length, trials: int) -> Work:
+    """The work of one round of the search (`selection_work`) of `trials` trials over `space` and `length`."""
     s = cfg.select
     n = cfg.shots * inp.num_labels
     extra = cfg.method_options.unlabelled if cfg.method.name == "distill" else 0
     fold_models, n_fit, n_held = _folds(cfg, n)
-    space, length = cfg.search_space(), cfg.search_length()
     ranged = any(isinstance(v, Range) for v in space.values())
-    more = 1 + s.extensions * (s.trials // 2) / s.trials if s.search == "optuna" and (ranged or length) else 1.0
     one = Work(loads=1) + setup(cfg, inp, n_fit)
     if s.search == "optuna" and length is not None and s.pruner == "synchronous":
-        total, alive = Work(), s.trials  # a rung's fits each train from the start to it and score once
+        total, alive = Work(), trials  # a rung's fits each train from the start to it and score once
         for rung in length.rungs():
             part = one + training(cfg, inp, n_fit + extra, 0.0, rung, horizon=length.high)
             part.eval_flops += scoring(cfg, inp, n_held)
             total, alive = total + part.times(alive), length.promoted(alive)
-        return total.times(fold_models), more
+        return total.times(fold_models)
     if s.search == "optuna" and length is not None:
         rungs = length.rungs()
-        shares = rung_shares(s.trials, length.factor, len(rungs)) if s.pruner == "halving" else (1.0,) * len(rungs)
+        shares = rung_shares(trials, length.factor, len(rungs)) if s.pruner == "halving" else (1.0,) * len(rungs)
         prev = 0.0
         for share, rung in zip(shares, rungs):
             part = training(cfg, inp, n_fit + extra, prev, rung, horizon=length.high)
             part.eval_flops += scoring(cfg, inp, n_held)
             one, prev = one + part.times(share), rung
-        return one.times(s.trials * fold_models), more
+        return one.times(trials * fold_models)
     if s.search == "grid":
         count = len(candidates(space))
     else:
-        count = s.trials if ranged else min(s.trials, len(candidates(space)))
+        count = trials if ranged else min(trials, len(candidates(space)))
     one = one + training(cfg, inp, n_fit + extra)
     one.eval_flops += scoring(cfg, inp, n_held)
-    return one.times(count * fold_models), more
+    return one.times(count * fold_models)

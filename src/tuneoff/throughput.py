@@ -268,8 +268,9 @@ class Pricer:
     def selection(self, run) -> tuple[float, str, float]:
         """The run's selection, made in full: seconds, basis, up to how many times more (edge rule)."""
         inp = inputs(run)
-        work, more = selection_work(run, inp)
+        work, extra = selection_work(run, inp)
         seconds, how = self._price(run, work, f"{work.loads:.0f} fits, {_what(inp, work)}")
+        more = 1.0 + (self._price(run, extra, "")[0] / seconds if extra.loads and seconds > 0 else 0.0)
         return seconds, how, more
 
 

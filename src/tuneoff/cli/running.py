@@ -190,7 +190,7 @@ def _estimate(store, plan, label=None) -> None:
         console.print(f"  {term(Path(str(task)).stem)} · {term(model)} · {term(entry or method)} · {shots} shots: "
                       f"{len(runs)} run(s), {cost} — {term(price.basis)}", highlight=False, soft_wrap=True)
         if price.selection:
-            more = f"; up to {price.more:g}× that if the edge rule extends" if price.more > 1 else ""
+            more = f"; up to {price.more:.1f}× that if the edge rule extends" if price.more > 1 else ""
             console.print(f"    with its selection: {term(price.selection)}{more}", highlight=False, soft_wrap=True)
     if len(groups) > GROUPS_SHOWN:
         console.print(f"  ... and {len(groups) - GROUPS_SHOWN} more group(s)", highlight=False)
