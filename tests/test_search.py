@@ -28,7 +28,7 @@ def cfg_of(tmp_path, *extra):
 
 def fake_rungs(score_of, calls=None, crash_at=None):
     """A stand-in for `fit_rungs`: the mean fold score at each rung from `score_of(lr, epochs)`."""
-    def fit(toolbox, cand, data, folds, rungs, go_on, kept=None):
+    def fit(toolbox, cand, data, folds, rungs, go_on, kept=None, on_fold=None):
         if calls is not None:
             if crash_at is not None and len(calls) == crash_at:
                 raise KeyboardInterrupt("crash")
@@ -42,6 +42,9 @@ def fake_rungs(score_of, calls=None, crash_at=None):
             if not go_on(got, i == len(rungs) - 1):
                 state = "pruned"
                 break
+        if on_fold is not None and len(rungs) == 1:
+            for _ in folds:
+                on_fold(False)
         return {"rungs": done, "state": state, "error": None, "train_tokens": 1, "eval_tokens": 1,
                 "train_time_s": 0.01, "eval_time_s": 0.01, "train_cpu_s": 0.01, "eval_cpu_s": 0.01,
                 "flops_approx": 1.0}
@@ -247,7 +250,7 @@ def test_a_crash_mid_search_resumes_without_repeating_finished_trials(tmp_path, 
 def test_very_small_sets_score_several_fold_assignments(tmp_path, monkeypatch):
     seen = []
 
-    def fit(toolbox, cand, data, folds, rungs, go_on, kept=None):
+    def fit(toolbox, cand, data, folds, rungs, go_on, kept=None, on_fold=None):
         seen.append(folds)
         return fake_rungs(peak)(toolbox, cand, data, folds, rungs, go_on)
     monkeypatch.setattr(tuning, "fit_rungs", fit)
@@ -442,12 +445,14 @@ def test_a_synchronous_round_reports_the_share_of_its_training_done(tmp_path, mo
     rung is 4 of them (17%), not 8 of 12 trials decided. An extension round is a phase of its own."""
     monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(lambda lr, epochs: 0.5 + 0.01 * epochs))
     seen = []
-    search.select(cfg_of(tmp_path, "select.trials=12", "select.extensions=1",
-                         "select.length={low: 0.3333333333333333, high: 9, limit: 27}"),
-                  progress=lambda phase, done, total, loss=None: seen.append((phase, done, total)))
+    cfg = cfg_of(tmp_path, "select.trials=12", "select.extensions=1",
+                 "select.length={low: 0.3333333333333333, high: 9, limit: 27}")
+    search.select(cfg, progress=lambda phase, done, total, loss=None: seen.append((phase, done, total)))
+    k = cfg.folds() * cfg.select.repeats_for(cfg.shots)  # fold models per fit
     first = [d for p, d, t in seen if p == "select (% of its training)"]
     assert first[0] == 0 and first[-1] == 100 and first == sorted(first)
-    assert first[12] == int(100 * 4 / 23)  # the twelve first-rung fits done
+    assert first[12 * k] == int(100 * 4 / 23)  # the twelve first-rung fits done, each fold told
+    assert k > 1 and [first[i] for i in range(1, k + 1)] == [int(100 * 4 / 23 / 12 * i / k) for i in range(1, k + 1)]
     assert {t for p, d, t in seen if p.startswith("select")} == {100}
     ext = [d for p, d, t in seen if p == "select, extension round 1 (% of its training)"]
     assert ext and ext[-1] == 100 and ext == sorted(ext)  # the length at its top edge: extended
@@ -478,9 +483,10 @@ def test_a_one_rung_fit_stopped_between_its_folds_resumes_from_the_folds_it_fini
     crash = True
     with pytest.raises(KeyboardInterrupt):
         R.fit_rungs(toolbox, cfg, data, folds, [3.0], lambda g, last: True, cache)
-    crash, starts[:] = False, []
-    again = R.fit_rungs(toolbox, cfg, data, folds, [3.0], lambda g, last: True, cache)
+    crash, starts[:], told = False, [], []
+    again = R.fit_rungs(toolbox, cfg, data, folds, [3.0], lambda g, last: True, cache, on_fold=told.append)
     assert len(starts) == 1  # only the second fold trained
+    assert told == [True, False]  # progress is told each fold: the kept one as reused (it leaves the total)
     assert again["rungs"] == whole["rungs"] and again["state"] == "complete"
     assert (again["train_tokens"], again["eval_tokens"], again["flops_approx"]) == \
         (whole["train_tokens"], whole["eval_tokens"], whole["flops_approx"])

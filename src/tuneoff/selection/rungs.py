@@ -111,15 +111,16 @@ def _train(runs: list[_FoldRun], cand: RunConfig, rung: float, cost: TrialCost) 
 
 
 def fit_rungs(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold], rungs: list[float],
-              go_on, kept=None) -> dict:
+              go_on, kept=None, on_fold=None) -> dict:
     """Train `cand` (its `train.epochs` the horizon) on every fold, scoring all held-out folds at each
     of `rungs` (epochs); after each rung `go_on(rung_result, last)` says whether to go on (its answer
     after the last rung is not asked for a decision: it may only report).
     The trial's record: its rungs, its state (complete, pruned, diverged), its error and its cost.
     `kept` (a `cache.FitCache`) keeps each fold of a one-rung fit as it finishes (`fold_key`), so a
-    trial stopped between its folds resumes from the folds it finished."""
+    trial stopped between its folds resumes from the folds it finished; `on_fold(reused)` is told as
+    each of its folds is done (trained, or taken from `kept`), so progress moves within a long fit."""
     if len(rungs) == 1:
-        return _one_rung(toolbox, cand, data, folds, rungs[0], go_on, kept)
+        return _one_rung(toolbox, cand, data, folds, rungs[0], go_on, kept, on_fold)
     cost, done = TrialCost(), []
     state, error = "complete", None
     runs: list[_FoldRun] = []
@@ -152,7 +153,7 @@ def fold_key(cand: RunConfig, fold: Fold, rung: float) -> str:
 
 
 def _one_rung(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold], rung: float, go_on,
-              kept=None) -> dict:
+              kept=None, on_fold=None) -> dict:
     """`fit_rungs` at one rung: the folds one after another, each fold's model dropped before the
     next is built (nothing is decided between them); each finished fold kept in `kept`, and a fold
     found there taken from it at what it cost when it ran."""
@@ -161,6 +162,7 @@ def _one_rung(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold
     for fold in folds:
         key = fold_key(cand, fold, rung) if kept is not None else None
         got = kept.get([key]) if key is not None else None
+        reused = got is not None
         if got is None:
             one, runs = TrialCost(), []  # the last fold's model let go here, before this one's is built
             try:
@@ -181,6 +183,8 @@ def _one_rung(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold
                 kept.put(key, got)
         cost.add(got)
         scored.append((got["score"], got["loss"]))
+        if on_fold is not None:
+            on_fold(reused)
     done = [] if state == "diverged" else [_rung(rung, scored)]
     if done:
         go_on(done[0], True)  # after the last rung: it may only report

@@ -77,10 +77,11 @@ class _Loop:
             self._replay(trial, got, length)
         return {**got, "horizon": length.high}
 
-    def _fitted(self, values: dict, length: Length, rungs: list[float], go_on) -> dict:
+    def _fitted(self, values: dict, length: Length, rungs: list[float], go_on, on_fold=None) -> dict:
         """The candidate `values` trained on every fold with the horizon's schedule and scored at
         `rungs` (`fit_rungs`; `go_on` may stop it after a rung), or the same fit from the fit cache
-        where it was made before; its cost counted either way, `reused` saying which."""
+        where it was made before; its cost counted either way, `reused` saying which. `on_fold` is
+        passed on to a fit that is made (`fit_rungs`)."""
         search = self.search
         cand = search.cfg.candidate({**values, "train.epochs": length.high}, data_seed=search.ref)
         key = trial_key(cand, search.folds, rungs)
@@ -89,7 +90,8 @@ class _Loop:
             search.cost.add(kept, True)
             return {**kept, "reused": True}
         try:
-            got = fit_rungs(search.toolbox, cand, search.data, search.folds, rungs, go_on, search.cache)
+            got = fit_rungs(search.toolbox, cand, search.data, search.folds, rungs, go_on, search.cache,
+                            on_fold=on_fold)
         except ValueError as e:  # MethodError, DataError: every trial would fail alike
             raise SelectionError(f"selection trial {label(values)}: {type(e).__name__}: {e}") from None
         search.cache.put(key, got)
@@ -111,15 +113,23 @@ class _Loop:
                for _ in range(n)]
         alive = list(range(n))
         for r, rung in enumerate(rungs):
+            folds = len(self.search.folds)
             for i in alive:
-                one = self._fitted(values[i], length, [rung], lambda got, last: True)
+                told_folds = []
+
+                def on_fold(reused: bool, rung=rung, told_folds=told_folds) -> None:
+                    told_folds.append(reused)
+                    share.fitted(rung / folds, reused)
+
+                one = self._fitted(values[i], length, [rung], lambda got, last: True, on_fold)
                 for k in COSTS:
                     got[i][k] += one.get(k, 0)
                 got[i]["reused"] = got[i]["reused"] and one["reused"]
                 got[i]["rungs"] += one["rungs"]
                 if one["state"] == "diverged":
                     got[i].update(state="diverged", error=one["error"])
-                share.fitted(rung, one["reused"])
+                if len(told_folds) < folds:  # the fit cache's whole trial, or folds a divergence skipped
+                    share.fitted(rung * (folds - len(told_folds)) / folds, one["reused"])
             alive = [i for i in alive if got[i]["state"] != "diverged"]
             last = r == len(rungs) - 1
             if last:
@@ -157,8 +167,9 @@ class _Share:
     """A synchronous round's progress as the share of its training done, in percent: each fit counts
     its rung's length, so the fits of the later rungs, which train longer, count for more. (Counting
     trials decided put a 128-shot round's first rung, a sixth of its training, at two thirds.) A fit
-    taken from the fit cache trains nothing: it leaves the total, so a resumed round's time left is
-    read from the training it does."""
+    moves it fold by fold: a fold of a 128-shot selection's longest fit trains for tens of minutes. A fit or
+    fold taken from the fit cache trains nothing: it leaves the total, so a resumed round's time
+    left is read from the training it does."""
 
     def __init__(self, progress, round_no: int, n: int, length: Length):
         self.progress, self.done = progress, 0.0
