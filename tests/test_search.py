@@ -493,3 +493,41 @@ def test_a_one_rung_fit_stopped_between_its_folds_resumes_from_the_folds_it_fini
     starts[:] = []
     assert R.fit_rungs(toolbox, cfg, data, folds, [3.0], lambda g, last: True, cache)["rungs"] == whole["rungs"]
     assert starts == []  # every fold kept: nothing trains
+
+
+def test_a_running_selection_is_read_from_its_fit_cache_without_training(tmp_path, monkeypatch, capsys):
+    """benchmarks/selection_so_far.py replays a selection on a copy of the fit cache and stops at
+    the first fit not made: the rounds so far, trained by nobody."""
+    import importlib.util
+    import json as json_mod
+
+    spec = importlib.util.spec_from_file_location("so_far", os.path.join(os.path.dirname(__file__), "..",
+                                                                          "benchmarks", "selection_so_far.py"))
+    so_far = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(so_far)
+    out = tmp_path / "store"
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(json_mod.dumps({"defaults": {"task": "demo", "model": "tiny-bert", "shots": 4, "data_seed": 0,
+                                                  "output_dir": str(out), "select": {"protocol": "cv", "trials": 6,
+                                                                                     "extensions": 0}},
+                                     "methods": ["finetune"]}))
+    from tuneoff.sweep import load_sweep
+    run = load_sweep(str(sweep), []).runs[0]
+    fake = fake_rungs(peak)
+    monkeypatch.setattr(tuning, "fit_rungs", fake)
+    made = search.select(run, FitCache(out))
+    so_far.main(str(sweep), run.run_id(), [])
+    text = capsys.readouterr().out
+    assert tuning.fit_rungs is fake  # put back
+    assert "every fit is made" in text and text.count("round 0 trial") == 6
+    chosen = made.record["trials"][made.record["chosen_trial"]]
+    assert f"round 0 trial {chosen['number']}: {chosen['label']} complete" in text
+    import sqlite3
+    with sqlite3.connect(out / "selection.sqlite") as con:  # the last rung's fit not made yet
+        keys = [k for k, r in con.execute("select fit_id, record from fits where fit_id like 'trial:%'")
+                if json_mod.loads(r)["rungs"][-1]["length"] == 9]
+        con.execute("delete from fits where fit_id = ?", (keys[0],))
+    so_far.main(str(sweep), run.run_id(), [])
+    text = capsys.readouterr().out
+    assert "stopped at the first fit not made yet" in text and "round 0 trial" not in text
+    assert "the rounds so far: 0 trials" in text and "round 0: 6 trials" in text
