@@ -63,7 +63,8 @@ def _record(run, train_s, eval_s):
             "config": run.model_dump(mode="json"), "resources": res, "env": {"device": "cpu"}}
 
 
-def test_a_new_folders_dry_run_gives_a_number(toy_task, tmp_path):
+def _dry_run(toy_task, tmp_path) -> str:
+    """The dry run's words for a new folder of finetune and head, 2 splits each, on a tiny model."""
     from typer.testing import CliRunner
 
     from tuneoff.cli import app
@@ -74,8 +75,12 @@ def test_a_new_folders_dry_run_gives_a_number(toy_task, tmp_path):
                                             "train": {"max_steps": 2}},
                                "methods": ["finetune", "head"]}))
     res = CliRunner().invoke(app, ["sweep", str(cfg), "--dry-run"], env={"COLUMNS": "200"})
-    text = " ".join(res.output.split())
     assert res.exit_code == 0, res.output
+    return " ".join(res.output.split())
+
+
+def test_a_new_folders_dry_run_gives_a_number(toy_task, tmp_path):
+    text = _dry_run(toy_task, tmp_path)
     assert "none yet" not in text and "estimate: about " in text
     assert "priced from its work, as no run of this folder has finished yet" in text
     assert text.count("first principles: its work") == 2  # one line per group: finetune, head
@@ -241,3 +246,12 @@ def test_the_dry_run_says_the_most_the_edge_rule_may_add(toy_task, tmp_path):
                "select.length={low: 1, high: 9, factor: 3}")
     more = Pricer().selection(run)[2]
     assert more > 2 and f"up to {more:.1f}× that if the edge rule extends" in text
+
+
+def test_the_groups_the_dry_run_does_not_list_are_counted_and_priced(toy_task, tmp_path, monkeypatch):
+    from tuneoff.cli import running
+
+    monkeypatch.setattr(running, "GROUPS_SHOWN", 1)
+    text = _dry_run(toy_task, tmp_path)
+    assert text.count("first principles: its work") == 1  # the one group listed: finetune
+    assert "... and 1 more group(s): 2 run(s), " in text and "not priced" not in text

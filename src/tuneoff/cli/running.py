@@ -193,7 +193,11 @@ def _estimate(store, plan, label=None) -> None:
             more = f"; up to {price.more:.1f}× that if the edge rule extends" if price.more > 1 else ""
             console.print(f"    with its selection: {term(price.selection)}{more}", highlight=False, soft_wrap=True)
     if len(groups) > GROUPS_SHOWN:
-        console.print(f"  ... and {len(groups) - GROUPS_SHOWN} more group(s)", highlight=False)
+        rest = groups[GROUPS_SHOWN:]
+        runs, priced_rest = sum(len(g[1]) for g in rest), [g[3] for g in rest if g[3] is not None]
+        cost = f", {duration(sum(priced_rest))}" + (" for those priced" if len(priced_rest) < len(rest) else "") \
+            if priced_rest else ", not priced"
+        console.print(f"  ... and {len(rest)} more group(s): {runs} run(s){cost}", highlight=False)
 
 
 def _list(config: str, sw, plan) -> None:
