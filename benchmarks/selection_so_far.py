@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tuneoff.selection import search, tuning
+from tuneoff.selection import fits, search, tuning
 from tuneoff.selection.cache import FitCache
 from tuneoff.sweep import load_sweep
 
@@ -43,15 +43,18 @@ def main(config: str, run_id: str, overrides: list[str]) -> None:
         loops.append(self)
 
     def run_round(self, space, length, round_no, n):
-        rounds.append(f"round {round_no}: {n} trials, length {length}, "
-                      + ", ".join(f"{k} {v.low:.3g} to {v.high:.3g}" for k, v in space.items()))
+        rounds.append(f"round {round_no}: {n} trials, length {length}, " + ", ".join(
+            f"{k} {v.low:.3g} to {v.high:.3g}" if hasattr(v, "low") else f"{k} {v}" for k, v in space.items()))
         return round_of(self, space, length, round_no, n)
 
-    saved = tuning.fit_rungs, start, round_of
-    tuning.fit_rungs, tuning._Loop.__init__, tuning._Loop.run_round = _not_made, init, run_round
+    path = Path(run.output_dir) / "selection.sqlite"
+    if not path.is_file():
+        sys.exit(f"no fit cache at {path}: no selection of this folder has started")
+    saved = tuning.fit_rungs, fits.fit, start, round_of  # a fit with rungs, and one without (a search without a length)
+    tuning.fit_rungs, fits.fit, tuning._Loop.__init__, tuning._Loop.run_round = _not_made, _not_made, init, run_round
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            src = sqlite3.connect(Path(run.output_dir) / "selection.sqlite")
+            src = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)  # the running store is only read
             dst = sqlite3.connect(Path(tmp) / "selection.sqlite")
             src.backup(dst)
             dst.execute("delete from making")
@@ -64,10 +67,10 @@ def main(config: str, run_id: str, overrides: list[str]) -> None:
             except _NotMade:
                 state = "stopped at the first fit not made yet (the running round)"
     finally:
-        tuning.fit_rungs, tuning._Loop.__init__, tuning._Loop.run_round = saved
+        tuning.fit_rungs, fits.fit, tuning._Loop.__init__, tuning._Loop.run_round = saved
     print("\n".join(rounds))
     print(state)
-    trials = loops[0].trials if loops else []
+    trials = loops[0].trials if loops else []  # (a search without a length: its trials as fitted so far)
     for t in trials:
         rungs = " ".join(f"{r['length']:.3g}:{r['mean_score']:.3f}" for r in t["rungs"])
         print(f"round {t['round']} trial {t['number']}: {t['label']} {t['state']} {rungs}")

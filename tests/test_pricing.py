@@ -220,6 +220,11 @@ def test_the_edge_rule_is_priced_at_the_most_it_may_add_a_longer_length_each_rou
     capped = _run(toy_task, *base[:-1], "select.length={low: 1, high: 9, limit: 9, factor: 3}")
     w, e = selection_work(capped, inputs(capped))
     assert e.train_flops == pytest.approx(per_fold * 2 * (6 * flops(1, 9) + 2 * flops(3, 9) + flops(9, 9)))
+    # nothing that can extend (the length at its limit, the rate a list): the search settles, no round added
+    fixed = _run(toy_task, *base[:-1], "select.length={low: 1, high: 9, limit: 9, factor: 3}", "select.train.lr=[1e-4, 1e-3]")
+    assert selection_work(fixed, inputs(fixed))[1].loads == 0 and Pricer(FLOPS_ONLY).selection(fixed)[2] == 1.0
+    once = _run(toy_task, *base[:-1], "select.length={low: 1, high: 9, limit: 27, factor: 3}", "select.train.lr=[1e-4, 1e-3]")
+    assert selection_work(once, inputs(once))[1].train_flops == pytest.approx(per_fold * one)  # to 27, not on to 81
     # no length searched (lr only): the rounds are of trials // 2 candidates each, 2 x 6 of 12
     flat = _run(toy_task, *base[:-1], "select.length=false", "select.train.lr={low: 1e-5, high: 1e-3}")
     w, e = selection_work(flat, inputs(flat))

@@ -531,3 +531,35 @@ def test_a_running_selection_is_read_from_its_fit_cache_without_training(tmp_pat
     text = capsys.readouterr().out
     assert "stopped at the first fit not made yet" in text and "round 0 trial" not in text
     assert "the rounds so far: 0 trials" in text and "round 0: 6 trials" in text
+
+
+def test_the_share_of_training_counts_a_kept_trial_and_the_folds_after_a_divergence_once(tmp_path, monkeypatch):
+    """A trial taken whole from the fit cache leaves the round's total, as do the folds after a
+    diverged one (they train nothing); the diverged fold itself trained. 3 trials at rungs 1 and 3
+    epochs (the best one goes on): 3 + 3 = 6 epochs of training, k fold models each."""
+    calls = []
+
+    def fit(toolbox, cand, data, folds, rungs, go_on, kept=None, on_fold=None):
+        calls.append(1)
+        if len(calls) == 2:  # the second trial diverges on its first fold
+            on_fold(False)
+            return {"rungs": [], "state": "diverged", "error": "nan", "train_tokens": 1, "eval_tokens": 1,
+                    "train_time_s": 0.01, "eval_time_s": 0.01, "train_cpu_s": 0.01, "eval_cpu_s": 0.01,
+                    "flops_approx": 1.0}
+        return fake_rungs(peak)(toolbox, cand, data, folds, rungs, go_on, kept, on_fold)
+    monkeypatch.setattr(tuning, "fit_rungs", fit)
+    cfg = cfg_of(tmp_path, "select.trials=3", "select.extensions=0", "select.length={low: 1, high: 3, factor: 3}")
+    k = cfg.folds() * cfg.select.repeats_for(cfg.shots)
+    seen = []
+    sel = search.select(cfg, FitCache(tmp_path), progress=lambda phase, done, total, loss=None: seen.append(done))
+    assert [t["state"] for t in sel.record["trials"]].count("diverged") == 1
+    assert seen[k + 1] == int(100 * (1 + 1 / k) / 6)  # the diverged fold trained
+    assert seen[k + 2] == int(100 * (1 + 1 / k) / (6 - (k - 1) / k))  # the folds after it left the total
+    assert seen == sorted(seen) and seen[-1] == 100
+    import sqlite3
+    with sqlite3.connect(tmp_path / "selection.sqlite") as con:  # the selection again, from its kept trials
+        con.execute("delete from fits where fit_id like 'selection:%'")
+    seen.clear()
+    again = search.select(cfg, FitCache(tmp_path), progress=lambda phase, done, total, loss=None: seen.append(done))
+    assert len(calls) == 4 and again.chosen == sel.chosen  # 3 trials at rung 1, 1 at rung 3: none made again
+    assert seen == sorted(seen) and seen[-1] == 100

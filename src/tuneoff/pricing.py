@@ -21,7 +21,7 @@ dry run, which uses no network. N_trainable is N times `TRAINABLE`'s share for t
 
 Examples passed in training = the steps × the examples per step (shots × labels × epochs, or
 max_steps × batch size); a run whose selection searches the training length is priced at the
-length's end, the longest it may choose. `head`'s steps run no layer of the model: only its feature
+length's end, the longest its first round may choose (the edge rule may extend it: `selection_work`). `head`'s steps run no layer of the model: only its feature
 pass counts. A selection's work is in `selection_work`.
 """
 from __future__ import annotations
@@ -343,17 +343,25 @@ def selection_work(cfg, inp: Inputs) -> tuple[Work, Work]:
     (fewer if the lists cross to fewer).
 
     The edge rule may add up to `extensions` rounds of trials//2 trials, each with the length one
-    factor longer than the round before (up to its limit) when the length is searched: the most it
-    can add, since a round that extends only a rate trains no longer than that. A length extended
+    factor longer than the round before (up to its limit) when the length is searched, and none once
+    neither a range nor the length can extend: the most it can add under the synchronous pruner (or
+    none), since a round that extends only a rate trains no longer than that; under `halving` the
+    rounds' rungs are shared as `rung_shares` estimates, so it is an estimate. A length extended
     twice (9 to 81 epochs) trains a round's best trial 9 times as long as the first round's, so the
-    rounds it may add cost several times the first round, not half of it each."""
+    rounds it may add cost several times the first round, not half of it each. (The run itself,
+    trained at the chosen length, is priced at the first round's horizon: a choice the extension
+    moved to 27 or 81 epochs trains the run longer too, which this does not count.)"""
     s = cfg.select
     space, length = cfg.search_space(), cfg.search_length()
     work = _search_work(cfg, inp, space, length, s.trials)
     extra = Work()
-    if s.search == "optuna" and (length is not None or any(isinstance(v, Range) for v in space.values())):
+    ranged = any(isinstance(v, Range) for v in space.values())
+    if s.search == "optuna":
         for _ in range(s.extensions):
-            length = (length.extended() or length) if length is not None else None
+            longer = length.extended() if length is not None else None
+            if longer is None and not ranged:
+                break  # nothing left to extend: the search settles
+            length = longer or length
             extra = extra + _search_work(cfg, inp, space, length, max(1, s.trials // 2))
     return work, extra
 

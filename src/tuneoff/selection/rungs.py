@@ -174,6 +174,8 @@ def _one_rung(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold
             except TrainingDiverged as e:
                 cost.add(one.parts())
                 state, error = "diverged", str(e)
+                if on_fold is not None:
+                    on_fold(False)  # it trained until it diverged; the folds after it train nothing
                 break
             finally:
                 if runs:

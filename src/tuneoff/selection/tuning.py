@@ -128,8 +128,10 @@ class _Loop:
                 got[i]["rungs"] += one["rungs"]
                 if one["state"] == "diverged":
                     got[i].update(state="diverged", error=one["error"])
-                if len(told_folds) < folds:  # the fit cache's whole trial, or folds a divergence skipped
-                    share.fitted(rung * (folds - len(told_folds)) / folds, one["reused"])
+                if not told_folds:  # the fit cache's whole trial
+                    share.fitted(rung, one["reused"])
+                elif len(told_folds) < folds:  # the folds after a diverged one train nothing
+                    share.fitted(rung * (folds - len(told_folds)) / folds, True)
             alive = [i for i in alive if got[i]["state"] != "diverged"]
             last = r == len(rungs) - 1
             if last:
