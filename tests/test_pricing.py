@@ -133,6 +133,8 @@ def test_another_shot_count_is_scaled_by_its_work_where_a_pricer_counts_it(toy_t
     own = 36.0 * pricer.parts(many)[0] / pricer.parts(few)[0]
     chose = 100.0 * pricer.selection(many)[0] / pricer.selection(few)[0]
     assert price.seconds == pytest.approx(own + chose)
+    assert price.more == pytest.approx(pricer.selection(many)[2]) and price.more > 1  # the edge rule's bound, from its work
+    assert Costs([rec]).price(many).more == 1.0  # without a pricer nothing counts it
     assert few.select.repeats_for(2) > many.select.repeats_for(8)  # more fold assignments at 2 shots ...
     assert chose < 100.0 * 8 / 2  # ... so the work grows less than the shots
     bare = Costs([rec]).price(many)  # no pricer: the shots' ratio
@@ -216,6 +218,8 @@ def test_the_edge_rule_is_priced_at_the_most_it_may_add_a_longer_length_each_rou
     seconds, _, more = Pricer(FLOPS_ONLY).selection(sync)
     assert more == pytest.approx(1 + (extra.train_flops + extra.eval_flops) / (work.train_flops + work.eval_flops))
     assert more > 4  # half a first round per extension said 2x: the longer lengths cost far more
+    price = Costs([], Pricer(FLOPS_ONLY)).price(sync)  # what the dry run's total adds as its bound
+    assert price.chose == pytest.approx(seconds) and price.extra == pytest.approx(seconds * (more - 1))
     # at its limit the length cannot extend: each round trains no longer than the first
     capped = _run(toy_task, *base[:-1], "select.length={low: 1, high: 9, limit: 9, factor: 3}")
     w, e = selection_work(capped, inputs(capped))
@@ -251,6 +255,7 @@ def test_the_dry_run_says_the_most_the_edge_rule_may_add(toy_task, tmp_path):
                "select.length={low: 1, high: 9, factor: 3}")
     more = Pricer().selection(run)[2]
     assert more > 2 and f"up to {more:.1f}× that if the edge rule extends" in text
+    assert "if every selection's edge rule extends" in text  # the total's bound beside the estimate
 
 
 def test_the_groups_the_dry_run_does_not_list_are_counted_and_priced(toy_task, tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ runs of the store (those of earlier invocations and other processes too):
 - plus, for a run that computes its own selection (any selecting run, except a frugal one off its
   reference split), the selection time of selecting runs, looked up the same way (a pricer counts
   the selection's fits: `pricing.selection_work`; under the optuna search the edge rule may add up
-  to `more` times that, said, not priced).
+  to `more` times that, said, not priced: from the selection's work, also where records price it).
 
 A part's cost is its wall time, except on the CPU where its CPU time is lower: a run starved by
 other work on the machine (its wall time several times its CPU time) prices what it needed, not
@@ -66,6 +66,12 @@ class Price:
     basis: str = ""        # how its own parts were priced (or why they could not be)
     selection: str = ""    # how its selection was priced; "" when it computes none
     more: float = 1.0      # its selection may cost up to this many times more (the optuna edge rule)
+    chose: float = 0.0     # its selection's seconds (in `seconds`)
+
+    @property
+    def extra(self) -> float:
+        """Seconds the edge rule's rounds may add to the run's selection, at most (`more`)."""
+        return self.chose * (self.more - 1.0)
 
 
 class Costs:
@@ -145,7 +151,12 @@ class Costs:
         if own is None or not computes_selection(run):
             return Price(own, own is not None, basis)
         chose, how, more = self._priced(self.selections, key, lambda r=run: self.pricer.selection(r), run)
-        return Price(own + (chose or 0.0), chose is not None, basis, how, more)
+        if chose is not None and more == 1.0 and self.pricer is not None:  # priced from records: the bound from its work
+            try:
+                more = self.pricer.selection(run)[2]
+            except Exception:  # noqa: BLE001 - pricing.Unknown and anything else: no bound said
+                pass
+        return Price(own + (chose or 0.0), chose is not None, basis, how, more, chose or 0.0)
 
     def run_seconds(self, run) -> tuple[float | None, bool]:
         """(seconds, known): the run's estimate (None if nothing prices it), and False when it

@@ -182,8 +182,10 @@ def _estimate(store, plan, label=None) -> None:
     est = Left(sum(g[3] for g in priced), lower)
     source = (f"the most similar of the {len(records)} finished run(s), else from its work" if records
               else "its work, as no run of this folder has finished yet")
+    extra = sum(costs.price(run).extra for run in plan.todo)
+    bound = f"; up to {duration(est.seconds + extra)} if every selection's edge rule extends" if extra > 0 else ""
     console.print(f"estimate: {estimate_text(est)}, one run at a time (each run priced from {source}: "
-                  "`tuneoff.estimate`)", highlight=False)
+                  f"`tuneoff.estimate`){bound}", highlight=False)
     for key, runs, price, seconds in groups[:GROUPS_SHOWN]:
         task, model, method, shots, entry = key
         cost = duration(seconds) if seconds is not None else "not priced"
