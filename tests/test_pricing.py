@@ -210,11 +210,12 @@ def test_the_edge_rule_is_priced_at_the_most_it_may_add_a_longer_length_each_rou
 
     work, extra = selection_work(sync, inp)
     assert sync.select.extensions == 2
-    # round 1: 6 trials to 1 epoch, the best 2 to 3, 1 to 9, 1 to 27; round 2 the same on to 81
-    one = 6 * flops(1, 27) + 2 * flops(3, 27) + flops(9, 27) + flops(27, 27)
-    two = 6 * flops(1, 81) + 2 * flops(3, 81) + flops(9, 81) + flops(27, 81) + flops(81, 81)
+    # round 1: 6 trials to 1 epoch, the best 2 to 3, 1 to 9, 1 to 27; round 2 the same on to 81; each
+    # round also trains the edge choice itself to its new horizon (at the rungs above the old one)
+    one = 6 * flops(1, 27) + 2 * flops(3, 27) + flops(9, 27) + flops(27, 27) + flops(27, 27)
+    two = 6 * flops(1, 81) + 2 * flops(3, 81) + flops(9, 81) + flops(27, 81) + flops(81, 81) + flops(81, 81)
     assert extra.train_flops == pytest.approx(per_fold * (one + two))
-    assert extra.loads == per_fold * ((6 + 2 + 1 + 1) + (6 + 2 + 1 + 1 + 1))
+    assert extra.loads == per_fold * ((6 + 2 + 1 + 1 + 1) + (6 + 2 + 1 + 1 + 1 + 1))
     seconds, _, more = Pricer(FLOPS_ONLY).selection(sync)
     assert more == pytest.approx(1 + (extra.train_flops + extra.eval_flops) / (work.train_flops + work.eval_flops))
     assert more > 4  # half a first round per extension said 2x: the longer lengths cost far more

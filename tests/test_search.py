@@ -176,6 +176,38 @@ def test_a_length_extension_trains_a_trial_to_the_new_horizon(tmp_path, monkeypa
     assert rec["chosen_length"] == 9
 
 
+def test_a_length_extension_trains_the_edge_choice_itself_longer(tmp_path, monkeypatch):
+    """A round that extends only the length trains the choice's own rate to the new horizon (at the
+    rungs above the old one), not the new trial that led near-chance first rungs: when longer wins
+    it is chosen and extended again; when it loses, the choice stays and is no longer on the edge."""
+    def longer_wins(lr, epochs):  # the rate matters little; the length is the question
+        return 0.7 - 0.01 * abs(math.log10(lr / 1e-4)) + 0.01 * epochs
+
+    def peak_at_3(lr, epochs):
+        return 0.7 - 0.01 * abs(math.log10(lr / 1e-4)) - 0.05 * abs(math.log(epochs / 3, 3))
+
+    cfg_args = ["select.trials=6", "select.extensions=2", "select.train.lr={low: 1.0e-5, high: 1.0e-3}",
+                "select.length={low: 1, high: 3, limit: 27}"]
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(longer_wins))
+    sel = search.select(cfg_of(tmp_path / "a", *cfg_args))
+    rec, first = sel.record, sel.record["trials"][0]
+    chosen0 = max((t for t in rec["trials"] if t["round"] == 0 and t["state"] == "complete"),
+                  key=lambda t: t["rungs"][-1]["mean_score"])
+    kept = [t for t in rec["trials"] if t.get("kept")]
+    assert [t["round"] for t in kept] == [1, 2] and all(t["values"] == chosen0["values"] for t in kept)
+    assert [[r["length"] for r in t["rungs"]] for t in kept] == [[9], [27]]  # only above the old horizon
+    assert [r["trials"] for r in rec["rounds"]] == [6, 0, 0]  # the length-only rounds sample nothing new
+    assert sel.chosen["train.lr"] == chosen0["values"]["train.lr"] and sel.chosen["train.epochs"] == 27
+    assert rec["edges"]["length"] == {"side": "high", "value": 27.0, "extendable": False}  # at its limit
+    assert first["values"] != {} and rec["rounds"][1]["kept"] == chosen0["label"]
+
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(peak_at_3))
+    rec = search.select(cfg_of(tmp_path / "b", *cfg_args)).record
+    kept = [t for t in rec["trials"] if t.get("kept")]
+    assert len(rec["rounds"]) == 2 and len(kept) == 1 and kept[0]["rungs"][0]["length"] == 9
+    assert rec["chosen_length"] == 3 and "length" not in rec["edges"]  # longer was tried and lost: settled
+
+
 def rising(lr, epochs):
     """A response whose optimum lies beyond the top of the range and past its longest length."""
     return 0.5 + 0.05 * math.log10(lr) + 0.01 * epochs

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
 from tuneoff import data as data_mod
@@ -342,27 +342,23 @@ def selection_work(cfg, inp: Inputs) -> tuple[Work, Work]:
     length (a method that does not train, or `length: false`): like the grid, with `trials` candidates
     (fewer if the lists cross to fewer).
 
-    The edge rule may add up to `extensions` rounds of trials//2 trials, each with the length one
-    factor longer than the round before (up to its limit) when the length is searched, and none once
-    neither a range nor the length can extend: the most it can add under the synchronous pruner (or
-    none), since a round that extends only a rate trains no longer than that; under `halving` the
-    rounds' rungs are shared as `rung_shares` estimates, so it is an estimate. A length extended
-    twice (9 to 81 epochs) trains a round's best trial 9 times as long as the first round's, so the
-    rounds it may add cost several times the first round, not half of it each. (The run itself,
-    trained at the chosen length, is priced at the first round's horizon: a choice the extension
-    moved to 27 or 81 epochs trains the run longer too, which this does not count.)"""
-    s = cfg.select
-    space, length = cfg.search_space(), cfg.search_length()
-    work = _search_work(cfg, inp, space, length, s.trials)
-    extra = Work()
+    The edge rule may add up to `extensions` rounds (while a range or the length can extend) of
+    trials//2 trials, each with the length one factor longer (9 to 27 to 81 epochs: several times the
+    first round, not half of it each), plus under the synchronous pruner the choice trained to each
+    new horizon: the most it can add (under `halving`, an estimate: `rung_shares`). The run trained
+    at a longer chosen length costs more too, which this does not count."""
+    s, space, length = cfg.select, cfg.search_space(), cfg.search_length()
+    work, extra = _search_work(cfg, inp, space, length, s.trials), Work()
     ranged = any(isinstance(v, Range) for v in space.values())
-    if s.search == "optuna":
-        for _ in range(s.extensions):
-            longer = length.extended() if length is not None else None
-            if longer is None and not ranged:
-                break  # nothing left to extend: the search settles
-            length = longer or length
-            extra = extra + _search_work(cfg, inp, space, length, max(1, s.trials // 2))
+    for _ in range(s.extensions if s.search == "optuna" else 0):
+        longer = length.extended() if length is not None else None
+        if longer is None and not ranged:
+            break  # nothing left to extend: the search settles
+        if longer is not None and s.pruner == "synchronous":  # the choice itself to the new horizon (run_kept)
+            low = min([r for r in longer.rungs() if r > length.high + 1e-9] or [longer.high])
+            extra = extra + _search_work(cfg, inp, {}, replace(longer, low=low), 1)
+        length = longer or length
+        extra = extra + _search_work(cfg, inp, space, length, max(1, s.trials // 2))
     return work, extra
 
 

@@ -101,8 +101,10 @@ def chosen_values(trial: dict, rung: dict) -> dict:
     return values
 
 
-def edges(space: dict, length: Length | None, trial: dict, rung: dict) -> dict:
-    """Where a choice sits on an edge: key -> side ("low" or "high")."""
+def edges(space: dict, length: Length | None, trial: dict, rung: dict, trials: list[dict] = ()) -> dict:
+    """Where a choice sits on an edge: key -> side ("low" or "high"). A choice at its trial's horizon
+    is not on the length's edge when its values were trained to a longer horizon among `trials`
+    (the longer length was tried, and lost)."""
     out = {}
     for key, spec in space.items():
         value = trial["values"].get(key)
@@ -113,7 +115,9 @@ def edges(space: dict, length: Length | None, trial: dict, rung: dict) -> dict:
         if side:
             out[key] = side
     if length is not None and trial.get("horizon") is not None and len(length.rungs()) > 1:
-        if rung["length"] >= trial["horizon"]:
+        longer = any(t["values"] == trial["values"] and (t.get("horizon") or 0) > trial["horizon"]
+                     and t["state"] != "diverged" for t in trials)
+        if rung["length"] >= trial["horizon"] and not longer:
             out["length"] = "high"
     return out
 

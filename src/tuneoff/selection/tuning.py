@@ -98,6 +98,37 @@ class _Loop:
         search.cost.add(got, False)
         return {**got, "reused": False}
 
+    def run_kept(self, values: dict, length: Length, above: float, round_no: int) -> None:
+        """A round that extends the length trains the edge choice's `values` itself to the new
+        horizon, at the rungs above the old one (`above`), outside the sampler: the round's new trials
+        are compared at near-chance first rungs, so the trial they carry to the horizon is not the
+        rate the edge was found at."""
+        rungs = [r for r in length.rungs() if r > above + 1e-9] or [length.high]
+        got = {"rungs": [], "state": "complete", "error": None, "reused": True, **dict.fromkeys(COSTS, 0)}
+        folds = len(self.search.folds)
+        share = _Share(self.search.progress, round_no, 0, length, extra=sum(rungs),
+                       phase=f"select, extension round {round_no}: the choice trained longer (% of its training)")
+        for rung in rungs:
+            told_folds = []
+
+            def on_fold(reused: bool, rung=rung, told_folds=told_folds) -> None:
+                told_folds.append(reused)
+                share.fitted(rung / folds, reused)
+
+            one = self._fitted(values, length, [rung], lambda got, last: True, on_fold)
+            for k in COSTS:
+                got[k] += one.get(k, 0)
+            got["reused"] = got["reused"] and one["reused"]
+            got["rungs"] += one["rungs"]
+            if not told_folds:
+                share.fitted(rung, one["reused"])
+            if one["state"] == "diverged":
+                got.update(state="diverged", error=one["error"])
+                break
+        share.end()
+        self.trials.append({**got, "horizon": length.high, "number": len(self.trials), "round": round_no,
+                            "values": dict(values), "label": label(values), "kept": True})
+
     def run_round(self, space: dict, length: Length, round_no: int, n: int) -> None:
         """A round of the synchronous procedure (`select.pruner: synchronous`): `n` trials are asked
         of the sampler at once; rung by rung, every trial still in is trained to the rung (from the
@@ -173,11 +204,11 @@ class _Share:
     fold taken from the fit cache trains nothing: it leaves the total, so a resumed round's time
     left is read from the training it does."""
 
-    def __init__(self, progress, round_no: int, n: int, length: Length):
+    def __init__(self, progress, round_no: int, n: int, length: Length, extra: float = 0.0, phase: str = ""):
         self.progress, self.done = progress, 0.0
-        self.phase = "select (% of its training)" if round_no == 0 else \
-            f"select, extension round {round_no} (% of its training)"
-        self.total = 0.0
+        self.phase = phase or ("select (% of its training)" if round_no == 0 else
+                               f"select, extension round {round_no} (% of its training)")
+        self.total = extra
         for rung in length.rungs():
             self.total, n = self.total + n * rung, length.promoted(n)
         if progress:
@@ -202,14 +233,19 @@ def optuna_search(search: Searcher, space: dict, length: Length | None) -> dict:
     s, loop = search.cfg.select, _Loop(search, length)
     synchronous = s.pruner == "synchronous"
     rounds, extended, points = [], [], finite_points(space) if length is None else None
+    kept = None  # (values, the old horizon): the edge choice a length extension trains longer
     exhaustive = points is not None and len(points) <= s.trials
     n, round_no = (len(points) if exhaustive else s.trials), 0
     loop.planned = n
     while True:
         rounds.append({"round": round_no, "trials": n, "space": spec_dict(space),
-                       "length": None if length is None else length.to_dict()})
+                       "length": None if length is None else length.to_dict(),
+                       **({} if kept is None else {"kept": label(kept[0])})})
         if synchronous and length is not None:
-            loop.run_round(beyond(space, extended, round_no), length, round_no, n)
+            if n:
+                loop.run_round(beyond(space, extended, round_no), length, round_no, n)
+            if kept is not None:
+                loop.run_kept(kept[0], length, kept[1], round_no)
         else:
             for i in range(n):
                 loop.run_trial(space, length, round_no, points[i] if exhaustive else None)
@@ -219,16 +255,21 @@ def optuna_search(search: Searcher, space: dict, length: Length | None) -> dict:
                                  + "; ".join(f"{t['label']}: {t['error']}" for t in loop.trials)
                                  + ". Give a lower range in select (e.g. select.train.lr={low: ..., high: ...})")
         trial, rung = loop.trials[best[0]], loop.trials[best[0]]["rungs"][best[1]]
-        sides = edges(space, length, trial, rung)
+        sides = edges(space, length, trial, rung, loop.trials)
         if not sides or round_no >= s.extensions or exhaustive:
             break
+        old_high = length.high if length is not None else None
         space, length, done = extend(space, length, sides, round_no + 1)
         if not done:
             break
         extended += done
-        round_no, n = round_no + 1, max(1, s.trials // 2)
+        longer = synchronous and any(d["key"] == "length" for d in done)
+        kept = (trial["values"], old_high) if longer else None
+        ranges = any(d["key"] != "length" for d in done)
+        # a round that extends only the length trains the choice longer and samples nothing new
+        round_no, n = round_no + 1, (max(1, s.trials // 2) if ranges or not longer else 0)
         loop.planned += n
-    still = edges(space, length, trial, rung)
+    still = edges(space, length, trial, rung, loop.trials)
     chosen = chosen_values(trial, rung)
     return {"search": "optuna", "sampler": s.sampler, "pruner": s.pruner if length is not None else "none",
             "trials_budget": s.trials, "exhaustive": exhaustive, "rounds": rounds, "extended": extended,
