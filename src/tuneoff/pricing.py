@@ -355,8 +355,7 @@ def selection_work(cfg, inp: Inputs) -> tuple[Work, Work]:
         if longer is None and not ranged:
             break  # nothing left to extend: the search settles
         if longer is not None and s.pruner == "synchronous":  # the choice itself to the new horizon (run_kept)
-            low = min([r for r in longer.rungs() if r > length.high + 1e-9] or [longer.high])
-            extra = extra + _search_work(cfg, inp, {}, replace(longer, low=low), 1)
+            extra = extra + _search_work(cfg, inp, {}, replace(longer, low=longer.above(length.high)[0]), 1)
         length = longer or length
         extra = extra + _search_work(cfg, inp, space, length, max(1, s.trials // 2))
     return work, extra

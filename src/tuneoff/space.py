@@ -169,6 +169,11 @@ class Length:
         the best 1/factor of them, at least one."""
         return max(1, math.ceil(n / self.factor))
 
+    def above(self, old_high: float) -> list[float]:
+        """The rungs past an earlier horizon `old_high` (the horizon itself if none): where a longer
+        length trains what was trained to `old_high` before."""
+        return [r for r in self.rungs() if r > old_high + 1e-9] or [self.high]
+
     def extended(self) -> "Length | None":
         """The horizon one factor longer (up to the limit); None at the limit."""
         new = min(self.high * self.factor, self.limit)

@@ -98,32 +98,40 @@ class _Loop:
         search.cost.add(got, False)
         return {**got, "reused": False}
 
+    def _fit_rung(self, values: dict, length: Length, rung: float, share: "_Share", got: dict) -> None:
+        """One fit of a synchronous round (`values` trained to `rung` of the horizon's schedule on
+        every fold), its rung, cost and state added to the trial's `got`, its progress told fold by
+        fold: a fit taken whole from the cache, and the folds after a diverged one, leave the total."""
+        folds, told_folds = len(self.search.folds), []
+
+        def on_fold(reused: bool) -> None:
+            told_folds.append(reused)
+            share.fitted(rung / folds, reused)
+
+        one = self._fitted(values, length, [rung], lambda got, last: True, on_fold)
+        for k in COSTS:
+            got[k] += one.get(k, 0)
+        got["reused"] = got["reused"] and one["reused"]
+        got["rungs"] += one["rungs"]
+        if one["state"] == "diverged":
+            got.update(state="diverged", error=one["error"])
+        if not told_folds:  # the fit cache's whole trial
+            share.fitted(rung, one["reused"])
+        elif len(told_folds) < folds:  # the folds after a diverged one train nothing
+            share.fitted(rung * (folds - len(told_folds)) / folds, True)
+
     def run_kept(self, values: dict, length: Length, above: float, round_no: int) -> None:
         """A round that extends the length trains the edge choice's `values` itself to the new
         horizon, at the rungs above the old one (`above`), outside the sampler: the round's new trials
         are compared at near-chance first rungs, so the trial they carry to the horizon is not the
         rate the edge was found at."""
-        rungs = [r for r in length.rungs() if r > above + 1e-9] or [length.high]
+        rungs = length.above(above)
         got = {"rungs": [], "state": "complete", "error": None, "reused": True, **dict.fromkeys(COSTS, 0)}
-        folds = len(self.search.folds)
         share = _Share(self.search.progress, round_no, 0, length, extra=sum(rungs),
                        phase=f"select, extension round {round_no}: the choice trained longer (% of its training)")
         for rung in rungs:
-            told_folds = []
-
-            def on_fold(reused: bool, rung=rung, told_folds=told_folds) -> None:
-                told_folds.append(reused)
-                share.fitted(rung / folds, reused)
-
-            one = self._fitted(values, length, [rung], lambda got, last: True, on_fold)
-            for k in COSTS:
-                got[k] += one.get(k, 0)
-            got["reused"] = got["reused"] and one["reused"]
-            got["rungs"] += one["rungs"]
-            if not told_folds:
-                share.fitted(rung, one["reused"])
-            if one["state"] == "diverged":
-                got.update(state="diverged", error=one["error"])
+            self._fit_rung(values, length, rung, share, got)
+            if got["state"] == "diverged":
                 break
         share.end()
         self.trials.append({**got, "horizon": length.high, "number": len(self.trials), "round": round_no,
@@ -144,25 +152,8 @@ class _Loop:
                for _ in range(n)]
         alive = list(range(n))
         for r, rung in enumerate(rungs):
-            folds = len(self.search.folds)
             for i in alive:
-                told_folds = []
-
-                def on_fold(reused: bool, rung=rung, told_folds=told_folds) -> None:
-                    told_folds.append(reused)
-                    share.fitted(rung / folds, reused)
-
-                one = self._fitted(values[i], length, [rung], lambda got, last: True, on_fold)
-                for k in COSTS:
-                    got[i][k] += one.get(k, 0)
-                got[i]["reused"] = got[i]["reused"] and one["reused"]
-                got[i]["rungs"] += one["rungs"]
-                if one["state"] == "diverged":
-                    got[i].update(state="diverged", error=one["error"])
-                if not told_folds:  # the fit cache's whole trial
-                    share.fitted(rung, one["reused"])
-                elif len(told_folds) < folds:  # the folds after a diverged one train nothing
-                    share.fitted(rung * (folds - len(told_folds)) / folds, True)
+                self._fit_rung(values[i], length, rung, share, got[i])
             alive = [i for i in alive if got[i]["state"] != "diverged"]
             last = r == len(rungs) - 1
             if last:
