@@ -36,7 +36,7 @@ def main(config: str, run_id: str, overrides: list[str]) -> None:
     if run is None:
         sys.exit(f"no run {run_id} in {config} with {' '.join(overrides)}")
     loops, rounds = [], []
-    start, round_of = tuning._Loop.__init__, tuning._Loop.run_round
+    start, round_of, kept_of = tuning._Loop.__init__, tuning._Loop.run_round, tuning._Loop.run_kept
 
     def init(self, *a, **k):
         start(self, *a, **k)
@@ -47,11 +47,16 @@ def main(config: str, run_id: str, overrides: list[str]) -> None:
             f"{k} {v.low:.3g} to {v.high:.3g}" if hasattr(v, "low") else f"{k} {v}" for k, v in space.items()))
         return round_of(self, space, length, round_no, n)
 
+    def run_kept(self, values, length, above, round_no):
+        rounds.append(f"round {round_no}: the choice {values} trained to length {length} past {above:g}")
+        return kept_of(self, values, length, above, round_no)
+
     path = Path(run.output_dir) / "selection.sqlite"
     if not path.is_file():
         sys.exit(f"no fit cache at {path}: no selection of this folder has started")
-    saved = tuning.fit_rungs, fits.fit, start, round_of  # a fit with rungs, and one without (a search without a length)
-    tuning.fit_rungs, fits.fit, tuning._Loop.__init__, tuning._Loop.run_round = _not_made, _not_made, init, run_round
+    saved = tuning.fit_rungs, fits.fit, start, round_of, kept_of  # fits.fit: a search without a length
+    (tuning.fit_rungs, fits.fit, tuning._Loop.__init__, tuning._Loop.run_round,
+     tuning._Loop.run_kept) = _not_made, _not_made, init, run_round, run_kept
     try:
         with tempfile.TemporaryDirectory() as tmp:
             src = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)  # the running store is only read
@@ -67,7 +72,7 @@ def main(config: str, run_id: str, overrides: list[str]) -> None:
             except _NotMade:
                 state = "stopped at the first fit not made yet (the running round)"
     finally:
-        tuning.fit_rungs, fits.fit, tuning._Loop.__init__, tuning._Loop.run_round = saved
+        tuning.fit_rungs, fits.fit, tuning._Loop.__init__, tuning._Loop.run_round, tuning._Loop.run_kept = saved
     print("\n".join(rounds))
     print(state)
     trials = loops[0].trials if loops else []  # (a search without a length: its trials as fitted so far)
