@@ -471,16 +471,22 @@ def test_a_one_rung_fit_trains_the_folds_one_at_a_time_each_as_its_plain_fit(mon
     assert most == [0] and len(together["rungs"]) == 2  # one start for every fold at once
 
 
+def progress_of(tmp_path, monkeypatch, *args) -> tuple[list, int]:
+    """What a selection whose scores rise with the length tells its progress: (phase, done, total) as
+    told, and the fold models of each fit."""
+    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(lambda lr, epochs: 0.5 + 0.01 * epochs))
+    seen = []
+    cfg = cfg_of(tmp_path, *args)
+    search.select(cfg, progress=lambda phase, done, total, loss=None: seen.append((phase, done, total)))
+    return seen, cfg.folds() * cfg.select.repeats_for(cfg.shots)
+
+
 def test_a_synchronous_round_reports_the_share_of_its_training_done(tmp_path, monkeypatch):
     """Progress counts each fit by its rung's length, so the time left is read from the work done:
     12 trials at rungs 1/3, 1, 3 and 9 epochs train 12/3 + 4 + 2*3 + 9 = 23 epochs, and the first
     rung is 4 of them (17%), not 8 of 12 trials decided. An extension round is a phase of its own."""
-    monkeypatch.setattr(tuning, "fit_rungs", fake_rungs(lambda lr, epochs: 0.5 + 0.01 * epochs))
-    seen = []
-    cfg = cfg_of(tmp_path, "select.trials=12", "select.extensions=1",
-                 "select.length={low: 0.3333333333333333, high: 9, limit: 27}")
-    search.select(cfg, progress=lambda phase, done, total, loss=None: seen.append((phase, done, total)))
-    k = cfg.folds() * cfg.select.repeats_for(cfg.shots)  # fold models per fit
+    seen, k = progress_of(tmp_path, monkeypatch, "select.trials=12", "select.extensions=1",
+                          "select.length={low: 0.3333333333333333, high: 9, limit: 27}")
     first = [d for p, d, t in seen if p == "select (% of its training)"]
     assert first[0] == 0 and first[-1] == 100 and first == sorted(first)
     assert first[12 * k] == int(100 * 4 / 23)  # the twelve first-rung fits done, each fold told
@@ -488,6 +494,17 @@ def test_a_synchronous_round_reports_the_share_of_its_training_done(tmp_path, mo
     assert {t for p, d, t in seen if p.startswith("select")} == {100}
     ext = [d for p, d, t in seen if p == "select, extension round 1 (% of its training)"]
     assert ext and ext[-1] == 100 and ext == sorted(ext)  # the length at its top edge: extended
+
+
+def test_a_round_that_trains_the_choice_longer_reports_its_one_fit_fold_by_fold(tmp_path, monkeypatch):
+    """A length extension's round trains one fit (the choice to the new horizon): its progress is that
+    fit's folds, half done after the first of two. (It counted a trial at every rung beside it, since
+    "at least one" of no trials goes on: 20% after the first of two folds of 27 epochs, and a time left
+    four times too long.)"""
+    seen, k = progress_of(tmp_path, monkeypatch, "select.trials=6", "select.extensions=1",
+                          "select.length={low: 1, high: 3, limit: 9}")
+    kept = [d for p, d, t in seen if p == "select, extension round 1: the choice trained longer (% of its training)"]
+    assert k > 1 and kept == [0, *[min(99, int(100 * i / k)) for i in range(1, k + 1)], 100]
 
 
 def test_a_one_rung_fit_stopped_between_its_folds_resumes_from_the_folds_it_finished(tmp_path, monkeypatch):
