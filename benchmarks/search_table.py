@@ -14,8 +14,12 @@ metric, in-domain and out-of-domain), how many candidates were scored (grid: can
 trials, how many were pruned, over how many rounds), and the selection's wall and CPU time.
 
 A second table sets each search against the grid of the same cell: the candidates and the
-selection's CPU time as multiples of the grid's (CPU time is less sensitive than wall time to
-other work on the machine), and the edges left after the search's extensions. A cell missing from
+selection's CPU time and its work (the FLOPs it trained and scored) as multiples of the grid's, and
+the edges left after the search's extensions. CPU time is less sensitive than wall time to other
+work on the machine, but not to the machine: the stores' selections may have run on different ones
+(27 epochs of the same 128-shot MNLI fold, the same tokens at two learning rates, took 2058 CPU s
+on one and 4924 on another), so the FLOPs ratio
+is the one that compares the procedures' cost whatever machine each ran on. A cell missing from
 a store is listed as not run yet.
 """
 from __future__ import annotations
@@ -109,8 +113,15 @@ def planned(config: str) -> list[Key]:
     return list(dict.fromkeys((r.task, r.model, r.method.name, r.shots, r.data_seed) for r in load_sweep(config).runs))
 
 
-def _cpu(rec) -> float | None:
-    return (rec.selection.to_dict().get("cost") or {}).get("cpu_s")
+def _cost(rec, key: str) -> float | None:
+    """The selection's `key` of its cost ("cpu_s", "flops_approx")."""
+    return (rec.selection.to_dict().get("cost") or {}).get(key)
+
+
+def ratio(rec, grid, key: str) -> str:
+    """`rec`'s selection cost `key` as a multiple of the grid's: "2.99×", or "–" without both."""
+    a, b = _cost(rec, key), (_cost(grid, key) if grid is not None else None)
+    return f"{a / b:.2f}×" if a and b else "–"
 
 
 def main(stores: list[str], config: str = "benchmarks/search.yaml") -> None:
@@ -125,8 +136,9 @@ def main(stores: list[str], config: str = "benchmarks/search.yaml") -> None:
             rec = recs.get(key)
             print(f"| {cell} | {store} | " + (" | ".join(row(rec)) if rec else "not run yet | | | | | | ") + " |")
     print()
-    print("| cell | search | candidates ÷ grid | selection CPU ÷ grid | on an edge after extension |")
-    print("|---|---|---|---|---|")
+    print("| cell | search | candidates ÷ grid | selection CPU ÷ grid | selection FLOPs ÷ grid | "
+          "on an edge after extension |")
+    print("|---|---|---|---|---|---|")
     for key in cells:
         cell = f"{key[0]} {key[2]} {key[3]} shots"
         recs = [r[key] for r in found if key in r]
@@ -135,10 +147,11 @@ def main(stores: list[str], config: str = "benchmarks/search.yaml") -> None:
             sel = rec.selection.to_dict()
             if rec is grid:
                 continue
-            ratio = (f"{_cpu(rec) / _cpu(grid):.2f}×" if grid is not None and _cpu(rec) and _cpu(grid) else "–")
             g = n_scored(grid.selection.to_dict()) if grid is not None else 0
             n = f"{n_scored(sel) / g:.1f}×" if g else "–"
-            print(f"| {cell} | {procedure(sel)} | {n} | {ratio} | {_edge_text(sel) if _edge_text(sel) != 'no' else 'none'} |")
+            edges = _edge_text(sel) if _edge_text(sel) != "no" else "none"
+            print(f"| {cell} | {procedure(sel)} | {n} | {ratio(rec, grid, 'cpu_s')} | "
+                  f"{ratio(rec, grid, 'flops_approx')} | {edges} |")
 
 
 if __name__ == "__main__":
