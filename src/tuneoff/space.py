@@ -166,8 +166,8 @@ class Length:
 
     def promoted(self, n: int) -> int:
         """How many of `n` trials scored at a rung go on to the next under the synchronous pruner:
-        the best 1/factor of them, at least one."""
-        return max(1, math.ceil(n / self.factor))
+        the best 1/factor of them, at least one (none of none)."""
+        return min(n, max(1, math.ceil(n / self.factor)))
 
     def above(self, old_high: float) -> list[float]:
         """The rungs past an earlier horizon `old_high` (the horizon itself if none): where a longer

@@ -200,8 +200,8 @@ class _Share:
         self.phase = phase or ("select (% of its training)" if round_no == 0 else
                                f"select, extension round {round_no} (% of its training)")
         self.total = extra
-        for rung in length.rungs():  # `n` trials at the first rung, the promoted ones after; none: none
-            self.total, n = self.total + n * rung, length.promoted(n) if n else 0
+        for rung in length.rungs():
+            self.total, n = self.total + n * rung, length.promoted(n)
         if progress:
             progress(self.phase, 0, 100)
 
