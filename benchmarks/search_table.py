@@ -18,9 +18,8 @@ selection's CPU time and its work (the FLOPs it trained and scored) as multiples
 the edges left after the search's extensions. CPU time is less sensitive than wall time to other
 work on the machine, but not to the machine: the stores' selections may have run on different ones
 (27 epochs of the same 128-shot MNLI fold, the same tokens at two learning rates, took 2058 CPU s
-on one and 4924 on another), so the FLOPs ratio
-is the one that compares the procedures' cost whatever machine each ran on. A cell missing from
-a store is listed as not run yet.
+on one and 4924 on another), so the FLOPs ratio is the one that compares the procedures' cost
+whatever machine each ran on. A cell missing from a store is listed as not run yet.
 """
 from __future__ import annotations
 
@@ -149,9 +148,9 @@ def main(stores: list[str], config: str = "benchmarks/search.yaml") -> None:
                 continue
             g = n_scored(grid.selection.to_dict()) if grid is not None else 0
             n = f"{n_scored(sel) / g:.1f}×" if g else "–"
-            edges = _edge_text(sel) if _edge_text(sel) != "no" else "none"
+            edges = _edge_text(sel)
             print(f"| {cell} | {procedure(sel)} | {n} | {ratio(rec, grid, 'cpu_s')} | "
-                  f"{ratio(rec, grid, 'flops_approx')} | {edges} |")
+                  f"{ratio(rec, grid, 'flops_approx')} | {'none' if edges == 'no' else edges} |")
 
 
 if __name__ == "__main__":
