@@ -1,8 +1,9 @@
 """The optuna search (`select.search: optuna`): every method searched by one procedure with the same
 number of trials, its training length a fidelity, and an edge rule.
 
-- Each trial samples the space's ranges and lists (Optuna's TPE, seeded, or random sampling) and
-  trains the candidate on every fold with a schedule planned for the length's horizon; all held-out
+- Each trial samples the space's ranges and lists (Optuna's TPE, seeded, or random sampling; a
+  synchronous round is asked before any of its trials is scored, so its first round's values are
+  TPE's random start-up draws) and trains the candidate on every fold with a schedule planned for the length's horizon; all held-out
   folds are scored at rungs (epochs low, low·factor, ..., horizon).
 - `pruner: synchronous` (default, `tuning._Loop.run_round`): a round's trials are asked at once;
   every trial is scored at the first rung, the best third (at least one) trains from the start to
@@ -16,7 +17,8 @@ number of trials, its training length a fidelity, and an edge rule.
   epochs into its schedule).
 - The edge rule: a choice in the outer tenth of a range, or at the length's last rung, extends that
   range by half its width (the length by its factor), never past the limits the method declares,
-  and half as many trials again are run; at most `select.extensions` times. A choice still on an
+  and half as many trials again are run (a synchronous round that extends only the length trains
+  the choice itself longer instead); at most `select.extensions` times. A choice still on an
   edge is flagged in the record (`edges`).
 - A method that does not train (or `length: false`) has no rungs: a trial is the candidate fitted on
   every fold as the grid fits it; a finite space no larger than the trials is tried point by point.
