@@ -403,6 +403,24 @@ def test_a_run_trains_at_the_chosen_length_and_reads_no_eval_set_before_the_choi
     assert rec["config"]["select"]["search"] == "optuna"
 
 
+@pytest.mark.parametrize("method", ["finetune", "lora"])
+def test_on_a_tiny_model_every_method_gets_the_same_trials_and_pruning_stops_them_at_a_rung(tmp_path, method):
+    """Trained, not stood in for: 3 trials over rungs of 1 and 3 epochs, the best third goes on."""
+    cfg = cfg_of(tmp_path, f"method={method}", "select.trials=3", "select.extensions=0",
+                 "select.length={low: 1, high: 3, limit: 3}")
+    rec = run_one(cfg, Store(tmp_path))
+    assert rec["status"] == "done"
+    trials = rec["selection"]["trials"]
+    assert len(trials) == 3
+    states = sorted(t["state"] for t in trials)
+    assert states == ["complete", "pruned", "pruned"]
+    for t in trials:
+        lengths = [r["length"] for r in t["rungs"]]
+        assert lengths == ([1.0, 3.0] if t["state"] == "complete" else [1.0])
+        assert all(0.0 <= s <= 1.0 for r in t["rungs"] for s in r["fold_scores"])
+    assert rec["selection"]["chosen_length"] in (1.0, 3.0)
+
+
 def test_scoring_at_a_rung_does_not_change_the_training(tmp_path):
     from tuneoff.config import load_config as lc
     from tuneoff.pipeline import build_method, pick_device
