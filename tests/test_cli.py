@@ -185,7 +185,11 @@ def test_ls_lists_registries():
     tasks = " ".join(runner.invoke(app, ["ls", "tasks"]).output.split())
     assert "mnli-3way" in tasks and "hans (out, per heuristic and label)" in tasks
     assert "validation_mismatched (in, if present)" in tasks and "data_dir=FOLDER with mnli/, hans/" in tasks
-    assert "finetune" in runner.invoke(app, ["ls", "methods"]).output
+    methods = " ".join(runner.invoke(app, ["ls", "methods"], terminal_width=200).output.split())
+    assert "finetune" in methods
+    # each method's search space beside its options: finetune's rate range and length, rslora's rank
+    assert "train.lr: log 3.33e-06..0.0003, limits 1e-08..0.01; length: epochs 0.333, 1, 3, 9 (limit 81)" in methods
+    assert "method.r: log-int 4..64, limits 1..256" in methods
     out = runner.invoke(app, ["ls", "models"]).output
     assert "smollm2-135m" in out and "minilm-l6" in out
     assert runner.invoke(app, ["ls", "things"]).exit_code == 2
