@@ -3,8 +3,9 @@ number of trials, its training length a fidelity, and an edge rule.
 
 - Each trial samples the space's ranges and lists (Optuna's TPE, seeded, or random sampling; a
   synchronous round is asked before any of its trials is scored, so its first round's values are
-  TPE's random start-up draws) and trains the candidate on every fold with a schedule planned for the length's horizon; all held-out
-  folds are scored at rungs (epochs low, low·factor, ..., horizon).
+  TPE's random start-up draws) and trains the candidate on every fold with a schedule planned for
+  the length's horizon; all held-out folds are scored at rungs (epochs low, low·factor, ...,
+  horizon).
 - `pruner: synchronous` (default, `tuning._Loop.run_round`): a round's trials are asked at once;
   every trial is scored at the first rung, the best third (at least one) trains from the start to
   the next rung, and so on. The choice is over the rungs of the trials that reached the last rung,
