@@ -42,19 +42,41 @@ def test_auto_never_goes_past_torchs_own_default(monkeypatch):
     assert threads.choose("auto").threads == 2
 
 
-def test_busy_elsewhere_is_the_cores_busy_time_less_this_processs_own(monkeypatch):
-    """Over 2 s: the two cores were busy 3.0 s (niced work, idle and I/O wait not counted), this
-    process used 1.0 s of it: others took one core's worth."""
+@pytest.mark.parametrize("yields,expected", [(True, 1.0), (False, 1.5)])
+def test_busy_elsewhere_is_the_cores_busy_time_less_this_processs_own(monkeypatch, yields, expected):
+    """Over 2 s: the two cores were busy 3.0 s (idle and I/O wait not counted) and 1.0 s niced, this
+    process used 1.0 s: others took one core's worth, or 1.5 where the niced work does not yield."""
     clock = iter([100.0, 102.0])
     per_cpu = iter([[Times(10, 5, 2, 50, 1, 0, 0, 0)] * 2,
-                    [Times(11.2, 9, 2.3, 50.5, 3, 0, 0, 0)] * 2])
+                    [Times(11.2, 5.5, 2.3, 50.5, 3, 0, 0, 0)] * 2])
     own = iter([Own(4.0, 1.0), Own(4.8, 1.2)])
     monkeypatch.setattr(threads.time, "monotonic", lambda: next(clock))
     monkeypatch.setattr(threads.time, "sleep", lambda s: None)
     monkeypatch.setattr(threads.psutil, "cpu_times", lambda percpu: next(per_cpu))
     monkeypatch.setattr(threads.psutil, "Process", lambda: type("P", (), {"cpu_times": lambda self: next(own)})())
+    monkeypatch.setattr(threads, "niced_yields", lambda: yields)
     monkeypatch.setattr(threads, "_LAST", [])
-    assert threads.busy_elsewhere([0, 1]) == pytest.approx(1.0)
+    assert threads.busy_elsewhere([0, 1]) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("on,groups,expected", [
+    (False, {1: ("/autogroup-9", 0)}, True),                         # no autogroup: nice orders every process
+    (True, {1: ("/autogroup-7", 0)}, True),                          # niced in this session's group
+    (True, {1: ("/autogroup-9", 10)}, True),                         # its session's group niced too
+    (True, {1: ("/autogroup-9", 10), 2: ("/autogroup-8", 0)}, False),  # one in a group of its own, at 0
+])
+def test_niced_work_yields_unless_autogroup_gives_it_a_group_of_its_own(monkeypatch, on, groups, expected):
+    """A setsid job at nice 10 takes its group's equal share of the CPU under autogroup, so its time
+    counts as busy; a sleeping or un-niced process in another group is no niced work."""
+    Proc = namedtuple("Proc", "pid info")
+    procs = [Proc(pid, {"nice": 10, "status": threads.psutil.STATUS_RUNNING}) for pid in groups]
+    procs += [Proc(3, {"nice": 10, "status": threads.psutil.STATUS_SLEEPING}),
+              Proc(4, {"nice": 0, "status": threads.psutil.STATUS_RUNNING})]
+    groups = {**groups, "self": ("/autogroup-7", 0), 3: ("/autogroup-5", 0), 4: ("/autogroup-5", 0)}
+    monkeypatch.setattr(threads, "_autogroup_on", lambda: on)
+    monkeypatch.setattr(threads, "_autogroup", lambda pid: groups.get(pid))
+    monkeypatch.setattr(threads.psutil, "process_iter", lambda attrs: iter(procs))
+    assert threads.niced_yields() is expected
 
 
 def test_a_run_sets_its_threads_records_them_and_sets_them_back(toy_task, tmp_path):

@@ -6,8 +6,9 @@ makes one of those threads the slowest for every operator, so a run slows far mo
 of the machine (benchmarks/RESULTS.md, "Threads on a shared CPU"). `threads=auto` therefore gives
 a run as many threads as there are cores not busy with other work when it starts: the busy time of
 this process's cores over a short sample (or since the previous run of the process), less this
-process's own, work at a positive nice level left out (the scheduler yields to it). An integer is
-that many threads. Either way, never more than torch's own default (the physical cores, or
+process's own, work at a positive nice level left out where the scheduler yields it to the run
+(`niced_yields`: not where Linux's autogroup puts it in a session of its own). An integer is that
+many threads. Either way, never more than torch's own default (the physical cores, or
 OMP_NUM_THREADS), and the number chosen is recorded with the run (its `env.threads`). A run that a
 scheduler gave its CPUs (a Ray task, `allot`) takes that many, its config unchanged.
 
@@ -23,6 +24,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 import torch
@@ -55,15 +57,55 @@ def cores() -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
-def _sample(cpus: list[int]) -> tuple[float, float, float]:
+def _sample(cpus: list[int]) -> tuple[float, float, float, float]:
+    """(now, the cores' busy seconds, their niced seconds, this process's CPU seconds)."""
     per_cpu = psutil.cpu_times(percpu=True)
-    busy = 0.0
+    busy = niced = 0.0
     for i in cpus:
         t = per_cpu[i] if i < len(per_cpu) else None
-        if t is not None:  # niced work yields to a run; idle and I/O wait are no work
+        if t is not None:  # idle and I/O wait are no work
             busy += t.user + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0) + getattr(t, "steal", 0.0)
+            niced += getattr(t, "nice", 0.0)
     own = psutil.Process().cpu_times()
-    return time.monotonic(), busy, own.user + own.system
+    return time.monotonic(), busy, niced, own.user + own.system
+
+
+def _autogroup(pid: int | str) -> tuple[str, int] | None:
+    """(group, its nice) of a process under Linux's autogroup, from /proc/PID/autogroup; None elsewhere."""
+    try:
+        group, _, nice = Path(f"/proc/{pid}/autogroup").read_text().split()
+        return group, int(nice)
+    except (OSError, ValueError):
+        return None
+
+
+def _autogroup_on() -> bool:
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+def niced_yields() -> bool:
+    """Whether the niced processes running now yield the CPU to this one. A positive nice weighs a
+    process against the others of its scheduling group only: where the kernel's autogroup is on
+    (/proc/sys/kernel/sched_autogroup_enabled), each session (a terminal, a `setsid` job, a tmux
+    pane) is a group, and the groups share the CPU equally whatever their processes' nice. Measured
+    on 2 cores beside two 1-thread sweeps at nice 10 in their own sessions: smollm2-135m's passes ran
+    at 10 GFLOP/s on 2 threads and 24 on 1; with the sweeps' groups niced (`echo 10 >
+    /proc/PID/autogroup`), at 31-38 on 2. So a niced process running in another group whose own
+    nice is not above this one's counts as busy."""
+    own = _autogroup("self") if _autogroup_on() else None
+    if own is None:
+        return True  # not Linux, or no autogroup: nice orders all processes
+    for proc in psutil.process_iter(["nice", "status"]):
+        info = proc.info
+        if (info.get("nice") or 0) <= 0 or info.get("status") != psutil.STATUS_RUNNING:
+            continue
+        theirs = _autogroup(proc.pid)
+        if theirs is not None and theirs[0] != own[0] and theirs[1] <= own[1]:
+            return False
+    return True
 
 
 def busy_elsewhere(cpus: list[int] | None = None) -> float:
@@ -79,7 +121,8 @@ def busy_elsewhere(cpus: list[int] | None = None) -> float:
         then = _LAST[0]
     _LAST[:] = [now]
     wall = max(now[0] - then[0], 1e-6)
-    return max(0.0, ((now[1] - then[1]) - (now[2] - then[2])) / wall)
+    niced = 0.0 if niced_yields() else now[2] - then[2]
+    return max(0.0, ((now[1] - then[1]) + niced - (now[3] - then[3])) / wall)
 
 
 @dataclass(frozen=True)
