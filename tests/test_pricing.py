@@ -266,3 +266,21 @@ def test_the_groups_the_dry_run_does_not_list_are_counted_and_priced(toy_task, t
     text = _dry_run(toy_task, tmp_path)
     assert text.count("first principles: its work") == 1  # the one group listed: finetune
     assert "... and 1 more group(s): 2 run(s), " in text and "not priced" not in text
+
+
+def test_the_calibration_runs_at_the_threads_a_run_would_take_and_gives_them_back(toy_task, monkeypatch):
+    """On a CPU shared with other work, a calibration at torch's default threads (one per core) priced
+    smollm2-135m at 10 GFLOP/s where the runs beside it, at one thread, did 24: the calibration times
+    the passes at the threads a run of the config would take, says how many, and restores torch's."""
+    import torch
+
+    from tuneoff import throughput
+    from tuneoff.pricing import task_data
+
+    before, seen, real = torch.get_num_threads(), [], throughput._calibrate
+    monkeypatch.setattr(throughput, "_calibrate", lambda *a: seen.append(torch.get_num_threads()) or real(*a))
+    cfg = _run(toy_task, "threads=1")
+    task, pool, _ = task_data(cfg.task, cfg.data_dir, (), None)
+    machine = throughput.calibrate(cfg, task, pool[:8])
+    assert seen == [1] and torch.get_num_threads() == before
+    assert machine.how.endswith("scoring, 1 thread)") and machine.train_rate > 0

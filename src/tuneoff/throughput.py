@@ -88,7 +88,19 @@ def _best(fn, device, on_cpu: bool, times: int = 2):
 
 
 def calibrate(cfg, task, examples: list[dict]) -> Machine:
-    """The speed of `cfg`'s model on `cfg`'s device, measured on `examples` (the task's own inputs)."""
+    """The speed of `cfg`'s model on `cfg`'s device, measured on `examples` (the task's own inputs),
+    with the threads a run of `cfg` would take now (`threads.applied`): on a CPU that other work
+    shares, torch's default of a thread per core prices smollm2-135m at 10 GFLOP/s where the 1-thread
+    runs beside it did 24 (benchmarks/RESULTS.md, "Threads on a shared CPU")."""
+    from tuneoff import threads
+
+    with threads.applied(cfg.threads) as chosen:
+        machine = _calibrate(cfg, task, examples)
+    n = chosen.threads
+    return replace(machine, how=f"{machine.how[:-1]}, {n} thread{'s' if n > 1 else ''})")
+
+
+def _calibrate(cfg, task, examples: list[dict]) -> Machine:
     import torch
 
     from tuneoff.evaluate import AutoBatch
