@@ -42,41 +42,64 @@ def test_auto_never_goes_past_torchs_own_default(monkeypatch):
     assert threads.choose("auto").threads == 2
 
 
-@pytest.mark.parametrize("yields,expected", [(True, 1.0), (False, 1.5)])
-def test_busy_elsewhere_is_the_cores_busy_time_less_this_processs_own(monkeypatch, yields, expected):
-    """Over 2 s: the two cores were busy 3.0 s (idle and I/O wait not counted) and 1.0 s niced, this
-    process used 1.0 s: others took one core's worth, or 1.5 where the niced work does not yield."""
+@pytest.mark.parametrize("own_nice,expected", [(0, 1.5), (5, 1.9)])
+def test_busy_elsewhere_is_the_cores_busy_time_less_this_processs_own(monkeypatch, own_nice, expected):
+    """Over 2 s: the two cores were busy 3.0 s outside niced work (idle and I/O wait not counted), a
+    niced process that does not give way ran 1.0 s (one that appeared since is not counted), this
+    process used 1.0 s: others took 1.5 cores' worth. A niced run's user time is booked as niced,
+    not busy, so only its system time (0.2 s) comes off: 1.9."""
     clock = iter([100.0, 102.0])
     per_cpu = iter([[Times(10, 5, 2, 50, 1, 0, 0, 0)] * 2,
                     [Times(11.2, 5.5, 2.3, 50.5, 3, 0, 0, 0)] * 2])
     own = iter([Own(4.0, 1.0), Own(4.8, 1.2)])
+    niced = iter([{(7, 1.0): 3.0}, {(7, 1.0): 4.0, (8, 2.0): 9.0}])
+    me = type("P", (), {"cpu_times": lambda self: next(own), "nice": lambda self: own_nice, "pid": 1})
     monkeypatch.setattr(threads.time, "monotonic", lambda: next(clock))
     monkeypatch.setattr(threads.time, "sleep", lambda s: None)
     monkeypatch.setattr(threads.psutil, "cpu_times", lambda percpu: next(per_cpu))
-    monkeypatch.setattr(threads.psutil, "Process", lambda: type("P", (), {"cpu_times": lambda self: next(own)})())
-    monkeypatch.setattr(threads, "niced_yields", lambda: yields)
+    monkeypatch.setattr(threads.psutil, "Process", lambda: me())
+    monkeypatch.setattr(threads, "_unyielding", lambda cpus, me: next(niced))
     monkeypatch.setattr(threads, "_LAST", [])
     assert threads.busy_elsewhere([0, 1]) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("on,groups,expected", [
-    (False, {1: ("/autogroup-9", 0)}, True),                         # no autogroup: nice orders every process
-    (True, {1: ("/autogroup-7", 0)}, True),                          # niced in this session's group
-    (True, {1: ("/autogroup-9", 10)}, True),                         # its session's group niced too
-    (True, {1: ("/autogroup-9", 10), 2: ("/autogroup-8", 0)}, False),  # one in a group of its own, at 0
+@pytest.mark.parametrize("on,own_nice,proc,group,counted", [
+    (False, 0, {"nice": 10}, None, False),            # no autogroup: nice orders every process
+    (False, 10, {"nice": 10}, None, True),            # as niced as the run: no way given
+    (True, 0, {"nice": 10}, ("/autogroup-7", 0), False),   # niced in the run's own session
+    (True, 0, {"nice": 10}, ("/autogroup-9", 0), True),    # a setsid job: a group of its own at 0
+    (True, 0, {"nice": 10}, ("/autogroup-9", 10), False),  # its session's group niced too
+    (True, 0, {"nice": 19}, ("/", 0), False),              # the root group: weighed by its own nice
+    (True, 0, {"nice": 10, "cpu_affinity": [5]}, ("/autogroup-9", 0), False),  # not on the run's cores
+    (True, 0, {"nice": 0}, ("/autogroup-9", 0), False),    # not niced: its time is in the cores' busy
 ])
-def test_niced_work_yields_unless_autogroup_gives_it_a_group_of_its_own(monkeypatch, on, groups, expected):
-    """A setsid job at nice 10 takes its group's equal share of the CPU under autogroup, so its time
-    counts as busy; a sleeping or un-niced process in another group is no niced work."""
+def test_niced_work_counts_where_it_does_not_give_way_to_the_run(monkeypatch, on, own_nice, proc, group, counted):
+    """Which niced processes' CPU time counts as busy: those the scheduler does not put behind the run."""
     Proc = namedtuple("Proc", "pid info")
-    procs = [Proc(pid, {"nice": 10, "status": threads.psutil.STATUS_RUNNING}) for pid in groups]
-    procs += [Proc(3, {"nice": 10, "status": threads.psutil.STATUS_SLEEPING}),
-              Proc(4, {"nice": 0, "status": threads.psutil.STATUS_RUNNING})]
-    groups = {**groups, "self": ("/autogroup-7", 0), 3: ("/autogroup-5", 0), 4: ("/autogroup-5", 0)}
+    info = {"cpu_times": Own(2.0, 0.5), "create_time": 1.0, "cpu_affinity": [0, 1], **proc}
+    me = type("P", (), {"nice": lambda self: own_nice, "pid": 1})()
+    groups = {"self": ("/autogroup-7", 0), 2: group}
     monkeypatch.setattr(threads, "_autogroup_on", lambda: on)
     monkeypatch.setattr(threads, "_autogroup", lambda pid: groups.get(pid))
-    monkeypatch.setattr(threads.psutil, "process_iter", lambda attrs: iter(procs))
-    assert threads.niced_yields() is expected
+    monkeypatch.setattr(threads.psutil, "process_iter", lambda attrs: iter([Proc(1, info), Proc(2, info)]))
+    assert threads._unyielding([0, 1], me) == ({(2, 1.0): 2.5} if counted else {})
+
+
+@pytest.mark.parametrize("files,group,on", [
+    ({"autogroup": "/autogroup-5 nice 10\n", "cgroup": "0::/\n"}, ("/autogroup-5", 10), True),
+    ({"autogroup": "", "cgroup": "1:cpu:/\n0::/\n"}, ("/", 0), True),        # empty: the root group
+    ({"autogroup": "", "cgroup": "0::/docker/abc\n"}, ("/", 0), False),      # a container's cpu cgroup
+    ({"autogroup": "", "cgroup": "1:cpu,cpuacct:/user.slice\n"}, ("/", 0), False),
+    ({"cgroup": "0::/\n"}, None, True),                                      # no autogroup file
+])
+def test_the_autogroup_is_read_from_proc(monkeypatch, tmp_path, files, group, on):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "enabled").write_text("1\n")
+    where = {"/proc/sys/kernel/sched_autogroup_enabled": "enabled", "/proc/self/cgroup": "cgroup",
+             "/proc/self/autogroup": "autogroup"}
+    monkeypatch.setattr(threads, "Path", lambda p: tmp_path / where[p])
+    assert threads._autogroup("self") == group and threads._autogroup_on() is on
 
 
 def test_a_run_sets_its_threads_records_them_and_sets_them_back(toy_task, tmp_path):
