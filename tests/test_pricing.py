@@ -271,16 +271,33 @@ def test_the_groups_the_dry_run_does_not_list_are_counted_and_priced(toy_task, t
 def test_the_calibration_runs_at_the_threads_a_run_would_take_and_gives_them_back(toy_task, monkeypatch):
     """On a CPU shared with other work, a calibration at torch's default threads (one per core) priced
     smollm2-135m at 10 GFLOP/s where the runs beside it, at one thread, did 24: the calibration times
-    the passes at the threads a run of the config would take, says how many, and restores torch's."""
+    the passes at the threads a run of the config would take (`threads`), says how many, and sets
+    torch's back."""
     import torch
 
-    from tuneoff import throughput
+    from tuneoff import threads, throughput
     from tuneoff.pricing import task_data
 
     before, seen, real = torch.get_num_threads(), [], throughput._calibrate
+    monkeypatch.setattr(threads, "cores", lambda: [0, 1, 2, 3])
     monkeypatch.setattr(throughput, "_calibrate", lambda *a: seen.append(torch.get_num_threads()) or real(*a))
-    cfg = _run(toy_task, "threads=1")
-    task, pool, _ = task_data(cfg.task, cfg.data_dir, (), None)
-    machine = throughput.calibrate(cfg, task, pool[:8])
-    assert seen == [1] and torch.get_num_threads() == before
-    assert machine.how.endswith("scoring, 1 thread)") and machine.train_rate > 0
+    torch.set_num_threads(2)
+    try:
+        cfg = _run(toy_task, "threads=3")
+        task, pool, _ = task_data(cfg.task, cfg.data_dir, (), None)
+        machine = throughput.calibrate(cfg, task, pool[:8])
+        assert seen == [3] and torch.get_num_threads() == 2
+        assert machine.how.endswith("scoring, 3 threads)") and machine.train_rate > 0
+        one = throughput.calibrate(_run(toy_task, "threads=1"), task, pool[:8])
+        assert seen == [3, 1] and one.how.endswith("scoring, 1 thread)")
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_pricer_calibrates_once_per_model_device_and_threads(toy_task, monkeypatch):
+    measured = []
+    monkeypatch.setattr(Pricer, "_measure", lambda self, cfg, device: measured.append(cfg.threads) or FLOPS_ONLY)
+    pricer = Pricer()
+    for threads in ("auto", 1, "auto", 1):
+        pricer._calibrated(_run(toy_task, f"threads={threads}"), "cpu")
+    assert measured == ["auto", 1]

@@ -95,12 +95,10 @@ def calibrate(cfg, task, examples: list[dict]) -> Machine:
     from tuneoff import threads
 
     with threads.applied(cfg.threads) as chosen:
-        machine = _calibrate(cfg, task, examples)
-    n = chosen.threads
-    return replace(machine, how=f"{machine.how[:-1]}, {n} thread{'s' if n > 1 else ''})")
+        return _calibrate(cfg, task, examples, chosen.threads)
 
 
-def _calibrate(cfg, task, examples: list[dict]) -> Machine:
+def _calibrate(cfg, task, examples: list[dict], n_threads: int) -> Machine:
     import torch
 
     from tuneoff.evaluate import AutoBatch
@@ -152,7 +150,7 @@ def _calibrate(cfg, task, examples: list[dict]) -> Machine:
     eval_rate = approx_flops(n, 0, scored, False) / max(eval_s, 1e-6)
     return Machine(load_s, STEP_S + fixed, opt_s / n, train_rate, eval_rate,
                    f"the speed calibrated here ({cfg.model} on {device.type}: {train_rate / 1e9:.0f} GFLOP/s "
-                   f"training, {eval_rate / 1e9:.0f} scoring)")
+                   f"training, {eval_rate / 1e9:.0f} scoring, {n_threads} thread{'s' if n_threads > 1 else ''})")
 
 
 @dataclass(frozen=True)
@@ -246,9 +244,10 @@ class Pricer:
         return self.fitted[(cfg.model, device)], len(seen)
 
     def _calibrated(self, cfg, device: str) -> Machine:
-        if (cfg.model, device) not in self.calibrated:
-            self.calibrated[(cfg.model, device)] = self._measure(cfg, device)
-        return self.calibrated[(cfg.model, device)]
+        key = (cfg.model, device, cfg.threads)
+        if key not in self.calibrated:
+            self.calibrated[key] = self._measure(cfg, device)
+        return self.calibrated[key]
 
     def _measure(self, cfg, device: str) -> Machine:
         if cfg.model in models.TINY:
