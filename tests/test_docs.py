@@ -247,6 +247,7 @@ COMMANDS = {
     "tuneoff sweep examples/paper.yaml --executor ray [--address HOST:PORT]": How("parse"),
     "tuneoff sweep benchmarks/selection.yaml": How("measured", where="docs/selection.md"),
     "tuneoff sweep benchmarks/search.yaml data_dir=PATH": How("measured", where="docs/selection.md"),
+    "tuneoff sweep examples/cola-mnli-v2.yaml data_dir=PATH data_seed=0": How("measured", where="docs/selection.md"),
     "tuneoff sweep benchmarks/method_checks.yaml data_dir=PATH": How("measured", where="docs/method-checks.md"),
 }
 
