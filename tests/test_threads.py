@@ -85,6 +85,16 @@ def test_niced_work_counts_where_it_does_not_give_way_to_the_run(monkeypatch, on
     assert threads._unyielding([0, 1], me) == ({(2, 1.0): 2.5} if counted else {})
 
 
+def test_where_processes_have_no_cpu_affinity_it_is_not_asked_for(monkeypatch):
+    """psutil on macOS has no cpu_affinity, and asking process_iter for an attribute it lacks raises."""
+    asked = []
+    monkeypatch.delattr(threads.psutil.Process, "cpu_affinity", raising=False)
+    monkeypatch.setattr(threads, "_autogroup_on", lambda: False)
+    monkeypatch.setattr(threads.psutil, "process_iter", lambda attrs: asked.append(attrs) or iter([]))
+    me = type("P", (), {"nice": lambda self: 0, "pid": 1})()
+    assert threads._unyielding([0], me) == {} and "cpu_affinity" not in asked[0]
+
+
 @pytest.mark.parametrize("files,group,on", [
     ({"autogroup": "/autogroup-5 nice 10\n", "cgroup": "0::/\n"}, ("/autogroup-5", 10), True),
     ({"autogroup": "", "cgroup": "1:cpu:/\n0::/\n"}, ("/", 0), True),        # empty: the root group

@@ -112,7 +112,8 @@ def _unyielding(cpus: list[int], me) -> dict[tuple, float]:
     own_nice = me.nice()
     own_group = _autogroup("self") if _autogroup_on() else None
     out, mine = {}, set(cpus)
-    for proc in psutil.process_iter(["nice", "cpu_times", "create_time", "cpu_affinity"]):
+    attrs = ["nice", "cpu_times", "create_time"] + (["cpu_affinity"] if hasattr(psutil.Process, "cpu_affinity") else [])
+    for proc in psutil.process_iter(attrs):  # (macOS has no cpu_affinity: asking for it is an error)
         info = proc.info
         nice, used = info.get("nice"), info.get("cpu_times")
         if proc.pid == me.pid or nice is None or nice <= 0 or used is None:
