@@ -47,10 +47,6 @@ def hm(s: float | None) -> str:
     return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m"
 
 
-def flops(work) -> float:
-    return work.train_flops + work.eval_flops
-
-
 def work_table(first, done: dict, label, pricer: Pricer) -> None:
     """The selections' FLOPs as priced (first round; with every extension) beside those recorded, and
     the run's own parts priced at the speed calibrated now beside their CPU seconds."""
@@ -63,12 +59,12 @@ def work_table(first, done: dict, label, pricer: Pricer) -> None:
         if sel is None or sel.get("shared") or not (sel.get("cost") or {}).get("flops_approx"):
             continue
         work, extra = selection_work(run, inputs(run))
-        got, priced = sel["cost"]["flops_approx"], flops(work)
+        got, priced = sel["cost"]["flops_approx"], work.flops
         ratio = f"{got / priced:.2f}" if priced else "–"
         rounds = len(sel.get("rounds") or [1])
-        own, cpu = pricer.parts(run)[0], _spent(rec, PARTS[1:])[1]
+        own, cpu = pricer.parts(run)[0], _spent(rec, (*TRAINING, *EVALUATION))[1]
         print(f"| {run.task} · {run.model} · {label(run)} · {run.shots} | {priced:.3g} | "
-              f"{priced + flops(extra):.3g} | {got:.3g} | {ratio} | {rounds} | {hm(own)} / {hm(cpu)} |")
+              f"{priced + extra.flops:.3g} | {got:.3g} | {ratio} | {rounds} | {hm(own)} / {hm(cpu)} |")
 
 
 def main() -> None:

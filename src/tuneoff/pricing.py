@@ -72,6 +72,11 @@ class Work:
     def times(self, k: float) -> "Work":
         return Work(*(getattr(self, f.name) * k for f in fields(self)))
 
+    @property
+    def flops(self) -> float:
+        """Training and scoring FLOPs together."""
+        return self.train_flops + self.eval_flops
+
 
 @dataclass(frozen=True)
 class Inputs:

@@ -287,7 +287,7 @@ class Pricer:
 
 def _what(inp: Inputs, work: Work) -> str:
     steps = f", {work.steps:.0f} steps" if work.steps else ""
-    return f"its work ({inp.tokens:.0f} tokens per example{steps}, {work.train_flops + work.eval_flops:.2g} FLOPs)"
+    return f"its work ({inp.tokens:.0f} tokens per example{steps}, {work.flops:.2g} FLOPs)"
 
 
 __all__ = ["Machine", "Pricer", "TINY", "DEFAULT", "Unknown", "calibrate", "record_work"]
