@@ -1,6 +1,6 @@
 """Protocol v1 beside protocol v2, from two stores of the same comparison (docs/cola-mnli-v2/README.md).
 
-    python benchmarks/v1_v2.py docs/cola-mnli-v2 docs/cola-mnli-cpu            # the three tables
+    python benchmarks/v1_v2.py docs/cola-mnli-v2 docs/cola-mnli-cpu            # the four parts
     python benchmarks/v1_v2.py docs/cola-mnli-v2 docs/cola-mnli-cpu --model smollm2-135m
 
 1. Scores: for every cell the two stores share (task, model, method, shots, eval set), each side's mean
@@ -15,6 +15,8 @@
    the training length included (the epochs trained of the schedule's horizon).
 3. Cost: per store, wall and CPU hours by part (selection, training, evaluation) and by shot count,
    each selection counted once (`real_table.py --times` per cell).
+4. v1's findings under v2 (`v1_findings.py`): which methods are above chance, which pairs the paired
+   tests separate, and the recommendation, each store judged by the report's rules on its own runs.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from tuneoff.store import open_store
 
 from real_table import EVALUATION, TRAINING, _spent  # benchmarks/: run as a script
 from search_table import choice
+from v1_findings import print_findings
 
 EVAL_SETS = {"cola": ("in_domain", "out_of_domain"), "mnli": ("validation_matched", "hans")}
 
@@ -182,6 +185,8 @@ def main() -> None:
     selection_table(new, old, args.model)
     print("## Cost by part and by shot count\n")
     cost_table(new, old)
+    print("## v1's findings under v2\n")
+    print_findings(new, old, args.model)
 
 
 if __name__ == "__main__":
