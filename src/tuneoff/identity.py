@@ -27,11 +27,13 @@ if TYPE_CHECKING:
 
 # where and how fast a run is computed: never part of its result, nor of its run id (activation
 # checkpointing recomputes the same activations with the same random state; the thread count moves
-# float sums in their last digits only, as the device does)
-NOT_RESULT = ("output_dir", "device", "save", "eval.batch_size", "threads", "train.gradient_checkpointing")
+# float sums in their last digits only, as the device does; a training resumed from a kept state
+# reaches the weights it would have reached unstopped)
+NOT_RESULT = ("output_dir", "device", "save", "eval.batch_size", "threads", "train.gradient_checkpointing",
+              "train.resume_every")
 # what a selection fit's id leaves out of its candidate's config besides: the eval sets are never
 # read by a fit
-NOT_FIT = ("output_dir", "device", "save", "eval", "threads", "train.gradient_checkpointing")
+NOT_FIT = ("output_dir", "device", "save", "eval", "threads", "train.gradient_checkpointing", "train.resume_every")
 
 # Keys that moved: where each is now -> its old place. A config, an override or an old record may
 # still give the old name (its value goes to the new place); ids are hashed with the value in its

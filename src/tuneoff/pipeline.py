@@ -18,7 +18,8 @@ from tuneoff.evaluate import AutoBatch, eval_metrics, predict
 from tuneoff.methods import Context, Method
 from tuneoff.resources import Timer, approx_flops, count_parameters, train_cost
 from tuneoff.tasks import Task, get_task
-from tuneoff.train import TrainingDiverged, TrainStats, train
+from tuneoff.resume import ResumePoint
+from tuneoff.train import TrainingDiverged, TrainStats, count_earlier, resumed_note, train
 
 
 def pick_device(name: str) -> torch.device:
@@ -262,9 +263,12 @@ def score(method: Method, targets: dict[str, Scored], batch_size: int | str | Au
 
 def fit_and_score(toolbox: Toolbox, cfg: RunConfig, data: RunData, train_set: list[dict],
                   targets: dict[str, Scored], pool: list[dict] | None = None, progress=None,
-                  on_load=None) -> Fit:
+                  on_load=None, resume: ResumePoint | None = None) -> Fit:
     """Build `cfg`'s method on `train_set`, train it (if it trains) and score it on `targets`.
-    A diverged training is returned in `diverged`, with nothing scored; any other error is raised."""
+    A diverged training is returned in `diverged`, with nothing scored; any other error is raised.
+    `resume`: where the training keeps its state and resumes from (`tuneoff.resume`); a resumed
+    training's time counts the stopped processes' time up to the state it went on from, and says so
+    in the method's notes."""
     device = pick_device(cfg.device)
     method, timers = build_method(cfg, data, train_set, device, pool, progress, on_load)
     if not method.trains:  # nothing may receive gradients, and none is counted as trainable
@@ -276,9 +280,12 @@ def fit_and_score(toolbox: Toolbox, cfg: RunConfig, data: RunData, train_set: li
             cb = (lambda s, total, loss: progress("train", s, total, loss)) if progress else None
             try:
                 fit.stats = train(method, method.train_examples(train_set), cfg.train, cfg.seed,
-                                  toolbox.accelerator(device), cb)
+                                  toolbox.accelerator(device), cb, resume)
             except TrainingDiverged as e:
                 fit.diverged = e
+    if fit.stats is not None and fit.stats.resumed_step:
+        count_earlier(timers["train"], fit.stats)
+        method.notes.append(resumed_note(fit.stats))
     with Timer() as timers["eval"]:  # wall and CPU time
         if fit.diverged is None:
             batch = AutoBatch.of(cfg.eval.batch_size, device)  # auto: one size carried across the sets

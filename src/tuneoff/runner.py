@@ -21,6 +21,7 @@ from tuneoff.pipeline import (Fit, RunData, Toolbox, build_method, eval_targets,
                               pick_device, score)
 from tuneoff.record import Record, read
 from tuneoff.resources import PeakMemory
+from tuneoff.resume import ResumePoint
 from tuneoff.selection.cache import FitCache
 from tuneoff.selection.oracle import oracle
 from tuneoff.selection.search import Selection, select
@@ -64,6 +65,7 @@ class Recipe:
         self.sel: Selection | None = None
         self.chosen = cfg  # the config the run trains with: with selection, the chosen candidate's
         self.probe = forgetting.Probe(cfg.forgetting.text, cfg.forgetting.max_tokens) if cfg.forgetting.enabled else None
+        self.resume = ResumePoint(Path(cfg.output_dir) / "resume" / cfg.run_id(), cfg.train.resume_every)
 
     def setup(self) -> None:
         """Data shared by every run of the task (read once per toolbox) stays outside the run's own
@@ -90,7 +92,7 @@ class Recipe:
         data = self.toolbox.data(self.chosen)
         on_load = self.probe.before if self.probe else None
         fit = fit_and_score(self.toolbox, self.chosen, data, data.few, eval_targets(data), progress=self.progress,
-                            on_load=on_load)
+                            on_load=on_load, resume=self.resume)
         if fit.diverged is not None:
             raise fit.diverged
         if self.probe:
@@ -108,6 +110,7 @@ class Recipe:
                 data, fit = self.fit()
             out = self.record(data, fit, mem.result())
         out["env"]["threads"] = chosen.record()
+        self.resume.clear()  # the result is made: its training's kept state is no longer needed
         return out
 
     def record(self, data: RunData, fit: Fit, memory: dict) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -13,6 +14,7 @@ from tuneoff.config import TrainConfig
 from tuneoff.methods import Method
 from tuneoff.methods.base import batch_to
 from tuneoff.precision import autocast, bf16_supported, enable_checkpointing, master_weights
+from tuneoff.resume import ResumePoint, fingerprint
 
 
 class TrainingDiverged(RuntimeError):
@@ -26,6 +28,9 @@ class TrainStats:
     tokens: int = 0  # through the model forward and backward
     forward_tokens: int = 0  # forward only, once (a precomputed pass, e.g. the probe's features)
     losses: list[float] = field(default_factory=list)  # mean loss per optimizer step
+    resumed_step: int = 0  # the step a kept state was loaded at (`tuneoff.resume`); 0: trained from the start
+    earlier_s: float = 0.0  # wall and CPU seconds the stopped processes had trained up to that state
+    earlier_cpu_s: float = 0.0
 
 
 def check_precision(precision: str, device: torch.device) -> None:
@@ -63,25 +68,42 @@ def stop_step(n_examples: int, cfg: TrainConfig) -> int:
 
 
 def train(method: Method, examples: list[dict], cfg: TrainConfig, seed: int,
-          accelerator: Accelerator, progress=None) -> TrainStats:
+          accelerator: Accelerator, progress=None, resume: ResumePoint | None = None) -> TrainStats:
     """AdamW with linear warm-up/decay, gradient accumulation and clipping; `method.loss` decides
     what is minimised, under bfloat16 autocast with `cfg.precision` bf16 (the backward pass, the
     weights, gradients and optimizer state stay float32), and under autocast to the frozen weights'
     dtype where the model loaded in 16 bits (`tuneoff.precision`: the weights that train are float32). Stops at `stop_step` (the schedule's end
-    unless `cfg.stop_epochs` stops it early). `progress` is an optional callable(step, total, loss)."""
+    unless `cfg.stop_epochs` stops it early). `progress` is an optional callable(step, total, loss).
+    `resume`: where the training keeps its state as it goes and goes on from one kept before
+    (`tuneoff.resume`); the caller clears it once the result is kept."""
     try:
-        return Training(method, examples, cfg, seed, accelerator, progress).run_until(stop_step(len(examples), cfg))
+        return Training(method, examples, cfg, seed, accelerator, progress, resume).run_until(
+            stop_step(len(examples), cfg))
     finally:
         accelerator.free_memory()  # as `Training.close`, also when setting up failed
+
+
+def count_earlier(timer, stats: TrainStats) -> None:
+    """Add to a `resources.Timer` of a resumed training the time its stopped processes spent up to
+    the state it went on from (the minutes after that state were lost and are not counted)."""
+    timer.seconds += stats.earlier_s
+    timer.cpu_seconds += stats.earlier_cpu_s
+
+
+def resumed_note(stats: TrainStats) -> str:
+    return (f"training resumed at step {stats.resumed_step} from the state a stopped process kept "
+            f"({stats.earlier_cpu_s:.0f} CPU s before it, counted in the training's time)")
 
 
 class Training:
     """One training under way, that can stop at a step, be scored, and go on (a search's rungs):
     `run_until(step)` takes the optimizer steps up to `step` of the schedule planned for the whole
-    of `cfg`; `close()` puts the model in eval mode and lets the accelerator drop it."""
+    of `cfg`; `close()` puts the model in eval mode and lets the accelerator drop it. With `resume`,
+    its state is kept there as it trains, and one kept before is loaded first (`tuneoff.resume`)."""
 
     def __init__(self, method: Method, examples: list[dict], cfg: TrainConfig, seed: int,
-                 accelerator: Accelerator, progress=None):
+                 accelerator: Accelerator, progress=None, resume: ResumePoint | None = None):
+        self.t0, self.cpu0 = time.perf_counter(), time.process_time()
         check_precision(cfg.precision, accelerator.device)
         set_seed(seed)
         self.method, self.examples, self.cfg, self.accelerator, self.progress = method, examples, cfg, accelerator, progress
@@ -101,15 +123,40 @@ class Training:
         self.stats = TrainStats()
         with self.autocast():
             self.stats.forward_tokens = method.start_training(examples)
-        self.stream = self._micro_batches()
+        self.perm: list[int] = []  # this pass's order over the examples, and the next micro-batch's start in it
+        self.pos = 0
         self.started = False
+        self.earlier_s = self.earlier_cpu_s = 0.0
+        self.resume = resume if resume is not None and self._resumable() else None
+        self.saved_step = -1
+        if self.resume is not None:
+            self.fingerprint = fingerprint(self.steps, seed, examples, self.model, cfg.model_dump(mode="json"),
+                                           type(method).__name__)
+            if self.resume.load(self, self.fingerprint):
+                self.stats.resumed_step, self.saved_step = self.stats.steps, self.stats.steps
+                self.stats.earlier_s, self.stats.earlier_cpu_s = self.earlier_s, self.earlier_cpu_s
 
-    def _micro_batches(self):
-        examples, size = self.examples, self.cfg.batch_size
-        while True:
-            perm = torch.randperm(len(examples), generator=self.order).tolist()
-            for i in range(0, len(perm), size):
-                yield [examples[j] for j in perm[i:i + size]]
+    def _resumable(self) -> bool:
+        """Whether a kept state holds all that the next steps read: not for a method whose state
+        between steps lies outside the model and optimizer (AdaLoRA's rank allocation), nor one that
+        steps parameters the model does not hold."""
+        held = {id(p) for p in self.model.parameters() if p.requires_grad}
+        return getattr(self.method, "allocate", None) is None and all(id(p) in held for p in self.params)
+
+    def _next_chunk(self) -> list[dict]:
+        """The next micro-batch: passes over the examples, each in a new random order."""
+        if self.pos >= len(self.perm):
+            self.perm, self.pos = torch.randperm(len(self.examples), generator=self.order).tolist(), 0
+        chunk = [self.examples[j] for j in self.perm[self.pos:self.pos + self.cfg.batch_size]]
+        self.pos += self.cfg.batch_size
+        return chunk
+
+    def spent_s(self) -> float:
+        """Wall seconds of this training: in this process, and in the stopped ones it resumed from."""
+        return self.earlier_s + time.perf_counter() - self.t0
+
+    def spent_cpu_s(self) -> float:
+        return self.earlier_cpu_s + time.process_time() - self.cpu0
 
     def run_until(self, step: int) -> TrainStats:
         """Optimizer steps up to `step` (at most the schedule's); the model is left unwrapped, in eval mode."""
@@ -122,7 +169,7 @@ class Training:
         while stats.steps < min(step, self.steps):
             step_loss = 0.0
             for _ in range(cfg.grad_accum):
-                chunk = next(self.stream)
+                chunk = self._next_chunk()
                 batch = batch_to(method.collate(chunk), accelerator.device)
                 with self.autocast():
                     loss = method.loss(batch)
@@ -142,13 +189,22 @@ class Training:
             method.after_optimizer_step(stats.steps, self.steps)  # this step's gradients still there
             self.optimizer.zero_grad(set_to_none=True)
             stats.losses.append(step_loss)
+            if self.resume is not None and self.resume.due():
+                self.keep()
             if self.progress:
                 self.progress(stats.steps, min(step, self.steps), step_loss)
+        if self.resume is not None and self.resume.kept and self.saved_step != stats.steps:
+            self.keep()  # a long training's end too, until its caller keeps the result
         self.model.eval()
         method.model = accelerator.unwrap_model(self.model)
         with self.autocast():
             stats.forward_tokens += method.finish_training()  # inside the training's time, before any scoring
         return stats
+
+    def keep(self) -> None:
+        """Keep the state now (between two steps)."""
+        self.resume.save(self)
+        self.saved_step = self.stats.steps
 
     def autocast(self):
         """The context of every forward pass of this training (`tuneoff.precision.autocast`)."""

@@ -41,6 +41,10 @@ class TrainConfig(Strict):
     gradient_checkpointing: bool = Field(
         False, description="recompute each layer's activations in the backward pass instead of keeping them: less "
                            "memory, about a third more compute, the same gradients")
+    resume_every: float = Field(
+        600, ge=0, description="seconds between two states a training keeps on disk (under output_dir/resume), so "
+                               "that a run or selection stopped mid-training goes on from the last one, to the same "
+                               "weights; 0 = keep none")
 
 
 class EvalConfig(Strict):

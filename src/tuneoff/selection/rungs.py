@@ -21,6 +21,7 @@ from tuneoff.identity import digest, fit_ids
 from tuneoff.pipeline import RunData, Scored, Toolbox, build_method, pick_device, score
 from tuneoff.resources import Timer, approx_flops, count_parameters, train_cost
 from tuneoff.selection.folds import Fold
+from tuneoff.resume import ResumePoint
 from tuneoff.train import Training, TrainingDiverged, epoch_steps
 
 
@@ -89,7 +90,8 @@ def _rung(length, scored: list[tuple[float, float]]) -> dict:
             "mean_loss": float(np.mean(losses))}
 
 
-def _start(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold]) -> list[_FoldRun]:
+def _start(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold],
+           resume: ResumePoint | None = None) -> list[_FoldRun]:
     device = pick_device(cand.device)
     runs = []
     for fold in folds:
@@ -97,7 +99,7 @@ def _start(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold]) 
         pool = [ex for ex in data.pool if ex["id"] not in held]
         method, _ = build_method(cand, data, fold.train, device, pool)
         examples = method.train_examples(fold.train)
-        training = Training(method, examples, cand.train, cand.seed, toolbox.accelerator(device))
+        training = Training(method, examples, cand.train, cand.seed, toolbox.accelerator(device), resume=resume)
         runs.append(_FoldRun(fold, method, training, examples, count_parameters(method.model)))
     return runs
 
@@ -152,6 +154,15 @@ def fold_key(cand: RunConfig, fold: Fold, rung: float) -> str:
     return "fold:" + digest({"fit": fit, "rung": rung}, 20)
 
 
+def _resume_point(kept, key: str | None, cand: RunConfig) -> ResumePoint | None:
+    """Where a one-rung fold's training keeps its state (`tuneoff.resume`): beside the fit cache,
+    under the fold's key; none without a cache to keep the fold in."""
+    folder = getattr(kept, "path", None)
+    if key is None or folder is None:
+        return None
+    return ResumePoint(folder.parent / "resume" / key.replace(":", "-"), cand.train.resume_every)
+
+
 def _one_rung(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold], rung: float, go_on,
               kept=None, on_fold=None) -> dict:
     """`fit_rungs` at one rung: the folds one after another, each fold's model dropped before the
@@ -165,11 +176,15 @@ def _one_rung(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold
         reused = got is not None
         if got is None:
             one, runs = TrialCost(), []  # the last fold's model let go here, before this one's is built
+            resume = _resume_point(kept, key, cand)
             try:
                 with Timer() as t:
-                    runs = one.runs = _start(toolbox, cand, data, [fold])
+                    runs = one.runs = _start(toolbox, cand, data, [fold], resume)
                 one.train_s, one.train_cpu_s = t.seconds, t.cpu_seconds
                 _train(runs, cand, rung, one)
+                stats = runs[0].training.stats
+                if stats.resumed_step:  # the stopped processes' time up to the state it went on from
+                    one.train_s, one.train_cpu_s = one.train_s + stats.earlier_s, one.train_cpu_s + stats.earlier_cpu_s
                 fold_score, fold_loss = _fold_score(runs[0], data.task.main_metric, cand.eval.batch_size, one)
             except TrainingDiverged as e:
                 cost.add(one.parts())
@@ -183,6 +198,8 @@ def _one_rung(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold
             got = {"score": fold_score, "loss": fold_loss, **one.parts()}
             if key is not None:
                 kept.put(key, got)
+            if resume is not None:
+                resume.clear()  # the fold is kept: its training's state is no longer needed
         cost.add(got)
         scored.append((got["score"], got["loss"]))
         if on_fold is not None:

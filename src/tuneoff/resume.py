@@ -1,0 +1,203 @@
+"""A training's state kept on disk as it goes, so that a process stopped mid-training (killed, its
+machine gone) loses at most the last few minutes of it, not the whole training: the next process that
+makes the same run or selection fit goes on from the last state kept, and trains to the very weights
+an unstopped training reaches (tests/test_resume.py compares them bit for bit).
+
+The state is everything the next steps read: the trained weights, the optimizer's and the schedule's
+state, the random states (torch's, numpy's, Python's, and the loop's own order over the examples) and
+where the loop is in its current pass, and the counts so far. Tensors go to one safetensors file,
+the rest to JSON; both are replaced atomically, so a state is whole or absent. A fingerprint (the
+schedule's steps, the seed, the examples and the trained parameters' names and shapes) is checked on
+reading: a state that does not fit the training about to start is set aside, never loaded.
+
+A training keeps its state every `train.resume_every` seconds (not part of a run's id: it changes no
+result) under `<output_dir>/resume/<key>/` (the key: the run's id, or a selection fold's key), and
+once more at its end if it kept one before; the caller clears it once the result is kept. Methods
+whose state between steps lies outside these (AdaLoRA's rank allocation) are not resumed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from tuneoff.identity import digest
+
+STATE, TENSORS = "state.json", "state.safetensors"
+
+
+def fingerprint(steps: int, seed: int, examples: list[dict], model: torch.nn.Module, train: dict,
+                method: str) -> dict:
+    """What a kept state must match to be loaded into a training: its schedule's steps, seed, training
+    settings (`train`, without `resume_every`) and method, its examples and its trained parameters."""
+    ids = [ex.get("id", i) for i, ex in enumerate(examples)]
+    params = [[n, list(p.shape)] for n, p in model.named_parameters() if p.requires_grad]
+    settings = {k: v for k, v in train.items() if k != "resume_every"}
+    return {"steps": steps, "seed": seed, "method": method, "train": digest(settings, 16),
+            "examples": digest(ids, 16), "params": digest(params, 16)}
+
+
+class ResumePoint:
+    """Where one training keeps its state, and how often (`every` seconds; 0: never)."""
+
+    def __init__(self, folder: str | Path, every: float):
+        self.folder, self.every = Path(folder), float(every)
+        self.last = time.monotonic()
+        self.kept = False  # a state was written by this training
+        self.loaded_step = 0
+
+    def due(self) -> bool:
+        return self.every > 0 and time.monotonic() - self.last >= self.every
+
+    def save(self, training) -> None:
+        """Write `training`'s state (a `train.Training` between two steps), replacing the last."""
+        tensors, meta = _state(training)
+        meta["token"] = uuid.uuid4().hex  # in both files: a JSON and tensors written by different saves never pair
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp_t, tmp_j = self.folder / (TENSORS + ".tmp"), self.folder / (STATE + ".tmp")
+        write_safetensors(tensors, tmp_t, {"token": meta["token"]})
+        tmp_j.write_text(json.dumps(meta), encoding="utf-8")
+        os.replace(tmp_t, self.folder / TENSORS)  # the tensors first: the JSON names the step they are at
+        os.replace(tmp_j, self.folder / STATE)
+        self.kept, self.last = True, time.monotonic()
+
+    def load(self, training, expect: dict) -> bool:
+        """Put the kept state into `training` if there is one and it fits `expect` (`fingerprint`);
+        a state that does not fit is removed. Whether one was loaded."""
+        meta_path, tensor_path = self.folder / STATE, self.folder / TENSORS
+        if not (meta_path.is_file() and tensor_path.is_file()):
+            return False
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            with safe_open(str(tensor_path), framework="pt") as f:
+                token = (f.metadata() or {}).get("token")
+            tensors = load_file(str(tensor_path))
+            fits = (meta.get("fingerprint") == expect and meta.get("check") == _check(tensors)
+                    and token is not None and meta.get("token") == token)
+        except Exception:  # unreadable (safetensors' own error included): not a state this code wrote whole
+            fits = False
+        if not fits:
+            self.clear()
+            return False
+        try:
+            _restore(training, tensors, meta)
+        except Exception as e:  # the weights may be half loaded: this training cannot go on
+            self.clear()
+            raise RuntimeError(f"the training state kept in {self.folder} could not be loaded ({e}); it was "
+                               "removed, so the next attempt trains from the start") from e
+        self.loaded_step, self.last = training.stats.steps, time.monotonic()
+        return True
+
+    def clear(self) -> None:
+        """Remove the kept state, and the folder of states if it is left empty."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        try:
+            self.folder.parent.rmdir()
+        except OSError:
+            pass  # other states there, or none
+
+
+_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+           torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL"}
+
+
+def write_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """`tensors` to `path` in the safetensors format, one tensor at a time from its own memory:
+    `safetensors.torch.save_file` copies them all into bytes first, which would add the whole
+    state to the run's peak memory each time it is kept. Read back with `safetensors.torch.load_file`."""
+    header: dict = {"__metadata__": dict(metadata)} if metadata else {}
+    offset, order = 0, sorted(tensors)
+    for name in order:
+        t = tensors[name]
+        size = t.numel() * t.element_size()
+        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little"))
+        f.write(raw)
+        for name in order:
+            t = tensors[name].detach().cpu().contiguous()
+            if t.numel():
+                f.write(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _check(tensors: dict) -> str:
+    """Which tensors a state holds, and their sizes: the JSON and the tensors belong together."""
+    return digest(sorted((k, list(v.shape)) for k, v in tensors.items()), 16)
+
+
+def _state(t) -> tuple[dict, dict]:
+    tensors = {f"param.{n}": p.detach() for n, p in t.model.named_parameters() if p.requires_grad}
+    opt = t.optimizer.state_dict()
+    for idx, st in opt["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"opt.{idx}.{k}"] = v.detach()
+    opt_rest = {str(idx): {k: v for k, v in st.items() if not torch.is_tensor(v)} for idx, st in opt["state"].items()}
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.order"] = t.order.get_state()
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    np_state = np.random.get_state()
+    tensors["rng.numpy"] = torch.from_numpy(np.asarray(np_state[1], dtype=np.int64))
+    s = t.stats
+    meta = {"fingerprint": t.fingerprint, "check": _check(tensors), "step": s.steps,
+            "stats": {"steps": s.steps, "examples": s.examples, "tokens": s.tokens, "forward_tokens": s.forward_tokens,
+                      "losses": s.losses},
+            "spent": {"seconds": t.spent_s(), "cpu_seconds": t.spent_cpu_s()},
+            "stream": {"perm": t.perm, "pos": t.pos},
+            "optimizer": {"param_groups": opt["param_groups"], "state": opt_rest},
+            "scheduler": t.scheduler.state_dict(),
+            "rng": {"numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+                    "python": _py_state(random.getstate())}}
+    return tensors, meta
+
+
+def _py_state(state) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _restore(t, tensors: dict, meta: dict) -> None:
+    params = dict(t.model.named_parameters())
+    with torch.no_grad():
+        for key, value in tensors.items():
+            if key.startswith("param."):
+                params[key[len("param."):]].copy_(value)
+    state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    for idx, rest in meta["optimizer"]["state"].items():
+        state.setdefault(int(idx), {}).update(rest)
+    t.optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+    t.scheduler.load_state_dict(meta["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    t.order.set_state(tensors["rng.order"])
+    cuda = sorted((int(k.rsplit(".", 1)[1]), v) for k, v in tensors.items() if k.startswith("rng.cuda."))
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([v for _, v in cuda])
+    name, pos, has_gauss, gauss = meta["rng"]["numpy"]
+    np.random.set_state((name, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, g = meta["rng"]["python"]
+    random.setstate((version, tuple(internal), g))
+    s = meta["stats"]
+    t.stats.steps, t.stats.examples, t.stats.tokens = s["steps"], s["examples"], s["tokens"]
+    t.stats.forward_tokens, t.stats.losses = s["forward_tokens"], list(s["losses"])
+    t.perm, t.pos = list(meta["stream"]["perm"]), int(meta["stream"]["pos"])
+    t.earlier_s, t.earlier_cpu_s = float(meta["spent"]["seconds"]), float(meta["spent"]["cpu_seconds"])
