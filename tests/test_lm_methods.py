@@ -216,7 +216,7 @@ def test_changed_methods_get_a_version_in_their_run_id_others_keep_theirs():
         d["eval"].pop("batch_size", None)
         d.pop("select", None)
         d.pop("forgetting", None)  # at its defaults it is left out of every id
-        for key in ("precision", "optimizer", "stop_epochs", "gradient_checkpointing"):  # train keys added since;
+        for key in ("precision", "optimizer", "stop_epochs", "gradient_checkpointing", "resume_every"):  # added since;
             d["train"].pop(key)                                                            # left out at their defaults
         for key in ("model_dtype", "quantization", "attn_implementation", "threads"):  # so are these
             d.pop(key)

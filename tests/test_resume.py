@@ -17,8 +17,8 @@ from tuneoff.train import Training, train
 
 def _cfg(toy_task, tmp_path, *extra):
     return load_config(None, [f"task={toy_task}", "model=tiny-bert", "shots=8", "data_seed=0", "seed=0",
-                              "train.lr=1e-2", "train.max_steps=30", "train.batch_size=6",
-                              f"output_dir={tmp_path / 'res'}", *extra])
+                              "train.lr=1e-2", "train.max_steps=30", "train.batch_size=6", "threads=1",
+                              f"output_dir={tmp_path / 'res'}", *extra])  # bit for bit: at one thread count
 
 
 def _trained(model) -> dict:
@@ -87,7 +87,7 @@ def test_a_torn_state_is_not_loaded(toy_task, tmp_path):
     prep = prepare(_cfg(toy_task, tmp_path))
     stats = train(prep.method, prep.few, prep.cfg.train, 0, Toolbox.shared().accelerator(prep.device),
                   resume=ResumePoint(folder, 0))
-    assert stats.resumed_step == 0 and stats.steps == 30
+    assert stats.resumed_step == 0 and stats.steps == 30 and not folder.exists()
 
 
 def test_tensors_and_json_of_different_saves_never_pair(toy_task, tmp_path):
@@ -178,7 +178,7 @@ def test_a_selection_fold_stopped_mid_training_resumes_to_the_same_score(tmp_pat
 
     def fit(folder):
         cfg = load_config(None, ["task=demo", "model=tiny-bert", "shots=4", "data_seed=0", "seed=0",
-                                 "train.batch_size=3", "train.epochs=6", "train.resume_every=1e-9",
+                                 "train.batch_size=3", "train.epochs=6", "train.resume_every=1e-9", "threads=1",
                                  f"output_dir={folder}"]).expand()[0]
         toolbox = Toolbox()
         data = toolbox.split(cfg)
@@ -191,16 +191,73 @@ def test_a_selection_fold_stopped_mid_training_resumes_to_the_same_score(tmp_pat
 
     def stop_in_the_second_fold(self, training):
         save(self, training)
-        trainings.setdefault(id(training), len(trainings))
-        if trainings[id(training)] == 1 and training.stats.steps == 5:
+        folds.setdefault(training.fingerprint["examples"], len(folds))
+        if folds[training.fingerprint["examples"]] == 1 and training.stats.steps == 5:
             raise Stopped("the process is gone")
 
-    trainings: dict = {}
+    folds: dict = {}
     monkeypatch.setattr(ResumePoint, "save", stop_in_the_second_fold)
     with pytest.raises(Stopped):
         fit(tmp_path / "b")
     assert len(list((tmp_path / "b" / "resume").iterdir())) == 1  # the second fold's state; the first is kept
     monkeypatch.setattr(ResumePoint, "save", save)
+    load, loaded = ResumePoint.load, []
+    monkeypatch.setattr(ResumePoint, "load", lambda self, t, expect: loaded.append(load(self, t, expect)) or loaded[-1])
     again = fit(tmp_path / "b")
+    assert loaded == [True]  # the first fold came from the cache; the second went on from its state
     assert again["rungs"] == straight["rungs"] and again["train_tokens"] == straight["train_tokens"]
     assert not (tmp_path / "b" / "resume").exists()
+
+
+def test_a_resumed_trainings_time_is_its_own_not_the_stop_s():
+    """The stopped processes' time up to the state counts; the set-up the resuming process did again
+    does not (lost to the stop, as the minutes after the state are)."""
+    from tuneoff.resources import Timer
+    from tuneoff.train import TrainStats, count_earlier
+
+    timer = Timer()
+    timer.seconds, timer.cpu_seconds = 50.0, 40.0  # this process: 5 s of set-up again, then the rest
+    count_earlier(timer, TrainStats(resumed_step=9, earlier_s=100.0, earlier_cpu_s=80.0, redone_s=5.0,
+                                    redone_cpu_s=4.0))
+    assert (timer.seconds, timer.cpu_seconds) == (145.0, 116.0)
+
+
+def test_a_disk_that_cannot_take_the_state_stops_the_keeping_not_the_training(toy_task, tmp_path, monkeypatch):
+    import errno
+
+    import tuneoff.resume as resume
+
+    def full(tensors, path, metadata=None):
+        path.write_bytes(b"part")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(resume, "write_safetensors", full)
+    _, straight = _straight(toy_task, tmp_path)
+    prep = prepare(_cfg(toy_task, tmp_path))
+    point = ResumePoint(tmp_path / "state", 1e-9)
+    stats = train(prep.method, prep.few, prep.cfg.train, 0, Toolbox.shared().accelerator(prep.device), resume=point)
+    assert stats.steps == 30 and stats.losses == straight.losses
+    assert "No space left on device" in point.failed and not point.kept
+    assert list((tmp_path / "state").iterdir()) == []  # no temporary file left behind
+
+
+def test_a_state_that_fits_but_cannot_be_put_in_fails_the_training_and_is_kept(toy_task, tmp_path, monkeypatch):
+    import tuneoff.resume as resume
+
+    folder = tmp_path / "state"
+    _stopped_at(toy_task, tmp_path, 7, folder)
+    monkeypatch.setattr(resume, "_restore", lambda t, tensors, meta: (_ for _ in ()).throw(MemoryError("no room")))
+    prep = prepare(_cfg(toy_task, tmp_path))
+    with pytest.raises(RuntimeError, match="could not be loaded .*MemoryError.*train.resume_every=0"):
+        Training(prep.method, prep.few, prep.cfg.train, 0, Toolbox.shared().accelerator(prep.device),
+                 resume=ResumePoint(folder, 0))
+    assert (folder / "state.json").is_file()  # left for the next attempt: nothing computed is thrown away
+
+
+def test_resume_every_0_keeps_no_state_and_reads_none(toy_task, tmp_path):
+    from tuneoff.runner import resume_point
+
+    cfg = _cfg(toy_task, tmp_path)
+    point = resume_point(cfg, cfg)
+    assert point.every == 600 and point.folder == tmp_path / "res" / "resume" / cfg.run_id()
+    assert resume_point(cfg, _cfg(toy_task, tmp_path, "train.resume_every=0")) is None

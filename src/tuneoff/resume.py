@@ -27,74 +27,94 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
+from safetensors import SafetensorError, safe_open
 
+from tuneoff import __version__
 from tuneoff.identity import digest
 
 STATE, TENSORS = "state.json", "state.safetensors"
 
 
 def fingerprint(steps: int, seed: int, examples: list[dict], model: torch.nn.Module, train: dict,
-                method: str) -> dict:
-    """What a kept state must match to be loaded into a training: its schedule's steps, seed, training
-    settings (`train`, without `resume_every`) and method, its examples and its trained parameters."""
+                method: str, identity: str = "") -> dict:
+    """What a kept state must match to be loaded into a training: what it trains (`identity`: the
+    chosen config's run id, which holds every method option and the method's version; a fold's fit
+    key), the release, its schedule's steps, seed, training settings (`train`, without how often it
+    keeps its state) and method, its examples and its trained parameters."""
     ids = [ex.get("id", i) for i, ex in enumerate(examples)]
     params = [[n, list(p.shape)] for n, p in model.named_parameters() if p.requires_grad]
     settings = {k: v for k, v in train.items() if k != "resume_every"}
-    return {"steps": steps, "seed": seed, "method": method, "train": digest(settings, 16),
-            "examples": digest(ids, 16), "params": digest(params, 16)}
+    return {"identity": identity, "release": __version__, "steps": steps, "seed": seed, "method": method,
+            "train": digest(settings, 16), "examples": digest(ids, 16), "params": digest(params, 16)}
 
 
 class ResumePoint:
-    """Where one training keeps its state, and how often (`every` seconds; 0: never)."""
+    """Where one training keeps its state, and how often (`every` seconds; 0: it loads a state kept
+    before and keeps none; `train.resume_every=0` makes no point at all, so nothing is kept or
+    loaded). `identity` names what is trained (the chosen config's run id, a fold's fit key) and
+    enters the fingerprint."""
 
-    def __init__(self, folder: str | Path, every: float):
-        self.folder, self.every = Path(folder), float(every)
+    def __init__(self, folder: str | Path, every: float, identity: str = ""):
+        self.folder, self.every, self.identity = Path(folder), float(every), identity
         self.last = time.monotonic()
         self.kept = False  # a state was written by this training
-        self.loaded_step = 0
+        self.failed: str | None = None  # why keeping a state failed (then none is kept any more)
+
+    def start(self) -> None:
+        """The training starts: the first state is due `every` seconds from now."""
+        self.last = time.monotonic()
 
     def due(self) -> bool:
-        return self.every > 0 and time.monotonic() - self.last >= self.every
+        return self.every > 0 and self.failed is None and time.monotonic() - self.last >= self.every
 
     def save(self, training) -> None:
-        """Write `training`'s state (a `train.Training` between two steps), replacing the last."""
+        """Write `training`'s state (a `train.Training` between two steps), replacing the last. A
+        disk that cannot take it (full, gone) stops the keeping, not the training: `failed` says why."""
         tensors, meta = _state(training)
         meta["token"] = uuid.uuid4().hex  # in both files: a JSON and tensors written by different saves never pair
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp_t, tmp_j = self.folder / (TENSORS + ".tmp"), self.folder / (STATE + ".tmp")
-        write_safetensors(tensors, tmp_t, {"token": meta["token"]})
-        tmp_j.write_text(json.dumps(meta), encoding="utf-8")
-        os.replace(tmp_t, self.folder / TENSORS)  # the tensors first: the JSON names the step they are at
-        os.replace(tmp_j, self.folder / STATE)
+        tag = f".{os.getpid()}.tmp"  # each process its own temporary files
+        tmp_t, tmp_j = self.folder / (TENSORS + tag), self.folder / (STATE + tag)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_safetensors(tensors, tmp_t, {"token": meta["token"]})
+            tmp_j.write_text(json.dumps(meta), encoding="utf-8")
+            os.replace(tmp_t, self.folder / TENSORS)  # the tensors first: the JSON names the step they are at
+            os.replace(tmp_j, self.folder / STATE)
+        except OSError as e:
+            for tmp in (tmp_t, tmp_j):
+                tmp.unlink(missing_ok=True)
+            self.failed = f"the training state could not be kept in {self.folder} ({e}); the training went on without"
+            return
         self.kept, self.last = True, time.monotonic()
 
     def load(self, training, expect: dict) -> bool:
-        """Put the kept state into `training` if there is one and it fits `expect` (`fingerprint`);
-        a state that does not fit is removed. Whether one was loaded."""
+        """Put the kept state into `training` if there is one and it fits `expect` (`fingerprint`).
+        A state shown not to fit (another training's, or torn) is removed; one that cannot be read
+        now (a disk error) is left as it is. Whether one was loaded."""
         meta_path, tensor_path = self.folder / STATE, self.folder / TENSORS
         if not (meta_path.is_file() and tensor_path.is_file()):
             return False
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            with safe_open(str(tensor_path), framework="pt") as f:
+            with safe_open(str(tensor_path), framework="pt") as f:  # one open: the token and its tensors
                 token = (f.metadata() or {}).get("token")
-            tensors = load_file(str(tensor_path))
-            fits = (meta.get("fingerprint") == expect and meta.get("check") == _check(tensors)
-                    and token is not None and meta.get("token") == token)
-        except Exception:  # unreadable (safetensors' own error included): not a state this code wrote whole
-            fits = False
-        if not fits:
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except (ValueError, SafetensorError):  # torn or not JSON (JSONDecodeError is a ValueError)
+            self.clear()
+            return False
+        except OSError:
+            return False
+        if not (isinstance(meta, dict) and meta.get("fingerprint") == expect and meta.get("check") == _check(tensors)
+                and token is not None and meta.get("token") == token):
             self.clear()
             return False
         try:
             _restore(training, tensors, meta)
         except Exception as e:  # the weights may be half loaded: this training cannot go on
-            self.clear()
-            raise RuntimeError(f"the training state kept in {self.folder} could not be loaded ({e}); it was "
-                               "removed, so the next attempt trains from the start") from e
-        self.loaded_step, self.last = training.stats.steps, time.monotonic()
+            raise RuntimeError(f"the training state kept in {self.folder} could not be loaded ({type(e).__name__}: "
+                               f"{e}); it is left as it is: run again, or with train.resume_every=0 to train from "
+                               "the start without reading it") from e
+        self.last = time.monotonic()
         return True
 
     def clear(self) -> None:
@@ -149,9 +169,9 @@ def _state(t) -> tuple[dict, dict]:
     opt_rest = {str(idx): {k: v for k, v in st.items() if not torch.is_tensor(v)} for idx, st in opt["state"].items()}
     tensors["rng.torch"] = torch.get_rng_state()
     tensors["rng.order"] = t.order.get_state()
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = s
+    device = t.accelerator.device
+    if device.type == "cuda":  # the training's own GPU only: no other is touched, and it may be the only one
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
     np_state = np.random.get_state()
     tensors["rng.numpy"] = torch.from_numpy(np.asarray(np_state[1], dtype=np.int64))
     s = t.stats
@@ -189,9 +209,8 @@ def _restore(t, tensors: dict, meta: dict) -> None:
     t.scheduler.load_state_dict(meta["scheduler"])
     torch.set_rng_state(tensors["rng.torch"])
     t.order.set_state(tensors["rng.order"])
-    cuda = sorted((int(k.rsplit(".", 1)[1]), v) for k, v in tensors.items() if k.startswith("rng.cuda."))
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([v for _, v in cuda])
+    if "rng.cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["rng.cuda"], t.accelerator.device)
     name, pos, has_gauss, gauss = meta["rng"]["numpy"]
     np.random.set_state((name, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
     version, internal, g = meta["rng"]["python"]

@@ -64,8 +64,8 @@ class Recipe:
         self.device = pick_device(cfg.device)
         self.sel: Selection | None = None
         self.chosen = cfg  # the config the run trains with: with selection, the chosen candidate's
+        self.resume: ResumePoint | None = None  # where its training keeps its state (`fit`)
         self.probe = forgetting.Probe(cfg.forgetting.text, cfg.forgetting.max_tokens) if cfg.forgetting.enabled else None
-        self.resume = ResumePoint(Path(cfg.output_dir) / "resume" / cfg.run_id(), cfg.train.resume_every)
 
     def setup(self) -> None:
         """Data shared by every run of the task (read once per toolbox) stays outside the run's own
@@ -91,9 +91,11 @@ class Recipe:
         around it; the weights saved if asked."""
         data = self.toolbox.data(self.chosen)
         on_load = self.probe.before if self.probe else None
+        self.resume = resume_point(self.cfg, self.chosen)
         fit = fit_and_score(self.toolbox, self.chosen, data, data.few, eval_targets(data), progress=self.progress,
                             on_load=on_load, resume=self.resume)
         if fit.diverged is not None:
+            self.clear_resume()  # it would diverge again from its state: the run is recorded as failed
             raise fit.diverged
         if self.probe:
             with precision.autocast(fit.method.ctx.dtype, self.device):  # 16-bit frozen, float32 trained weights
@@ -110,8 +112,12 @@ class Recipe:
                 data, fit = self.fit()
             out = self.record(data, fit, mem.result())
         out["env"]["threads"] = chosen.record()
-        self.resume.clear()  # the result is made: its training's kept state is no longer needed
+        self.clear_resume()  # the record is made: its training's state is done with
         return out
+
+    def clear_resume(self) -> None:
+        if self.resume is not None:
+            self.resume.clear()
 
     def record(self, data: RunData, fit: Fit, memory: dict) -> dict:
         """What the run recorded, beside its config (`base_record`)."""
@@ -132,6 +138,14 @@ class Recipe:
                 out["oracle"] = oracle(self.cfg, self.sel, fit.metrics, self.progress, self.toolbox)
         out["env"] = environment(self.device)
         return out
+
+
+def resume_point(cfg: RunConfig, chosen: RunConfig) -> ResumePoint | None:
+    """Where the run's training keeps its state (`tuneoff.resume`): under the run's id, for the
+    config it trains (`chosen`: with selection, the chosen candidate); none with `resume_every` 0."""
+    if not chosen.train.resume_every:
+        return None
+    return ResumePoint(Path(cfg.output_dir) / "resume" / cfg.run_id(), chosen.train.resume_every, chosen.run_id())
 
 
 # -- the record's parts --------------------------------------------------------------------------

@@ -31,6 +31,8 @@ class TrainStats:
     resumed_step: int = 0  # the step a kept state was loaded at (`tuneoff.resume`); 0: trained from the start
     earlier_s: float = 0.0  # wall and CPU seconds the stopped processes had trained up to that state
     earlier_cpu_s: float = 0.0
+    redone_s: float = 0.0  # wall and CPU seconds the resuming process spent setting the training up again
+    redone_cpu_s: float = 0.0
 
 
 def check_precision(precision: str, device: torch.device) -> None:
@@ -84,10 +86,11 @@ def train(method: Method, examples: list[dict], cfg: TrainConfig, seed: int,
 
 
 def count_earlier(timer, stats: TrainStats) -> None:
-    """Add to a `resources.Timer` of a resumed training the time its stopped processes spent up to
-    the state it went on from (the minutes after that state were lost and are not counted)."""
-    timer.seconds += stats.earlier_s
-    timer.cpu_seconds += stats.earlier_cpu_s
+    """A `resources.Timer` of a resumed training made its time: plus the time its stopped processes
+    spent up to the state it went on from, less the set-up the resuming process did again (that, and
+    the minutes after the state, are work lost to the stop, not the training's)."""
+    timer.seconds += stats.earlier_s - stats.redone_s
+    timer.cpu_seconds += stats.earlier_cpu_s - stats.redone_cpu_s
 
 
 def resumed_note(stats: TrainStats) -> str:
@@ -130,11 +133,15 @@ class Training:
         self.resume = resume if resume is not None and self._resumable() else None
         self.saved_step = -1
         if self.resume is not None:
+            self.resume.start()
             self.fingerprint = fingerprint(self.steps, seed, examples, self.model, cfg.model_dump(mode="json"),
-                                           type(method).__name__)
+                                           type(method).__name__, self.resume.identity)
             if self.resume.load(self, self.fingerprint):
-                self.stats.resumed_step, self.saved_step = self.stats.steps, self.stats.steps
-                self.stats.earlier_s, self.stats.earlier_cpu_s = self.earlier_s, self.earlier_cpu_s
+                s = self.stats
+                s.resumed_step, self.saved_step = s.steps, s.steps
+                # the set-up this process did again (the first process's is in the state's time): lost work
+                s.redone_s, s.redone_cpu_s = time.perf_counter() - self.t0, time.process_time() - self.cpu0
+                s.earlier_s, s.earlier_cpu_s = self.earlier_s, self.earlier_cpu_s
 
     def _resumable(self) -> bool:
         """Whether a kept state holds all that the next steps read: not for a method whose state

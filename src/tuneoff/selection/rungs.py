@@ -158,9 +158,9 @@ def _resume_point(kept, key: str | None, cand: RunConfig) -> ResumePoint | None:
     """Where a one-rung fold's training keeps its state (`tuneoff.resume`): beside the fit cache,
     under the fold's key; none without a cache to keep the fold in."""
     folder = getattr(kept, "path", None)
-    if key is None or folder is None:
+    if key is None or folder is None or not cand.train.resume_every:
         return None
-    return ResumePoint(folder.parent / "resume" / key.replace(":", "-"), cand.train.resume_every)
+    return ResumePoint(folder.parent / "resume" / key.replace(":", "-"), cand.train.resume_every, key)
 
 
 def _one_rung(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold], rung: float, go_on,
@@ -183,10 +183,13 @@ def _one_rung(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold
                 one.train_s, one.train_cpu_s = t.seconds, t.cpu_seconds
                 _train(runs, cand, rung, one)
                 stats = runs[0].training.stats
-                if stats.resumed_step:  # the stopped processes' time up to the state it went on from
-                    one.train_s, one.train_cpu_s = one.train_s + stats.earlier_s, one.train_cpu_s + stats.earlier_cpu_s
+                if stats.resumed_step:  # the stopped processes' time up to the state, less the set-up redone
+                    one.train_s += stats.earlier_s - stats.redone_s
+                    one.train_cpu_s += stats.earlier_cpu_s - stats.redone_cpu_s
                 fold_score, fold_loss = _fold_score(runs[0], data.task.main_metric, cand.eval.batch_size, one)
             except TrainingDiverged as e:
+                if resume is not None:
+                    resume.clear()  # kept as diverged: never trained again
                 cost.add(one.parts())
                 state, error = "diverged", str(e)
                 if on_fold is not None:
