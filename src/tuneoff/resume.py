@@ -96,20 +96,20 @@ class ResumePoint:
             return False
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            with safe_open(str(tensor_path), framework="pt") as f:  # one open: the token and its tensors
-                token = (f.metadata() or {}).get("token")
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
+            f = safe_open(str(tensor_path), framework="pt")  # one open: the token and its tensors
+            token = (f.metadata() or {}).get("token")
+            shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
         except (ValueError, SafetensorError):  # torn or not JSON (JSONDecodeError is a ValueError)
             self.clear()
             return False
         except OSError:
             return False
-        if not (isinstance(meta, dict) and meta.get("fingerprint") == expect and meta.get("check") == _check(tensors)
+        if not (isinstance(meta, dict) and meta.get("fingerprint") == expect and meta.get("check") == _check(shapes)
                 and token is not None and meta.get("token") == token):
             self.clear()
             return False
         try:
-            _restore(training, tensors, meta)
+            _restore(training, f, meta)
         except Exception as e:  # the weights may be half loaded: this training cannot go on
             raise RuntimeError(f"the training state kept in {self.folder} could not be loaded ({type(e).__name__}: "
                                f"{e}); it is left as it is: run again, or with train.resume_every=0 to train from "
@@ -154,9 +154,9 @@ def write_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: di
         os.fsync(f.fileno())
 
 
-def _check(tensors: dict) -> str:
-    """Which tensors a state holds, and their sizes: the JSON and the tensors belong together."""
-    return digest(sorted((k, list(v.shape)) for k, v in tensors.items()), 16)
+def _check(shapes: dict) -> str:
+    """Which tensors a state holds (name -> shape), and their sizes: the JSON and the tensors belong together."""
+    return digest(sorted((k, list(v)) for k, v in shapes.items()), 16)
 
 
 def _state(t) -> tuple[dict, dict]:
@@ -175,7 +175,7 @@ def _state(t) -> tuple[dict, dict]:
     np_state = np.random.get_state()
     tensors["rng.numpy"] = torch.from_numpy(np.asarray(np_state[1], dtype=np.int64))
     s = t.stats
-    meta = {"fingerprint": t.fingerprint, "check": _check(tensors), "step": s.steps,
+    meta = {"fingerprint": t.fingerprint, "check": _check({k: v.shape for k, v in tensors.items()}), "step": s.steps,
             "stats": {"steps": s.steps, "examples": s.examples, "tokens": s.tokens, "forward_tokens": s.forward_tokens,
                       "losses": s.losses},
             "spent": {"seconds": t.spent_s(), "cpu_seconds": t.spent_cpu_s()},
@@ -192,17 +192,22 @@ def _py_state(state) -> list:
     return [version, list(internal), gauss]
 
 
-def _restore(t, tensors: dict, meta: dict) -> None:
+def _restore(t, f, meta: dict) -> None:
+    """`meta` and the tensors of the open safetensors file `f` into the training `t`: each weight read
+    and copied in one at a time (a resumed run's peak memory holds one weight more, not all of them);
+    the optimizer's tensors become its state as they are read."""
     params = dict(t.model.named_parameters())
+    names = list(f.keys())
     with torch.no_grad():
-        for key, value in tensors.items():
+        for key in names:
             if key.startswith("param."):
-                params[key[len("param."):]].copy_(value)
+                params[key[len("param."):]].copy_(f.get_tensor(key))
     state: dict = {}
-    for key, value in tensors.items():
+    for key in names:
         if key.startswith("opt."):
             _, idx, name = key.split(".", 2)
-            state.setdefault(int(idx), {})[name] = value
+            state.setdefault(int(idx), {})[name] = f.get_tensor(key)
+    tensors = {k: f.get_tensor(k) for k in names if k.startswith("rng.")}
     for idx, rest in meta["optimizer"]["state"].items():
         state.setdefault(int(idx), {}).update(rest)
     t.optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
