@@ -6,9 +6,10 @@ an unstopped training reaches (tests/test_resume.py compares them bit for bit).
 The state is everything the next steps read: the trained weights, the optimizer's and the schedule's
 state, the random states (torch's, numpy's, Python's, and the loop's own order over the examples) and
 where the loop is in its current pass, and the counts so far. Tensors go to one safetensors file,
-the rest to JSON; both are replaced atomically, so a state is whole or absent. A fingerprint (the
-schedule's steps, the seed, the examples and the trained parameters' names and shapes) is checked on
-reading: a state that does not fit the training about to start is set aside, never loaded.
+the rest to JSON, each replaced atomically and paired by a token written into both. A fingerprint
+(what is trained, the release, the schedule's steps, the seed, the training settings, the method, the
+examples and the trained parameters' names and shapes) is checked on reading: a state that does not
+fit the training about to start, or a torn one, is removed, never loaded.
 
 A training keeps its state every `train.resume_every` seconds (not part of a run's id: it changes no
 result) under `<output_dir>/resume/<key>/` (the key: the run's id, or a selection fold's key), and
@@ -46,6 +47,14 @@ def fingerprint(steps: int, seed: int, examples: list[dict], model: torch.nn.Mod
     settings = {k: v for k, v in train.items() if k != "resume_every"}
     return {"identity": identity, "release": __version__, "steps": steps, "seed": seed, "method": method,
             "train": digest(settings, 16), "examples": digest(ids, 16), "params": digest(params, 16)}
+
+
+def point_under(folder: str | Path, key: str, every: float, identity: str) -> "ResumePoint | None":
+    """The point of the training `key` names (a run's id, a fold's key) under a results folder:
+    `<folder>/resume/<key>/`; none where `every` (`train.resume_every`) is 0."""
+    if not every:
+        return None
+    return ResumePoint(Path(folder) / "resume" / key.replace(":", "-"), every, identity)
 
 
 class ResumePoint:
@@ -224,4 +233,4 @@ def _restore(t, f, meta: dict) -> None:
     t.stats.steps, t.stats.examples, t.stats.tokens = s["steps"], s["examples"], s["tokens"]
     t.stats.forward_tokens, t.stats.losses = s["forward_tokens"], list(s["losses"])
     t.perm, t.pos = list(meta["stream"]["perm"]), int(meta["stream"]["pos"])
-    t.earlier_s, t.earlier_cpu_s = float(meta["spent"]["seconds"]), float(meta["spent"]["cpu_seconds"])
+    t.stats.earlier_s, t.stats.earlier_cpu_s = float(meta["spent"]["seconds"]), float(meta["spent"]["cpu_seconds"])

@@ -21,7 +21,7 @@ from tuneoff.pipeline import (Fit, RunData, Toolbox, build_method, eval_targets,
                               pick_device, score)
 from tuneoff.record import Record, read
 from tuneoff.resources import PeakMemory
-from tuneoff.resume import ResumePoint
+from tuneoff.resume import ResumePoint, point_under
 from tuneoff.selection.cache import FitCache
 from tuneoff.selection.oracle import oracle
 from tuneoff.selection.search import Selection, select
@@ -143,9 +143,7 @@ class Recipe:
 def resume_point(cfg: RunConfig, chosen: RunConfig) -> ResumePoint | None:
     """Where the run's training keeps its state (`tuneoff.resume`): under the run's id, for the
     config it trains (`chosen`: with selection, the chosen candidate); none with `resume_every` 0."""
-    if not chosen.train.resume_every:
-        return None
-    return ResumePoint(Path(cfg.output_dir) / "resume" / cfg.run_id(), chosen.train.resume_every, chosen.run_id())
+    return point_under(cfg.output_dir, cfg.run_id(), chosen.train.resume_every, chosen.run_id())
 
 
 # -- the record's parts --------------------------------------------------------------------------

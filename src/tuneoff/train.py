@@ -34,6 +34,13 @@ class TrainStats:
     redone_s: float = 0.0  # wall and CPU seconds the resuming process spent setting the training up again
     redone_cpu_s: float = 0.0
 
+    @property
+    def carried(self) -> tuple[float, float]:
+        """Wall and CPU seconds a resumed training adds to its own process's time: the stopped
+        processes' up to the state it went on from, less the set-up the resuming process did again
+        (that, and the minutes after the state, are work lost to the stop, not the training's)."""
+        return self.earlier_s - self.redone_s, self.earlier_cpu_s - self.redone_cpu_s
+
 
 def check_precision(precision: str, device: torch.device) -> None:
     """ValueError naming `train.precision` if `device` cannot train in it."""
@@ -86,11 +93,10 @@ def train(method: Method, examples: list[dict], cfg: TrainConfig, seed: int,
 
 
 def count_earlier(timer, stats: TrainStats) -> None:
-    """A `resources.Timer` of a resumed training made its time: plus the time its stopped processes
-    spent up to the state it went on from, less the set-up the resuming process did again (that, and
-    the minutes after the state, are work lost to the stop, not the training's)."""
-    timer.seconds += stats.earlier_s - stats.redone_s
-    timer.cpu_seconds += stats.earlier_cpu_s - stats.redone_cpu_s
+    """A `resources.Timer` of a resumed training made its time (`TrainStats.carried` added)."""
+    seconds, cpu_seconds = stats.carried
+    timer.seconds += seconds
+    timer.cpu_seconds += cpu_seconds
 
 
 def resumed_note(stats: TrainStats) -> str:
@@ -129,7 +135,6 @@ class Training:
         self.perm: list[int] = []  # this pass's order over the examples, and the next micro-batch's start in it
         self.pos = 0
         self.started = False
-        self.earlier_s = self.earlier_cpu_s = 0.0
         self.resume = resume if resume is not None and self._resumable() else None
         self.saved_step = -1
         if self.resume is not None:
@@ -141,7 +146,6 @@ class Training:
                 s.resumed_step, self.saved_step = s.steps, s.steps
                 # the set-up this process did again (the first process's is in the state's time): lost work
                 s.redone_s, s.redone_cpu_s = time.perf_counter() - self.t0, time.process_time() - self.cpu0
-                s.earlier_s, s.earlier_cpu_s = self.earlier_s, self.earlier_cpu_s
 
     def _resumable(self) -> bool:
         """Whether a kept state holds all that the next steps read: not for a method whose state
@@ -160,10 +164,10 @@ class Training:
 
     def spent_s(self) -> float:
         """Wall seconds of this training: in this process, and in the stopped ones it resumed from."""
-        return self.earlier_s + time.perf_counter() - self.t0
+        return self.stats.earlier_s + time.perf_counter() - self.t0
 
     def spent_cpu_s(self) -> float:
-        return self.earlier_cpu_s + time.process_time() - self.cpu0
+        return self.stats.earlier_cpu_s + time.process_time() - self.cpu0
 
     def run_until(self, step: int) -> TrainStats:
         """Optimizer steps up to `step` (at most the schedule's); the model is left unwrapped, in eval mode."""

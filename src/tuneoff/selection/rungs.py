@@ -21,7 +21,7 @@ from tuneoff.identity import digest, fit_ids
 from tuneoff.pipeline import RunData, Scored, Toolbox, build_method, pick_device, score
 from tuneoff.resources import Timer, approx_flops, count_parameters, train_cost
 from tuneoff.selection.folds import Fold
-from tuneoff.resume import ResumePoint
+from tuneoff.resume import ResumePoint, point_under
 from tuneoff.train import Training, TrainingDiverged, epoch_steps
 
 
@@ -158,9 +158,9 @@ def _resume_point(kept, key: str | None, cand: RunConfig) -> ResumePoint | None:
     """Where a one-rung fold's training keeps its state (`tuneoff.resume`): beside the fit cache,
     under the fold's key; none without a cache to keep the fold in."""
     folder = getattr(kept, "path", None)
-    if key is None or folder is None or not cand.train.resume_every:
+    if key is None or folder is None:
         return None
-    return ResumePoint(folder.parent / "resume" / key.replace(":", "-"), cand.train.resume_every, key)
+    return point_under(folder.parent, key, cand.train.resume_every, key)
 
 
 def _one_rung(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold], rung: float, go_on,
@@ -183,9 +183,9 @@ def _one_rung(toolbox: Toolbox, cand: RunConfig, data: RunData, folds: list[Fold
                 one.train_s, one.train_cpu_s = t.seconds, t.cpu_seconds
                 _train(runs, cand, rung, one)
                 stats = runs[0].training.stats
-                if stats.resumed_step:  # the stopped processes' time up to the state, less the set-up redone
-                    one.train_s += stats.earlier_s - stats.redone_s
-                    one.train_cpu_s += stats.earlier_cpu_s - stats.redone_cpu_s
+                if stats.resumed_step:
+                    carried_s, carried_cpu_s = stats.carried
+                    one.train_s, one.train_cpu_s = one.train_s + carried_s, one.train_cpu_s + carried_cpu_s
                 fold_score, fold_loss = _fold_score(runs[0], data.task.main_metric, cand.eval.batch_size, one)
             except TrainingDiverged as e:
                 if resume is not None:
