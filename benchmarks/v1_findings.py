@@ -59,7 +59,10 @@ def chance_rows(new, old, model: str | None = None) -> list[dict]:
     """One row per (task, shots, domain, model, method) both stores ran: each side's lower end of the
     margin's interval (runs) and the verdict ('holds: above chance', 'holds: not above chance', 'no
     longer above chance', 'now above chance', or 'pending: n of 5 splits')."""
-    a, b = _answers(new, model), _answers(old, model)
+    return _chance(_answers(new, model), _answers(old, model))
+
+
+def _chance(a: dict, b: dict) -> list[dict]:
     rows = []
     for key in sorted(set(a) & set(b)):
         ca, cb = a[key][1], b[key][1]
@@ -135,7 +138,10 @@ def _answer_text(a) -> str:
 
 def answer_rows(new, old, model: str | None = None) -> list[dict]:
     """Per (task, shots, domain) both stores answer: each store's recommendation in a line."""
-    a, b = _answers(new, model), _answers(old, model)
+    return _answer_lines(_answers(new, model), _answers(old, model))
+
+
+def _answer_lines(a: dict, b: dict) -> list[dict]:
     return [{"task": k[0], "shots": k[1], "domain": k[2], "v1": _answer_text(b[k][0]), "v2": _answer_text(a[k][0])}
             for k in sorted(set(a) & set(b))]
 
@@ -160,12 +166,13 @@ def _counts(rows: list[dict]) -> str:
 
 
 def print_findings(new, old, model: str | None = None) -> None:
-    """The three tables, each with its count of verdicts."""
-    ch = chance_rows(new, old, model)
+    """The three tables, each with its count of verdicts (each store's recommendation computed once)."""
+    a, b = _answers(new, model), _answers(old, model)
+    ch = _chance(a, b)
     print(f"### Above chance (the margin's 95% lower end, runs): {len(ch)} method cells both ran; {_counts(ch)}\n")
     _table(ch, ["task", "shots", "domain", "model", "v1", "v1_lower", "v2", "v2_lower", "verdict"])
     sep = separation_rows(new, old, model)
     print(f"### Separations: {_counts(sep) or 'none'}\n")
     _table(sep, ["task", "model", "eval_set", "shots", "v1", "v2", "verdict"])
     print("### The answer (no budget)\n")
-    _table(answer_rows(new, old, model), ["task", "shots", "domain", "v1", "v2"])
+    _table(_answer_lines(a, b), ["task", "shots", "domain", "v1", "v2"])
