@@ -21,7 +21,7 @@ import yaml
 
 from tuneoff.budget import Budget
 from tuneoff.config import RunConfig, apply_overrides, config_from_dict, load_config
-from tuneoff.plan import Observer, Plan, plan_store
+from tuneoff.plan import Observer, Plan, check_reference, plan_store
 from tuneoff.record import Record
 from tuneoff.results import Results
 from tuneoff.signals import Stopped
@@ -239,6 +239,7 @@ def prepare_run(config: ConfigSpec = None, overrides: Sequence[str] = (), settin
     cfg = config_of(config, overrides, settings)
     runs = cfg.expand()
     store = open_for_runs(cfg.output_dir)
+    check_reference(runs, store, {r.run_id() for r in runs} if cfg.implicit_reference else set())
     return Experiment(runs, Path(cfg.output_dir), store, plan_store(runs, store, retry_failed=True, force=force))
 
 
@@ -259,6 +260,7 @@ def prepare_sweep(spec: SweepSpec, overrides: Sequence[str] = (), settings: Mapp
         store = open_for_runs(out)
     else:  # read what is there, create nothing (manifests without their store: damaged, say so)
         store = open_store(out, must_exist=True) if (out / "results.sqlite").is_file() or has_manifests(out) else None
+    check_reference(sw.runs, store, sw.implicit)
     return Experiment(sw.runs, out, store, plan_store(sw.runs, store, retry_failed, looking=dry_run), sw, dry_run)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tuneoff.config import RunConfig
+from tuneoff.config import ConfigError, RunConfig
 from tuneoff.repair import restore_manifests
 from tuneoff.signals import deferred
 from tuneoff.store import StoreError, StoreUnwritable
@@ -80,6 +80,47 @@ def plan_store(runs: list[RunConfig], store, retry_failed: bool = False, force: 
     elif links:
         statuses = legacy.seen_as_done(statuses, links)
     return make_plan(runs, statuses, retry_failed, store.run_dir, force)
+
+
+def check_reference(runs: list[RunConfig], store, implicit: set[str]) -> None:
+    """Frugal selection chooses on `select.reference_seed`, by default the first data seed listed. A
+    run whose reference came by that default (`implicit`: run ids), where the folder holds the same
+    setting chosen on another data seed (its reference run done), would choose again and reuse
+    nothing of the folder: a sweep of the seeds left, listed alone (`data_seed=[1,2,3,4]` after
+    `data_seed=0`), makes a selection per cell again and runs that never join the first split's. An
+    error before any run, naming the seed to set either way; setting `select.reference_seed` says
+    which is meant and is never refused."""
+    if store is None or not implicit:
+        return
+    statuses = store.statuses()
+    seeds = sorted({r.config.get("data_seed") for r in store.records("done")
+                    if isinstance((r.config or {}).get("data_seed"), int)})
+    cells: list[str] = []
+    refs, found = set(), set()
+    for run in runs:
+        rid = run.run_id()
+        if rid not in implicit or rid in statuses:
+            continue
+        ref = run.select.reference_seed
+        for seed in (s for s in seeds if s != ref):
+            there = run.model_copy(update={"data_seed": seed, "select": run.select.model_copy(
+                update={"reference_seed": seed})})
+            if statuses.get(there.run_id()) == "done":
+                cell = f"{Path(str(run.task)).stem} · {run.model} · {run.method.name} · {run.shots} shots"
+                cells += [cell] if cell not in cells else []
+                refs.add(ref)
+                found.add(seed)
+                break
+    if not cells:
+        return
+    more = f" and {len(cells) - 1} other setting(s)" if len(cells) > 1 else ""
+    listed, chose = min(refs), min(found)
+    raise ConfigError(
+        f"frugal selection would choose again: {cells[0]}{more} chose on data seed "
+        f"{', '.join(map(str, sorted(found)))} in this folder, but these runs list data seed "
+        f"{', '.join(map(str, sorted(refs)))} first and so would choose on it: a new selection per setting, and "
+        f"runs that do not reuse the folder's choices. To reuse them, add select.reference_seed={chose}; to choose "
+        f"on data seed {listed} on purpose, add select.reference_seed={listed}")
 
 
 class Observer:

@@ -145,6 +145,7 @@ class Sweep:
     varying: list[str] = field(default_factory=list)  # config keys (not method.*) that differ between runs
     method_options: dict[str, list[str]] = field(default_factory=dict)  # method -> options that differ
     budget: Budget = field(default_factory=Budget)  # what the closing recommendation is for
+    implicit: set[str] = field(default_factory=set)  # run ids whose frugal reference seed is the first listed, by default
 
     @property
     def duplicates(self) -> int:
@@ -196,6 +197,7 @@ def expand_sweep(sc: SweepConfig, run_overrides: list[str] | None = None) -> Swe
     grid_keys = list(sc.grid)
     methods: list[MethodEntry | None] = list(sc.methods) or [None]  # None: the method in defaults
     runs: dict[str, RunConfig] = {}
+    implicit: set[str] = set()
     out_dirs: set[str] = set()
     expanded = 0
     for entry, values in itertools.product(methods, itertools.product(*(sc.grid[k] for k in grid_keys))):
@@ -221,6 +223,8 @@ def expand_sweep(sc: SweepConfig, run_overrides: list[str] | None = None) -> Swe
             if run.pattern is not None and not run.uses_pattern:  # a patterns grid leaves these runs once
                 run = run.model_copy(update={"pattern": None})
             runs.setdefault(run.run_id(), run)
+            if cfg.implicit_reference:
+                implicit.add(run.run_id())
     if len(out_dirs) > 1:
         raise ConfigError(f"a sweep writes to one results store, but runs name several output_dir values: "
                           f"{sorted(out_dirs)}; set output_dir once, under defaults:")
@@ -231,7 +235,8 @@ def expand_sweep(sc: SweepConfig, run_overrides: list[str] | None = None) -> Swe
     options = {m: [k.removeprefix("method.") for k in varying_keys([r for r in unique if r.method.name == m])
                    if k.startswith("method.")] for m in methods}
     varying = [k for k in varying_keys(unique) if not k.startswith("method.")]
-    return Sweep(unique, out_dirs.pop(), expanded, varying, {m: o for m, o in options.items() if o}, sc.recommend)
+    return Sweep(unique, out_dirs.pop(), expanded, varying, {m: o for m, o in options.items() if o}, sc.recommend,
+                 implicit)
 
 
 def _check_fixed_vs_searched(cfg: RunConfig, grid_keys: list[str], entry, where: list[str]) -> None:

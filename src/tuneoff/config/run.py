@@ -259,9 +259,14 @@ class RunConfig(Strict):
         return min(self.select.folds, self.shots) if self.select else 0
 
     # -- experiments ---------------------------------------------------------------------------
+    @property
+    def implicit_reference(self) -> bool:
+        """Frugal selection with no reference seed set: `expand` takes the first data seed listed."""
+        return self.select is not None and self.select.budget == "frugal" and self.select.reference_seed is None
+
     def expand(self) -> list["RunConfig"]:
         select = self.select
-        if select is not None and select.budget == "frugal" and select.reference_seed is None:
+        if self.implicit_reference:
             # frugal: every split reuses the choice made on the first split listed
             select = select.model_copy(update={"reference_seed": as_list(self.data_seed)[0]})
         runs = []
