@@ -40,6 +40,15 @@ def test_a_cell_more_seeds_cannot_decide_gets_none(tmp_path):
     assert "more splits cannot decide it" in decide.cell_lines(decide.read_log(tmp_path))[("demo", 4)]
 
 
+def test_the_most_the_rounds_may_add_is_what_they_add_when_nothing_is_decided(tmp_path):
+    runs = runs_of() + runs_of("method=head")
+    made = []
+    decide.until_decided(runs, lambda: {("demo", 4): False, ("demo", 8): False}, made.extend, tmp_path, max_seeds=4)
+    bound = decide.most_added(runs, max_seeds=4)
+    assert sorted(r.run_id() for r in bound) == sorted(r.run_id() for r in made) and len(made) == 8
+    assert decide.most_added(runs, max_seeds=2) == []
+
+
 def test_the_cli_adds_seeds_until_decided_on_tiny_models(tmp_path):
     """End to end on a two-method sweep of 2 splits: tiny random models decide nothing, so every cell
     gets seeds up to the maximum, and the log says why."""
@@ -50,8 +59,14 @@ def test_the_cli_adds_seeds_until_decided_on_tiny_models(tmp_path):
     sweep = tmp_path / "s.yaml"
     sweep.write_text(f"defaults: {{task: demo, model: tiny-bert, shots: 4, data_seed: [0, 1], output_dir: {tmp_path}/out,"
                      " train: {max_steps: 1}, eval: {max_examples: 8}}\nmethods: [finetune, head]\n")
+    dry = CliRunner().invoke(app, ["sweep", str(sweep), "--dry-run", "--until-decided", "--max-seeds", "3"])
+    assert dry.exit_code == 0, dry.output
+    assert "--until-decided: at most 2 more run(s), if none of the 1 (task, shots) cell(s) below 3 splits" in \
+        " ".join(dry.output.split())
     res = CliRunner().invoke(app, ["sweep", str(sweep), "--until-decided", "--max-seeds", "3"])
     assert res.exit_code == 0, res.output
+    again = CliRunner().invoke(app, ["sweep", str(sweep), "--dry-run", "--until-decided", "--max-seeds", "3"])
+    assert "--until-decided: no run to add: every cell holds --max-seeds 3 splits" in " ".join(again.output.split())
     rounds = decide.read_log(tmp_path / "out")
     assert rounds[0]["cells"][0]["added"] == [2] and rounds[-1]["cells"][0]["splits"] == 3
     from tuneoff.store import Store

@@ -66,6 +66,18 @@ def more_seeds(runs, cells: set[tuple], max_seeds: int) -> tuple[list, dict[tupl
     return new, added
 
 
+def most_added(runs, max_seeds: int) -> list:
+    """Every run `until_decided` may add to `runs` at most: each cell's next seeds up to `max_seeds`
+    splits, as if no cell were decided sooner (what the dry run prices as the bound)."""
+    runs, added = list(runs), []
+    while True:
+        new, _ = more_seeds(runs, set(splits(runs)), max_seeds)
+        if not new:
+            return added
+        runs += new
+        added += new
+
+
 def write_round(out_dir: str | Path, rnd: Round) -> None:
     with open(Path(out_dir) / LOG, "a", encoding="utf-8") as f:
         f.write(rnd.to_json() + "\n")

@@ -150,7 +150,8 @@ def sweep(
         _list(config, sw, plan)
         _estimate(exp.store, plan, lambda run: " ".join(
             [sw.method_label(run), *(f"{k}={v}" for k, v in sw.describe(run).items()
-                                     if k not in ("task", "model", "shots", "data_seed", "seed"))]))
+                                     if k not in ("task", "model", "shots", "data_seed", "seed"))]),
+                  max_seeds if until_decided else None)
         return
     res = _ran(exp, Shown(console, sw.label), executor=executor, address=address, num_cpus=num_cpus,
                cpus_per_run=cpus_per_run, until_decided=until_decided, max_seeds=max_seeds)
@@ -160,17 +161,26 @@ def sweep(
 GROUPS_SHOWN = 20  # the dry run's lines of prices: one per (task, model, method, shots), up to this many
 
 
-def _estimate(store, plan, label=None) -> None:
+def _estimate(store, plan, label=None, max_seeds: int | None = None) -> None:
     """The dry run's estimate of the time the runs to run will take, one at a time, and how each
-    group of runs was priced: from finished runs like them, else from their work (`tuneoff.estimate`)."""
-    from tuneoff.cli.display import duration, estimate_text
-    from tuneoff.estimate import Costs, Left
+    group of runs was priced: from finished runs like them, else from their work (`tuneoff.estimate`);
+    with `max_seeds` (--until-decided), the most its rounds may add."""
+    from tuneoff.estimate import Costs
     from tuneoff.throughput import Pricer
 
-    if not plan.todo:
-        return
     records = store.records("done") if store is not None else []
     costs = Costs(records, Pricer())  # a model priced from its work is calibrated first: a few seconds
+    if plan.todo:
+        _runs_left(costs, records, plan, label)
+    if max_seeds is not None:
+        _until_decided_bound(costs, store, plan, max_seeds)
+
+
+def _runs_left(costs, records, plan, label) -> None:
+    """The estimate of the runs to run and how each group was priced."""
+    from tuneoff.cli.display import duration, estimate_text
+    from tuneoff.estimate import Left
+
     groups = costs.groups(plan.todo, label)
     priced = [g for g in groups if g[3] is not None]
     if not priced:
@@ -200,6 +210,27 @@ def _estimate(store, plan, label=None) -> None:
         cost = f", {duration(sum(priced_rest))}" + (" for those priced" if len(priced_rest) < len(rest) else "") \
             if priced_rest else ", not priced"
         console.print(f"  ... and {len(rest)} more group(s): {runs} run(s){cost}", highlight=False)
+
+
+def _until_decided_bound(costs, store, plan, max_seeds: int) -> None:
+    """The runs --until-decided may add at most (every cell to `max_seeds` splits, none decided
+    sooner) and their price, one at a time; each reuses its cell's frugal choice."""
+    from tuneoff.cli.display import duration
+    from tuneoff.decide import cell_of, most_added
+
+    done = store.statuses() if store is not None else {}
+    more = [run for run in most_added(plan.runs, max_seeds) if done.get(run.run_id()) != "done"]
+    if not more:
+        console.print(f"--until-decided: no run to add: every cell holds --max-seeds {max_seeds} splits",
+                      highlight=False)
+        return
+    prices = [costs.run_seconds(run)[0] for run in more]
+    known = [p for p in prices if p is not None]
+    cost = (f"about {duration(sum(known))} one run at a time" + (f" for the {len(known)} priced" if len(known) <
+                                                                     len(more) else "")) if known else "not priced"
+    console.print(f"--until-decided: at most {len(more)} more run(s), if none of the "
+                  f"{len({cell_of(r) for r in more})} (task, shots) cell(s) below {max_seeds} splits is decided "
+                  f"sooner: {cost}", highlight=False)
 
 
 def _list(config: str, sw, plan) -> None:
