@@ -72,3 +72,32 @@ def test_tuneoff_run_on_a_later_seed_is_refused_too_and_the_command_says_what_to
     result = CliRunner().invoke(app, ["run", *args])
     assert result.exit_code == 2 and "frugal selection would choose again" in result.output
     assert Store(first_split).counts() == {"done": 2}
+
+
+def test_a_grid_over_data_seeds_resumes_as_written(tmp_path):
+    """Each grid value is its own config, so each run's reference is its own seed: the plan chooses on
+    every seed the folder chose on, and resuming it is no new choice."""
+    spec = _sweep(tmp_path, 0)
+    del spec["defaults"]["data_seed"]
+    spec["grid"] = {"data_seed": [0, 1, 2]}
+    store = Store(tmp_path)
+    for run in prepare_sweep(spec).runs:
+        if run.data_seed == 0:
+            _done(store, run)
+    assert len(prepare_sweep(spec).plan.todo) == 4
+
+
+def test_the_folders_choice_is_seen_in_its_other_splits_too(tmp_path):
+    """The folder's runs at seeds 1 and 2 chose on seed 0, whose own run failed: seeds listed from 1
+    would still choose again."""
+    store = Store(tmp_path)
+    for run in prepare_sweep(_sweep(tmp_path, [0, 1, 2])).runs:
+        _done(store, run) if run.data_seed else store.put({**_failed(run)})
+    with pytest.raises(ConfigError, match="chose on data seed 0"):
+        prepare_sweep(_sweep(tmp_path, [1, 2, 3]), dry_run=True)
+    assert len(prepare_sweep(_sweep(tmp_path, [1, 2, 3], reference_seed=0)).plan.todo) == 2
+
+
+def _failed(run) -> dict:
+    return {"run_id": run.run_id(), "status": "failed", "created_at": "2026-01-01T00:00:00",
+            "config": run.model_dump(mode="json"), "error": "stopped", "resources": {}}

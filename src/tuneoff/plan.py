@@ -84,43 +84,61 @@ def plan_store(runs: list[RunConfig], store, retry_failed: bool = False, force: 
 
 def check_reference(runs: list[RunConfig], store, implicit: set[str]) -> None:
     """Frugal selection chooses on `select.reference_seed`, by default the first data seed listed. A
-    run whose reference came by that default (`implicit`: run ids), where the folder holds the same
-    setting chosen on another data seed (its reference run done), would choose again and reuse
-    nothing of the folder: a sweep of the seeds left, listed alone (`data_seed=[1,2,3,4]` after
-    `data_seed=0`), makes a selection per cell again and runs that never join the first split's. An
-    error before any run, naming the seed to set either way; setting `select.reference_seed` says
-    which is meant and is never refused."""
+    run whose reference came by that default (`implicit`: run ids), where the folder holds done runs
+    of the same setting chosen on another data seed, one that none of these runs chooses on, would
+    choose again and reuse nothing of the folder: a sweep of the seeds left, listed alone
+    (`data_seed=[1,2,3,4]` after `data_seed=0`), makes a selection per setting again and runs that
+    never join the first split's. An error before any run, naming the seed to set either way;
+    setting `select.reference_seed` says which is meant and is never refused. (A grid over data
+    seeds gives each run its own reference, its seed: the plan then chooses on every seed the folder
+    chose on, and passes.)"""
     if store is None or not implicit:
         return
     statuses = store.statuses()
-    seeds = sorted({r.config.get("data_seed") for r in store.records("done")
-                    if isinstance((r.config or {}).get("data_seed"), int)})
+    pairs = sorted({(c.get("data_seed"), (c.get("select") or {}).get("reference_seed"))
+                    for c in (r.config or {} for r in store.records("done"))
+                    if isinstance(c.get("data_seed"), int)
+                    and isinstance((c.get("select") or {}).get("reference_seed"), int)})
+    if not pairs:
+        return
+
+    def setting(run: RunConfig) -> str:  # the run with its seeds set aside
+        return run.model_copy(update={"data_seed": 0, "select": run.select.model_copy(
+            update={"reference_seed": 0})}).run_id()
+
+    frugal = [r for r in runs if r.select is not None and r.select.budget == "frugal"]
+    chosen_on: dict[str, set] = {}
+    for run in frugal:
+        chosen_on.setdefault(setting(run), set()).add(run.select.reference_seed)
     cells: list[str] = []
     refs, found = set(), set()
-    for run in runs:
+    for run in frugal:
         rid = run.run_id()
         if rid not in implicit or rid in statuses:
             continue
-        ref = run.select.reference_seed
-        for seed in (s for s in seeds if s != ref):
+        mine = chosen_on[setting(run)]
+        for seed, ref in pairs:
+            if ref in mine:
+                continue
             there = run.model_copy(update={"data_seed": seed, "select": run.select.model_copy(
-                update={"reference_seed": seed})})
+                update={"reference_seed": ref})})
             if statuses.get(there.run_id()) == "done":
                 cell = f"{Path(str(run.task)).stem} · {run.model} · {run.method.name} · {run.shots} shots"
                 cells += [cell] if cell not in cells else []
-                refs.add(ref)
-                found.add(seed)
+                refs.add(run.select.reference_seed)
+                found.add(ref)
                 break
     if not cells:
         return
     more = f" and {len(cells) - 1} other setting(s)" if len(cells) > 1 else ""
-    listed, chose = min(refs), min(found)
+    listed, chose = sorted(refs), sorted(found)
     raise ConfigError(
-        f"frugal selection would choose again: {cells[0]}{more} chose on data seed "
-        f"{', '.join(map(str, sorted(found)))} in this folder, but these runs list data seed "
-        f"{', '.join(map(str, sorted(refs)))} first and so would choose on it: a new selection per setting, and "
-        f"runs that do not reuse the folder's choices. To reuse them, add select.reference_seed={chose}; to choose "
-        f"on data seed {listed} on purpose, add select.reference_seed={listed}")
+        f"frugal selection would choose again: {cells[0]}{more} chose on data seed {', '.join(map(str, chose))} "
+        f"in this folder, but these runs list data seed {', '.join(map(str, listed))} first and so would choose "
+        f"on it: a new selection per setting, and runs that do not reuse the folder's choices. To reuse them, set "
+        f"select.reference_seed={chose[0]}; to choose on data seed {listed[0]} on purpose, set "
+        f"select.reference_seed={listed[0]} (where a method entry lists its own data seeds, in that entry's "
+        f"overrides)")
 
 
 class Observer:
