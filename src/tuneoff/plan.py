@@ -102,9 +102,12 @@ def check_reference(runs: list[RunConfig], store, implicit: set[str]) -> None:
     if not pairs:
         return
 
+    def seeded(run: RunConfig, seed: int, ref: int) -> str:  # the id of `run` on split `seed`, chosen on `ref`
+        return run.model_copy(update={"data_seed": seed, "select": run.select.model_copy(
+            update={"reference_seed": ref})}).run_id()
+
     def setting(run: RunConfig) -> str:  # the run with its seeds set aside
-        return run.model_copy(update={"data_seed": 0, "select": run.select.model_copy(
-            update={"reference_seed": 0})}).run_id()
+        return seeded(run, 0, 0)
 
     frugal = [r for r in runs if r.select is not None and r.select.budget == "frugal"]
     chosen_on: dict[str, set] = {}
@@ -120,9 +123,7 @@ def check_reference(runs: list[RunConfig], store, implicit: set[str]) -> None:
         for seed, ref in pairs:
             if ref in mine:
                 continue
-            there = run.model_copy(update={"data_seed": seed, "select": run.select.model_copy(
-                update={"reference_seed": ref})})
-            if statuses.get(there.run_id()) == "done":
+            if statuses.get(seeded(run, seed, ref)) == "done":
                 cell = f"{Path(str(run.task)).stem} · {run.model} · {run.method.name} · {run.shots} shots"
                 cells += [cell] if cell not in cells else []
                 refs.add(run.select.reference_seed)
