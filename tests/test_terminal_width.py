@@ -2,7 +2,8 @@
 piped or logged output) and at a wide width: `tuneoff ls methods` / `ls models`, `show` (and the
 summary a sweep ends with), `recommend`, the dry run's list of runs. Every registered method is
 listed (`list_methods()`, so a method added later is checked too), with the long model names of the
-embedded models; no figure, verdict or note is cut."""
+embedded models; no figure, verdict or note is cut. Messages wrap between words and never cut a path or
+a command they name."""
 from __future__ import annotations
 
 import io
@@ -23,7 +24,7 @@ from tuneoff.models import MODEL_DESCRIPTIONS
 from tuneoff.report.answer import recommendation_blocks
 from tuneoff.report.blocks import Table
 from tuneoff.report.frame import to_frame
-from tuneoff.report.terminal import NAME, NUMBER, Col, FitTable
+from tuneoff.report.terminal import NAME, NUMBER, Col, FitTable, say
 from tuneoff.summary import summarise, summarise_subsets
 
 WIDTHS = (80, 240)
@@ -191,3 +192,30 @@ def test_row_styles_captions_and_markup_from_data_survive_every_layout():
         text = console.export_text(clear=False)
         assert "[bold]x[/bold]" in text and "the note" in text
         assert "\x1b[31m" in console.export_text(styles=True)  # the flagged row is red
+
+
+def test_a_message_wraps_between_words_and_keeps_a_long_path_whole():
+    """rich's own wrapping cuts a word longer than the line with a newline: a path or a command a
+    message names would paste as two. `say` puts such a word whole on a line of its own."""
+    from rich.markup import escape
+
+    path = "/data/" + "experiments/" * 8 + "res/results.sqlite"  # 120 characters
+    data = f"{path} is damaged [database disk image is malformed]: `tuneoff repair {path}` rebuilds it"
+    message = f"[bold red]error:[/] {escape(data)} from the run manifests, and every word wraps"
+    console = Console(record=True, width=60, force_terminal=True, color_system="standard", file=io.StringIO())
+    say(console, message)
+    lines = console.export_text(clear=False).splitlines()
+    assert path in lines and f"{path}`" in lines, lines  # whole, each on a line of its own
+    assert all(cell_len(line) <= 60 for line in lines if path not in line), lines
+    assert " ".join(" ".join(lines).split()) == " ".join(
+        f"error: {path} is damaged [database disk image is malformed]: `tuneoff repair {path}` rebuilds it "
+        "from the run manifests, and every word wraps".split())  # nothing lost, markup from data kept as text
+    assert "\x1b[1;31merror:" in console.export_text(styles=True)  # the markup's style survives
+
+
+def test_an_error_naming_a_long_path_prints_it_whole(tmp_path):
+    cfg = tmp_path / ("a-folder-with-a-long-name-" * 4) / "run.yaml"  # the path alone is wider than 80
+    cfg.parent.mkdir()
+    cfg.write_text("")
+    res = CliRunner().invoke(app, ["run", str(cfg)], env={"COLUMNS": "80"})
+    assert res.exit_code == 2 and f"'{cfg}'" in res.output.splitlines(), res.output

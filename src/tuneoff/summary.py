@@ -15,7 +15,7 @@ from tuneoff.metrics import all_metric_names, direction, not_better, prob_metric
 from tuneoff.record import load
 from tuneoff.report.frame import aggregate, done_rows, to_frame
 from tuneoff.report.runflags import COLLAPSED, NO_CHANCE, collapsed, top
-from tuneoff.report.terminal import NAME, NUMBER, TEXT, Col, FitTable
+from tuneoff.report.terminal import NAME, NUMBER, TEXT, Col, FitTable, say
 
 
 def top_label(pred_dists: list[dict]) -> tuple[str, float] | None:
@@ -285,7 +285,7 @@ def print_summary(console, records: list[dict]) -> list[dict]:
     else:
         console.print("[bold red]no run finished[/]" if records else "no runs")
         for f in failed:
-            console.print(term(f"  {f.run_id}: {f.error or ''}"), highlight=False)
+            say(console, term(f"  {f.run_id}: {f.error or ''}"))
     if sub:
         console.print(rich_subset_table(sub))
     return failed

@@ -11,7 +11,7 @@ import sys
 
 # each module adds its commands to the app, in the order --help lists them
 from tuneoff.cli import running, info, results  # noqa: F401, I001
-from tuneoff.cli.base import app, err
+from tuneoff.cli.base import app, err, say
 from tuneoff.cli.display import brief as _brief  # noqa: F401 - the line a finished run gets
 from tuneoff.signals import replaced
 
@@ -53,6 +53,6 @@ def main() -> None:
             app()
     except (Interrupted, KeyboardInterrupt) as e:
         signum = getattr(e, "signum", signal.SIGINT)
-        err.print(f"stopped by {signal.Signals(signum).name}; finished runs are in the results store: the same "
-                  "command goes on from there")
+        say(err, f"stopped by {signal.Signals(signum).name}; finished runs are in the results store: the same "
+                 "command goes on from there")
         sys.exit(128 + signum)

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from tuneoff.config import ConfigError
 from tuneoff.escape import term
+from tuneoff.report.terminal import say
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]},  # every command's -h too
@@ -37,7 +38,7 @@ def _options(version: bool = typer.Option(False, "--version", callback=_version,
 
 
 def fail(msg: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {term(msg)}", highlight=False)
+    say(err, f"[bold red]error:[/] {term(msg)}")
     raise typer.Exit(code)
 
 
@@ -95,7 +96,7 @@ def warn(notes: list[str]) -> None:
     """Warn of what the reads of a store found (`Results.notes`): rows that could not be read, and
     manifests that cannot be read although their row is intact."""
     for note in notes:
-        err.print(f"[yellow]warning:[/] {term(note)}", highlight=False)
+        say(err, f"[yellow]warning:[/] {term(note)}")
 
 
 def print_recommendation(rec, scope: str = "") -> None:
@@ -105,5 +106,5 @@ def print_recommendation(rec, scope: str = "") -> None:
 
     console.rule("recommendation")
     if scope:
-        console.print(term(f"over {scope}"), highlight=False)
+        say(console, term(f"over {scope}"))
     print_blocks(console, rec.blocks)

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from tuneoff.cli.base import app, console, err, fail, print_recommendation, reading, warn
+from tuneoff.cli.base import app, console, err, fail, print_recommendation, reading, say, warn
 from tuneoff.escape import term
 from tuneoff.results import ReportPaths
 
@@ -29,8 +29,8 @@ def _budget(max_train_cpu, max_flops, max_memory, max_trainable_params, shots, d
 
     extra = {} if margin is None else {"margin": margin}
     if max_train_time is not None:  # the old flag: the same limit, now read in CPU time
-        err.print("note: --max-train-time limits CPU time (set-up + training + selection, mean run), as "
-                  "--max-train-cpu; wall time is shown beside it and limits nothing", highlight=False)
+        say(err, "note: --max-train-time limits CPU time (set-up + training + selection, mean run), as "
+                 "--max-train-cpu; wall time is shown beside it and limits nothing")
     try:
         return budget_from(max_train_cpu=max_train_cpu, max_train_time=max_train_time, max_flops=max_flops,
                            max_memory=max_memory, max_trainable_params=max_trainable_params, shots=shots or None,
@@ -96,7 +96,7 @@ def report(
             fail(str(e))
         warn(res.notes)
     for kind, path in paths.items():
-        console.print(term(f"{kind}: {path}"), highlight=False)
+        say(console, term(f"{kind}: {path}"))
 
 
 def _writable_defaults(results_dir: str, output: Optional[str], csv: Optional[str]) -> None:
@@ -124,9 +124,9 @@ def repair(
     except (FileNotFoundError, StoreError) as e:
         fail(str(e))
     if rep.damaged:
-        console.print(term(f"the store was damaged: {rep.damaged.split(': nothing')[0]}"), highlight=False)
+        say(console, term(f"the store was damaged: {rep.damaged.split(': nothing')[0]}"))
         for p in rep.moved_to:
-            console.print(term(f"  kept aside as {p}"), highlight=False)
+            say(console, term(f"  kept aside as {p}"))
         console.print(f"attempts read back from it (the log of what was computed): {rep.attempts}", highlight=False)
     console.print(f"rows written from manifests: {len(rep.imported)}; rows read back from the damaged store: "
                   f"{len(rep.salvaged)}; manifests restored: {len(rep.restored)}; broken manifests rewritten "
@@ -134,10 +134,10 @@ def repair(
     if rep.selection_cpu:
         console.print(f"runs given their frugal choice's selection CPU time: {len(rep.selection_cpu)}")
     for p in rep.bad_files:
-        err.print(term(f"warning: {p} holds no usable run record; left as it is"), highlight=False)
+        say(err, term(f"warning: {p} holds no usable run record; left as it is"))
     for rid in rep.unreadable_rows:
-        err.print(term(f"warning: run {rid}: its row cannot be read and it has no manifest; "
-                       f"`tuneoff sweep --retry-failed` cannot bring it back, run it again"), highlight=False)
+        say(err, term(f"warning: run {rid}: its row cannot be read and it has no manifest; "
+                      f"`tuneoff sweep --retry-failed` cannot bring it back, run it again"))
     from tuneoff.results import counts_text
     from tuneoff.store import Store
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from tuneoff.cli.base import app, console, err, fail, message, print_recommendation, split_args, warn
+from tuneoff.cli.base import app, console, err, fail, message, print_recommendation, say, split_args, warn
 from tuneoff.cli.display import RunDisplay, SweepDisplay, bars
 from tuneoff.config import ConfigError
 from tuneoff.escape import term
@@ -30,7 +30,7 @@ class Shown(Front):
                    else SweepDisplay(progress, plan, slots, self.label, store))
 
     def say(self, text: str) -> None:
-        self.console.print(term(text), highlight=False)
+        say(self.console, term(text))
 
 
 def _prepared(prepare, *args, **kwargs):
@@ -61,8 +61,7 @@ def _ran(exp, front, **options):
     except StoreError as e:
         fail(str(e), code=1)
     except Interrupted as e:
-        err.print(term(f"stopped by {e.name}: {e.kept}; run the same command again to resume"), highlight=False,
-                  soft_wrap=True)
+        say(err, term(f"stopped by {e.name}: {e.kept}; run the same command again to resume"))
         raise typer.Exit(e.exit_code)
 
 
@@ -77,7 +76,7 @@ def _conclude(res, budget=None) -> None:
     warn(res.notes)
     if res.written:
         files = ", ".join(str(p) for p in res.written.values())
-        console.print(term(f"written: {files} (every run in {res.folder}/), {res.store.path}"), highlight=False)
+        say(console, term(f"written: {files} (every run in {res.folder}/), {res.store.path}"))
     if budget is not None:
         try:
             rec = res.recommend(budget)
@@ -110,8 +109,8 @@ def run(
     # a failed run is run again (a sweep asks for --retry-failed); --force reruns done ones too
     exp = _prepared(prepare_run, MAIN_JOB if path is None and not ov else path, ov, force=force)
     cfg, methods = exp.runs[0], list(dict.fromkeys(r.method.name for r in exp.runs))
-    console.print(f"[bold]{len(exp.runs)} run(s)[/]: " + term(f"task={cfg.task} model={cfg.model} "
-                                                           f"method={','.join(methods)} → {cfg.output_dir}/"))
+    say(console, f"[bold]{len(exp.runs)} run(s)[/]: " + term(f"task={cfg.task} model={cfg.model} "
+                                                          f"method={','.join(methods)} → {cfg.output_dir}/"))
     _conclude(_ran(exp, Shown(console)), Budget() if len(methods) > 1 else None)
 
 
@@ -140,7 +139,7 @@ def sweep(
                     executor=executor, address=address)
     sw, plan, out = exp.sweep, exp.plan, exp.output_dir
     dup = f" ({sw.duplicates} duplicate(s) merged)" if sw.duplicates else ""
-    console.print(f"[bold]sweep {term(config)}[/]: {len(sw.runs)} run(s){dup} → {term(out)}/", highlight=False)
+    say(console, f"[bold]sweep {term(config)}[/]: {len(sw.runs)} run(s){dup} → {term(out)}/")
     failed_note = ("run again now (--retry-failed)" if retry_failed
                    else "skipped: --retry-failed reruns them") if plan.failed else ""
     console.print(f"already done: {len(plan.done)}; failed: {len(plan.failed)}"

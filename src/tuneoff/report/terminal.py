@@ -6,9 +6,14 @@ table that does not fit so is drawn narrower: its key columns (what names a row)
 the rows that share them, or, where no rows share one or the rest still does not fit, one block per
 row. The layout is chosen when the table is printed, for the width it is printed at. Text from
 records is printed as text, never as rich markup: cells given as strings are rich markup the caller
-escaped (`tuneoff.escape.term`)."""
+escaped (`tuneoff.escape.term`).
+
+Prose (messages, errors, warnings, the recommendation's text) is printed by `say`: wrapped between
+words at the width, never inside a word, so a path, a run id or a command that a message names
+copies whole from the screen or a log."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from rich import box
@@ -38,6 +43,21 @@ class Col:
     @property
     def whole(self) -> bool:
         return self.kind != TEXT
+
+
+def say(console, markup: str) -> None:
+    """Print `markup` (rich markup, its text from data escaped) wrapped between words at the console's
+    width. A word longer than what a line holds (a path, a command) goes whole on a line of its own,
+    where a terminal folds it without a line break; rich's own wrapping would cut it with a newline,
+    and the path pasted from the screen or a log would be two."""
+    for para in console.render_str(markup, highlight=False).split("\n", allow_blank=True):
+        starts, start = [], 0
+        for word in re.finditer(r"\S+", para.plain):
+            if word.start() > start and cell_len(para.plain[start:word.end()]) > console.width:
+                starts.append(start := word.start())
+        for line in para.divide(starts):
+            line.rstrip()
+            console.print(line, soft_wrap=True)
 
 
 def _text(cell) -> RichText:
@@ -211,10 +231,10 @@ def print_blocks(console, blocks: list) -> None:
             console.print(block_table(b))
         elif isinstance(b, Bullets):
             for item in b.items:
-                console.print(f"• {escape(item)}", highlight=False)
+                say(console, f"• {escape(item)}")
             console.print()
         elif isinstance(b, Text):
-            console.print(escape(b.text), highlight=False)
+            say(console, escape(b.text))
             console.print()
         elif isinstance(b, Figure):
             continue  # figures are for the HTML/Markdown report
