@@ -211,6 +211,10 @@ def test_a_message_wraps_between_words_and_keeps_a_long_path_whole():
         f"error: {path} is damaged [database disk image is malformed]: `tuneoff repair {path}` rebuilds it "
         "from the run manifests, and every word wraps".split())  # nothing lost, markup from data kept as text
     assert "\x1b[1;31merror:" in console.export_text(styles=True)  # the markup's style survives
+    console = Console(record=True, width=60, file=io.StringIO())
+    say(console, escape(f"  {path}/:smile: failed"))  # indented, its first word wider than the line
+    say(console, "a\tb\tc\td\te\tf\tg\th\ti")  # tabs are measured as the columns they take
+    assert console.export_text().splitlines() == [f"  {path}/:smile:", "failed", (" " * 7).join("abcdefgh"), "i"]
 
 
 def test_an_error_naming_a_long_path_prints_it_whole(tmp_path):

@@ -13,6 +13,7 @@ from tuneoff.escape import term
 from tuneoff.estimate import Costs
 from tuneoff.plan import ELSEWHERE, Observer
 from tuneoff.record import Record, Resources, load
+from tuneoff.report.terminal import say
 
 
 class _Bars:
@@ -118,7 +119,7 @@ class _Display(Observer):
         self.progress = _Bars(progress) if progress.console.is_terminal else _Lines(progress.console)
 
     def say(self, line: str) -> None:
-        self.p.console.print(line, highlight=False)
+        say(self.p.console, line)
 
     def waiting(self, busy) -> None:
         if busy != self.waited:

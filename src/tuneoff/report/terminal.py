@@ -49,12 +49,15 @@ def say(console, markup: str) -> None:
     """Print `markup` (rich markup, its text from data escaped) wrapped between words at the console's
     width. A word longer than what a line holds (a path, a command) goes whole on a line of its own,
     where a terminal folds it without a line break; rich's own wrapping would cut it with a newline,
-    and the path pasted from the screen or a log would be two."""
-    for para in console.render_str(markup, highlight=False).split("\n", allow_blank=True):
-        starts, start = [], 0
+    and the path pasted from the screen or a log would be two. Tabs are expanded, emoji codes are
+    not (`:name:` in a path stays as it is)."""
+    for para in console.render_str(markup, highlight=False, emoji=False).split("\n", allow_blank=True):
+        para.expand_tabs()
+        starts, start, words = [], 0, 0
         for word in re.finditer(r"\S+", para.plain):
-            if word.start() > start and cell_len(para.plain[start:word.end()]) > console.width:
+            if words and cell_len(para.plain[start:word.end()]) > console.width:
                 starts.append(start := word.start())
+            words += 1
         for line in para.divide(starts):
             line.rstrip()
             console.print(line, soft_wrap=True)
