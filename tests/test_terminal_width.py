@@ -144,14 +144,17 @@ def test_recommend_keeps_every_candidate_and_verdict(store, width):
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_dry_run_lists_each_run_whole(toy_task, tmp_path, width):
-    cfg = tmp_path / "s.yaml"
+    cfg = tmp_path / ("a-folder-with-a-long-name-" * 4) / "s.yaml"  # its path alone is wider than 80
+    cfg.parent.mkdir()
     names = ["finetune", "prefix-tuning", "prompt-tuning"]
     cfg.write_text(json.dumps({"defaults": {"task": str(toy_task), "model": "tiny-bert", "shots": [2, 4],
                                             "data_seed": [0, 1], "device": "cpu",
                                             "output_dir": str(tmp_path / "res"), "train": {"max_steps": 2}},
                                "methods": names}))
     out = _cli(width, "sweep", cfg, "--dry-run")
-    table = out[out.index("runs of"):out.index("estimate:")]  # the estimate's lines are soft-wrapped
+    assert any(line.endswith(f"{cfg}:") for line in out.splitlines()), out  # "runs of CONFIG:", the path whole
+    end = out.index("estimate:")
+    table = out[out.rindex(f"{cfg}:", 0, end) + len(f"{cfg}:"):end]  # the estimate's lines are soft-wrapped
     _fits(table, width)
     assert sum(table.count(n) for n in names) >= 12  # every run's method, whole
     assert len(re.findall(r"(?<![0-9a-f])[0-9a-f]{16}(?![0-9a-f])", table)) == 12
