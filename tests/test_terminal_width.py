@@ -152,9 +152,9 @@ def test_the_dry_run_lists_each_run_whole(toy_task, tmp_path, width):
                                             "output_dir": str(tmp_path / "res"), "train": {"max_steps": 2}},
                                "methods": names}))
     out = _cli(width, "sweep", cfg, "--dry-run")
-    assert any(line.endswith(f"{cfg}:") for line in out.splitlines()), out  # "runs of CONFIG:", the path whole
+    assert any(line.endswith(f"{cfg}") for line in out.splitlines()), out  # the title "runs of CONFIG", whole
     end = out.index("estimate:")
-    table = out[out.rindex(f"{cfg}:", 0, end) + len(f"{cfg}:"):end]  # the estimate's lines are soft-wrapped
+    table = out[out.rindex(f"{cfg}\n", 0, end) + len(f"{cfg}\n"):end]  # the estimate's lines are soft-wrapped
     _fits(table, width)
     assert sum(table.count(n) for n in names) >= 12  # every run's method, whole
     assert len(re.findall(r"(?<![0-9a-f])[0-9a-f]{16}(?![0-9a-f])", table)) == 12
@@ -162,7 +162,7 @@ def test_the_dry_run_lists_each_run_whole(toy_task, tmp_path, width):
 
 def _render(table: FitTable, width: int) -> str:
     console = Console(record=True, width=width, force_terminal=False, file=io.StringIO())
-    console.print(table)
+    table.print(console)
     return console.export_text()
 
 
@@ -191,10 +191,31 @@ def test_row_styles_captions_and_markup_from_data_survive_every_layout():
     rows = [[escape("[bold]x[/bold]"), "0.5", "worse than everything on every eval set, by far and away"]] * 3
     for width in (200, 40):
         console = Console(record=True, width=width, force_terminal=True, color_system="standard", file=io.StringIO())
-        console.print(FitTable(cols, rows, caption="the note", styles=["red", None, None]))
+        FitTable(cols, rows, caption="the note", styles=["red", None, None]).print(console)
         text = console.export_text(clear=False)
         assert "[bold]x[/bold]" in text and "the note" in text
         assert "\x1b[31m" in console.export_text(styles=True)  # the flagged row is red
+
+
+def test_a_tables_title_and_caption_keep_a_long_path_whole_in_every_layout():
+    """A title names a custom task's path, a caption a failed run's error: as rich's table title and
+    caption they were cut at the table's width, in pieces as narrow as the table."""
+    path = "/data/" + "tasks/" * 12 + "reviews.yaml"  # 90 characters
+    cols = [Col("model", NAME, key=True), Col("method", NAME, key=True), Col("score", NUMBER), Col("note")]
+    rows = [[model, method, "0.912 ± 0.013", "a note"] for model in MODELS for method in ("finetune", "pattern")]
+    unique = [[f"{r[0]}-{i}", *r[1:]] for i, r in enumerate(rows)]
+    for table_rows, width, layout in ((rows, 200, "┃ model"), (rows, 40, "smollm2-135m · finetune\n"),
+                                      (unique, 40, "smollm2-135m-0 · finetune\n  score: ")):
+        out = _render(FitTable(cols, table_rows, title=f"task={path} · accuracy",
+                               caption=f"1 failed run(s): 0123: {path} is not a task file"), width)
+        assert layout in out, out  # one table, grouped under headings, one block per row
+        lines = out.splitlines()
+        assert (f"task={path} · accuracy" in lines if width == 200 else f"task={path}" in lines), out
+        assert any(line.startswith(path) or f" {path} " in line for line in lines[1:]), out  # the caption's
+        assert sum(line.count(path) for line in lines) == 2, out  # never cut into pieces
+        assert all(cell_len(line) <= width for line in lines if path not in line), out
+    with pytest.raises(TypeError, match="print"):  # not drawn by rich, which cuts them (nor as its repr)
+        Console(file=io.StringIO()).print(FitTable(cols, rows, title="t"))
 
 
 def test_a_message_wraps_between_words_and_keeps_a_long_path_whole():

@@ -281,13 +281,13 @@ def print_summary(console, records: list[dict]) -> list[dict]:
     rows, sub = summarise(records), summarise_subsets(records)
     failed = [r for r in map(load, records) if r.status != "done"]
     if rows:
-        console.print(rich_table(rows, failed))
+        rich_table(rows, failed).print(console)
     else:
         console.print("[bold red]no run finished[/]" if records else "no runs")
         for f in failed:
             say(console, term(f"  {f.run_id}: {f.error or ''}"))
     if sub:
-        console.print(rich_subset_table(sub))
+        rich_subset_table(sub).print(console)
     return failed
 
 

@@ -124,4 +124,4 @@ def ls(what: str = typer.Argument(..., help="tasks | methods | models")):
                      title="models (or any hub id / local folder)")
     else:
         fail(f"unknown list {what!r}; use one of: tasks, methods, models")
-    console.print(t)
+    t.print(console)

@@ -164,7 +164,6 @@ def evaluate(run_dir: str = typer.Argument(..., help="a run folder saved with sa
         rows.append([term(name), f"{old:.4f}" if old is not None else "–", f"{new:.4f}", "yes" if same else "NO"])
     cols = [Col("eval set", NAME, key=True), Col("recorded accuracy", NUMBER), Col("now accuracy", NUMBER),
             Col("same", NAME)]
-    say(console, term(f"re-evaluation of {run_dir}:"))  # a path in a table's title would be cut at its width
-    console.print(FitTable(cols, rows))
+    FitTable(cols, rows, title=term(f"re-evaluation of {run_dir}")).print(console)
     if not same_all:
         raise typer.Exit(1)

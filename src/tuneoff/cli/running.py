@@ -241,5 +241,4 @@ def _list(config: str, sw, plan) -> None:
     status = {**{r: "done" for r in plan.done}, **{r: "failed" for r in plan.failed}}
     rows = [[str(i), run.run_id(), status.get(run.run_id(), "to run"), term(sw.method_label(run)),
              *[term(v) for v in sw.describe(run).values()]] for i, run in enumerate(sw.runs, 1)]
-    say(console, term(f"runs of {config}:"))  # a path in a table's title would be cut at its width
-    console.print(FitTable(cols, rows))
+    FitTable(cols, rows, title=term(f"runs of {config}")).print(console)

@@ -8,9 +8,9 @@ row. The layout is chosen when the table is printed, for the width it is printed
 records is printed as text, never as rich markup: cells given as strings are rich markup the caller
 escaped (`tuneoff.escape.term`).
 
-Prose (messages, errors, warnings, the recommendation's text) is printed by `say`: wrapped between
-words at the width, never inside a word, so a path, a run id or a command that a message names
-copies whole from the screen or a log."""
+Prose (messages, errors, warnings, the recommendation's text, a table's title and caption) is printed
+by `say`: wrapped between words at the width, never inside a word, so a path, a run id or a command
+that a message names copies whole from the screen or a log. A table is printed by its `print`."""
 from __future__ import annotations
 
 import re
@@ -45,13 +45,14 @@ class Col:
         return self.kind != TEXT
 
 
-def say(console, markup: str) -> None:
-    """Print `markup` (rich markup, its text from data escaped) wrapped between words at the console's
-    width. A word longer than what a line holds (a path, a command) goes whole on a line of its own,
-    where a terminal folds it without a line break; rich's own wrapping would cut it with a newline,
-    and the path pasted from the screen or a log would be two. Tabs are expanded, emoji codes are
-    not (`:name:` in a path stays as it is)."""
-    for para in console.render_str(markup, highlight=False, emoji=False).split("\n", allow_blank=True):
+def say(console, markup: str, style: str = "") -> None:
+    """Print `markup` (rich markup, its text from data escaped; `style` over all of it) wrapped
+    between words at the console's width. A word longer than what a line holds (a path, a command)
+    goes whole on a line of its own, where a terminal folds it without a line break; rich's own
+    wrapping would cut it with a newline, and the path pasted from the screen or a log would be two.
+    Tabs are expanded, emoji codes are not (`:name:` in a path stays as it is)."""
+    text = console.render_str(markup, style=style, highlight=False, emoji=False)
+    for para in text.split("\n", allow_blank=True):
         para.expand_tabs()
         starts, start, words = [], 0, 0
         for word in re.finditer(r"\S+", para.plain):
@@ -77,7 +78,9 @@ def _word(text: RichText) -> int:
 
 class FitTable:
     """A table that keeps its names whole at the width it is printed at (see the module's note).
-    `styles`: a rich style per row (e.g. "red" for a flagged row), or None."""
+    `styles`: a rich style per row (e.g. "red" for a flagged row), or None. Printed by `print`: its
+    title and caption are prose (a custom task's path in a title stays whole), not rich's table title
+    and caption, which are cut at the table's width."""
 
     def __init__(self, cols: list[Col], rows: list[list], title: str | None = None, caption: str | None = None,
                  styles: list[str | None] | None = None):
@@ -119,8 +122,19 @@ class FitTable:
             head.stylize(self.styles[r])
         return head
 
+    def print(self, console) -> None:
+        """The title, the table laid out for the console's width, the caption."""
+        if self.title:
+            say(console, self.title, style="bold")
+        console.print(_Layout(self))
+        if self.caption:
+            say(console, self.caption)
+
     def __rich_console__(self, console, options):
-        width = options.max_width
+        raise TypeError("a FitTable is printed by its print(console): rich would cut its title and caption")
+
+    def layout(self, width: int):
+        """The table's renderables at `width`, without its title and caption."""
         every = list(range(len(self.cols)))
         keys = [i for i in every if self.cols[i].key]
         rest = [i for i in every if i not in keys]
@@ -132,7 +146,7 @@ class FitTable:
             yield from self._stacked(keys, width)
 
     def _table(self) -> RichTable:
-        t = RichTable(title=self.title, caption=self.caption, caption_justify="left")
+        t = RichTable()
         for i, c in enumerate(self.cols):
             t.add_column(self.heads[i], justify=c.justify, no_wrap=c.whole, overflow="fold",
                          min_width=self.need(i) if c.whole else None)
@@ -152,7 +166,7 @@ class FitTable:
         return {i: natural[i] if self.cols[i].whole else max(self.need(i), min(natural[i], cap)) for i in idx}
 
     def _part(self, rest: list[int], widths: dict[int, int], header: bool) -> RichTable:
-        t = RichTable(box=box.SIMPLE_HEAD, show_edge=False, show_header=header, title=self.title if header else None)
+        t = RichTable(box=box.SIMPLE_HEAD, show_edge=False, show_header=header)
         for i in rest:
             c = self.cols[i]
             t.add_column(self.heads[i], justify=c.justify, no_wrap=c.whole, overflow="fold", width=widths[i])
@@ -169,14 +183,10 @@ class FitTable:
             for r in rows:
                 t.add_row(*[self.rows[r][i] for i in rest], style=self.styles[r])
             yield t
-        if self.caption:
-            yield RichText.from_markup(self.caption)
 
     def _stacked(self, keys: list[int], width: int):
         """One block per row: its key cells as the heading, then its fields, the short ones several
         to a line, each longer text on lines of its own."""
-        if self.title:
-            yield RichText.from_markup(self.title, style="bold")
         keys = keys or [0]
         fields = [i for i in range(len(self.cols)) if i not in keys]
         for r, row in enumerate(self.rows):
@@ -196,12 +206,21 @@ class FitTable:
                 yield Padding(g, (0, 0, 0, 2))
         if self.caption:
             yield RichText("")
-            yield RichText.from_markup(self.caption)
 
     def _pair(self, i: int, cell: RichText) -> RichText:
         out = self.heads[i].copy()
         out.stylize("dim")
         return out.append(": ").append_text(cell)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A FitTable's rows as rich renders them: laid out for the width they are printed at."""
+
+    table: FitTable
+
+    def __rich_console__(self, console, options):
+        yield from self.table.layout(options.max_width)
 
 
 def _flow(pairs: list[RichText], width: int) -> RichTable:
@@ -231,7 +250,7 @@ def block_table(b: Table) -> FitTable:
 def print_blocks(console, blocks: list) -> None:
     for b in blocks:
         if isinstance(b, Table):
-            console.print(block_table(b))
+            block_table(b).print(console)
         elif isinstance(b, Bullets):
             for item in b.items:
                 say(console, f"• {escape(item)}")
