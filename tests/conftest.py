@@ -4,6 +4,11 @@ from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The CLI's consoles take the width from COLUMNS when they are made, if it is set then, and keep it:
+# tests give each command its own COLUMNS, so one inherited from the runner (pytest-xdist's workers
+# have COLUMNS=80) must not fix it for every test
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 import pytest  # noqa: E402
 
