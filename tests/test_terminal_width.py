@@ -195,6 +195,14 @@ def test_row_styles_captions_and_markup_from_data_survive_every_layout():
         text = console.export_text(clear=False)
         assert "[bold]x[/bold]" in text and "the note" in text
         assert "\x1b[31m" in console.export_text(styles=True)  # the flagged row is red
+    cols = [Col("method", NAME, key=True), Col("shots", NUMBER), Col("score", NUMBER), Col("verdict")]
+    rows = [["finetune", str(s), "0.5", "worse than everything on every eval set, by far and away"] for s in (4, 16)]
+    console = Console(record=True, width=40, force_terminal=True, color_system="standard", file=io.StringIO())
+    FitTable(cols, rows, styles=["red", None]).print(console)  # grouped: one heading over both rows
+    lines = console.export_text(styles=True, clear=False).splitlines()
+    assert [line for line in lines if "finetune" in line] == ["\x1b[1mfinetune\x1b[0m"], lines  # not red
+    plain = console.export_text().splitlines()
+    assert [p.split()[:2] for p, line in zip(plain, lines) if "\x1b[31m" in line][0] == ["4", "0.5"], lines  # its own row is
 
 
 def test_a_tables_title_and_caption_keep_a_long_path_whole_in_every_layout():

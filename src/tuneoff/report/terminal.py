@@ -104,21 +104,24 @@ class FitTable:
 
     def groups(self, keys: list[int]) -> list[tuple[RichText, list[int]]]:
         """(heading, rows) for each run of neighbouring rows with the same key cells."""
-        out: list[tuple[RichText, list[int]]] = []
+        runs: list[list[int]] = []
         last = None
         for r, row in enumerate(self.rows):
             key = tuple(row[i].plain for i in keys)
             if key != last:
-                out.append((self.heading(r, keys), []))
+                runs.append([])
                 last = key
-            out[-1][1].append(r)
-        return out
+            runs[-1].append(r)
+        return [(self.heading(rows, keys), rows) for rows in runs]
 
-    def heading(self, r: int, keys: list[int]) -> RichText:
+    def heading(self, rows: list[int], keys: list[int]) -> RichText:
+        """The key cells of `rows` (which share them), in the rows' style only where every one of
+        them has it: a flagged row's red marks that row, not the others under its heading."""
+        r = rows[0]
         parts = [self.rows[r][i] for i in keys if self.rows[r][i].plain.strip()]
         head = RichText(" · ").join(parts or self.rows[r][:1])
         head.stylize("bold")
-        if self.styles[r]:
+        if self.styles[r] and all(self.styles[i] == self.styles[r] for i in rows):
             head.stylize(self.styles[r])
         return head
 
@@ -191,7 +194,7 @@ class FitTable:
         fields = [i for i in range(len(self.cols)) if i not in keys]
         for r, row in enumerate(self.rows):
             yield RichText("")
-            yield self.heading(r, keys)
+            yield self.heading([r], keys)
             shown = [i for i in fields if row[i].plain.strip()]
             short = [i for i in shown if self.cols[i].whole or _width(self._pair(i, row[i])) <= width // 2]
             if short:
