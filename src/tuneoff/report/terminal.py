@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from rich import box
 from rich.cells import cell_len
+from rich.console import Group
 from rich.padding import Padding
 from rich.table import Table as RichTable
 from rich.text import Text as RichText
@@ -129,7 +130,7 @@ class FitTable:
         """The title, the table laid out for the console's width, the caption."""
         if self.title:
             say(console, self.title, style="bold")
-        console.print(_Layout(self))
+        console.print(Group(*self.layout(console.width)))
         if self.caption:
             say(console, self.caption)
 
@@ -214,16 +215,6 @@ class FitTable:
         out = self.heads[i].copy()
         out.stylize("dim")
         return out.append(": ").append_text(cell)
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """A FitTable's rows as rich renders them: laid out for the width they are printed at."""
-
-    table: FitTable
-
-    def __rich_console__(self, console, options):
-        yield from self.table.layout(options.max_width)
 
 
 def _flow(pairs: list[RichText], width: int) -> RichTable:
