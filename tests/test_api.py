@@ -256,3 +256,14 @@ def test_every_command_takes_h_and_the_tool_says_its_version():
         assert r.exit_code == 0 and "Usage:" in r.output and "--help" in r.output, (args, r.output)
     r = cli.invoke(app, ["--version"])
     assert r.exit_code == 0 and r.output.strip() == f"tuneoff {__version__}"
+
+
+def test_the_command_list_gives_each_command_one_line_where_it_fits():
+    # typer's command list keeps a docstring's line breaks: a long docstring came out broken mid-line
+    import typer
+
+    names = [c.name for c in typer.main.get_command(app).commands.values()]
+    out = cli.invoke(app, ["-h"], env={"COLUMNS": "200"}).output
+    rows = [line.strip("│ ").rstrip(" │") for line in out.split("Commands")[1].splitlines()[1:]]
+    rows = [row for row in rows if row and not row.startswith("╰")]
+    assert [row.split()[0] for row in rows] == names, out

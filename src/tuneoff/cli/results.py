@@ -52,7 +52,7 @@ _MARGIN = typer.Option(None, "--margin", help="equivalence margin, absolute on t
                                               "'equivalent' needs TOST inside it")
 
 
-@app.command()
+@app.command(short_help="Which method to use within a budget, per task and shot count, and how sure.")
 def recommend(
     results_dir: str = typer.Argument(..., help="a results folder"),
     max_train_cpu: Optional[str] = _CPU, max_flops: Optional[str] = _FLOPS, max_memory: Optional[str] = _MEMORY,
@@ -108,7 +108,7 @@ def _writable_defaults(results_dir: str, output: Optional[str], csv: Optional[st
              f"otherwise: give {' and '.join(f'{flag} PATH' for flag in left)} to write it elsewhere")
 
 
-@app.command()
+@app.command(short_help="Rebuild a results folder's store from its run manifests.")
 def repair(
     results_dir: str = typer.Argument(..., help="a results folder"),
     records: Optional[list[str]] = typer.Argument(None, help="record files kept elsewhere to bring in"),

@@ -88,7 +88,8 @@ def _conclude(res, budget=None) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(short_help="Run a config's runs, print their table and the recommendation; with nothing "
+                        "given, the main job on the built-in defaults.")
 def run(
     config: Optional[str] = typer.Argument(None, help="YAML config (optional; a relative task, data_dir or "
                                                      "forgetting.text in it is read from its folder); then key=value "
