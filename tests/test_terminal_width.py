@@ -119,8 +119,31 @@ def test_show_names_every_method_and_model_whole_with_every_score(store, width):
                 assert out.count(f"{model} · {method}\n") == 1, (model, method)
                 assert out.count(f"{model} · {method} · out_of_domain\n") == 1, (model, method)
     flagged = [r for r in rows if r["flag"]]
-    assert flagged and all(f"! {r['method']} {r['eval_set']} at 8 shots: {r['flag']}" in flat
-                           for r in flagged[:12])  # each flagged row's note, whole
+    assert flagged and all(f"! {r['model']} {r['method']} {r['eval_set']} at 8 shots: {r['flag']}" in flat
+                           for r in flagged[:12])  # each flagged row's note, whole, naming its model
+
+
+def test_results_of_two_tasks_with_their_own_metrics_keep_a_row_to_a_line_at_80_columns():
+    # the metric is the task's: it heads each group beside the task, so the rest fits 80 columns
+    from tuneoff.summary import print_summary
+
+    recs = [make_record(method, task=task, shots=shots, data_seed=ds, acc=0.5 if method == "pattern" else 0.7 + 0.01 * ds,
+                        ood=0.6, majority=0.5) | {"main_metric": metric}
+            for task, metric in (("cola", "mcc"), ("demo", "accuracy")) for method in ("finetune", "pattern")
+            for shots in (4, 16) for ds in range(5)]
+    console = Console(record=True, width=80, file=io.StringIO())
+    print_summary(console, recs)
+    out = console.export_text()
+    _fits(out, 80)
+    for task, metric in (("cola", "mcc"), ("demo", "accuracy")):
+        for method in ("finetune", "pattern"):
+            assert out.count(f"{task} · {method} · {metric}\n") == 1, out
+            rows = out.split(f"{task} · {method} · {metric}\n")[1].splitlines()[:4]  # its 2 shots × 2 eval sets
+            assert [r.split()[:2] for r in rows] == [["4", "in_domain"], ["4", "out_of_domain"],
+                                                     ["16", "in_domain"], ["16", "out_of_domain"]], out
+        # a flagged row's note says which task it is of: the eval sets' names are the same in both
+        assert f"! {task} pattern in_domain at 4 shots: ≤ majority" in _flat(out), out
+    assert "metric:" not in out
 
 
 @pytest.mark.parametrize("width", WIDTHS)

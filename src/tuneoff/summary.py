@@ -212,13 +212,14 @@ def rich_table(rows: list[dict], failed: list[dict]) -> FitTable:
                                      "tuneoff results, mean ± std over seeds")
     cols = [c for c in ("task", "model", "method", "options") if c not in fixed]
     cols += ["shots", "eval_set", "domain", *(["metric"] if "metric" not in fixed else []), "score", "majority", "runs"]
-    spec = [_col(c, {"task", "model", "method", "options"}) for c in cols]
+    # the metric is the task's: a name of the row, so a narrow layout heads a group with it
+    spec = [_col(c, {"task", "model", "method", "options", "metric"}) for c in cols]
     flagged, body = [], []
     for r in rows:  # a flagged score is marked "!" and explained under the table (fits 80 columns)
         cells = {**r, "score": r["score"] + (" !" if r["flag"] else "")}
         body.append([term(cells[c]) for c in cols])
         if r["flag"]:
-            where = " ".join(str(r[c]) for c in cols if c in ("method", "options", "eval_set") and r[c])
+            where = " ".join(str(r[c]) for c in cols if c in ("task", "model", "method", "options", "eval_set") and r[c])
             flagged.append(f"! {where} at {r['shots']} shots: {r['flag']}")
     notes = []
     if flagged:
