@@ -183,6 +183,8 @@ def test_a_length_chosen_at_the_first_rung_is_the_length_s_low_edge():
     warn = " ".join(i for b in blocks if isinstance(b, Bullets) and b.kind == "warn" for i in b.items)
     assert "the training length 1 epochs is its first rung" in warn and "start the length lower" in warn
     assert E.edges(optuna_selection(1)) == []  # chosen at 9 epochs, no edge written: none
+    sel["length"]["low"] = sel["chosen_length"] = 1 / 3  # a third of an epoch reads as the rung is named
+    assert "at its shortest rung (0.333 epochs)" in E.edges(sel)[0].phrase()
     sel["chosen_length"] = 3.0
     assert E.edges(sel) == []
     assert E.edges(optuna_selection(1, length=False)) == []  # no length searched: no length edge

@@ -73,7 +73,7 @@ class Edge:
     def value_text(self) -> str:
         if not is_number(self.value):
             return str(self.value)
-        return f"{self.value:g}" + (" epochs" if self.key == LENGTH else "")
+        return epochs(self.value) if self.key == LENGTH else f"{self.value:g}"
 
     def phrase(self) -> str:
         """"learning rate was chosen at the top of its grid (0.0001)"."""
@@ -85,9 +85,14 @@ class Edge:
         value = f" ({self.value_text()})" if self.value is not None else ""
         limit = ", which the search could not extend further (its limit)" if self.at_limit else ""
         if self.untried is not None:
-            limit = (f"; the edge rule extended the length to {self.untried:g} epochs, but every trial of the "
+            limit = (f"; the edge rule extended the length to {epochs(self.untried)}, but every trial of the "
                      f"extension was pruned before it, so no longer training was tried")
         return f"{name} was chosen at {where}{value}{limit}"
+
+
+def epochs(value: float) -> str:
+    """A training length in prose, as the search's space names its rungs: "0.333 epochs", not 0.333333."""
+    return f"{value:.3g} epochs"
 
 
 def _searched(key: str, values) -> str:

@@ -8,8 +8,8 @@ import numpy as np
 
 from tuneoff.record import Record, Resources, load
 from tuneoff.report.blocks import Bullets, Cell, Figure, Table, Text, msn, num, slug
-from tuneoff.report.edges import (GRID, LENGTH, OPTUNA, Edge, count_sentence, edges, flags, kind, made, reference,
-                                  search_text, trials_text)
+from tuneoff.report.edges import (GRID, LENGTH, OPTUNA, Edge, count_sentence, edges, epochs, flags, kind, made,
+                                  reference, search_text, trials_text)
 from tuneoff.report.frame import method_labels
 from tuneoff.report.runflags import NO_CHANCE, above_chance, chance_level, of_runs
 from tuneoff.report.search_plots import length_curves, lr_curves
@@ -94,7 +94,7 @@ def _edge_text(e: Edge) -> str:
         return f"{e.key}={e.value_text()} is the {'smallest' if e.side == 'low' else 'largest'} candidate"
     if e.key == LENGTH:
         return (f"the training length {e.value_text()} is its {'first' if e.side == 'low' else 'last'} rung"
-                + (f", and the longer lengths the edge rule offered (to {e.untried:g} epochs) were not tried: "
+                + (f", and the longer lengths the edge rule offered (to {epochs(e.untried)}) were not tried: "
                    "every trial of the extension was pruned before" if e.untried is not None else ""))
     return (f"{e.key}={e.value_text()} is at the {e.side} edge of its range" +
             (", at its limit" if e.at_limit else ", after every extension the search was allowed"))
