@@ -60,6 +60,10 @@ def test_best_and_what_is_not_separated_from_it():
     assert "paired t-test" in a.sentence and "6 pairs" in a.sentence and "Holm" in a.sentence
     assert "not separated from it" in a.sentence and "smallest detectable difference" in a.sentence
     assert "tied" not in a.sentence and "no cheapest is named" in a.sentence
+    assert "6 pairs each" in a.sentence  # every comparison on 6 pairs
+    # a candidate with fewer splits: the comparisons' numbers of pairs, not a fraction ("2/6 pairs")
+    uneven, _ = _answer(BIG + CLOSE + SMALL[:2])
+    assert "2 or 6 pairs per comparison" in uneven.sentence and "/6" not in uneven.sentence
     assert names == {"cpu_time": "setup_cpu_s + train_cpu_s + selection_cpu_s", "flops": "adapt_flops_approx",
                      "memory": "peak_rss_mb", "trainable_params": "params_trainable"}
 

@@ -51,9 +51,11 @@ def cost(row, key: str) -> str:
 def test_text(a, comps: dict, others: list) -> str:
     pairs = sorted({c.n for c in comps.values()})
     r = a.rule
-    return (f"two-level paired t-test and bootstrap over splits and the eval sample, {'/'.join(map(str, pairs))} "
-            f"pairs each, Holm-corrected over {len(others)} comparison(s), alpha {r.alpha}; equivalence by TOST "
-            f"within ±{r.margin:g}")
+    # the comparisons' numbers of pairs: "5 pairs each", "1 or 5 pairs per comparison" (not "1/5", a fraction)
+    n = (f"{pairs[0]} pairs each" if len(pairs) == 1 else
+         f"{', '.join(map(str, pairs[:-1]))} or {pairs[-1]} pairs per comparison" if pairs else "no pairs")
+    return (f"two-level paired t-test and bootstrap over splits and the eval sample, {n}, Holm-corrected over "
+            f"{len(others)} comparison(s), alpha {r.alpha}; equivalence by TOST within ±{r.margin:g}")
 
 
 def _names(c, idx) -> list[str]:
