@@ -170,17 +170,21 @@ def test_the_dry_run_lists_each_run_whole(toy_task, tmp_path, width):
     cfg = tmp_path / ("a-folder-with-a-long-name-" * 4) / "s.yaml"  # its path alone is wider than 80
     cfg.parent.mkdir()
     names = ["finetune", "prefix-tuning", "prompt-tuning"]
-    cfg.write_text(json.dumps({"defaults": {"task": str(toy_task), "model": "tiny-bert", "shots": [2, 4],
-                                            "data_seed": [0, 1], "device": "cpu",
+    cfg.write_text(json.dumps({"defaults": {"task": str(toy_task), "shots": [2, 4], "data_seed": [0, 1], "device": "cpu",
                                             "output_dir": str(tmp_path / "res"), "train": {"max_steps": 2}},
-                               "methods": names}))
+                               "grid": {"models": ["tiny-bert", "tiny-llama"]}, "methods": names}))
     out = _cli(width, "sweep", cfg, "--dry-run")
     assert any(line.endswith(f"{cfg}") for line in out.splitlines()), out  # the title "runs of CONFIG", whole
     end = out.index("estimate:")
     table = out[out.rindex(f"{cfg}\n", 0, end) + len(f"{cfg}\n"):end]  # the estimate's lines are soft-wrapped
     _fits(table, width)
     assert sum(table.count(n) for n in names) >= 12  # every run's method, whole
-    assert len(re.findall(r"(?<![0-9a-f])[0-9a-f]{16}(?![0-9a-f])", table)) == 12
+    ids = re.findall(r"(?<![0-9a-f])[0-9a-f]{16}(?![0-9a-f])", table)
+    assert len(ids) == 24
+    if width == 80:  # method, task and model head the runs they name; a run is one line, its status in it
+        assert all(re.search(rf"{i}\s+to run\s+[24]\s+[01]\s*$", table, re.M) for i in ids), table
+        for n in names:
+            assert table.count(f"{n} · tiny-bert\n") >= 1 and table.count(f"{n} · tiny-llama\n") >= 1, table
 
 
 def _render(table: FitTable, width: int) -> str:

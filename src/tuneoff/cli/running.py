@@ -237,8 +237,9 @@ def _list(config: str, sw, plan) -> None:
     """The dry run's table: every run of the sweep, its status and the settings that vary."""
     from tuneoff.report.terminal import NAME, NUMBER, Col, FitTable
 
+    # what a run is (method, task, model) names it: at 80 columns a heading over the runs that share it
     cols = [Col("#", NUMBER, justify="right"), Col("run_id", NAME), Col("status", NAME), Col("method", NAME, key=True),
-            *[Col(term(c), NAME) for c in sw.varying]]
+            *[Col(term(c), NAME, key=c in ("task", "model")) for c in sw.varying]]
     status = {**{r: "done" for r in plan.done}, **{r: "failed" for r in plan.failed}}
     rows = [[str(i), run.run_id(), status.get(run.run_id(), "to run"), term(sw.method_label(run)),
              *[term(v) for v in sw.describe(run).values()]] for i, run in enumerate(sw.runs, 1)]
