@@ -107,6 +107,25 @@ def test_config_file_plus_overrides_and_validate(toy_task, tmp_path):
     assert r.exit_code == 0 and "2 run(s)" in r.output
 
 
+def test_validate_checks_a_sweep_config_s_runs_without_opening_its_folder(toy_task, tmp_path):
+    out = tmp_path / "res"
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(json.dumps({"defaults": {"task": str(toy_task), "model": "tiny-bert", "shots": [2, 4],
+                                            "data_seed": [0, 1], "output_dir": str(out), "select": {"protocol": "cv"}},
+                               "methods": ["finetune", {"name": "lora", "r": 4}]}))
+    r = runner.invoke(app, ["validate", str(cfg)], terminal_width=200)
+    text = " ".join(r.output.split())
+    assert r.exit_code == 0 and f"valid: sweep {cfg}: 8 run(s) → {out}/; varying: shots, data_seed" in text, text
+    assert "finetune: selection (" in text and "lora: selection (" in text  # each method's search, once
+    # a run of it that cannot run: the error a sweep would stop with before its first run, the run named
+    for args, msg in [(["defaults.shots=0"], "sweep run (method finetune): config key 'shots': shots must be >= 1"),
+                      (["methods=[nosuch]"], "unknown method 'nosuch'"),
+                      (["eval.sets=[nope]"], f"task '{toy_task.stem}' has no eval set 'nope'")]:
+        r = runner.invoke(app, ["validate", str(cfg), *args])
+        assert r.exit_code == 2 and msg in " ".join(r.output.split()), (args, r.output)
+    assert not out.exists()  # nothing created
+
+
 def test_bad_input_exits_with_a_clear_message(tmp_path):
     r = runner.invoke(app, ["run", "task=nope", f"output_dir={tmp_path}"])
     assert r.exit_code == 2 and "unknown task 'nope'" in r.output

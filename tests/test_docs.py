@@ -238,6 +238,7 @@ COMMANDS = {
     # the quick sweep (its published store is docs/quick-sweep), into results/quick
     "tuneoff sweep examples/quick.yaml": How("run", SWEEP_TINY),
     "tuneoff sweep examples/quick.yaml --dry-run": How("run", SWEEP_TINY),
+    "tuneoff validate examples/quick.yaml": RUN,
     "tuneoff sweep examples/quick.yaml --retry-failed": How("run", SWEEP_TINY),
     "tuneoff recommend results/quick": RUN,
     "tuneoff recommend results/quick --max-train-cpu 1m --shots 32 --domain out": RUN,

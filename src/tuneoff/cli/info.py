@@ -7,25 +7,60 @@ import typer
 from rich.padding import Padding
 from rich.table import Table
 
-from tuneoff.cli.base import app, console, fail, load
+from tuneoff.cli.base import app, console, fail, load, message, split_args
+from tuneoff.config import ConfigError
 from tuneoff.escape import term
-from tuneoff.report.terminal import NAME, Col, FitTable
+from tuneoff.report.terminal import NAME, Col, FitTable, say
 
 
 @app.command()
 def validate(
-    config: str = typer.Argument(..., help="YAML config"),
+    config: str = typer.Argument(..., help="YAML config, a run's or a sweep's"),
     overrides: Optional[list[str]] = typer.Argument(None),
 ):
-    """Check a config (types, keys, task, eval sets, pattern, model, method options) without running it."""
+    """Check a config (types, keys, task, eval sets, pattern, model, method options) without running it.
+    A sweep config: every run of it, checked as `tuneoff sweep` checks them before its first run."""
     import json
 
+    path, ov = split_args(config, overrides)
+    if path is not None and _is_sweep(path):
+        return _validate_sweep(path, ov)
     cfg = load(config, overrides)
     console.print_json(json.dumps(cfg.resolved()))
     console.print(f"[green]valid[/]: {len(cfg.expand())} run(s)")
     for one in cfg.per_method() if cfg.select is not None else []:  # a list of methods: a line each
         name = f"{one.method.name}: " if len(cfg.methods) > 1 else ""
         console.print(term(name + selection_line(one)), highlight=False)
+
+
+def _is_sweep(path: str) -> bool:
+    from tuneoff.config.loading import read_yaml, sweep_keys
+
+    try:
+        return bool(sweep_keys(read_yaml(path)))
+    except ConfigError as e:
+        fail(message(e))
+
+
+def _validate_sweep(path: str, overrides: list[str]) -> None:
+    """A sweep config's runs, each checked as a run config is (`tuneoff.experiment.check_runs`), and
+    what each method's selection will search; its results folder is not opened."""
+    from tuneoff.experiment import check_runs, sweep_of
+
+    try:
+        sw = sweep_of(path, overrides)
+        check_runs(sw.runs)
+    except (ConfigError, ValueError, KeyError) as e:
+        fail(message(e))
+    dup = f" ({sw.duplicates} duplicate(s) merged)" if sw.duplicates else ""
+    say(console, f"[green]valid[/]: sweep {term(path)}: {len(sw.runs)} run(s){dup} → {term(sw.output_dir)}/"
+                 + (f"; varying: {term(', '.join(sw.varying))}" if sw.varying else ""))
+    lines: dict[str, None] = {}  # each method's selection, once per distinct line (it may differ by shots)
+    for run in sw.runs:
+        if run.select is not None:
+            lines.setdefault(f"{sw.method_label(run)}: {selection_line(run)}")
+    for line in lines:
+        say(console, term(line))
 
 
 def selection_line(cfg) -> str:

@@ -60,11 +60,18 @@ def read_yaml(path: str | Path, what: str = "config file", holds: str = CONFIG_H
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Build a validated config from an optional YAML file and key=value overrides."""
     data = paths.config_file(read_yaml(path), path) if path else {}  # its paths read from its folder
-    sweep_keys = [k for k in SWEEP_FILE_KEYS if k in data]
-    if sweep_keys and not set(data) & set(RunConfig.model_fields):
-        raise ConfigError(f"{str(path)!r} is a sweep config (it has {', '.join(map(repr, sweep_keys))}), not a run "
+    keys = sweep_keys(data)
+    if keys:
+        raise ConfigError(f"{str(path)!r} is a sweep config (it has {', '.join(map(repr, keys))}), not a run "
                           f"config: run it with `tuneoff sweep {path}`")
     return config_with(data, overrides or [])
+
+
+def sweep_keys(data: dict) -> list[str]:
+    """The keys that make a config file's mapping a sweep config (`defaults`, `grid`, `methods`, and
+    none of a run's settings beside them); [] for a run config."""
+    keys = [k for k in SWEEP_FILE_KEYS if k in data]
+    return keys if keys and not set(data) & set(RunConfig.model_fields) else []
 
 
 def config_with(data: dict, overrides: list[str]) -> RunConfig:
