@@ -104,8 +104,6 @@ CONFIG_FILES = [
     ("train:\n  lr: 1.0e-4\n  lr: 1.0e-3\n", "config file 'PATH': the key 'lr' is given twice (first on line 2, "
                                              "again on line 3)"),
     ("trian:\n  lr: 1.0e-4\n", "unknown config key 'trian' (did you mean 'train'?); allowed:"),
-    ("defaults:\n  task: demo\n", "'PATH' is a sweep config (it has 'defaults'), not a run config: run it with "
-                                  "`tuneoff sweep PATH`"),
     ("task: demo\n\tshots: 8\n", "config file 'PATH' is not valid YAML: while scanning a plain scalar at line 1, "
                                   "column 7 found a tab character that violates indentation at line 2, column 1"),
     ("task: demo\nx: &a [*a]\n", "config file 'PATH' " + BOMB),  # an alias inside itself: endless
@@ -119,6 +117,16 @@ def test_a_bad_config_file_is_named_with_what_it_must_hold(tmp_path, content, me
     path = _file(tmp_path / "run.yaml", content)
     res = _cli("validate", path)
     assert res.exit_code == 2 and message.replace("PATH", str(path)) in _flat(res.output), res.output
+
+
+def test_a_sweep_config_given_to_run_says_to_run_it_with_sweep_and_validate_checks_it(tmp_path):
+    path = _file(tmp_path / "run.yaml", "defaults:\n  task: demo\n  output_dir: " + str(tmp_path / "res") + "\n")
+    res = _cli("run", path)
+    assert res.exit_code == 2 and (f"{str(path)!r} is a sweep config (it has 'defaults'), not a run config: run it "
+                                   f"with `tuneoff sweep {path}`") in _flat(res.output), res.output
+    res = _cli("validate", path)  # validate takes either
+    assert res.exit_code == 0 and f"valid: sweep {path}:" in _flat(res.output), res.output
+    assert not (tmp_path / "res").exists()
 
 
 SWEEP_HOLDS = "(defaults: the settings every run shares, grid: keys with lists of values, and/or methods: the methods"

@@ -184,6 +184,17 @@ def test_a_task_file_given_as_the_config_says_to_write_task_equals(toy_task, tmp
     assert not (tmp_path / "results.sqlite").exists()
 
 
+def test_a_run_config_given_to_sweep_says_to_run_it_with_run(toy_task, tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"task: {toy_task}\nmodel: tiny-bert\nshots: [2, 4]\ndata_seed: 0\nmethod: lora\n"
+                   f"output_dir: {tmp_path / 'res'}\n")
+    r = runner.invoke(app, ["sweep", str(cfg), "--dry-run"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and f"{str(cfg)!r} is a run config (it has 'task', 'model', 'shots', 'data_seed', ...)" in text
+    assert f"run it with `tuneoff run {cfg}`" in text and "unknown sweep key" not in text, text  # one error, not one per key
+    assert not (tmp_path / "res").exists()
+
+
 def test_what_would_fail_every_run_is_an_error_before_any_run(tmp_path):
     out = tmp_path / "res"
     toy_file = tmp_path / "not-a-folder"

@@ -251,8 +251,13 @@ def _check_fixed_vs_searched(cfg: RunConfig, grid_keys: list[str], entry, where:
 
 
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
-    data = sweep_file(read_yaml(path, "sweep config", SWEEP_HOLDS), path)  # its paths read from its folder
-    return sweep_from(data, overrides, f"sweep config {str(path)!r}")
+    data = read_yaml(path, "sweep config", SWEEP_HOLDS)
+    run_keys = [k for k in data if k in RunConfig.model_fields]
+    if run_keys and not set(data) & set(SweepConfig.model_fields):  # a run config: one error, not one per key
+        shown = ", ".join(map(repr, run_keys[:4])) + (", ..." if len(run_keys) > 4 else "")
+        raise ConfigError(f"{str(path)!r} is a run config (it has {shown}), not a sweep config: run it with "
+                          f"`tuneoff run {path}`, or write its settings under `defaults:` in a sweep config")
+    return sweep_from(sweep_file(data, path), overrides, f"sweep config {str(path)!r}")  # its paths from its folder
 
 
 def sweep_from(data: dict, overrides: list[str] | None = None, source: str = "sweep config") -> Sweep:
