@@ -13,7 +13,8 @@ from tuneoff.escape import term
 from tuneoff.report.terminal import NAME, Col, FitTable, say
 
 
-@app.command()
+@app.command(short_help="Check a config, a run's or a sweep's (types, keys, task, eval sets, pattern, model, method "
+                        "options), without running it.")
 def validate(
     config: str = typer.Argument(..., help="YAML config, a run's or a sweep's"),
     overrides: Optional[list[str]] = typer.Argument(None),
