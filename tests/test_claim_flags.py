@@ -229,7 +229,7 @@ def test_unequal_label_budgets_are_labelled():
     sections, _ = build_sections(recs, n_boot=50)
     warn = " ".join(_section(sections, "summary").blocks[0].items)
     assert "Unequal label budgets" in warn
-    assert "demo at 8 shots: icl saw 2× the labels of finetune (32 vs 16: its dev split)" in warn
+    assert "demo at 8 shots: icl saw 2× the labels of finetune on the same split (32 vs 16: its dev split)" in warn
     table = _table(_section(sections, "protocol").blocks, "Labels seen per comparison")
     rows = {r[2].text: [c.text for c in r[3:]] for r in table.rows}
     assert rows == {"finetune": ["16", "1×", "its split"], "head": ["16", "1×", "its split"],
@@ -248,5 +248,35 @@ def test_equal_label_budgets_raise_no_warning_and_frugal_reuse_is_a_range():
             _rec("head", data_seed=0), _rec("head", data_seed=1)]
     t = label_budgets(runs(to_frame(recs))).set_index("variant")
     assert (t.loc["lora", "low"], t.loc["lora", "high"], t.loc["lora", "times"]) == (16, 32, 2.0)
-    assert "lora saw up to 2× the labels of head (16–32 vs 16: the reference split's (frugal selection))" in \
-        labels_warning(runs(to_frame(recs)))[0]
+    assert "lora saw 2× the labels of head on the same split (32 vs 16: the reference split's (frugal selection))" \
+        in labels_warning(runs(to_frame(recs)))[0]
+
+
+def test_methods_that_all_reuse_the_reference_choice_saw_the_same_labels():
+    """Every method of the cell selects on split 0 and reuses that choice on splits 1-2 (frugal):
+    each saw 16 labels on split 0 and 32 on the others, and so did the others on the same split. The
+    comparison sets runs side by side per split, so no budget is unequal (it read "lora saw up to 2×
+    the labels of lora", the method against itself, over every split of the cell)."""
+    from tuneoff.report.build import build_sections
+    from tuneoff.report.labels import label_budgets, labels_warning
+    from tuneoff.report.frame import runs, to_frame
+
+    frugal = {"protocol": "cv", "budget": "frugal", "folds": 2, "metric": "accuracy", "reference_data_seed": 0}
+    recs = [_rec(m, data_seed=i, selection={**frugal, "shared": i > 0, "labels_used_total": 16 if i == 0 else 32})
+            for m in ("lora", "head") for i in range(3)]
+    frame = runs(to_frame(recs))
+    assert labels_warning(frame) == []
+    t = label_budgets(frame).set_index("variant")
+    assert list(t["times"]) == [1.0, 1.0] and list(t["low"]) == [16, 16] and list(t["high"]) == [32, 32]
+    sections, _ = build_sections(recs, n_boot=50)
+    assert not any("Unequal label budgets" in i for b in _section(sections, "summary").blocks
+                   for i in getattr(b, "items", []))
+    table = _table(_section(sections, "protocol").blocks, "Labels seen per comparison")
+    assert {r[2].text: r[4].text for r in table.rows} == {"head": "1×", "lora": "1×"}
+    # one split where lora alone chose on a dev split: that split, and that method, are named
+    recs.append(_rec("lora", data_seed=3, selection={"protocol": "dev", "budget": "full", "metric": "accuracy",
+                                                      "labels_used": 24, "labels_used_total": 24}))
+    recs.append(_rec("head", data_seed=3))
+    warn = labels_warning(runs(to_frame(recs)))
+    assert len(warn) == 1 and "lora saw 1.5× the labels of head on the same split (24 vs 16" in warn[0]
+    assert "head saw" not in warn[0]
