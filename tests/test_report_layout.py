@@ -187,3 +187,21 @@ def test_the_environment_is_a_column_per_environment_that_wraps(tmp_path):
     table = html.split("Environment (library versions, hardware)</h3>")[1].split("</table>")[0]
     assert table.count(f'<td class="wrap">{long}</td>') == 2
     assert "overflow-wrap: anywhere" in html
+
+
+def test_the_load_a_run_measured_sets_no_environment_apart():
+    """Each run records the cores other processes kept busy as it started (`threads.busy_elsewhere`):
+    a measurement, not its environment. Runs on one machine with the same libraries are one column,
+    with that figure's range; a nested field is a row of its own. (Every run had a column of its own:
+    the v2 comparison's 74 runs on two machines made 41.)"""
+    def env(busy, platform="linux-a"):
+        return {"python": "3.11.7", "platform": platform,
+                "threads": {"setting": "auto", "threads": 1, "cores": 2, "busy_elsewhere": busy}}
+    recs = [make_record("finetune", data_seed=d, env=env(b)) for d, b in enumerate([0.0, 1.03, 0.5])]
+    recs += [make_record("lora", env=env(1.01, "linux-b")), make_record("lora", data_seed=1, env=env(1.01, "linux-b"))]
+    table = next(b for b in _section(recs, "protocol") if isinstance(b, Table) and b.title.startswith("Environment"))
+    assert table.header == ["field", "3 runs", "2 runs"]
+    assert [[c.text for c in r] for r in table.rows] == [
+        ["python", "3.11.7", "3.11.7"], ["platform", "linux-a", "linux-b"], ["threads.setting", "auto", "auto"],
+        ["threads.threads", "1", "1"], ["threads.cores", "2", "2"], ["threads.busy_elsewhere", "0–1.03", "1.01"]]
+    assert "busy_elsewhere" in table.note

@@ -294,16 +294,42 @@ def _selection_text(sel: Selection | None) -> str:
     return f"{how}; {space}" if space else how
 
 
+MEASURED = ("threads.busy_elsewhere",)  # measured as a run starts (the load beside it), not its environment
+
+
+def _flat(env: dict, prefix: str = "") -> dict:
+    """An environment's fields, a nested one (`threads`) as dotted fields: `threads.cores`."""
+    out = {}
+    for k, v in env.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _spread(values: list) -> str:
+    got = sorted(v for v in values if v is not None)
+    return "–" if not got else f"{got[0]:g}" if got[0] == got[-1] else f"{got[0]:g}–{got[-1]:g}"
+
+
 def _env(records: list[Record]) -> list:
     """One row per library or hardware field, one column per distinct environment (most runs first):
-    narrow enough for the page however many libraries a run records."""
-    envs = [r.env for r in records if r.env]
+    narrow enough for the page however many libraries a run records. What a run measured as it
+    started (the load beside it) sets no column apart: each column gives its range over its runs."""
+    envs = [_flat(r.env) for r in records if r.env]
     if not envs:
         return [Text("No environment recorded.")]
     keys = list(dict.fromkeys(k for e in envs for k in e))
-    counts = pd.Series([json.dumps([e.get(k) for k in keys]) for e in envs]).value_counts()
-    columns = [json.loads(s) for s in counts.index]
-    rows = [cells([k] + ["–" if col[i] is None else col[i] for col in columns]) for i, k in enumerate(keys)]
-    header = ["field"] + [f"{c} run{'s' if c != 1 else ''}" for c in counts]
+    fixed = [k for k in keys if k not in MEASURED]
+    groups: dict[str, list[dict]] = {}
+    for e in envs:
+        groups.setdefault(json.dumps([e.get(k) for k in fixed]), []).append(e)
+    columns = sorted(groups.values(), key=len, reverse=True)
+    rows = [cells([k] + [_spread([e.get(k) for e in col]) if k in MEASURED else
+                         "–" if col[0].get(k) is None else col[0][k] for col in columns]) for k in keys]
+    header = ["field"] + [f"{len(c)} run{'s' if len(c) != 1 else ''}" for c in columns]
+    note = ("threads.busy_elsewhere: the cores other processes kept busy as the run started (its range over "
+            "the column's runs); it sets no column apart." if any(k in MEASURED for k in keys) else "")
     return [Table(header, rows, title="Environment (library versions, hardware)",
-                  wrap=tuple(range(1, len(header))))]
+                  wrap=tuple(range(1, len(header))), note=note)]
