@@ -49,6 +49,15 @@ def test_methods_table_shows_settings_as_lines_and_no_training_for_icl():
     assert not any("{" in v for r in rows.values() for v in r.values())  # no JSON
 
 
+def test_how_often_a_training_kept_its_state_is_not_a_training_setting():
+    """`train.resume_every` changes no result; runs made before it existed lack it. Shown, it made the
+    runs' settings look different ("resume_every = 600.0" joined to nothing) where they were not."""
+    recs = [make_record("lora", data_seed=d) for d in range(3)]
+    for r in recs[1:]:
+        r["config"]["train"]["resume_every"] = 600.0
+    assert _methods_table(recs)["lora"]["training settings (config.train)"] == "lr = 1e-05"
+
+
 def test_settings_of_runs_that_differ_are_joined_per_key():
     assert settings_text([{"lr": 1e-5, "epochs": 8}, {"lr": 3e-5, "epochs": 8}, None]) == "epochs = 8\nlr = 1e-05, 3e-05"
     assert settings_text([{}, {}]) == "–"

@@ -243,7 +243,7 @@ def _methods(runs: pd.DataFrame, records: list[Record]) -> list:
         opts = settings_text([shown(method_options(r), "method.", texts) for r in recs])
         configs = [current_layout(r.config or {}) for r in recs]  # old records: max_length in train
         max_length = texts.get("max_length") or _join(c.get("max_length") for c in configs)
-        train = (settings_text([shown(c.get("train"), "train.", texts) for c in configs])
+        train = (settings_text([shown(_fit_settings(c.get("train")), "train.", texts) for c in configs])
                  if trains(str(g["method"].iloc[0]), recs) else NO_TRAINING)
         selection = _join(_selection_text(r.selection) for r in recs)
         k = sum(above_chance(r) is False for r in recs)
@@ -267,6 +267,12 @@ def _methods(runs: pd.DataFrame, records: list[Record]) -> list:
             blocks.append(Text(name))
             blocks.append(Text(p, kind="pre"))
     return blocks
+
+
+def _fit_settings(train):
+    """A run's training settings without how often it kept its state to resume from (`resume_every`:
+    no result depends on it, and runs made before it existed lack it)."""
+    return {k: v for k, v in train.items() if k != "resume_every"} if isinstance(train, dict) else train
 
 
 def _eval_caps(records: list[Record]) -> dict[str, str]:
