@@ -154,6 +154,33 @@ def test_no_recommendation_when_nothing_at_the_top_beats_chance():
     assert "no recommendation" in a.sentence and "majority baseline" in a.sentence and "accuracy 0.690" in a.sentence
 
 
+def test_a_list_of_answers_says_the_rule_once_and_each_answer_stays_whole():
+    """Listed beside the rule (`tuneoff recommend`, the report, a sweep's end), an answer leaves out
+    what the rule says for every answer: how chance is beaten, which tests at what alpha. Each of 12
+    answers of the v2 comparison repeated them (609 lines at 80 columns). `Answer.sentence`, and
+    `print(rec)`, which prints no rule, keep them."""
+    from tuneoff.report.answer import recommendation_blocks
+    from tuneoff.results import Recommendation
+
+    around = np.array([0.02, -0.02, 0.01, -0.01, 0.03, -0.03])
+    flat = sum([_runs(m, "lm", MAJ + np.roll(around, i) + 0.002 * i, majority=MAJ)
+                for i, m in enumerate(("finetune", "lora", "icl"))], [])
+    blocks, answers = recommendation_blocks(to_frame(flat), budget_from())
+    listed, rule = blocks[1].items, blocks[-3].text
+    assert len(answers) == 2 and listed == [a.listed for a in answers]
+    for a, item in zip(answers, listed):
+        assert a.verdict == "not above chance" and item.startswith(a.sentence.split(";")[0])
+        assert "beating it means" in a.sentence and "paired t-test" in a.sentence and "alpha 0.05" in a.sentence
+        assert "beating it means" not in item and "t-test" not in item and "alpha" not in item
+        assert item.endswith("(6 pairs each, Holm over 2 comparisons)")
+    assert "Beating chance: the 95% interval" in rule and "t-test" in rule  # said once, beside them
+    text = str(Recommendation(answers, budget_from(), blocks))
+    assert all(a.sentence in text for a in answers) and "beating it means" in text
+    few = recommend(to_frame(BIG[:2] + CLOSE[:2]), budget_from())[0]  # a refusal is short: listed whole
+    assert few and all(a.verdict == "no recommendation" and a.listed == a.sentence and "run(s)" in a.sentence
+                       for a in few)
+
+
 def test_records_without_a_majority_baseline_are_not_checked_against_one():
     recs = copy.deepcopy(GOOD + SWING)
     for r in recs:
@@ -222,7 +249,7 @@ def test_recommend_and_the_report_give_the_same_answer(tmp_path):
     for s in sentences:
         assert " ".join(s.split()) in flat
     assert "pattern · lm-135m" in flat and "over: " in flat
-    assert [a.sentence for a in tables["answers"]] == sentences
+    assert [a.listed for a in tables["answers"]] == sentences
     rep = CliRunner().invoke(app, ["report", str(folder), "--max-train-time", "1m", "--shots", "8"])
     assert rep.exit_code == 0, rep.output
     md = (folder / "report.md").read_text()

@@ -121,9 +121,11 @@ class Recommendation:
     def __str__(self) -> str:
         from tuneoff.report.blocks import Bullets, Text
 
-        # the budget, the sentences and any notes; the rule and the tables are in the Markdown and table()
+        # the budget, the whole sentences (the rule is not printed beside them) and any notes; the rule
+        # and the tables are in the Markdown and table()
         lines = [self.blocks[0].text] if self.blocks and isinstance(self.blocks[0], Text) else []
-        lines += [f"- {item}" for b in self.blocks if isinstance(b, Bullets) for item in b.items]
+        lines += [f"- {a.sentence}" for a in self.answers]
+        lines += [f"- {item}" for b in self.blocks if isinstance(b, Bullets) and b.kind == "warn" for item in b.items]
         return "\n".join(lines)
 
     def __repr__(self) -> str:

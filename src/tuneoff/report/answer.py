@@ -120,7 +120,7 @@ def recommendation_blocks(frame: pd.DataFrame, budget: Budget | None = None) -> 
     answers, names = recommend(frame, budget)
     if not answers:
         return [Text("No recommendation: no finished runs match the budget's shots and domain.")], answers
-    blocks: list = [Text(budget_text(budget, names)), Bullets([a.sentence for a in answers])]
+    blocks: list = [Text(budget_text(budget, names)), Bullets([a.listed for a in answers])]
     notes = list(dict.fromkeys(n for a in answers for n in a.notes))  # each domain's answer names the same
     if notes:
         blocks.append(Bullets(notes, kind="warn"))

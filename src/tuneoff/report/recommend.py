@@ -108,6 +108,12 @@ class Answer:
     equivalent: list[str] = field(default_factory=list)  # shown equivalent to the best within the margin
     cost: str = ""  # the figure the cheapest was decided on
     rule: Rule = field(default_factory=Rule)
+    brief: str = ""  # the sentence as listed beside the rule (`report.answer`): without what the rule says
+
+    @property
+    def listed(self) -> str:
+        """The answer as a list of answers gives it, beside the rule: `brief`, else its sentence."""
+        return self.brief or self.sentence
 
 
 def run_scores(frame: pd.DataFrame, domain: str) -> pd.DataFrame:
@@ -264,7 +270,9 @@ def _answer(task, shots, domain, scores: pd.DataFrame, costs, budget: Budget, na
     else:
         a.verdict = "equivalent" if a.equivalent else "best"
         a.cheapest = _cheapest(cands.loc[real], sign)
-    a.sentence = wording.sentence(a, head, comps, others, open_, [i for i in top if i not in real])
+    low = [i for i in top if i not in real]
+    a.sentence = wording.sentence(a, head, comps, others, open_, low)
+    a.brief = wording.sentence(a, head, comps, others, open_, low, brief=True)
     return a
 
 

@@ -14,7 +14,7 @@ that a message names copies whole from the screen or a log. A table is printed b
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich import box
 from rich.cells import cell_len
@@ -242,9 +242,14 @@ def block_table(b: Table) -> FitTable:
 
 
 def print_blocks(console, blocks: list) -> None:
+    """Report blocks in the terminal. A table's note that an earlier table printed already (the
+    recommendation's per-answer tables share theirs) is not printed again."""
+    noted: set[str] = set()
     for b in blocks:
         if isinstance(b, Table):
-            block_table(b).print(console)
+            block_table(replace(b, note="") if b.note in noted else b).print(console)
+            noted.add(b.note)
+            console.print()
         elif isinstance(b, Bullets):
             for item in b.items:
                 say(console, f"• {escape(item)}")

@@ -48,12 +48,16 @@ def cost(row, key: str) -> str:
     return ", ".join(parts)
 
 
-def test_text(a, comps: dict, others: list) -> str:
+def test_text(a, comps: dict, others: list, brief: bool = False) -> str:
+    """How the cell was tested. `brief`: its pairs and comparisons alone, for a list of answers
+    printed beside the rule that gives the tests (`report.answer.RULE`)."""
     pairs = sorted({c.n for c in comps.values()})
     r = a.rule
     # the comparisons' numbers of pairs: "5 pairs each", "1 or 5 pairs per comparison" (not "1/5", a fraction)
     n = (f"{pairs[0]} pairs each" if len(pairs) == 1 else
          f"{', '.join(map(str, pairs[:-1]))} or {pairs[-1]} pairs per comparison" if pairs else "no pairs")
+    if brief:
+        return f"{n}, Holm over {len(others)} comparison{'s' if len(others) != 1 else ''}"
     return (f"two-level paired t-test and bootstrap over splits and the eval sample, {n}, Holm-corrected over "
             f"{len(others)} comparison(s), alpha {r.alpha}; equivalence by TOST within ±{r.margin:g}")
 
@@ -94,11 +98,12 @@ def _more(comps: dict, open_: list) -> str:
     return "more data seeds (or a larger eval set) may decide"
 
 
-def sentence(a, head_: str, comps: dict, others: list, open_: list, not_real: list) -> str:
-    """The answer's sentence for its verdict (`Answer.verdict`)."""
+def sentence(a, head_: str, comps: dict, others: list, open_: list, not_real: list, brief: bool = False) -> str:
+    """The answer's sentence for its verdict (`Answer.verdict`). `brief`: without what the rule
+    printed beside it says for every answer (how chance is beaten, which tests at what alpha)."""
     c = a.candidates
     b = c.set_index("candidate").loc[a.best]
-    test = test_text(a, comps, others)
+    test = test_text(a, comps, others, brief)
     worse = [i for i in others if comps[i].verdict == SEPARATED]
     equiv = [f"{c.loc[i, 'candidate']} (TOST {p_is(comps[i].p_tost_holm)})" for i in others
              if comps[i].verdict == EQUIVALENT]
@@ -107,7 +112,7 @@ def sentence(a, head_: str, comps: dict, others: list, open_: list, not_real: li
         base = f"{a.metric} {b['baseline']:.3f}" if np.isfinite(b["baseline"]) else "not recorded"
         return (f"{head_}: no recommendation — neither the best, {a.best} ({score(b)}), nor any method not "
                 f"separated from it is shown to beat the majority baseline (always the most frequent label: "
-                f"{base}); {chance_rule(a.metric)}. ({test})")
+                f"{base}){'' if brief else '; ' + chance_rule(a.metric)}. ({test})")
     if a.verdict == "best":
         text = (f"{head_}: {a.best} is the best that fits ({score(b)}); every other fitting method is worse "
                 f"({test}).")
