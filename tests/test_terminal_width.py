@@ -177,7 +177,7 @@ def test_the_dry_run_lists_each_run_whole(toy_task, tmp_path, width):
     out = _cli(width, "sweep", cfg, "--dry-run")
     assert any(line.endswith(f"{cfg}") for line in out.splitlines()), out  # the title "runs of CONFIG", whole
     end = out.index("estimate:")
-    table = out[out.rindex(f"{cfg}\n", 0, end) + len(f"{cfg}\n"):end]  # the estimate's lines are soft-wrapped
+    table = out[out.rindex(f"{cfg}\n", 0, end) + len(f"{cfg}\n"):end]  # the list of runs, up to the estimate
     _fits(table, width)
     assert sum(table.count(n) for n in names) >= 12  # every run's method, whole
     ids = re.findall(r"(?<![0-9a-f])[0-9a-f]{16}(?![0-9a-f])", table)
@@ -186,6 +186,15 @@ def test_the_dry_run_lists_each_run_whole(toy_task, tmp_path, width):
         assert all(re.search(rf"{i}\s+to run\s+[24]\s+[01]\s*$", table, re.M) for i in ids), table
         for n in names:
             assert table.count(f"{n} · tiny-bert\n") >= 1 and table.count(f"{n} · tiny-llama\n") >= 1, table
+    # the estimate and each group's price wrap between words, a group's lines under its name (they
+    # were one long line each, which a terminal folds at any character)
+    prices = out[end:].splitlines()
+    assert all(cell_len(line) <= width or " " not in line.strip() for line in prices), prices
+    groups = [i for i, line in enumerate(prices) if re.match(r"  \S", line)]
+    assert len(groups) >= 3, prices
+    if width == 80:
+        assert all(prices[i + 1].startswith(" " * 4) for i in groups), prices
+        assert any(re.match(r" {6}\S", line) for line in prices), prices  # a price's second line, indented
 
 
 def _render(table: FitTable, width: int) -> str:

@@ -194,16 +194,16 @@ def _runs_left(costs, records, plan, label) -> None:
               else "its work, as no run of this folder has finished yet")
     extra = sum(costs.price(run).extra for run in plan.todo)
     bound = f"; up to {duration(est.seconds + extra)} if every selection's edge rule extends" if extra > 0 else ""
-    console.print(f"estimate: {estimate_text(est)}, one run at a time (each run priced from {source}: "
-                  f"`tuneoff.estimate`){bound}", highlight=False)
+    say(console, f"estimate: {estimate_text(est)}, one run at a time (each run priced from {source}: "
+                 f"`tuneoff.estimate`){bound}")
     for key, runs, price, seconds in groups[:GROUPS_SHOWN]:
         task, model, method, shots, entry = key
         cost = duration(seconds) if seconds is not None else "not priced"
-        console.print(f"  {term(Path(str(task)).stem)} · {term(model)} · {term(entry or method)} · {shots} shots: "
-                      f"{len(runs)} run(s), {cost} — {term(price.basis)}", highlight=False, soft_wrap=True)
+        say(console, f"  {term(Path(str(task)).stem)} · {term(model)} · {term(entry or method)} · {shots} shots: "
+                     f"{len(runs)} run(s), {cost} — {term(price.basis)}", indent=6)
         if price.selection:
             more = f"; up to {price.more:.1f}× that if the edge rule extends" if price.more > 1 else ""
-            console.print(f"    with its selection: {term(price.selection)}{more}", highlight=False, soft_wrap=True)
+            say(console, f"    with its selection: {term(price.selection)}{more}", indent=6)
     if len(groups) > GROUPS_SHOWN:
         rest = groups[GROUPS_SHOWN:]
         runs, priced_rest = sum(len(g[1]) for g in rest), [g[3] for g in rest if g[3] is not None]

@@ -46,23 +46,25 @@ class Col:
         return self.kind != TEXT
 
 
-def say(console, markup: str, style: str = "") -> None:
+def say(console, markup: str, style: str = "", indent: int = 0) -> None:
     """Print `markup` (rich markup, its text from data escaped; `style` over all of it) wrapped
-    between words at the console's width. A word longer than what a line holds (a path, a command)
-    goes whole on a line of its own, where a terminal folds it without a line break; rich's own
-    wrapping would cut it with a newline, and the path pasted from the screen or a log would be two.
-    Tabs are expanded, emoji codes are not (`:name:` in a path stays as it is)."""
+    between words at the console's width, each line after a paragraph's first indented by `indent`
+    spaces. A word longer than what a line holds (a path, a command) goes whole on a line of its
+    own, where a terminal folds it without a line break; rich's own wrapping would cut it with a
+    newline, and the path pasted from the screen or a log would be two. Tabs are expanded, emoji
+    codes are not (`:name:` in a path stays as it is)."""
     text = console.render_str(markup, style=style, highlight=False, emoji=False)
+    indent = indent if indent < console.width // 2 else 0
     for para in text.split("\n", allow_blank=True):
         para.expand_tabs()
         starts, start, words = [], 0, 0
         for word in re.finditer(r"\S+", para.plain):
-            if words and cell_len(para.plain[start:word.end()]) > console.width:
+            if words and cell_len(para.plain[start:word.end()]) + (indent if starts else 0) > console.width:
                 starts.append(start := word.start())
             words += 1
-        for line in para.divide(starts):
+        for k, line in enumerate(para.divide(starts)):
             line.rstrip()
-            console.print(line, soft_wrap=True)
+            console.print(RichText(" " * indent) + line if k and indent else line, soft_wrap=True)
 
 
 def _text(cell) -> RichText:
