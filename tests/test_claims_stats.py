@@ -119,6 +119,7 @@ def test_the_recommendation_and_the_report_apply_the_same_pair_rule():
     three = _cell("finetune", BASE[:3] + 0.3, range(3)) + _cell("lora", BASE[:3], range(3))
     t = paired_tests(to_frame(three), "accuracy", n_boot=500).iloc[0]
     assert not t["significant"] and t["claim"] == "too few pairs (3 < 5): no test"
+    assert t["note"] == ""  # the claim says why there is no test; the note does not say it again
     (a,) = [a for a in recommend(to_frame(three))[0] if a.domain == "in"]
     assert a.verdict == "no recommendation" and "at least 5" in a.sentence and not decided(a)
     # the best has 6 splits, the other shares only 3 of them: too few pairs, never "worse"
