@@ -235,11 +235,11 @@ def test_too_few_or_unpaired_runs_never_significant():
     few = paired_tests(to_frame(_pair_records([0.3, 0.3, 0.3])), "accuracy").iloc[0]
     assert few["n_pairs"] == 3 and np.isnan(few["p_wilcoxon"]) and np.isnan(few["p_bootstrap"])
     assert np.isnan(few["p_ttest"]) and np.isnan(few["p_ttest_holm"])
-    assert not few["significant"] and "too few" in few["note"]
+    assert not few["significant"] and few["claim"] == "too few pairs (3 < 5): no test" and few["note"] == ""
     unpaired = [make_record("finetune", acc=0.5, ood=None, data_seed=i) for i in range(6)]
     unpaired += [make_record("lora", acc=0.9, ood=None, data_seed=10 + i) for i in range(6)]
     r = paired_tests(to_frame(unpaired), "accuracy").iloc[0]
-    assert r["n_pairs"] == 0 and not r["significant"] and "no paired runs" in r["note"]
+    assert r["n_pairs"] == 0 and not r["significant"] and r["claim"] == "no paired runs: no test" and r["note"] == ""
 
 
 def test_pairs_with_different_split_checksums_are_dropped():
