@@ -18,12 +18,13 @@ Each is a run's own, never an average over runs: a cell of five runs with one co
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from itertools import product
 
 import numpy as np
 
 from tuneoff.describe import main_metric
-from tuneoff.metrics import label_metric_names, not_better, scores
+from tuneoff.metrics import get_metric, label_metric_names, not_better
 from tuneoff.record import Record
 
 COLLAPSED = 0.95  # a run that gives one label to at least this share of an eval set has collapsed
@@ -74,9 +75,17 @@ def _layouts(rec: Record, n_labels: int) -> list[tuple[int, ...]]:
 
 
 def _majority(counts: tuple[int, ...], metric: str) -> float | None:
+    """The majority's score, in `metric`, on a fold of these label counts."""
+    return _majority_score(counts, get_metric(metric).fn)
+
+
+@lru_cache(maxsize=None)
+def _majority_score(counts: tuple[int, ...], fn) -> float:
+    """(cached: a report asks it of every run's selection, and a folder's selections hold a handful
+    of layouts; keyed by the metric's function, so a metric registered again is computed again)"""
     y = np.repeat(np.arange(len(counts)), counts)
     first = int(np.argmax(counts))  # the most frequent label, the first of equals (`evaluate.majority_baseline`)
-    return scores(y, np.full_like(y, first), len(counts)).get(metric)
+    return fn(y, np.full_like(y, first), list(range(len(counts))))
 
 
 def chance_level(rec: Record) -> float | None:
