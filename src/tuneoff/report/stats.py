@@ -17,8 +17,8 @@ import pandas as pd
 from scipy import stats as _st
 
 from tuneoff.metrics import direction
-from tuneoff.report.claims import (ALPHA, MARGIN, MIN_PAIRS, N_BOOT, Rule, compare, eval_variance, holm,
-                                   interval, judge, one_label, phrase, rule_text, TOO_FEW)
+from tuneoff.report.claims import (ALPHA, MARGIN, MIN_PAIRS, N_BOOT, TOO_FEW, Rule, compare, eval_variance,
+                                   holm, interval, judge, one_label, phrase, rule_text)
 from tuneoff.report.frame import done_rows, frame_metric
 
 __all__ = ["ALPHA", "MIN_PAIRS", "N_BOOT", "holm", "t_interval", "paired_t", "bootstrap_p", "wilcoxon_p",
