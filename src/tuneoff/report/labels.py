@@ -23,23 +23,18 @@ def label_budgets(runs: pd.DataFrame) -> pd.DataFrame:
     d = runs[(runs["status"] == "done") & runs["labels_seen"].notna()] if "labels_seen" in runs else runs.iloc[:0]
     if d.empty:
         return pd.DataFrame(columns=COLUMNS)
-    d = d.copy()
-    d["labels_seen"] = d["labels_seen"].astype(int)
-    split = ["task", "shots"] + [c for c in SPLIT if c in d]
-    d = d.sort_values(["labels_seen", "variant"], kind="stable")
-    first = d.groupby(split, sort=False, dropna=False)
+    d = d.assign(labels_seen=d["labels_seen"].astype(int)).sort_values(["labels_seen", "variant"], kind="stable")
+    first = d.groupby(["task", "shots"] + [c for c in SPLIT if c in d], sort=False, dropna=False)
     d["fewest"], d["fewest_seen"] = first["variant"].transform("first"), first["labels_seen"].transform("first")
     d["ratio"] = d["labels_seen"] / d["fewest_seen"]
-    top = (d.sort_values(["ratio", "labels_seen"], ascending=False, kind="stable")
-           .groupby(["task", "shots", "variant"], sort=True, dropna=False).head(1)
-           .set_index(["task", "shots", "variant"]))
+    # each method's split where it saw the most over the fewest (on ties, its most labels) comes first
+    d = d.sort_values(["ratio", "labels_seen"], ascending=False, kind="stable")
     t = (d.groupby(["task", "shots", "variant"], sort=True, dropna=False)
          .agg(low=("labels_seen", "min"), high=("labels_seen", "max"),
-              why=("labels_why", lambda s: " / ".join(sorted({str(x) for x in s if isinstance(x, str) and x}))))
+              why=("labels_why", lambda s: " / ".join(sorted({str(x) for x in s if isinstance(x, str) and x}))),
+              times=("ratio", "first"), fewest=("fewest", "first"), fewest_seen=("fewest_seen", "first"),
+              seen=("labels_seen", "first"))
          .reset_index())
-    at = top.loc[list(zip(t["task"], t["shots"], t["variant"]))]
-    t["times"], t["fewest"] = at["ratio"].to_numpy(), at["fewest"].to_numpy()
-    t["fewest_seen"], t["seen"] = at["fewest_seen"].to_numpy(), at["labels_seen"].to_numpy()
     return t[COLUMNS]
 
 

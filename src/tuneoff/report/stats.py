@@ -118,12 +118,11 @@ def _pair(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[np.ndarray, ..
 def _row(c, wil: tuple[float, str], notes: list[str], rule: Rule) -> dict:
     if c.n and not c.eval_known:
         notes.append("no eval-sample variance (metric or eval-set size unknown): split-only")
-    claim = phrase(c, rule)
-    if wil[1] and not claim.startswith((TOO_FEW, "no paired runs")):  # the claim says it already
-        notes.insert(0, "no paired runs (no shared split): no test" if c.n == 0 else wil[1])
+    if wil[1] and c.verdict != TOO_FEW:  # too few pairs, or none: the claim says why there is no test
+        notes.insert(0, wil[1])
     return {"n_pairs": c.n, "mean_diff": c.diff, "ci_lo": c.ci[0], "ci_hi": c.ci[1], "eval_se": c.eval_se,
             "p": c.p, "p_holm": c.p_holm, "p_boot": c.p_boot, "p_tost": c.p_tost, "p_tost_holm": c.p_tost_holm,
-            "mdd": c.mdd, "mdd_floor": c.mdd_floor, "claim": claim, "significant": c.separated,
+            "mdd": c.mdd, "mdd_floor": c.mdd_floor, "claim": phrase(c, rule), "significant": c.separated,
             "equivalent": c.verdict == "equivalent", "ci_split_lo": c.ci_split[0], "ci_split_hi": c.ci_split[1],
             "p_ttest": c.p_split, "p_ttest_holm": c.p_split_holm, "p_bootstrap": c.p_boot_split,
             "significant_old": c.separated_split, "p_wilcoxon": wil[0], "note": "; ".join(notes)}
