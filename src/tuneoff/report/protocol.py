@@ -11,7 +11,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from tuneoff.describe import method_options
+from tuneoff.describe import flatten, method_options
 from tuneoff.identity import current_layout
 from tuneoff.metrics import direction, not_better
 from tuneoff.record import Record, Selection, load
@@ -303,17 +303,6 @@ def _selection_text(sel: Selection | None) -> str:
 MEASURED = ("threads.busy_elsewhere",)  # measured as a run starts (the load beside it), not its environment
 
 
-def _flat(env: dict, prefix: str = "") -> dict:
-    """An environment's fields, a nested one (`threads`) as dotted fields: `threads.cores`."""
-    out = {}
-    for k, v in env.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _spread(values: list) -> str:
     got = sorted(v for v in values if v is not None)
     return "–" if not got else f"{got[0]:g}" if got[0] == got[-1] else f"{got[0]:g}–{got[-1]:g}"
@@ -323,7 +312,7 @@ def _env(records: list[Record]) -> list:
     """One row per library or hardware field, one column per distinct environment (most runs first):
     narrow enough for the page however many libraries a run records. What a run measured as it
     started (the load beside it) sets no column apart: each column gives its range over its runs."""
-    envs = [_flat(r.env) for r in records if r.env]
+    envs = [flatten(r.env) for r in records if r.env]  # a nested field (`threads`) dotted: `threads.cores`
     if not envs:
         return [Text("No environment recorded.")]
     keys = list(dict.fromkeys(k for e in envs for k in e))
